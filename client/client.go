@@ -1,0 +1,329 @@
+// Package client is the shardseq library: it hands out positive int64 IDs that
+// are never the same twice, reserved in acknowledged blocks from the shards
+// of a namespace on a Redis Cluster.
+//
+// A Client is safe for concurrent use. In segment mode (the default) Next
+// costs no I/O: IDs come from a block held in memory, and the next block is
+// reserved in the background before the current one runs out. IDs of blocks
+// still held when the process stops are never handed out by anyone: they are
+// gaps, not duplicates.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/failover"
+	"github.com/shardseq/shardseq/shard"
+)
+
+// MaxBatch bounds NextN.
+const MaxBatch = 1 << 20
+
+// segment is a block being handed out. pos counts IDs taken; only the
+// goroutine whose Add crosses trigger starts the refill, so the hot path is
+// one atomic add.
+type segment struct {
+	pos     atomic.Int64
+	lo, n   int64
+	shard   int
+	shards  int64
+	trigger int64
+	born    time.Time
+}
+
+func (s *segment) id(k int64) int64 { return (s.lo+k)*s.shards + int64(s.shard) }
+
+// Client hands out IDs of one namespace.
+type Client struct {
+	cfg       Config
+	cl        *cluster.Cluster
+	ownsCl    bool
+	reg       *failover.Registry
+	set       *failover.Set
+	log       *slog.Logger
+	ctx       context.Context // background refills; cancelled by Close
+	cancel    context.CancelFunc
+	cur       atomic.Pointer[segment]
+	mu        sync.Mutex // guards the fields below; never held across I/O
+	next      *segment
+	refilling bool
+	refilled  chan struct{} // closed when the running refill ends
+	refillErr error
+	blockSize int64
+	wg        sync.WaitGroup
+	closed    atomic.Bool
+	discarded atomic.Int64
+}
+
+// New validates cfg, connects to the cluster (unless cfg.Cluster is given),
+// opens the namespace (creating it on first use, refusing a different shard
+// count) and returns a ready Client.
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	c := &Client{cfg: cfg, cl: cfg.Cluster, reg: cfg.Registry, log: cfg.Logger, blockSize: cfg.BlockSize}
+	if c.cl == nil {
+		cl, err := cluster.Dial(ctx, cfg.clusterConfig())
+		if err != nil {
+			return nil, err
+		}
+		c.cl, c.ownsCl = cl, true
+	}
+	if c.reg == nil {
+		c.reg = failover.NewRegistry()
+	}
+	ns, err := shard.Open(ctx, c.cl, cfg.Namespace, cfg.Shards, cfg.shardOptions())
+	if err != nil {
+		if c.ownsCl {
+			_ = c.cl.Close()
+		}
+		return nil, err
+	}
+	c.set = failover.NewSet(ns, c.reg, c.cl.Topology, cfg.Breaker, c.log)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// Namespace is the client's namespace.
+func (c *Client) Namespace() string { return c.cfg.Namespace }
+
+// ShardCount is N.
+func (c *Client) ShardCount() int { return c.cfg.Shards }
+
+// Next returns a new ID. It fails only when no shard can serve (wrapping
+// ErrNoHealthyShard), when ctx ends, or when the client is closed.
+func (c *Client) Next(ctx context.Context) (int64, error) {
+	if c.cfg.Strict {
+		b, err := c.reserve(ctx, 1)
+		if err != nil {
+			return 0, err
+		}
+		return b.ID(0), nil
+	}
+	for {
+		seg := c.cur.Load()
+		if seg != nil {
+			k := seg.pos.Add(1) - 1
+			if k < seg.n {
+				if k == seg.trigger {
+					c.startRefill()
+				}
+				return seg.id(k), nil
+			}
+		}
+		if err := c.advance(ctx, seg); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// NextN returns n new IDs (1 <= n <= MaxBatch), taken from buffered blocks
+// without a round trip per ID. IDs within a batch increase within each block
+// they came from.
+func (c *Client) NextN(ctx context.Context, n int) ([]int64, error) {
+	if n < 1 || n > MaxBatch {
+		return nil, fmt.Errorf("client: NextN(%d): want 1 to %d", n, MaxBatch)
+	}
+	out := make([]int64, 0, n)
+	if c.cfg.Strict {
+		b, err := c.reserve(ctx, int64(n))
+		if err != nil {
+			return nil, err
+		}
+		for k := int64(0); k < b.Len(); k++ {
+			out = append(out, b.ID(k))
+		}
+		return out, nil
+	}
+	for len(out) < n {
+		seg := c.cur.Load()
+		if seg != nil {
+			want := int64(n - len(out))
+			end := seg.pos.Add(want)
+			k := end - want
+			if k < seg.n {
+				end = min(end, seg.n)
+				if k <= seg.trigger && seg.trigger < end {
+					c.startRefill()
+				}
+				for ; k < end; k++ {
+					out = append(out, seg.id(k))
+				}
+				continue
+			}
+		}
+		if err := c.advance(ctx, seg); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (c *Client) reserve(ctx context.Context, count int64) (shard.Block, error) {
+	if c.closed.Load() {
+		return shard.Block{}, ErrClosed
+	}
+	b, err := c.set.Reserve(ctx, count, -1)
+	if err == nil {
+		c.set.Issued(b.Shard, uint64(b.Len()))
+	}
+	return b, err
+}
+
+// advance replaces the exhausted segment old with the prefetched one, or
+// waits for a refill. Only arithmetic happens under the lock.
+func (c *Client) advance(ctx context.Context, old *segment) error {
+	for {
+		if c.closed.Load() {
+			return ErrClosed
+		}
+		c.mu.Lock()
+		if cur := c.cur.Load(); cur != old {
+			c.mu.Unlock()
+			return nil // another goroutine advanced already
+		}
+		if c.next != nil {
+			if old != nil {
+				c.set.Issued(old.shard, uint64(old.n))
+			}
+			c.cur.Store(c.next)
+			c.next = nil
+			c.mu.Unlock()
+			return nil
+		}
+		done := c.refillLocked()
+		c.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c.mu.Lock()
+		err := c.refillErr
+		ready := c.next != nil
+		c.mu.Unlock()
+		if !ready && err != nil {
+			return err
+		}
+	}
+}
+
+// startRefill reserves the next block in the background unless a refill is
+// running or a block is already waiting.
+func (c *Client) startRefill() {
+	c.mu.Lock()
+	if c.next == nil {
+		c.refillLocked()
+	}
+	c.mu.Unlock()
+}
+
+func (c *Client) refillLocked() <-chan struct{} {
+	if c.refilling {
+		return c.refilled
+	}
+	c.refilling = true
+	c.refilled = make(chan struct{})
+	size := c.blockSize
+	c.wg.Add(1)
+	go c.refill(size, c.refilled)
+	return c.refilled
+}
+
+func (c *Client) refill(size int64, done chan struct{}) {
+	defer c.wg.Done()
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	b, err := c.set.Reserve(ctx, size, -1)
+	cancel()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refilling = false
+	c.refillErr = err
+	if err == nil {
+		if c.closed.Load() {
+			c.discarded.Add(b.Len())
+		} else {
+			c.next = &segment{lo: b.Lo, n: b.Len(), shard: b.Shard, shards: int64(b.Shards),
+				trigger: int64(float64(b.Len()) * c.cfg.RefillAt), born: time.Now()}
+			c.adaptLocked()
+		}
+	} else if !errors.Is(err, context.Canceled) {
+		c.log.Warn("refill failed", "namespace", c.cfg.Namespace, "err", err)
+	}
+	close(done)
+}
+
+// adaptLocked sizes the next reservation so that a block lasts about
+// BlockTarget: it doubles when the current one ran out in less than half of
+// that and halves when it lasted more than twice that.
+func (c *Client) adaptLocked() {
+	cur := c.cur.Load()
+	if cur == nil {
+		return
+	}
+	lived := time.Since(cur.born)
+	switch {
+	case lived < c.cfg.BlockTarget/2:
+		c.blockSize = min(c.blockSize*2, c.cfg.MaxBlockSize)
+	case lived > 2*c.cfg.BlockTarget:
+		c.blockSize = max(c.blockSize/2, c.cfg.MinBlockSize)
+	}
+}
+
+// BlockSize is the size of the next reservation in segment mode.
+func (c *Client) BlockSize() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.blockSize
+}
+
+// Shards returns the health of every shard of the namespace.
+func (c *Client) Shards() []failover.ShardStatus { return c.set.Status() }
+
+// Healthy is the number of shards currently serving.
+func (c *Client) Healthy() int { return c.set.Healthy() }
+
+// Registry is the shard registry this client reports to.
+func (c *Client) Registry() *failover.Registry { return c.reg }
+
+// Cluster is the cluster connection in use.
+func (c *Client) Cluster() *cluster.Cluster { return c.cl }
+
+// Close stops background work and, when the client opened it, the cluster
+// connection. IDs still buffered are dropped: they become gaps and are never
+// handed out by anyone. Close is idempotent.
+func (c *Client) Close() error {
+	if !c.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	c.cancel()
+	c.wg.Wait()
+	c.set.Close()
+	c.mu.Lock()
+	if seg := c.cur.Load(); seg != nil {
+		if used := seg.pos.Load(); used < seg.n {
+			c.discarded.Add(seg.n - used)
+		}
+	}
+	if c.next != nil {
+		c.discarded.Add(c.next.n)
+		c.next = nil
+	}
+	c.mu.Unlock()
+	if c.ownsCl {
+		return c.cl.Close()
+	}
+	return nil
+}
+
+// Discarded is how many reserved IDs were dropped unused (gaps), so far.
+func (c *Client) Discarded() int64 { return c.discarded.Load() }

@@ -1,0 +1,270 @@
+// Package shard is one shard of a namespace: the names of its keys, the
+// step-offset arithmetic of its IDs, and the Redis scripts that reserve blocks
+// of them with replication acknowledgement and failover fencing.
+//
+// Shard i of a namespace with N shards hands out only IDs congruent to i mod N:
+// ID = seq*N + i for seq = 1, 2, 3... Two shards can never produce the same ID,
+// so shards need no coordination with each other.
+package shard
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+
+	"github.com/shardseq/shardseq/cluster"
+)
+
+// MaxShards bounds N. More shards than masters buys nothing, and the placement
+// search and the namespace record grow with N.
+const MaxShards = 1024
+
+// DefaultMaxID keeps every ID exactly representable as a float64, so that
+// JavaScript and JSON decoders that use doubles read IDs unchanged.
+const DefaultMaxID int64 = 1<<53 - 1
+
+// metaCopies is how many copies of the namespace record are kept. They sit on
+// slots a third of the slot space apart, so on a cluster of three or more
+// masters losing all of them takes three masters losing their data.
+const metaCopies = 3
+
+var namespaceRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// ValidNamespace reports whether ns may name a namespace: 1 to 64 characters
+// of A-Z a-z 0-9 _ . - (no braces or colons, so it cannot break a hash tag).
+func ValidNamespace(ns string) bool { return namespaceRE.MatchString(ns) }
+
+// ID returns the ID of sequence number seq of shard i of n.
+func ID(seq int64, i, n int) int64 { return seq*int64(n) + int64(i) }
+
+// Decode returns the shard and sequence number that issued id in a namespace
+// of n shards.
+func Decode(id int64, n int) (i int, seq int64) {
+	return int(id % int64(n)), id / int64(n)
+}
+
+// MaxSeq is the largest sequence number shard i of n may hand out without an
+// ID above maxID.
+func MaxSeq(i, n int, maxID int64) int64 { return (maxID - int64(i)) / int64(n) }
+
+// Layout names the keys of a namespace. It is planned once, when the namespace
+// is created, and stored in the namespace record: keys must never move, since
+// a counter at a new key would start again from zero.
+type Layout struct {
+	Shards   int      `json:"shards"`
+	Counters []string `json:"counters"` // hash tag of shard i's counter
+	Mirrors  []string `json:"mirrors"`  // hash tag of shard i's high-water-mark mirror
+}
+
+// CounterKey is the Redis key of shard i's counter.
+func (l Layout) CounterKey(ns string, i int) string {
+	return "shardseq:{" + l.Counters[i] + "}:seq"
+}
+
+// MirrorKey is the Redis key of shard i's high-water-mark mirror.
+func (l Layout) MirrorKey(ns string, i int) string {
+	return "shardseq:{" + l.Mirrors[i] + "}:hwm:" + ns + ":" + strconv.Itoa(i)
+}
+
+// Validate checks a layout read back from Redis before it is trusted.
+func (l Layout) Validate(n int) error {
+	if l.Shards != n || len(l.Counters) != n || len(l.Mirrors) != n {
+		return fmt.Errorf("%w: layout for %d shards has %d counters and %d mirrors", ErrBadRecord, l.Shards, len(l.Counters), len(l.Mirrors))
+	}
+	seen := make(map[string]bool, 2*n)
+	for _, tags := range [][]string{l.Counters, l.Mirrors} {
+		for _, t := range tags {
+			if t == "" || seen[t] || !validTag(t) {
+				return fmt.Errorf("%w: bad or repeated hash tag %q", ErrBadRecord, t)
+			}
+			seen[t] = true
+		}
+	}
+	return nil
+}
+
+func validTag(t string) bool {
+	for i := 0; i < len(t); i++ {
+		if t[i] == '{' || t[i] == '}' {
+			return false
+		}
+	}
+	return true
+}
+
+func (l Layout) encode() string {
+	b, _ := json.Marshal(l) // a struct of strings and ints cannot fail
+	return string(b)
+}
+
+func decodeLayout(s string, n int) (Layout, error) {
+	var l Layout
+	if err := json.Unmarshal([]byte(s), &l); err != nil {
+		return Layout{}, fmt.Errorf("%w: layout is not JSON: %v", ErrBadRecord, err)
+	}
+	return l, l.Validate(n)
+}
+
+// MetaKeys are the keys of the copies of a namespace record. Unlike the
+// layout they cannot depend on the live slot map, because a client must find
+// them before it knows anything else; they target the middles of the three
+// thirds of the slot space, which sit on distinct masters of an evenly sliced
+// cluster.
+func MetaKeys(ns string) []string {
+	keys := make([]string, metaCopies)
+	for c := range keys {
+		target := (2*c + 1) * cluster.NumSlots / (2 * metaCopies)
+		prefix := ns + ":meta:" + strconv.Itoa(c) + ":"
+		tag := searchTag(prefix, func(s int) bool { return abs(s-target) <= cluster.NumSlots/(8*metaCopies) })
+		keys[c] = "shardseq:{" + tag + "}:meta"
+	}
+	return keys
+}
+
+// PlanLayout places the N counters of a namespace. Shard i aims at the middle
+// of the i-th N-th of the slot space, then moves to another master if that
+// master already holds its share, so that the counters sit on distinct masters
+// whenever there are at least N masters and spread evenly otherwise. Each
+// shard's mirror sits on a master other than its counter's whenever there are
+// two or more. With no topology (or an empty one) the plan uses slot targets
+// alone.
+func PlanLayout(ns string, n int, top *cluster.Topology) Layout {
+	l := Layout{Shards: n, Counters: make([]string, n), Mirrors: make([]string, n)}
+	var masters []cluster.Master
+	if top != nil {
+		masters = top.Masters
+	}
+	owner := func(slot int) int { // index into masters, -1 unknown
+		if top == nil {
+			return -1
+		}
+		m, ok := top.MasterForSlot(slot)
+		if !ok {
+			return -1
+		}
+		for k := range masters {
+			if masters[k].ID == m.ID {
+				return k
+			}
+		}
+		return -1
+	}
+	quota := 1
+	if len(masters) > 0 {
+		quota = (n + len(masters) - 1) / len(masters)
+	}
+	load := make([]int, len(masters))
+	tol := max(cluster.NumSlots/(8*n), 1)
+	for i := 0; i < n; i++ {
+		target := (2*i + 1) * cluster.NumSlots / (2 * n)
+		want := owner(target)
+		if want >= 0 && load[want] >= quota {
+			want = leastLoadedNear(masters, load, target)
+		}
+		prefix := ns + ":" + strconv.Itoa(n) + ":" + strconv.Itoa(i) + ":"
+		l.Counters[i] = placeTag(prefix, target, tol, want, owner)
+		if want >= 0 {
+			load[want]++
+		}
+		counterOwner := owner(cluster.Slot(l.Counters[i]))
+
+		mtarget := (target + cluster.NumSlots/2) % cluster.NumSlots
+		mwant := owner(mtarget)
+		if len(masters) > 1 && mwant == counterOwner {
+			mwant = (counterOwner + 1) % len(masters)
+		}
+		l.Mirrors[i] = placeTag(prefix+"m:", mtarget, tol, mwant, owner)
+	}
+	return l
+}
+
+// placeTag finds the first tag prefix+k whose slot lies within tol of target
+// and, when want >= 0, is served by master want; if want serves no slot near
+// the target, any slot of want will do.
+func placeTag(prefix string, target, tol, want int, owner func(int) int) string {
+	near := func(s int) bool { return abs(s-target) <= tol }
+	if want < 0 {
+		return searchTag(prefix, near)
+	}
+	const patience = 1 << 16
+	if tag, ok := searchTagN(prefix, patience, func(s int) bool { return near(s) && owner(s) == want }); ok {
+		return tag
+	}
+	return searchTag(prefix, func(s int) bool { return owner(s) == want })
+}
+
+func searchTag(prefix string, ok func(slot int) bool) string {
+	tag, _ := searchTagN(prefix, 1<<30, ok)
+	return tag
+}
+
+func searchTagN(prefix string, limit int, ok func(slot int) bool) (string, bool) {
+	for k := 0; k < limit; k++ {
+		tag := prefix + strconv.Itoa(k)
+		if ok(cluster.Slot(tag)) {
+			return tag, true
+		}
+	}
+	return "", false
+}
+
+// leastLoadedNear picks, among the masters with the fewest counters, the one
+// with a slot closest to target.
+func leastLoadedNear(masters []cluster.Master, load []int, target int) int {
+	idx := make([]int, len(masters))
+	for k := range idx {
+		idx[k] = k
+	}
+	dist := func(k int) int {
+		best := cluster.NumSlots
+		for _, r := range masters[k].Slots {
+			switch {
+			case target < r[0]:
+				best = min(best, r[0]-target)
+			case target > r[1]:
+				best = min(best, target-r[1])
+			default:
+				return 0
+			}
+		}
+		return best
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		if load[idx[a]] != load[idx[b]] {
+			return load[idx[a]] < load[idx[b]]
+		}
+		return dist(idx[a]) < dist(idx[b])
+	})
+	return idx[0]
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// Errors of this package. Match them with errors.Is.
+var (
+	// ErrShardCountMismatch: the namespace exists in Redis with another N.
+	// Two values of N would overlap residue classes and repeat IDs.
+	ErrShardCountMismatch = errors.New("shard: shard count mismatch")
+	// ErrNotReplicated: the write did not reach the replicas in time, so its
+	// block was discarded.
+	ErrNotReplicated = errors.New("shard: not replicated")
+	// ErrCounterMissing: a counter and its mirror are both gone.
+	ErrCounterMissing = errors.New("shard: counter lost")
+	// ErrCounterRegressed: a counter returned a value at or below one it
+	// returned before; the block is refused.
+	ErrCounterRegressed = errors.New("shard: counter moved backwards")
+	// ErrExhausted: the shard reached the largest ID it may hand out.
+	ErrExhausted = errors.New("shard: ID space exhausted")
+	// ErrBadRecord: a value stored in Redis is not what shardseq writes.
+	ErrBadRecord = errors.New("shard: unexpected data in Redis")
+	// ErrRedirect: the key moved; the caller should reload the topology.
+	ErrRedirect = errors.New("shard: key moved")
+)
