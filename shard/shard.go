@@ -98,6 +98,7 @@ type Shard struct {
 	ns         *Namespace
 	highest    atomic.Int64 // highest sequence number this process reserved
 	ceiling    atomic.Int64 // mirror value this process knows to be replicated
+	raisedAt   atomic.Int64 // unix nanos of the last confirmed mirror write
 	FenceCount atomic.Int64
 }
 
@@ -120,7 +121,11 @@ func (s *Shard) Reserve(ctx context.Context, count int64) (Block, error) {
 	}
 	for cur := s.highest.Load(); b.Hi > cur && !s.highest.CompareAndSwap(cur, b.Hi); cur = s.highest.Load() {
 	}
-	if !o.Unsafe && b.Hi > s.ceiling.Load() {
+	// The mirror is also rewritten once per MirrorRefresh even when it is far
+	// enough ahead: its own master may have come back empty since, and a
+	// mirror must exist when a counter needs restoring.
+	stale := time.Since(time.Unix(0, s.raisedAt.Load())) > mirrorRefresh
+	if !o.Unsafe && (b.Hi > s.ceiling.Load() || stale) {
 		if err := s.raiseMirror(ctx, b.Hi+max(o.MirrorLease, 4*count)); err != nil {
 			return Block{}, fmt.Errorf("shard %d: mirror not raised, block discarded: %w", s.Index, err)
 		}
@@ -132,6 +137,9 @@ func (s *Shard) Reserve(ctx context.Context, count int64) (Block, error) {
 }
 
 var errEmpty = errors.New("shard: counter missing")
+
+// mirrorRefresh bounds how long a mirror lost with its master stays missing.
+const mirrorRefresh = time.Second
 
 func (s *Shard) reserve(ctx context.Context, count int64, floor string) (Block, error) {
 	o := s.ns.opt
@@ -203,6 +211,7 @@ func (s *Shard) raiseMirror(ctx context.Context, to int64) error {
 	}
 	for cur := s.ceiling.Load(); got > cur && !s.ceiling.CompareAndSwap(cur, got); cur = s.ceiling.Load() {
 	}
+	s.raisedAt.Store(time.Now().UnixNano())
 	return nil
 }
 

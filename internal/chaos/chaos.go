@@ -1,0 +1,376 @@
+// Package chaos runs the uniqueness scenario: concurrent callers take IDs
+// through the library (segment and strict mode, with client restarts) and
+// over HTTP while real faults hit a local Redis Cluster, and a checker
+// records every acknowledged ID. It backs the integration tests and
+// `shardseq verify`.
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shardseq/shardseq/client"
+	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/internal/checker"
+)
+
+// Fault is a kind of real fault injected into the cluster.
+type Fault string
+
+// The faults. Each targets one master, chosen round robin.
+const (
+	// KillMaster: kill -9 a master; after its replica took over, start it
+	// again (it rejoins as a replica).
+	KillMaster Fault = "kill-master"
+	// PauseMaster: SIGSTOP a master past cluster-node-timeout until its
+	// replica is promoted, then SIGCONT: it wakes up still believing it is
+	// master for a moment.
+	PauseMaster Fault = "pause-master"
+	// RestartEmpty: kill -9 a master and start it at once without its data,
+	// before a failover: it comes back empty and its replica resyncs the
+	// empty dataset.
+	RestartEmpty Fault = "restart-empty"
+	// PartitionReplica: cut a master from its replicas while clients still
+	// reach it; no failover happens, but nothing it writes can replicate.
+	PartitionReplica Fault = "partition-replica"
+	// IsolateMaster: cut a master from every other node while clients still
+	// reach it, until the majority promotes its replica; then heal.
+	IsolateMaster Fault = "isolate-master"
+	// LaggingReplicaKill: freeze a master's replica, push 40 MB through the
+	// master so acknowledged writes stay in its memory, kill -9 it and let
+	// the stale replica be promoted: the classic lost-write failover.
+	LaggingReplicaKill Fault = "lagging-replica-kill"
+)
+
+// Faults is every fault kind, in the order a mixed scenario cycles them.
+var Faults = []Fault{KillMaster, PartitionReplica, PauseMaster, RestartEmpty, IsolateMaster, LaggingReplicaKill}
+
+// ParseFaults parses a comma-separated list of fault names.
+func ParseFaults(s string) ([]Fault, error) {
+	var out []Fault
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		ok := false
+		for _, k := range Faults {
+			ok = ok || Fault(f) == k
+		}
+		if !ok {
+			return nil, fmt.Errorf("chaos: unknown fault %q; want one of %v", f, Faults)
+		}
+		out = append(out, Fault(f))
+	}
+	return out, nil
+}
+
+// Config describes a scenario. Zero values are defaults.
+type Config struct {
+	// Seeds are the cluster's addresses. Required.
+	Seeds []string
+	// Local is the cluster to inject faults into; nil runs load only.
+	Local *cluster.LocalCluster
+	// Net cuts links for the partition faults (the cluster must use
+	// PerNodeIP). Nil skips partition faults with a note in the log.
+	Net *Netfilter
+	// Faults are injected one after another while the load runs.
+	Faults []Fault
+	// Namespace default "verify-<unix time>"; Shards default 6.
+	Namespace string
+	Shards    int
+	// Callers is the number of library callers (default 8); StrictCallers of
+	// them use strict mode (default 1).
+	Callers, StrictCallers int
+	// HTTP lists server base URLs; HTTPCallers callers (default 2 when HTTP
+	// is set) take IDs over HTTP with count=HTTPBatch (default 100).
+	HTTP                   []string
+	HTTPCallers, HTTPBatch int
+	// MinIDs: the load goes on after the faults until this many IDs were
+	// acknowledged (default 1,000,000). MaxDuration caps the whole run
+	// (default 5m); MinDuration keeps load-only runs going (default 0).
+	MinIDs                   int64
+	MaxDuration, MinDuration time.Duration
+	// RestartEvery: each library caller closes its client and opens a new
+	// one this often, as a restarted process would (default 2s; -1 never).
+	RestartEvery time.Duration
+	// Client is the template for every library client (block sizes, ack);
+	// Seeds, Namespace and Shards are filled in.
+	Client client.Config
+	// Logf receives progress lines; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+func (c Config) withDefaults() Config {
+	if c.Namespace == "" {
+		c.Namespace = "verify-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	if c.Shards == 0 {
+		c.Shards = 6
+	}
+	if c.Callers == 0 {
+		c.Callers = 8
+	}
+	if c.StrictCallers == 0 {
+		c.StrictCallers = 1
+	}
+	if len(c.HTTP) > 0 && c.HTTPCallers == 0 {
+		c.HTTPCallers = 2
+	}
+	if c.HTTPBatch == 0 {
+		c.HTTPBatch = 100
+	}
+	if c.MinIDs == 0 {
+		c.MinIDs = 1_000_000
+	}
+	if c.MaxDuration == 0 {
+		c.MaxDuration = 5 * time.Minute
+	}
+	if c.RestartEvery == 0 {
+		c.RestartEvery = 2 * time.Second
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+	return c
+}
+
+// Run plays the scenario and returns the checker's report. The error is about
+// the scenario itself (a fault that could not be injected, a cluster that did
+// not recover); duplicates are in the report.
+func Run(ctx context.Context, cfg Config) (checker.Report, error) {
+	cfg = cfg.withDefaults()
+	if len(cfg.Seeds) == 0 {
+		return checker.Report{}, errors.New("chaos: no seed addresses")
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.MaxDuration)
+	defer cancel()
+
+	// Create the namespace before the faults start, so every caller agrees.
+	first, err := client.New(ctx, cfg.clientConfig(false))
+	if err != nil {
+		return checker.Report{}, err
+	}
+	_ = first.Close()
+
+	ck := checker.New()
+	var acked atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < cfg.Callers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cfg.libraryCaller(ctx, stop, ck.Recorder(), &acked, i < cfg.StrictCallers, i)
+		}()
+	}
+	for i := 0; i < cfg.HTTPCallers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cfg.httpCaller(ctx, stop, ck.Recorder(), &acked, cfg.HTTP[i%len(cfg.HTTP)])
+		}()
+	}
+
+	var log []string
+	var runErr error
+	for i, f := range cfg.Faults {
+		if ctx.Err() != nil {
+			break
+		}
+		t0 := time.Now()
+		what, err := inject(ctx, cfg, f, i)
+		if err != nil {
+			runErr = fmt.Errorf("chaos: fault %d (%s): %w", i+1, f, err)
+			break
+		}
+		line := fmt.Sprintf("%s %s (%.1fs)", f, what, time.Since(t0).Seconds())
+		log = append(log, line)
+		cfg.Logf("fault %d/%d: %s; %d IDs so far", i+1, len(cfg.Faults), line, acked.Load())
+	}
+
+	start := time.Now()
+	tick := time.NewTicker(500 * time.Millisecond)
+	for ctx.Err() == nil && runErr == nil && (acked.Load() < cfg.MinIDs || time.Since(start) < cfg.MinDuration) {
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+			cfg.Logf("load: %d IDs acknowledged", acked.Load())
+		}
+	}
+	tick.Stop()
+	close(stop)
+	wg.Wait()
+	rep := ck.Report()
+	rep.Faults, rep.FaultLog = len(log), log
+	if runErr == nil && acked.Load() < cfg.MinIDs {
+		runErr = fmt.Errorf("chaos: only %d of %d IDs acknowledged before the %v limit", acked.Load(), cfg.MinIDs, cfg.MaxDuration)
+	}
+	return rep, runErr
+}
+
+func (cfg Config) clientConfig(strict bool) client.Config {
+	c := cfg.Client
+	c.Addrs, c.Namespace, c.Shards, c.Strict = cfg.Seeds, cfg.Namespace, cfg.Shards, strict
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c
+}
+
+// libraryCaller takes IDs until stop, opening a new client every
+// RestartEvery as a restarted process would; a client is closed without
+// handing out what it still holds.
+func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *checker.Recorder, acked *atomic.Int64, strict bool, seed int) {
+	var c *client.Client
+	defer func() {
+		if c != nil {
+			_ = c.Close()
+		}
+	}()
+	var opened time.Time
+	for n := 0; ; n++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if c == nil || (cfg.RestartEvery > 0 && time.Since(opened) > cfg.RestartEvery) {
+			if c != nil {
+				_ = c.Close()
+				c = nil
+			}
+			nc, err := client.New(ctx, cfg.clientConfig(strict))
+			if err != nil {
+				rec.Fail(err)
+				waitOrStop(stop, 100*time.Millisecond)
+				continue
+			}
+			c, opened = nc, time.Now()
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		t0 := time.Now()
+		if (n+seed)%8 == 0 {
+			ids, err := c.NextN(cctx, 16)
+			cancel()
+			if err != nil {
+				rec.Fail(err)
+				continue
+			}
+			rec.Ack(time.Since(t0), ids...)
+			acked.Add(int64(len(ids)))
+			continue
+		}
+		id, err := c.Next(cctx)
+		cancel()
+		if err != nil {
+			rec.Fail(err)
+			continue
+		}
+		rec.Ack(time.Since(t0), id)
+		acked.Add(1)
+	}
+}
+
+func (cfg Config) httpCaller(ctx context.Context, stop <-chan struct{}, rec *checker.Recorder, acked *atomic.Int64, base string) {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	url := strings.TrimRight(base, "/") + "/v1/ids/" + cfg.Namespace + "?count=" + strconv.Itoa(cfg.HTTPBatch)
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		t0 := time.Now()
+		ids, err := postIDs(ctx, hc, url)
+		if err != nil {
+			rec.Fail(err)
+			waitOrStop(stop, 20*time.Millisecond)
+			continue
+		}
+		rec.Ack(time.Since(t0), ids...)
+		acked.Add(int64(len(ids)))
+	}
+}
+
+// postIDs asks a server for IDs and parses {"namespace":..,"ids":[...]}
+// without trusting it: anything else is an error, never an ID.
+func postIDs(ctx context.Context, hc *http.Client, url string) ([]int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<22))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return ParseIDs(body)
+}
+
+// ParseIDs extracts the "ids" array of a server reply.
+func ParseIDs(body []byte) ([]int64, error) {
+	s := string(body)
+	i := strings.Index(s, `"ids":[`)
+	if i < 0 {
+		return nil, fmt.Errorf("chaos: reply has no ids: %.200s", s)
+	}
+	s = s[i+len(`"ids":[`):]
+	j := strings.IndexByte(s, ']')
+	if j < 0 {
+		return nil, fmt.Errorf("chaos: unterminated ids: %.200s", s)
+	}
+	var ids []int64
+	for _, f := range strings.Split(s[:j], ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		id, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("chaos: bad id %q", f)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+func waitOrStop(stop <-chan struct{}, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-stop:
+	case <-t.C:
+	}
+}
+
+func host(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return h
+}
