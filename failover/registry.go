@@ -47,7 +47,7 @@ var schema = &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 				&memdb.IntFieldIndex{Field: "Index"},
 			}}},
 			"namespace": {Name: "namespace", Indexer: &memdb.StringFieldIndex{Field: "Namespace"}},
-			"state":     {Name: "state", Indexer: &memdb.StringFieldIndex{Field: "State"}},
+			"state":     {Name: "state", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "State"}},
 			"node":      {Name: "node", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Node"}},
 		},
 	},

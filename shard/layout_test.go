@@ -1,0 +1,182 @@
+package shard
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/shardseq/shardseq/cluster"
+)
+
+func TestIDArithmetic(t *testing.T) {
+	for _, tc := range []struct {
+		seq  int64
+		i, n int
+		id   int64
+	}{
+		{1, 0, 1, 1},
+		{1, 0, 12, 12},
+		{1, 11, 12, 23},
+		{2, 3, 4, 11},
+		{1 << 40, 5, 6, 6<<40 + 5},
+	} {
+		if got := ID(tc.seq, tc.i, tc.n); got != tc.id {
+			t.Errorf("ID(%d,%d,%d) = %d, want %d", tc.seq, tc.i, tc.n, got, tc.id)
+		}
+		if i, seq := Decode(tc.id, tc.n); i != tc.i || seq != tc.seq {
+			t.Errorf("Decode(%d,%d) = %d,%d, want %d,%d", tc.id, tc.n, i, seq, tc.i, tc.seq)
+		}
+	}
+	if got := MaxSeq(5, 6, DefaultMaxID); ID(got, 5, 6) > DefaultMaxID || ID(got+1, 5, 6) <= DefaultMaxID {
+		t.Errorf("MaxSeq(5,6) = %d is not the last sequence below MaxID", got)
+	}
+}
+
+// Step-offset numbering: IDs of distinct shards never collide, and every ID
+// of shard i is congruent to i mod n and positive.
+func FuzzStepOffset(f *testing.F) {
+	f.Add(int64(1), int64(2), 0, 1, 3)
+	f.Add(int64(7), int64(7), 2, 5, 12)
+	f.Fuzz(func(t *testing.T, s1, s2 int64, i, j, n int) {
+		if n < 1 || n > MaxShards || i < 0 || j < 0 || i >= n || j >= n {
+			return
+		}
+		if s1 < 1 || s2 < 1 || s1 > MaxSeq(i, n, DefaultMaxID) || s2 > MaxSeq(j, n, DefaultMaxID) {
+			return
+		}
+		a, b := ID(s1, i, n), ID(s2, j, n)
+		if a <= 0 || b <= 0 {
+			t.Fatalf("non-positive ID: %d %d", a, b)
+		}
+		if int(a%int64(n)) != i {
+			t.Fatalf("ID %d of shard %d/%d has residue %d", a, i, n, a%int64(n))
+		}
+		if (a == b) != (i == j && s1 == s2) {
+			t.Fatalf("ID(%d,%d)=%d vs ID(%d,%d)=%d", s1, i, a, s2, j, b)
+		}
+	})
+}
+
+func evenTopology(t testing.TB, m int) *cluster.Topology {
+	t.Helper()
+	masters := make([]cluster.Master, m)
+	for k, r := range cluster.EvenSlotRanges(m) {
+		masters[k] = cluster.Master{Node: cluster.Node{ID: fmt.Sprintf("%040d", k), Addr: fmt.Sprintf("127.0.0.1:%d", 7000+k), Master: true}, Slots: [][2]int{r}}
+	}
+	top, err := cluster.NewTopology(masters, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return top
+}
+
+// Counters land on distinct masters whenever masters >= N, spread evenly
+// otherwise, and each mirror sits on another master than its counter, on the
+// slot maps redis-cli creates for 1, 3, 4 and 6 masters.
+func TestPlanLayoutPlacement(t *testing.T) {
+	for _, m := range []int{1, 3, 4, 6} {
+		for _, n := range []int{1, 2, 3, 4, 5, 6, 8, 12, 64} {
+			t.Run(fmt.Sprintf("masters=%d/N=%d", m, n), func(t *testing.T) {
+				top := evenTopology(t, m)
+				l := PlanLayout("orders", n, top)
+				if err := l.Validate(n); err != nil {
+					t.Fatal(err)
+				}
+				load := map[string]int{}
+				for i := 0; i < n; i++ {
+					cm, ok := top.MasterForSlot(cluster.Slot(l.CounterKey("orders", i)))
+					if !ok {
+						t.Fatalf("shard %d: slot unassigned", i)
+					}
+					load[cm.ID]++
+					mm, _ := top.MasterForSlot(cluster.Slot(l.MirrorKey("orders", i)))
+					if m > 1 && mm.ID == cm.ID {
+						t.Errorf("shard %d: mirror on the counter's own master %s", i, cm.Addr)
+					}
+					if cluster.Slot(l.CounterKey("orders", i)) != cluster.Slot(l.Counters[i]) {
+						t.Errorf("shard %d: key does not hash by its tag", i)
+					}
+				}
+				want := (n + m - 1) / m
+				for id, k := range load {
+					if k > want {
+						t.Errorf("master %s has %d of %d counters, want at most %d", id, k, n, want)
+					}
+				}
+				if n <= m && len(load) != n {
+					t.Errorf("want %d distinct masters, got %d", n, len(load))
+				}
+			})
+		}
+	}
+}
+
+// The layout is a pure function of its inputs: every client plans the same.
+func TestPlanLayoutDeterministic(t *testing.T) {
+	top := evenTopology(t, 3)
+	a, b := PlanLayout("x", 12, top), PlanLayout("x", 12, top)
+	if a.encode() != b.encode() {
+		t.Fatal("two plans differ")
+	}
+	if PlanLayout("y", 12, top).encode() == a.encode() {
+		t.Fatal("namespaces must not share keys")
+	}
+	if nt := PlanLayout("x", 12, nil); nt.Validate(12) != nil {
+		t.Fatal("a plan without topology must still be valid")
+	}
+}
+
+func TestMetaKeysSpreadOverThirds(t *testing.T) {
+	top := evenTopology(t, 3)
+	seen := map[string]bool{}
+	for _, k := range MetaKeys("orders") {
+		m, _ := top.MasterForSlot(cluster.Slot(k))
+		seen[m.ID] = true
+	}
+	if len(seen) != 3 {
+		t.Fatalf("namespace record copies must sit on 3 distinct masters, got %d", len(seen))
+	}
+}
+
+func TestLayoutValidateRejectsBadRecords(t *testing.T) {
+	good := PlanLayout("ns", 3, nil)
+	for name, l := range map[string]Layout{
+		"wrong count":   {Shards: 3, Counters: good.Counters[:2], Mirrors: good.Mirrors},
+		"repeated tag":  {Shards: 3, Counters: []string{"a", "a", "b"}, Mirrors: good.Mirrors},
+		"brace in tag":  {Shards: 3, Counters: []string{"a}", "b", "c"}, Mirrors: good.Mirrors},
+		"empty tag":     {Shards: 3, Counters: []string{"", "b", "c"}, Mirrors: good.Mirrors},
+		"shards differ": {Shards: 4, Counters: good.Counters, Mirrors: good.Mirrors},
+	} {
+		if err := l.Validate(3); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := decodeLayout("{not json", 3); err == nil {
+		t.Error("bad JSON accepted")
+	}
+}
+
+func FuzzDecodeLayout(f *testing.F) {
+	f.Add(PlanLayout("ns", 3, nil).encode(), 3)
+	f.Add(`{"shards":1,"counters":["a"],"mirrors":["b"]}`, 1)
+	f.Fuzz(func(t *testing.T, s string, n int) {
+		l, err := decodeLayout(s, n)
+		if err != nil {
+			return
+		}
+		if l.Shards != n || len(l.Counters) != n || len(l.Mirrors) != n {
+			t.Fatalf("accepted inconsistent layout %+v for n=%d", l, n)
+		}
+	})
+}
+
+func TestValidNamespace(t *testing.T) {
+	for ns, want := range map[string]bool{
+		"orders": true, "a.b-c_D9": true, "": false, "a{b}": false, "a:b": false, "a b": false,
+		"x123456789012345678901234567890123456789012345678901234567890123":  true,
+		"xx123456789012345678901234567890123456789012345678901234567890123": false,
+	} {
+		if got := ValidNamespace(ns); got != want {
+			t.Errorf("ValidNamespace(%q) = %v, want %v", ns, got, want)
+		}
+	}
+}
