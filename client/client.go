@@ -26,19 +26,39 @@ import (
 // MaxBatch bounds NextN.
 const MaxBatch = 1 << 20
 
-// segment is a block being handed out. pos counts IDs taken; only the
-// goroutine whose Add crosses trigger starts the refill, so the hot path is
-// one atomic add.
+// segment is a block being handed out. pos counts IDs taken (runs carved by
+// Next, batches taken by NextN); only the goroutine whose Add crosses trigger
+// starts the refill. born is set when the segment becomes current, so that
+// pos/age is the consumption rate. Every field but pos is fixed before the
+// segment is published.
 type segment struct {
 	pos     atomic.Int64
 	lo, n   int64
 	shard   int
 	shards  int64
 	trigger int64
+	run     int64 // IDs per run carved by Next
 	born    time.Time
 }
 
 func (s *segment) id(k int64) int64 { return (s.lo+k)*s.shards + int64(s.shard) }
+
+// closedPos is stored in pos by Close: every later Add lands past n, so no
+// ID of the segment is taken after Close counted what was left.
+const closedPos = 1 << 62
+
+// maxRun bounds the IDs one run holds. A run lives in a sync.Pool between
+// calls, which keeps one per P: callers on different cores take IDs from
+// their own run with plain arithmetic and meet on the segment's pos only once
+// per run. IDs left in a run the pool drops (at GC or Close) are gaps.
+const maxRun = 64
+
+// run is a sub-range k..end-1 of seg, owned by the goroutine that took it
+// from Client.runs until it puts it back.
+type run struct {
+	seg    *segment
+	k, end int64
+}
 
 // Client hands out IDs of one namespace.
 type Client struct {
@@ -51,6 +71,7 @@ type Client struct {
 	ctx       context.Context // background refills; cancelled by Close
 	cancel    context.CancelFunc
 	cur       atomic.Pointer[segment]
+	runs      sync.Pool  // *run: per-P sub-ranges of segments, for Next
 	mu        sync.Mutex // guards the fields below; never held across I/O
 	next      *segment
 	refilling bool
@@ -81,7 +102,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if c.reg == nil {
 		c.reg = failover.NewRegistry()
 	}
-	ns, err := shard.Open(ctx, c.cl, cfg.Namespace, cfg.Shards, cfg.shardOptions())
+	ns, err := openNamespace(ctx, c.cl, cfg)
 	if err != nil {
 		if c.ownsCl {
 			_ = c.cl.Close()
@@ -91,6 +112,26 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	c.set = failover.NewSet(ns, c.reg, c.cl.Topology, cfg.Breaker, c.log)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
+}
+
+// openNamespace opens the namespace, trying again while the cluster is in the
+// middle of a failover (CLUSTERDOWN, a refused connection, a write not yet
+// replicated), for up to 10s or until ctx ends. Configuration errors such as
+// a shard-count mismatch return at once.
+func openNamespace(ctx context.Context, cl *cluster.Cluster, cfg Config) (*shard.Namespace, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ns, err := shard.Open(ctx, cl, cfg.Namespace, cfg.Shards, cfg.shardOptions())
+		if err == nil || !failover.Retryable(err) || time.Now().After(deadline) {
+			return ns, err
+		}
+		cl.LazyReload()
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("client: opening namespace %q: %w (last error: %v)", cfg.Namespace, ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Namespace is the client's namespace.
@@ -109,19 +150,45 @@ func (c *Client) Next(ctx context.Context) (int64, error) {
 		}
 		return b.ID(0), nil
 	}
+	r, _ := c.runs.Get().(*run)
+	if r == nil {
+		r = new(run)
+	}
+	if r.k >= r.end || c.closed.Load() {
+		if err := c.carve(ctx, r); err != nil {
+			c.runs.Put(r)
+			return 0, err
+		}
+	}
+	id := r.seg.id(r.k)
+	r.k++
+	c.runs.Put(r)
+	return id, nil
+}
+
+// carve gives r a new run of the current segment, advancing to the next
+// segment (or waiting for a refill) when the current one is used up.
+func (c *Client) carve(ctx context.Context, r *run) error {
+	r.seg, r.k, r.end = nil, 0, 0
 	for {
+		if c.closed.Load() {
+			return ErrClosed
+		}
 		seg := c.cur.Load()
 		if seg != nil {
-			k := seg.pos.Add(1) - 1
+			end := seg.pos.Add(seg.run)
+			k := end - seg.run
 			if k < seg.n {
-				if k == seg.trigger {
+				end = min(end, seg.n)
+				if k <= seg.trigger && seg.trigger < end {
 					c.startRefill()
 				}
-				return seg.id(k), nil
+				r.seg, r.k, r.end = seg, k, end
+				return nil
 			}
 		}
 		if err := c.advance(ctx, seg); err != nil {
-			return 0, err
+			return err
 		}
 	}
 }
@@ -195,6 +262,7 @@ func (c *Client) advance(ctx context.Context, old *segment) error {
 			if old != nil {
 				c.set.Issued(old.shard, uint64(old.n))
 			}
+			c.next.born = time.Now()
 			c.cur.Store(c.next)
 			c.next = nil
 			c.mu.Unlock()
@@ -233,6 +301,7 @@ func (c *Client) refillLocked() <-chan struct{} {
 	}
 	c.refilling = true
 	c.refilled = make(chan struct{})
+	c.adaptLocked()
 	size := c.blockSize
 	c.wg.Add(1)
 	go c.refill(size, c.refilled)
@@ -252,9 +321,9 @@ func (c *Client) refill(size int64, done chan struct{}) {
 		if c.closed.Load() {
 			c.discarded.Add(b.Len())
 		} else {
-			c.next = &segment{lo: b.Lo, n: b.Len(), shard: b.Shard, shards: int64(b.Shards),
-				trigger: int64(float64(b.Len()) * c.cfg.RefillAt), born: time.Now()}
-			c.adaptLocked()
+			n := b.Len()
+			c.next = &segment{lo: b.Lo, n: n, shard: b.Shard, shards: int64(b.Shards),
+				trigger: int64(float64(n) * c.cfg.RefillAt), run: min(maxRun, max(1, n/64))}
 		}
 	} else if !errors.Is(err, context.Canceled) {
 		c.log.Warn("refill failed", "namespace", c.cfg.Namespace, "err", err)
@@ -263,20 +332,22 @@ func (c *Client) refill(size int64, done chan struct{}) {
 }
 
 // adaptLocked sizes the next reservation so that a block lasts about
-// BlockTarget: it doubles when the current one ran out in less than half of
-// that and halves when it lasted more than twice that.
+// BlockTarget at the rate the current block is being used: IDs taken from it
+// since it became current, over its age. It runs as each refill starts. The
+// size grows at most 8-fold per refill (a short burst must not reserve a
+// huge block) and follows a drop at once; both within Min/MaxBlockSize.
 func (c *Client) adaptLocked() {
 	cur := c.cur.Load()
-	if cur == nil {
+	if cur == nil || cur.born.IsZero() {
 		return
 	}
-	lived := time.Since(cur.born)
-	switch {
-	case lived < c.cfg.BlockTarget/2:
-		c.blockSize = min(c.blockSize*2, c.cfg.MaxBlockSize)
-	case lived > 2*c.cfg.BlockTarget:
-		c.blockSize = max(c.blockSize/2, c.cfg.MinBlockSize)
+	used := min(cur.pos.Load(), cur.n)
+	age := time.Since(cur.born)
+	if used <= 0 || age <= 0 {
+		return
 	}
+	want := int64(float64(used) * float64(c.cfg.BlockTarget) / float64(age))
+	c.blockSize = min(max(want, c.cfg.MinBlockSize), c.blockSize*8, c.cfg.MaxBlockSize)
 }
 
 // BlockSize is the size of the next reservation in segment mode.
@@ -310,9 +381,9 @@ func (c *Client) Close() error {
 	c.set.Close()
 	c.mu.Lock()
 	if seg := c.cur.Load(); seg != nil {
-		if used := seg.pos.Load(); used < seg.n {
-			c.discarded.Add(seg.n - used)
-		}
+		used := min(seg.pos.Swap(closedPos), seg.n)
+		c.discarded.Add(seg.n - used)
+		c.set.Issued(seg.shard, uint64(used))
 	}
 	if c.next != nil {
 		c.discarded.Add(c.next.n)

@@ -55,7 +55,7 @@ func Retryable(err error) bool {
 	switch {
 	case err == nil:
 		return false
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, cluster.ErrClosed):
 		return false
 	case errors.Is(err, shard.ErrShardCountMismatch), errors.Is(err, shard.ErrBadRecord) && !errors.Is(err, shard.ErrCounterRegressed):
 		return false

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // Namespace is an opened namespace: its layout, read from (or written to) its
@@ -126,8 +127,11 @@ func (ns *Namespace) setLayout(l Layout) {
 // new counter: it is left to Reserve, which restores it from its mirror.
 func (ns *Namespace) create(ctx context.Context, keys []string, wasReady bool) error {
 	n := ns.Layout.Shards
+	// Creation is rare and not on anyone's hot path: give replicas longer to
+	// confirm than a reservation gets (but less than the read timeout).
+	wait := max(ns.opt.AckTimeout, 700*time.Millisecond).Milliseconds()
 	claim := func(key, mark string) (*metaRecord, error) {
-		rep, err := runAcked(ctx, ns.r, metaScript, key, ns.opt.AckReplicas, ns.opt.AckTimeout.Milliseconds(), n, ns.Layout.encode(), mark)
+		rep, err := runAcked(ctx, ns.r, metaScript, key, ns.opt.AckReplicas, wait, n, ns.Layout.encode(), mark)
 		if err != nil {
 			return nil, fmt.Errorf("shard: writing namespace record %s: %w", key, err)
 		}
@@ -172,7 +176,7 @@ func (ns *Namespace) create(ctx context.Context, keys []string, wasReady bool) e
 
 	if !wasReady {
 		for _, s := range ns.Shards {
-			rep, err := runAcked(ctx, ns.r, reserveScript, s.Key, ns.opt.AckReplicas, ns.opt.AckTimeout.Milliseconds(),
+			rep, err := runAcked(ctx, ns.r, reserveScript, s.Key, ns.opt.AckReplicas, wait,
 				n, 0, ns.opt.FenceGap, "", s.maxSeq, "create")
 			if err != nil {
 				return fmt.Errorf("shard: creating counter %s: %w", s.Key, s.classify(err))
@@ -181,7 +185,7 @@ func (ns *Namespace) create(ctx context.Context, keys []string, wasReady bool) e
 			if err := ns.checkAck(rep.node, int(replicas), rep.acked); err != nil {
 				return fmt.Errorf("shard: creating counter %s: %w", s.Key, err)
 			}
-			if err := s.raiseMirror(ctx, 0); err != nil {
+			if err := s.raiseMirror(ctx, 0, wait); err != nil {
 				return fmt.Errorf("shard: creating mirror %s: %w", s.MirrorKey, err)
 			}
 		}

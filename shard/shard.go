@@ -126,7 +126,7 @@ func (s *Shard) Reserve(ctx context.Context, count int64) (Block, error) {
 	// mirror must exist when a counter needs restoring.
 	stale := time.Since(time.Unix(0, s.raisedAt.Load())) > mirrorRefresh
 	if !o.Unsafe && (b.Hi > s.ceiling.Load() || stale) {
-		if err := s.raiseMirror(ctx, b.Hi+max(o.MirrorLease, 4*count)); err != nil {
+		if err := s.raiseMirror(ctx, b.Hi+max(o.MirrorLease, 4*count), o.AckTimeout.Milliseconds()); err != nil {
 			return Block{}, fmt.Errorf("shard %d: mirror not raised, block discarded: %w", s.Index, err)
 		}
 	}
@@ -189,9 +189,8 @@ func (s *Shard) restore(ctx context.Context, count int64) (Block, error) {
 	return s.reserve(ctx, count, v)
 }
 
-func (s *Shard) raiseMirror(ctx context.Context, to int64) error {
-	o := s.ns.opt
-	rep, err := runAcked(ctx, s.ns.r, raiseScript, s.MirrorKey, o.AckReplicas, o.AckTimeout.Milliseconds(), to)
+func (s *Shard) raiseMirror(ctx context.Context, to, waitMillis int64) error {
+	rep, err := runAcked(ctx, s.ns.r, raiseScript, s.MirrorKey, s.ns.opt.AckReplicas, waitMillis, to)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,742 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Sentinel errors. Match them with errors.Is; the returned errors wrap them
+// with the addresses involved and a hint.
+var (
+	// ErrNotCluster means a seed answered but is a standalone Redis
+	// (cluster_enabled:0) or refuses the CLUSTER commands.
+	ErrNotCluster = errors.New("cluster: not a redis cluster")
+	// ErrUnreachable means no seed or known node answered at all.
+	ErrUnreachable = errors.New("cluster: no node reachable")
+	// ErrNoMaster means no master serves the slot of a key (the slot is
+	// unassigned in the current topology).
+	ErrNoMaster = errors.New("cluster: slot not served by any master")
+	// ErrClosed is returned by operations on a closed Cluster.
+	ErrClosed = errors.New("cluster: closed")
+	// ErrInvalidConfig is wrapped by every *ConfigError.
+	ErrInvalidConfig = errors.New("cluster: invalid config")
+)
+
+// ConfigError names the Config field that failed validation.
+type ConfigError struct {
+	Field  string
+	Value  any
+	Reason string
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("cluster: invalid config: %s=%v: %s", e.Field, e.Value, e.Reason)
+}
+
+// Unwrap lets errors.Is(err, ErrInvalidConfig) match.
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+
+// Config configures Dial. Zero values mean the documented default; -1
+// disables where noted.
+type Config struct {
+	// Addrs are seed nodes (host:port); at least one is required. Any node of
+	// the cluster will do: the full topology is discovered from it.
+	Addrs []string
+	// Username and Password authenticate with Redis ACL (or requirepass when
+	// Username is empty).
+	Username, Password string
+	// TLSConfig enables TLS when non-nil; topology addresses then use each
+	// node's tls-port when it announces one.
+	TLSConfig *tls.Config
+	// DialTimeout defaults to 500ms.
+	DialTimeout time.Duration
+	// ReadTimeout defaults to 1s. Callers that send WAIT must raise it above
+	// their WAIT timeout.
+	ReadTimeout time.Duration
+	// WriteTimeout defaults to 1s.
+	WriteTimeout time.Duration
+	// PoolSize is the connection pool size per node; 0 keeps go-redis's
+	// default of 10 per GOMAXPROCS.
+	PoolSize int
+	// RefreshInterval is the period of the background topology reload;
+	// default 5s, -1 disables it (LazyReload and Reload still work).
+	RefreshInterval time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+const (
+	defaultDialTimeout     = 500 * time.Millisecond
+	defaultReadTimeout     = time.Second
+	defaultWriteTimeout    = time.Second
+	defaultRefreshInterval = 5 * time.Second
+	// lazyReloadGap rate-limits LazyReload: a MOVED storm lasting seconds
+	// must not turn into back-to-back CLUSTER SHARDS calls.
+	lazyReloadGap = 100 * time.Millisecond
+)
+
+// Validate checks cfg and returns a *ConfigError naming the first bad field.
+func (c Config) Validate() error {
+	if len(c.Addrs) == 0 {
+		return &ConfigError{Field: "Addrs", Value: c.Addrs, Reason: "at least one seed address is required"}
+	}
+	for _, a := range c.Addrs {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return &ConfigError{Field: "Addrs", Value: a, Reason: "want host:port: " + err.Error()}
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 || host == "" {
+			return &ConfigError{Field: "Addrs", Value: a, Reason: "want host:port with a port in 1..65535"}
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"DialTimeout", c.DialTimeout}, {"ReadTimeout", c.ReadTimeout}, {"WriteTimeout", c.WriteTimeout}} {
+		if d.v < 0 {
+			return &ConfigError{Field: d.name, Value: d.v, Reason: "must not be negative"}
+		}
+	}
+	if c.PoolSize < 0 {
+		return &ConfigError{Field: "PoolSize", Value: c.PoolSize, Reason: "must not be negative"}
+	}
+	if c.RefreshInterval < 0 && c.RefreshInterval != -1 {
+		return &ConfigError{Field: "RefreshInterval", Value: c.RefreshInterval, Reason: "must be positive, 0 (default 5s) or -1 (disabled)"}
+	}
+	return nil
+}
+
+// withDefaults returns a copy of c with zero values replaced by defaults.
+func (c Config) withDefaults() Config {
+	c.Addrs = slices.Clone(c.Addrs)
+	if c.DialTimeout == 0 {
+		c.DialTimeout = defaultDialTimeout
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = defaultReadTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = defaultWriteTimeout
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = defaultRefreshInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Cluster is a connection to a Redis Cluster: a go-redis ClusterClient for
+// ordinary routed commands, an immutable Topology snapshot published
+// atomically, and one pooled *redis.Client per node address for callers that
+// must talk to one specific master (a reservation script and its WAIT have to
+// share a connection). It is safe for concurrent use.
+type Cluster struct {
+	cfg  Config
+	log  *slog.Logger
+	cc   *redis.ClusterClient
+	topo atomic.Pointer[Topology]
+
+	ctx    context.Context // cancelled by Close; bounds background reloads
+	cancel context.CancelFunc
+
+	mu     sync.Mutex               // guards nodes, closed and wg.Add
+	nodes  map[string]*redis.Client // addr -> client
+	closed bool
+	wg     sync.WaitGroup // background goroutines
+
+	reloadMu      sync.Mutex // serialises reloads so generations stay monotonic
+	lastGood      atomic.Value
+	reloading     atomic.Bool
+	reloadPending atomic.Bool
+}
+
+// Dial validates cfg, connects to the seeds and loads the topology.
+//
+// It fails with ErrUnreachable when no seed answers, and with ErrNotCluster
+// when a seed is a standalone Redis. A cluster whose slots are not all
+// covered is still returned (a cluster being set up or resharded is usable
+// for the covered slots): Dial logs a warning naming the missing ranges and
+// Topology().Covered() reports false.
+func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	c := &Cluster{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*redis.Client)}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.cc = redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:        cfg.Addrs,
+		Username:     cfg.Username,
+		Password:     cfg.Password,
+		TLSConfig:    cfg.TLSConfig,
+		DialTimeout:  cfg.DialTimeout,
+		ReadTimeout:  cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout,
+		PoolSize:     cfg.PoolSize,
+	})
+	t, err := c.Reload(ctx)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	if missing := t.Missing(); len(missing) > 0 {
+		c.log.Warn("cluster: not all slots are covered", "missing", formatRanges(missing), "seeds", cfg.Addrs)
+	}
+	if cfg.RefreshInterval > 0 {
+		c.wg.Add(1)
+		go c.refreshLoop(cfg.RefreshInterval)
+	}
+	return c, nil
+}
+
+// Topology returns the current snapshot. It never blocks and never returns
+// nil on a Cluster returned by Dial.
+func (c *Cluster) Topology() *Topology { return c.topo.Load() }
+
+// ClusterClient returns the go-redis cluster client, which routes keyed
+// commands itself and follows MOVED/ASK.
+func (c *Cluster) ClusterClient() *redis.ClusterClient { return c.cc }
+
+// Reload queries the cluster now and publishes the result. The Generation is
+// bumped only when the content differs from the current snapshot; otherwise
+// the current snapshot is returned unchanged.
+func (c *Cluster) Reload(ctx context.Context) (*Topology, error) {
+	c.reloadMu.Lock()
+	defer c.reloadMu.Unlock()
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
+	masters, err := c.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	old := c.topo.Load()
+	gen := uint64(1)
+	if old != nil {
+		gen = old.Generation + 1
+	}
+	t, err := NewTopology(masters, gen)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil && old.equalContent(t) {
+		return old, nil
+	}
+	c.topo.Store(t)
+	if old != nil {
+		c.log.Info("cluster: topology changed", "generation", t.Generation, "masters", len(t.Masters), "covered", t.Covered())
+		c.dropGoneNodes(t)
+	}
+	return t, nil
+}
+
+// LazyReload asks for an asynchronous reload and returns at once. Calls are
+// coalesced: while a reload runs, any number of further calls cause exactly
+// one more, so a flood of MOVED errors costs one or two round trips.
+func (c *Cluster) LazyReload() {
+	c.reloadPending.Store(true)
+	if !c.reloading.CompareAndSwap(false, true) {
+		return
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.reloading.Store(false)
+		return
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		for {
+			for c.reloadPending.Swap(false) {
+				if _, err := c.Reload(c.ctx); err != nil && c.ctx.Err() == nil {
+					c.log.Warn("cluster: lazy topology reload failed", "err", err)
+				}
+				select {
+				case <-c.ctx.Done():
+					c.reloading.Store(false)
+					return
+				case <-time.After(lazyReloadGap):
+				}
+			}
+			c.reloading.Store(false)
+			// A call may have set pending after our last Swap but before the
+			// Store above, and seen reloading still true: pick it up.
+			if !c.reloadPending.Load() || !c.reloading.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}()
+}
+
+func (c *Cluster) refreshLoop(every time.Duration) {
+	defer c.wg.Done()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-tick.C:
+			if _, err := c.Reload(c.ctx); err != nil && c.ctx.Err() == nil {
+				c.log.Warn("cluster: periodic topology reload failed", "err", err)
+			}
+		}
+	}
+}
+
+// Node returns the pooled client for one node address, creating it on first
+// use with the Config's auth, TLS and timeouts. The client neither retries
+// commands (MaxRetries -1) nor dials twice (DialerRetries 1): a failure is
+// reported at once so the failover layer, not go-redis, decides what to do.
+// Note that go-redis stops dialing a node after PoolSize consecutive dial
+// failures and then probes it once a second, so a restarted node can take up
+// to a second to be used again. It is closed by Close, or when a
+// reload finds that addr left the cluster. On a closed Cluster it returns a
+// closed client, whose commands fail with "redis: client is closed".
+func (c *Cluster) Node(addr string) *redis.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl, ok := c.nodes[addr]; ok {
+		return cl
+	}
+	cl := redis.NewClient(c.nodeOptions(addr))
+	if c.closed {
+		_ = cl.Close()
+		return cl
+	}
+	c.nodes[addr] = cl
+	return cl
+}
+
+func (c *Cluster) nodeOptions(addr string) *redis.Options {
+	return &redis.Options{
+		Addr:         addr,
+		Username:     c.cfg.Username,
+		Password:     c.cfg.Password,
+		TLSConfig:    c.cfg.TLSConfig,
+		DialTimeout:  c.cfg.DialTimeout,
+		ReadTimeout:  c.cfg.ReadTimeout,
+		WriteTimeout: c.cfg.WriteTimeout,
+		PoolSize:     c.cfg.PoolSize,
+		MaxRetries:   -1,
+		// One dial attempt: go-redis would otherwise retry 5 times 100ms
+		// apart, hiding a dead master from the breaker for half a second.
+		DialerRetries: 1,
+	}
+}
+
+// MasterForKey returns the master serving key's slot in the current topology
+// and its pooled client. It wraps ErrNoMaster when the slot is unassigned.
+// When the master is flagged failed it still returns it, and schedules a
+// LazyReload: a promotion is probably under way.
+func (c *Cluster) MasterForKey(key string) (Master, *redis.Client, error) {
+	if c.isClosed() {
+		return Master{}, nil, ErrClosed
+	}
+	slot := Slot(key)
+	m, ok := c.Topology().MasterForSlot(slot)
+	if !ok {
+		c.LazyReload()
+		return Master{}, nil, fmt.Errorf("%w: key %q slot %d", ErrNoMaster, key, slot)
+	}
+	if m.Failed {
+		c.LazyReload()
+	}
+	return m, c.Node(m.Addr), nil
+}
+
+// Close stops the background refresher, waits for it, and closes the cluster
+// client and every node client. It is idempotent.
+func (c *Cluster) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	c.mu.Lock()
+	nodes := c.nodes
+	c.nodes = map[string]*redis.Client{}
+	c.mu.Unlock()
+	errs := []error{c.cc.Close()}
+	for _, cl := range nodes {
+		errs = append(errs, cl.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Cluster) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// dropGoneNodes closes pooled clients of addresses that are neither in t nor
+// seeds: the node was removed from the cluster (CLUSTER FORGET) or moved.
+func (c *Cluster) dropGoneNodes(t *Topology) {
+	keep := map[string]bool{}
+	for _, a := range t.Addrs() {
+		keep[a] = true
+	}
+	for _, a := range c.cfg.Addrs {
+		keep[a] = true
+	}
+	c.mu.Lock()
+	var gone []*redis.Client
+	for a, cl := range c.nodes {
+		if !keep[a] {
+			gone = append(gone, cl)
+			delete(c.nodes, a)
+		}
+	}
+	c.mu.Unlock()
+	for _, cl := range gone {
+		_ = cl.Close()
+	}
+}
+
+// candidates lists the addresses to ask for the topology: the node that
+// answered last time, then healthy known masters and replicas, then seeds,
+// then known failed nodes (a failed flag may be stale).
+func (c *Cluster) candidates() []string {
+	var out, failed []string
+	seen := map[string]bool{}
+	add := func(a string, isFailed bool) {
+		if a == "" || seen[a] {
+			return
+		}
+		seen[a] = true
+		if isFailed {
+			failed = append(failed, a)
+		} else {
+			out = append(out, a)
+		}
+	}
+	if a, ok := c.lastGood.Load().(string); ok {
+		add(a, false)
+	}
+	if t := c.topo.Load(); t != nil {
+		for _, m := range t.Masters {
+			add(m.Addr, m.Failed)
+		}
+		for _, m := range t.Masters {
+			for _, r := range m.Replicas {
+				add(r.Addr, r.Failed)
+			}
+		}
+	}
+	for _, a := range c.cfg.Addrs {
+		add(a, false)
+	}
+	return append(out, failed...)
+}
+
+// load fetches the masters from the first candidate that answers.
+func (c *Cluster) load(ctx context.Context) ([]Master, error) {
+	cands := c.candidates()
+	var errs []error
+	for _, addr := range cands {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		masters, err := c.loadFrom(ctx, addr)
+		if err == nil {
+			c.lastGood.Store(addr)
+			return masters, nil
+		}
+		if errors.Is(err, ErrNotCluster) {
+			return nil, err
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+		if isRedisError(err) && !errors.Is(err, errNodeUnusable) {
+			// The node answered but refused (auth, ACL): another node will
+			// refuse the same way; report it rather than "unreachable".
+			return nil, fmt.Errorf("cluster: loading topology from %s: %w", addr, err)
+		}
+	}
+	return nil, fmt.Errorf("%w: tried %s (is the cluster running? try `shardseq cluster up`): %w",
+		ErrUnreachable, strings.Join(cands, ", "), errors.Join(errs...))
+}
+
+// errNodeUnusable marks a Redis error that is specific to the node asked
+// (LOADING, a node not yet part of a cluster): try the next candidate.
+var errNodeUnusable = errors.New("cluster: node cannot answer")
+
+// loadFrom asks one node: CLUSTER SHARDS (Redis 7+), falling back to CLUSTER
+// NODES on servers that do not know SHARDS.
+func (c *Cluster) loadFrom(ctx context.Context, addr string) ([]Master, error) {
+	cl := c.Node(addr)
+	shards, err := cl.ClusterShards(ctx).Result()
+	if err == nil {
+		masters := mastersFromShards(shards, c.cfg.TLSConfig != nil)
+		if len(masters) == 0 {
+			return nil, fmt.Errorf("%w: no master known", errNodeUnusable)
+		}
+		return masters, nil
+	}
+	if !isRedisError(err) {
+		return nil, err
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "cluster support disabled"):
+		return nil, notCluster(addr, err)
+	case redis.IsLoadingError(err):
+		return nil, fmt.Errorf("%w: %w", errNodeUnusable, err)
+	case strings.HasPrefix(msg, "ERR unknown") || strings.Contains(msg, "Unknown subcommand"):
+		// Older than Redis 7, or SHARDS renamed: fall back to NODES.
+	default:
+		return nil, err
+	}
+	text, err := cl.ClusterNodes(ctx).Result()
+	if err != nil {
+		if isRedisError(err) && strings.Contains(err.Error(), "cluster support disabled") {
+			return nil, notCluster(addr, err)
+		}
+		if isRedisError(err) && strings.HasPrefix(err.Error(), "ERR unknown") {
+			return nil, c.confirmNotCluster(ctx, cl, addr, err)
+		}
+		return nil, err
+	}
+	masters, err := mastersFromNodes(text)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNodeUnusable, err)
+	}
+	if len(masters) == 0 {
+		return nil, fmt.Errorf("%w: no master known", errNodeUnusable)
+	}
+	return masters, nil
+}
+
+// confirmNotCluster is used when CLUSTER commands are refused outright (a
+// proxy, a managed Redis that renames them): INFO cluster tells whether it is
+// a standalone server.
+func (c *Cluster) confirmNotCluster(ctx context.Context, cl *redis.Client, addr string, cause error) error {
+	info, err := cl.Info(ctx, "cluster").Result()
+	if err == nil && strings.Contains(info, "cluster_enabled:0") {
+		return notCluster(addr, cause)
+	}
+	return fmt.Errorf("%w: %s refuses CLUSTER SHARDS and CLUSTER NODES: %w", ErrNotCluster, addr, cause)
+}
+
+func notCluster(addr string, cause error) error {
+	return fmt.Errorf("%w: %s is a standalone redis (%v); start it with cluster-enabled yes, "+
+		"or start a local cluster with `shardseq cluster up`", ErrNotCluster, addr, cause)
+}
+
+func isRedisError(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re)
+}
+
+// mastersFromShards converts CLUSTER SHARDS. A shard without slots whose
+// master is failed is a dead ex-master that lost its slots to a promoted
+// replica; it is left out.
+func mastersFromShards(shards []redis.ClusterShard, useTLS bool) []Master {
+	var out []Master
+	for _, sh := range shards {
+		var m Master
+		found := false
+		var replicas []Node
+		for _, n := range sh.Nodes {
+			node := Node{ID: n.ID, Addr: shardNodeAddr(n, useTLS), Failed: n.Health == "fail" || n.Health == "failed"}
+			if n.Role == "master" && !found {
+				node.Master = true
+				m.Node = node
+				found = true
+			} else {
+				replicas = append(replicas, node)
+			}
+		}
+		if !found {
+			continue
+		}
+		m.Replicas = replicas
+		for _, r := range sh.Slots {
+			m.Slots = append(m.Slots, [2]int{int(r.Start), int(r.End)})
+		}
+		if len(m.Slots) == 0 && m.Failed {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func shardNodeAddr(n redis.Node, useTLS bool) string {
+	host := n.Endpoint
+	if host == "" || host == "?" {
+		host = n.IP
+	}
+	port := n.Port
+	if useTLS && n.TLSPort != 0 {
+		port = n.TLSPort
+	}
+	return net.JoinHostPort(host, strconv.FormatInt(port, 10))
+}
+
+// nodeLine is one parsed line of CLUSTER NODES.
+type nodeLine struct {
+	id, addr, masterID string
+	flags              []string
+	linkUp             bool
+	slots              [][2]int
+}
+
+func (n nodeLine) has(flag string) bool { return slices.Contains(n.flags, flag) }
+
+// failed: flagged fail or pfail, or (not myself) the bus link is down.
+func (n nodeLine) failed() bool {
+	return n.has("fail") || n.has("fail?") || n.has("noaddr") || (!n.has("myself") && !n.linkUp)
+}
+
+// parseClusterNodes parses CLUSTER NODES output:
+// <id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slot> ...
+// Importing/migrating markers ("[slot->-id]") are skipped.
+func parseClusterNodes(text string) ([]nodeLine, error) {
+	var out []nodeLine
+	for line := range strings.Lines(text) {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) < 8 {
+			return nil, fmt.Errorf("cluster: malformed CLUSTER NODES line %q", strings.TrimSpace(line))
+		}
+		addr := f[1]
+		if i := strings.IndexAny(addr, "@,"); i >= 0 {
+			addr = addr[:i]
+		}
+		n := nodeLine{id: f[0], addr: addr, flags: strings.Split(f[2], ","), linkUp: f[7] == "connected"}
+		if f[3] != "-" {
+			n.masterID = f[3]
+		}
+		for _, s := range f[8:] {
+			if strings.HasPrefix(s, "[") {
+				continue
+			}
+			lo, hi, isRange := strings.Cut(s, "-")
+			a, err1 := strconv.Atoi(lo)
+			b := a
+			var err2 error
+			if isRange {
+				b, err2 = strconv.Atoi(hi)
+			}
+			if err1 != nil || err2 != nil {
+				return nil, fmt.Errorf("cluster: malformed slot %q in CLUSTER NODES", s)
+			}
+			n.slots = append(n.slots, [2]int{a, b})
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// mastersFromNodes converts CLUSTER NODES output, with the same rule as
+// mastersFromShards for dead slot-less masters. Nodes still in handshake or
+// without an address are left out.
+func mastersFromNodes(text string) ([]Master, error) {
+	lines, err := parseClusterNodes(text)
+	if err != nil {
+		return nil, err
+	}
+	idx := map[string]int{}
+	var out []Master
+	for _, n := range lines {
+		if !n.has("master") || n.has("handshake") || n.has("noaddr") {
+			continue
+		}
+		if len(n.slots) == 0 && n.failed() {
+			continue
+		}
+		idx[n.id] = len(out)
+		out = append(out, Master{Node: Node{ID: n.id, Addr: n.addr, Master: true, Failed: n.failed()}, Slots: n.slots})
+	}
+	for _, n := range lines {
+		if !n.has("slave") || n.has("handshake") || n.has("noaddr") {
+			continue
+		}
+		if i, ok := idx[n.masterID]; ok {
+			out[i].Replicas = append(out[i].Replicas, Node{ID: n.id, Addr: n.addr, Failed: n.failed()})
+		}
+	}
+	return out, nil
+}
+
+// IsRedirect reports whether err is a MOVED or ASK redirection and returns the
+// address to retry at. Redirects are routing, not failures: callers should
+// retry at addr (sending ASKING first when ask is true) and, for MOVED,
+// schedule a LazyReload, without counting a failure.
+func IsRedirect(err error) (addr string, ask bool, ok bool) {
+	if err == nil {
+		return "", false, false
+	}
+	if a, ok := redis.IsMovedError(err); ok {
+		return a, false, true
+	}
+	if a, ok := redis.IsAskError(err); ok {
+		return a, true, true
+	}
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return "", false, false
+	}
+	f := strings.Fields(re.Error())
+	if len(f) == 3 && (f[0] == "MOVED" || f[0] == "ASK") {
+		return f[2], f[0] == "ASK", true
+	}
+	return "", false, false
+}
+
+// IsClusterDown reports whether err is a transient cluster-state error
+// (CLUSTERDOWN, TRYAGAIN, LOADING, READONLY, MASTERDOWN): the node is alive but
+// cannot serve the slot right now, typically during a failover. The topology
+// should be reloaded and the shard treated as temporarily unavailable.
+func IsClusterDown(err error) bool {
+	var re redis.Error
+	if err == nil || !errors.As(err, &re) {
+		return false
+	}
+	if redis.IsClusterDownError(err) || redis.IsTryAgainError(err) || redis.IsLoadingError(err) ||
+		redis.IsReadOnlyError(err) || redis.IsMasterDownError(err) {
+		return true
+	}
+	msg := re.Error()
+	for _, p := range []string{"CLUSTERDOWN", "TRYAGAIN", "LOADING", "READONLY", "MASTERDOWN"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func formatRanges(rs [][2]int) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		if r[0] == r[1] {
+			parts[i] = strconv.Itoa(r[0])
+		} else {
+			parts[i] = fmt.Sprintf("%d-%d", r[0], r[1])
+		}
+	}
+	return strings.Join(parts, ",")
+}

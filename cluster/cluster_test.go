@@ -1,0 +1,131 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func TestConfigValidate(t *testing.T) {
+	ok := Config{Addrs: []string{"127.0.0.1:7000"}}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		field string
+		c     Config
+	}{
+		{"Addrs", Config{}},
+		{"Addrs", Config{Addrs: []string{"nohost"}}},
+		{"Addrs", Config{Addrs: []string{"h:0"}}},
+		{"DialTimeout", Config{Addrs: ok.Addrs, DialTimeout: -1}},
+		{"ReadTimeout", Config{Addrs: ok.Addrs, ReadTimeout: -time.Second}},
+		{"PoolSize", Config{Addrs: ok.Addrs, PoolSize: -2}},
+		{"RefreshInterval", Config{Addrs: ok.Addrs, RefreshInterval: -2}},
+	} {
+		err := tt.c.Validate()
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !errors.Is(err, ErrInvalidConfig) || ce.Field != tt.field {
+			t.Errorf("%+v: err = %v, want *ConfigError for %s", tt.c, err, tt.field)
+		}
+	}
+	if err := (Config{Addrs: ok.Addrs, RefreshInterval: -1}).Validate(); err != nil {
+		t.Errorf("RefreshInterval -1 must mean disabled: %v", err)
+	}
+}
+
+// A CLUSTER NODES reply captured from Redis 7.0.15 just after the master on
+// :7101 was killed and its replica :7104 promoted.
+const nodesFixture = `a1f0b0c0d0e0f0a1b2c3d4e5f6a7b8c9d0e1f201 127.0.0.1:7100@17100 myself,master - 0 1700000000000 1 connected 0-5460
+b2f0b0c0d0e0f0a1b2c3d4e5f6a7b8c9d0e1f202 127.0.0.1:7101@17101 master,fail - 1700000000000 1700000000000 2 disconnected
+c3f0b0c0d0e0f0a1b2c3d4e5f6a7b8c9d0e1f203 127.0.0.1:7102@17102 master - 0 1700000000000 3 connected 10923-16383 [16000->-b2f0b0c0d0e0f0a1b2c3d4e5f6a7b8c9d0e1f202]
+d4f0b0c0d0e0f0a1b2c3d4e5f6a7b8c9d0e1f204 127.0.0.1:7103@17103 slave a1f0b0c0d0e0f0a1b2c3d4e5f6a7b8c9d0e1f201 0 1700000000000 1 connected
+e5f0b0c0d0e0f0a1b2c3d4e5f6a7b8c9d0e1f205 127.0.0.1:7104@17104,host5 master - 0 1700000000000 7 connected 5461-10922
+f6f0b0c0d0e0f0a1b2c3d4e5f6a7b8c9d0e1f206 127.0.0.1:7105@17105 slave,fail? c3f0b0c0d0e0f0a1b2c3d4e5f6a7b8c9d0e1f203 0 1700000000000 3 connected
+`
+
+func TestMastersFromNodes(t *testing.T) {
+	ms, err := mastersFromNodes(nodesFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := NewTopology(ms, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !top.Covered() || len(top.Masters) != 3 {
+		t.Fatalf("covered %v masters %d: %+v", top.Covered(), len(top.Masters), top.Masters)
+	}
+	var got []string
+	for _, m := range top.Masters {
+		got = append(got, fmt.Sprintf("%s %v %v %d", m.Addr, m.Failed, m.Slots, len(m.Replicas)))
+	}
+	want := []string{
+		"127.0.0.1:7100 false [[0 5460]] 1",
+		"127.0.0.1:7104 false [[5461 10922]] 0",
+		"127.0.0.1:7102 false [[10923 16383]] 1",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	if r := top.Masters[2].Replicas[0]; !r.Failed || r.Addr != "127.0.0.1:7105" || r.Master {
+		t.Fatalf("pfail replica: %+v", r)
+	}
+	if _, err := mastersFromNodes("short line\n"); err == nil {
+		t.Fatal("malformed line accepted")
+	}
+}
+
+func TestIsRedirect(t *testing.T) {
+	for _, tt := range []struct {
+		err       error
+		addr      string
+		ask, isRd bool
+	}{
+		{nil, "", false, false},
+		{errors.New("MOVED 3999 127.0.0.1:6381"), "127.0.0.1:6381", false, true}, // go-redis parses text too
+		{redisErr("MOVED 3999 127.0.0.1:6381"), "127.0.0.1:6381", false, true},
+		{redisErr("ASK 3999 127.0.0.1:6382"), "127.0.0.1:6382", true, true},
+		{fmt.Errorf("wrapped: %w", redisErr("MOVED 1 10.0.0.1:7000")), "10.0.0.1:7000", false, true},
+		{redisErr("ERR wrong number of arguments"), "", false, false},
+		{redis.Nil, "", false, false},
+	} {
+		addr, ask, ok := IsRedirect(tt.err)
+		if addr != tt.addr || ask != tt.ask || ok != tt.isRd {
+			t.Errorf("IsRedirect(%v) = %q %v %v, want %q %v %v", tt.err, addr, ask, ok, tt.addr, tt.ask, tt.isRd)
+		}
+	}
+}
+
+func TestIsClusterDown(t *testing.T) {
+	for _, msg := range []string{
+		"CLUSTERDOWN The cluster is down",
+		"TRYAGAIN Multiple keys request during rehashing of slot",
+		"LOADING Redis is loading the dataset in memory",
+		"READONLY You can't write against a read only replica.",
+		"MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+	} {
+		if !IsClusterDown(redisErr(msg)) {
+			t.Errorf("IsClusterDown(%q) = false", msg)
+		}
+		if !IsClusterDown(fmt.Errorf("x: %w", redisErr(msg))) {
+			t.Errorf("IsClusterDown(wrapped %q) = false", msg)
+		}
+	}
+	for _, err := range []error{nil, errors.New("CLUSTERDOWN"), redisErr("MOVED 1 h:1"), redisErr("ERR x"), redis.Nil} {
+		if IsClusterDown(err) {
+			t.Errorf("IsClusterDown(%v) = true", err)
+		}
+	}
+}
+
+// redisErr stands for a server error reply: go-redis exposes no constructor,
+// but any type implementing redis.Error is treated as one.
+type redisErr string
+
+func (e redisErr) Error() string { return string(e) }
+func (redisErr) RedisError()     {}
