@@ -6,7 +6,9 @@ package integration
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,9 +44,12 @@ func MakeCluster(t testing.TB, o Opts) *Cluster {
 		t.Skip("redis-server not installed: apt-get install redis-server (make test does it via .ci/run)")
 	}
 	k := int(nextBase.Add(1)) - 1
+	// SHARDSEQ_IT_SLOT (0-9) moves a second concurrent run of this package
+	// to other ports and addresses, so it cannot touch the first one's nodes.
+	slot, _ := strconv.Atoi(os.Getenv("SHARDSEQ_IT_SLOT"))
 	cfg := cluster.LocalConfig{
 		Masters: o.Masters, Replicas: o.Replicas,
-		BasePort: 7300 + 10*(k%10),
+		BasePort: 7300 + 100*(slot%10) + 10*(k%10),
 		Dir:      t.TempDir(),
 	}
 	c := &Cluster{t: t}
@@ -52,7 +57,7 @@ func MakeCluster(t testing.TB, o Opts) *Cluster {
 		if err := chaos.Available(); err != nil {
 			t.Skipf("partitions unavailable: %v", err)
 		}
-		cfg.PerNodeIP, cfg.IPBase = true, 11+10*(k%20)
+		cfg.PerNodeIP, cfg.IPBase = true, 11+120*(slot%2)+10*(k%12)
 		c.Net = chaos.NewNetfilter()
 		t.Cleanup(func() {
 			if err := c.Net.Close(); err != nil {

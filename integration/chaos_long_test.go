@@ -1,0 +1,44 @@
+//go:build integration && chaos
+
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/shardseq/shardseq/client"
+	"github.com/shardseq/shardseq/internal/chaos"
+)
+
+// The long run behind docs/CORRECTNESS.md (`make chaos-long`, not in CI):
+// >= 50 mixed faults and >= 20,000,000 IDs, no ID twice.
+func TestChaosLong_MixedFaults(t *testing.T) {
+	c := MakeCluster(t, Opts{Partitions: true})
+	rep, err := chaos.Run(context.Background(), chaos.Config{
+		Seeds: c.Addrs(), Local: c.LocalCluster, Net: c.Net,
+		Faults:      chaosFaults(t, 60),
+		Shards:      12,
+		Callers:     12,
+		MinIDs:      20_000_000,
+		MaxDuration: 50 * time.Minute,
+		Client:      client.Config{Logger: quiet()},
+		Logf:        t.Logf,
+	})
+	t.Logf("report:\n%s", rep)
+	if out := os.Getenv("SHARDSEQ_CHAOS_REPORT"); out != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		_ = os.WriteFile(out, b, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("IDs handed out twice: %s", rep)
+	}
+	if rep.Faults < 50 || rep.Acknowledged < 20_000_000 {
+		t.Fatalf("too small a run: %d faults, %d IDs", rep.Faults, rep.Acknowledged)
+	}
+}
