@@ -346,6 +346,12 @@ func (lc *LocalCluster) serverArgs(n *localProc) []string {
 		"--cluster-config-file", "nodes.conf",
 		"--cluster-node-timeout", strconv.FormatInt(c.NodeTimeout.Milliseconds(), 10),
 		"--cluster-allow-reads-when-down", "no",
+		// With full coverage required (the Redis default), every master
+		// refuses all writes from the moment one master is marked failed
+		// until its replica is promoted; without it, the other masters keep
+		// serving their own slots, which is what lets the other shards serve
+		// through a failover. shardseq recommends it for production too.
+		"--cluster-require-full-coverage", "no",
 		"--dir", n.Dir,
 		"--logfile", "redis.log",
 		"--daemonize", "no",

@@ -199,6 +199,7 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64) (shard.Bloc
 			msg := err.Error()
 			s.reg.Update(s.ns.Name, m.sh.Index, func(r *ShardStatus) {
 				r.LastError, r.LastErrorAt, r.Healthy = msg, time.Now(), false
+				s.fillNode(r, "") // the slot may have a new master already
 			})
 		}
 		return b, err

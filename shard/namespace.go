@@ -38,16 +38,16 @@ func Open(ctx context.Context, r Router, name string, n int, opt Options) (*Name
 
 	keys := MetaKeys(name)
 	var found *metaRecord
-	ready, complete := false, true
+	ready := false
 	var readErrs []error
+	var missing []string
 	for _, k := range keys {
 		rec, err := ns.readMeta(ctx, k)
 		switch {
 		case err != nil:
 			readErrs = append(readErrs, fmt.Errorf("namespace record %s: %w", k, err))
-			complete = false
 		case rec == nil:
-			complete = false
+			missing = append(missing, k)
 		default:
 			if found != nil && (rec.shards != found.shards || rec.layout != found.layout) {
 				return nil, fmt.Errorf("%w: copies of the record of namespace %q disagree (%d shards vs %d); fix or delete %v by hand", ErrBadRecord, name, rec.shards, found.shards, keys)
@@ -78,10 +78,16 @@ func Open(ctx context.Context, r Router, name string, n int, opt Options) (*Name
 	}
 	ns.setLayout(layout)
 
-	if !ready || !complete {
-		if err := ns.create(ctx, keys, ready); err != nil {
+	switch {
+	case !ready:
+		if err := ns.create(ctx, keys, false); err != nil {
 			return nil, err
 		}
+	case len(missing) > 0:
+		// A copy lost with its master's data: rewrite it, best effort. The
+		// namespace is usable from the copies that remain; a copy whose
+		// master is merely unreachable right now is left alone.
+		_ = ns.repair(ctx, missing)
 	}
 	return ns, nil
 }
@@ -196,4 +202,16 @@ func (ns *Namespace) create(ctx context.Context, keys []string, wasReady bool) e
 		}
 	}
 	return nil
+}
+
+// repair rewrites lost copies of a ready namespace record.
+func (ns *Namespace) repair(ctx context.Context, keys []string) error {
+	wait := max(ns.opt.AckTimeout, 700*time.Millisecond).Milliseconds()
+	var errs []error
+	for _, k := range keys {
+		if _, err := runAcked(ctx, ns.r, metaScript, k, ns.opt.AckReplicas, wait, ns.Layout.Shards, ns.Layout.encode(), "ready"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -26,8 +26,9 @@ type Options struct {
 	// Default 1<<32; -1 switches fencing off (unsafe; tests only).
 	FenceGap int64
 	// MirrorLease is how far ahead of the highest reserved sequence number
-	// the high-water-mark mirror is raised, so that it is written once per
-	// lease instead of once per block. Default 1<<20.
+	// the high-water-mark mirror is raised (at least 64 blocks), so that it is
+	// written once per lease instead of once per block and a shard keeps
+	// serving while its mirror's master fails over. Default 1<<24.
 	MirrorLease int64
 	// MaxID is the largest ID handed out. Default DefaultMaxID (2^53-1).
 	MaxID int64
@@ -45,7 +46,7 @@ func (o Options) withDefaults() Options {
 		o.FenceGap = 1 << 32
 	}
 	if o.MirrorLease == 0 {
-		o.MirrorLease = 1 << 20
+		o.MirrorLease = 1 << 24
 	}
 	if o.MaxID == 0 {
 		o.MaxID = DefaultMaxID
@@ -66,7 +67,7 @@ func (o Options) Validate() error {
 	case o.FenceGap < -1:
 		return fmt.Errorf("FenceGap %d: want -1, 0 (default 2^32) or a positive gap", o.FenceGap)
 	case o.MirrorLease < 0:
-		return fmt.Errorf("MirrorLease %d: want 0 (default 2^20) or positive", o.MirrorLease)
+		return fmt.Errorf("MirrorLease %d: want 0 (default 2^24) or positive", o.MirrorLease)
 	case o.MaxID < 0:
 		return fmt.Errorf("MaxID %d: want 0 (default 2^53-1) or positive", o.MaxID)
 	}
@@ -121,14 +122,19 @@ func (s *Shard) Reserve(ctx context.Context, count int64) (Block, error) {
 	}
 	for cur := s.highest.Load(); b.Hi > cur && !s.highest.CompareAndSwap(cur, b.Hi); cur = s.highest.Load() {
 	}
-	// The mirror is also rewritten once per MirrorRefresh even when it is far
-	// enough ahead: its own master may have come back empty since, and a
-	// mirror must exist when a counter needs restoring.
-	stale := time.Since(time.Unix(0, s.raisedAt.Load())) > mirrorRefresh
-	if !o.Unsafe && (b.Hi > s.ceiling.Load() || stale) {
-		if err := s.raiseMirror(ctx, b.Hi+max(o.MirrorLease, 4*count), o.AckTimeout.Milliseconds()); err != nil {
+	// Every ID handed out must be at or below the replicated mirror.
+	if !o.Unsafe && b.Hi > s.ceiling.Load() {
+		if err := s.raiseMirror(ctx, b.Hi+max(o.MirrorLease, 64*count), o.AckTimeout.Milliseconds()); err != nil {
 			return Block{}, fmt.Errorf("shard %d: mirror not raised, block discarded: %w", s.Index, err)
 		}
+	} else if last := s.raisedAt.Load(); !o.Unsafe && time.Since(time.Unix(0, last)) > mirrorRefresh &&
+		s.raisedAt.CompareAndSwap(last, time.Now().UnixNano()) {
+		// The mirror is also rewritten once per mirrorRefresh, so that a
+		// mirror lost with its own master's data is back within a second.
+		// The block is covered already; a failed refresh only means the
+		// mirror's master is down right now, which must not stop this shard.
+		// The CAS lets one caller a second try it.
+		_ = s.raiseMirror(ctx, s.ceiling.Load(), o.AckTimeout.Milliseconds())
 	}
 	if b.Fenced != 0 {
 		s.FenceCount.Add(1)
