@@ -74,7 +74,7 @@ type Config struct {
 	MinBlockSize, MaxBlockSize int64
 	// BlockTarget is how long a block should last: the block size doubles
 	// when blocks run out faster than half of it and halves when they last
-	// more than twice it. Default 1s.
+	// more than twice it. Default 2s.
 	BlockTarget time.Duration
 	// RefillAt is the fraction of a block handed out before the next one is
 	// reserved in the background. Default 0.2.
@@ -122,7 +122,7 @@ func (c Config) withDefaults() Config {
 		c.MaxBlockSize = 1 << 20
 	}
 	if c.BlockTarget == 0 {
-		c.BlockTarget = time.Second
+		c.BlockTarget = 2 * time.Second
 	}
 	if c.RefillAt == 0 {
 		c.RefillAt = 0.2

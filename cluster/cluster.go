@@ -338,6 +338,10 @@ func (c *Cluster) nodeOptions(addr string) *redis.Options {
 		// One dial attempt: go-redis would otherwise retry 5 times 100ms
 		// apart, hiding a dead master from the breaker for half a second.
 		DialerRetries: 1,
+		// Callers bound each attempt with a context deadline shorter than
+		// ReadTimeout, so a frozen or vanished master costs one attempt's
+		// budget, not a full read timeout.
+		ContextTimeoutEnabled: true,
 	}
 }
 

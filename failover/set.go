@@ -31,7 +31,16 @@ type BreakerConfig struct {
 	// with a reservation of zero IDs, so they recover without caller traffic.
 	// Default 500ms; -1 disables.
 	ProbeEvery time.Duration
+	// AttemptTimeout bounds one reservation on one shard (script, WAIT and
+	// mirror raise); past it the shard counts a failure and the next shard
+	// is tried in the same call. It must exceed the acknowledgement timeout.
+	// Default 750ms.
+	AttemptTimeout time.Duration
 }
+
+// ErrShardTimeout: a shard did not answer within AttemptTimeout (a frozen
+// master, or packets to a vanished host going nowhere).
+var ErrShardTimeout = errors.New("failover: shard did not answer in time")
 
 func (c BreakerConfig) withDefaults() BreakerConfig {
 	if c.Failures == 0 {
@@ -42,6 +51,9 @@ func (c BreakerConfig) withDefaults() BreakerConfig {
 	}
 	if c.ProbeEvery == 0 {
 		c.ProbeEvery = 500 * time.Millisecond
+	}
+	if c.AttemptTimeout == 0 {
+		c.AttemptTimeout = 750 * time.Millisecond
 	}
 	return c
 }
@@ -87,6 +99,7 @@ type Set struct {
 	top     func() *cluster.Topology
 	log     *slog.Logger
 	members []*member
+	attempt time.Duration
 	next    atomic.Uint64
 	stop    chan struct{}
 	done    chan struct{}
@@ -100,7 +113,7 @@ func NewSet(ns *shard.Namespace, reg *Registry, top func() *cluster.Topology, cf
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Set{ns: ns, reg: reg, top: top, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Set{ns: ns, reg: reg, top: top, log: log, attempt: cfg.AttemptTimeout, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, sh := range ns.Shards {
 		m := &member{sh: sh, slot: cluster.Slot(sh.Key)}
 		idx := sh.Index
@@ -188,7 +201,16 @@ func (s *Set) Reserve(ctx context.Context, count int64, prefer int) (shard.Block
 
 func (s *Set) reserveOn(ctx context.Context, m *member, count int64) (shard.Block, error) {
 	t0 := time.Now()
-	b, err := m.cb.Execute(func() (shard.Block, error) { return m.sh.Reserve(ctx, count) })
+	b, err := m.cb.Execute(func() (shard.Block, error) {
+		actx, cancel := context.WithTimeout(ctx, s.attempt)
+		defer cancel()
+		b, err := m.sh.Reserve(actx, count)
+		if err != nil && actx.Err() != nil && ctx.Err() == nil {
+			// The attempt's deadline, not the caller's: a fault of this shard.
+			err = fmt.Errorf("%w (%v): %v", ErrShardTimeout, s.attempt, err)
+		}
+		return b, err
+	})
 	lat := time.Since(t0)
 	if err != nil {
 		if errors.Is(err, gobreaker.ErrTooManyRequests) || errors.Is(err, gobreaker.ErrOpenState) {

@@ -1,0 +1,98 @@
+# shardseq — `make run` starts a local Redis Cluster and the server; `make test`
+# runs every test (unit and integration, with -race). See README.md.
+
+SHELL        := /bin/bash
+GO           ?= go
+export GOFLAGS := -buildvcs=false
+
+BIN          := bin/shardseq
+CLUSTER_DIR  ?= .run/cluster
+CLUSTER_PORT ?= 7000
+LISTEN       ?= :8080
+SHARDS       ?= 12
+STATICCHECK_VERSION ?= v0.8.2
+
+.PHONY: all build run redis cluster-up cluster-down cluster-status test vet lint chaos-long bench clean docker-build docker-up docker-down chaos docker-smoke
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/shardseq
+
+# redis: make sure redis-server is installed (installs it on Debian/Ubuntu when root).
+redis:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "redis-server not found: installing it with apt-get"; \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; \
+		else \
+			echo "redis-server not found: install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis)" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+# run: a local 3-master/3-replica cluster on ports $(CLUSTER_PORT)-$(CLUSTER_PORT)+5
+# (it keeps running after the server stops: `make cluster-down`), then the
+# server on $(LISTEN) in the foreground. Ctrl-C stops the server gracefully.
+run: build redis
+	@addrs=$$($(BIN) cluster up --dir $(CLUSTER_DIR) --port $(CLUSTER_PORT)) && \
+		exec $(BIN) serve --redis "$$addrs" --listen $(LISTEN) --shards $(SHARDS)
+
+cluster-up: build redis
+	@$(BIN) cluster up --dir $(CLUSTER_DIR) --port $(CLUSTER_PORT)
+
+cluster-down: build
+	@$(BIN) cluster down --dir $(CLUSTER_DIR)
+
+cluster-status: build
+	@$(BIN) cluster status --dir $(CLUSTER_DIR)
+
+vet:
+	$(GO) vet -tags 'integration chaos' ./...
+
+# test: what CI runs. Unit and integration tests (real Redis Clusters started
+# by the tests on ports 7000-22000), all with the race detector.
+test: vet
+	$(GO) test -race -count=1 -tags integration -timeout 20m ./...
+
+lint: vet
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	@if command -v staticcheck >/dev/null 2>&1 && staticcheck -version | grep -q '$(STATICCHECK_VERSION:v%=%)'; then \
+		staticcheck -tags 'integration chaos' ./...; \
+	else \
+		$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags 'integration chaos' ./...; \
+	fi
+
+# chaos-long: the long fault-injection run behind docs/CORRECTNESS.md: >= 50
+# mixed faults, >= 20,000,000 IDs (without -race, so the load is real).
+chaos-long:
+	SHARDSEQ_CHAOS_REPORT=$(CURDIR)/.run/chaos-long.json $(GO) test -count=1 -tags 'integration chaos' -run TestChaosLong -timeout 60m -v ./integration/
+
+# Docker: images built offline (FROM scratch), a 3-master/3-replica Redis
+# Cluster and two shardseq servers, chaos scripts (see docker/README.md).
+DOCKER_COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE := $(DOCKER_COMPOSE) -p shardseq -f docker/compose.yml
+
+docker-build:
+	docker/build.sh
+
+docker-up: docker-build
+	$(COMPOSE) up -d
+	docker/chaos/status
+
+docker-down:
+	-docker/chaos/heal --no-wait
+	$(COMPOSE) --profile check down -v --remove-orphans
+
+# chaos: the default docker scenario (CHAOS_ARGS='--faults 8 --keep').
+chaos:
+	docker/chaos/run $(CHAOS_ARGS)
+
+docker-smoke:
+	docker/smoke.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./client/ ./server/
+
+clean:
+	rm -rf bin

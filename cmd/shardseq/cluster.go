@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/shardseq/shardseq/cluster"
+)
+
+// ClusterCommand starts, stops and inspects a local Redis Cluster of real
+// redis-server processes (cluster.StartLocal) that outlives the command.
+type ClusterCommand struct {
+	Main *Main
+}
+
+type clusterConfig struct {
+	action   string
+	masters  int
+	replicas int
+	port     int
+	dir      string
+}
+
+func (c *ClusterCommand) parse(args []string) (clusterConfig, error) {
+	var cfg clusterConfig
+	fs := newFlagSet("cluster")
+	fs.IntVar(&cfg.masters, "masters", 3, "number of masters (up)")
+	fs.IntVar(&cfg.replicas, "replicas", 1, "replicas per master, 0 for none (up)")
+	fs.IntVar(&cfg.port, "port", 7000, "data port of the first node; node k uses port+k, its cluster bus port+k+10000 (up)")
+	fs.StringVar(&cfg.dir, "dir", ".run/cluster", "directory of the nodes' data, logs and state file")
+	pos, err := parseFlags(fs, args, c.Usage)
+	if err != nil {
+		return cfg, err
+	}
+	if len(pos) != 1 {
+		return cfg, usageErrorf("want one action: up, down or status")
+	}
+	cfg.action = pos[0]
+	switch {
+	case cfg.action != "up" && cfg.action != "down" && cfg.action != "status":
+		return cfg, usageErrorf("unknown action %q: want up, down or status", cfg.action)
+	case cfg.masters < 1 || cfg.masters > 100:
+		return cfg, usageErrorf("--masters %d: want 1 to 100", cfg.masters)
+	case cfg.replicas < 0 || cfg.replicas > 5:
+		return cfg, usageErrorf("--replicas %d: want 0 to 5", cfg.replicas)
+	case cfg.port < 1024 || cfg.port > 65535:
+		return cfg, usageErrorf("--port %d: want 1024 to 65535", cfg.port)
+	case cfg.dir == "":
+		return cfg, usageErrorf("--dir is required")
+	}
+	return cfg, nil
+}
+
+// Run executes the action.
+func (c *ClusterCommand) Run(ctx context.Context, args []string) error {
+	cfg, err := c.parse(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	switch cfg.action {
+	case "up":
+		return c.up(ctx, cfg)
+	case "down":
+		return c.down(cfg)
+	default:
+		return c.status(ctx, cfg)
+	}
+}
+
+func (c *ClusterCommand) stateExists(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, cluster.StateFile))
+	return err == nil
+}
+
+// up starts a cluster and prints its addresses, comma-separated, on stdout
+// (and nothing else there, so scripts can capture them). A cluster already
+// running in dir is reported and left alone.
+func (c *ClusterCommand) up(ctx context.Context, cfg clusterConfig) error {
+	if c.stateExists(cfg.dir) {
+		lc, err := cluster.OpenLocal(cfg.dir)
+		if err != nil {
+			return fmt.Errorf("cluster up: %w", err)
+		}
+		st := lc.Status(ctx)
+		alive := 0
+		for _, n := range st {
+			if n.Alive {
+				alive++
+			}
+		}
+		switch {
+		case alive == len(st):
+			fmt.Fprintf(c.Main.Stderr, "cluster: already running in %s (%d nodes)\n", cfg.dir, len(st))
+			fmt.Fprintln(c.Main.Stdout, strings.Join(lc.Addrs(), ","))
+			return nil
+		case alive > 0:
+			return fmt.Errorf("cluster up: the cluster in %s is partly running (%d of %d nodes); see 'shardseq cluster status --dir %s', or stop it with 'shardseq cluster down --dir %s'",
+				cfg.dir, alive, len(st), cfg.dir, cfg.dir)
+		}
+		// Nothing alive (e.g. after a reboot): forget the stale state.
+		fmt.Fprintf(c.Main.Stderr, "cluster: no node of the previous cluster in %s is running; starting a new one\n", cfg.dir)
+		if err := lc.Close(); err != nil {
+			return fmt.Errorf("cluster up: removing stale state: %w", err)
+		}
+	}
+	// Node directories of a stopped cluster hold its nodes.conf: nodes would
+	// come back believing they are in the old cluster. The local cluster has
+	// no persistence, so its data is gone anyway: start clean.
+	if err := removeNodeDirs(cfg.dir); err != nil {
+		return fmt.Errorf("cluster up: %w", err)
+	}
+	replicas := cfg.replicas
+	if replicas == 0 {
+		replicas = -1 // LocalConfig: 0 means the default (1), -1 none
+	}
+	start := time.Now()
+	lc, err := cluster.StartLocal(ctx, cluster.LocalConfig{
+		Masters: cfg.masters, Replicas: replicas, BasePort: cfg.port, Dir: cfg.dir, Detach: true,
+		Logf: func(format string, args ...any) { fmt.Fprintf(c.Main.Stderr, format+"\n", args...) },
+	})
+	if err != nil {
+		return fmt.Errorf("cluster up: %w", err)
+	}
+	addrs := strings.Join(lc.Addrs(), ",")
+	fmt.Fprintf(c.Main.Stderr, "cluster: up in %v; stop it with 'shardseq cluster down --dir %s'; serve with:\n  shardseq serve --redis %s\n",
+		time.Since(start).Round(time.Millisecond), cfg.dir, addrs)
+	fmt.Fprintln(c.Main.Stdout, addrs)
+	return nil
+}
+
+// removeNodeDirs deletes dir/node-* (the launcher's node directories).
+func removeNodeDirs(dir string) error {
+	matches, err := filepath.Glob(filepath.Join(dir, "node-*"))
+	if err != nil {
+		return err
+	}
+	for _, m := range matches {
+		if fi, err := os.Lstat(m); err == nil && fi.IsDir() {
+			if err := os.RemoveAll(m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (c *ClusterCommand) down(cfg clusterConfig) error {
+	if !c.stateExists(cfg.dir) {
+		fmt.Fprintf(c.Main.Stderr, "cluster: no cluster running in %s\n", cfg.dir)
+		return nil
+	}
+	lc, err := cluster.OpenLocal(cfg.dir)
+	if err != nil {
+		return fmt.Errorf("cluster down: %w", err)
+	}
+	n := len(lc.Addrs())
+	if err := lc.Close(); err != nil {
+		return fmt.Errorf("cluster down: %w", err)
+	}
+	fmt.Fprintf(c.Main.Stderr, "cluster: stopped %d nodes in %s\n", n, cfg.dir)
+	return nil
+}
+
+func (c *ClusterCommand) status(ctx context.Context, cfg clusterConfig) error {
+	lc, err := cluster.OpenLocal(cfg.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cluster status: no cluster in %s (start one with 'shardseq cluster up --dir %s')", cfg.dir, cfg.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("cluster status: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	tw := tabwriter.NewWriter(c.Main.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADDR\tPID\tROLE\tSTATE\tCLUSTER\tMASTER\tERROR")
+	for _, n := range lc.Status(ctx) {
+		state := n.State
+		if !n.Alive {
+			state = "down"
+		}
+		master := "-"
+		if n.Role == "replica" {
+			master = n.MasterAddr + " (link " + n.MasterLink + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", n.Addr, n.PID, dash(n.Role), state, dash(n.ClusterState), master, dash(n.Err))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// Usage prints the help of cluster.
+func (c *ClusterCommand) Usage() {
+	fmt.Fprint(c.Main.Stdout, `Usage: shardseq cluster up|down|status [flags]
+
+Runs a local Redis Cluster of real redis-server processes for development,
+tests and benchmarks. The processes outlive the command.
+
+  up      start masters*(1+replicas) nodes and print their addresses,
+          comma-separated, for --redis; if a cluster already runs in --dir,
+          print its addresses
+  down    stop the cluster in --dir (its data is lost: no persistence)
+  status  print a table of the nodes
+
+Flags:
+  --masters M    masters (default 3)
+  --replicas R   replicas per master (default 1)
+  --port P       data port of node 0; node k uses P+k and bus port P+k+10000 (default 7000)
+  --dir DIR      directory of data, logs and state (default .run/cluster)
+`)
+}

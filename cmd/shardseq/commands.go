@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/shardseq/shardseq/shard"
+)
+
+// Command is one subcommand: its own file, its own FlagSet.
+type Command interface {
+	// Run executes the command with the arguments after its name.
+	Run(ctx context.Context, args []string) error
+	// Usage prints the command's help to Main.Stdout.
+	Usage()
+}
+
+// commands lists the subcommands. To add one, write NAME.go with a
+// NameCommand type (Run, Usage) and add a line here; e.g. `verify` and
+// `bench`:
+//
+//	"verify": func(m *Main) Command { return &VerifyCommand{Main: m} },
+//	"bench":  func(m *Main) Command { return &BenchCommand{Main: m} },
+var commands = map[string]func(m *Main) Command{
+	"serve":   func(m *Main) Command { return &ServeCommand{Main: m} },
+	"next":    func(m *Main) Command { return &NextCommand{Main: m} },
+	"cluster": func(m *Main) Command { return &ClusterCommand{Main: m} },
+	"decode":  func(m *Main) Command { return &DecodeCommand{Main: m} },
+	"version": func(m *Main) Command { return &VersionCommand{Main: m} },
+	"verify":  func(m *Main) Command { return &VerifyCommand{Main: m} },
+}
+
+// summaries are the one-line descriptions shown by `shardseq help`.
+var summaries = map[string]string{
+	"serve":   "run the HTTP ID server",
+	"next":    "print new IDs, one per line",
+	"cluster": "start, stop or inspect a local Redis Cluster (up|down|status)",
+	"decode":  "print the shard and sequence number of an ID",
+	"version": "print the version",
+	"verify":  "check that IDs are never repeated under load",
+	"bench":   "measure throughput",
+}
+
+// Main holds what commands read and write, so tests can replace it.
+type Main struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+// NewMain returns a Main on the process's streams and environment.
+func NewMain() *Main {
+	return &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+}
+
+// Run dispatches args to a subcommand.
+func (m *Main) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		m.Usage()
+		return usageErrorf("no command given")
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			if mk, ok := commands[args[1]]; ok {
+				mk(m).Usage()
+				return nil
+			}
+			return usageErrorf("unknown command %q", args[1])
+		}
+		m.Usage()
+		return nil
+	}
+	mk, ok := commands[name]
+	if !ok {
+		return usageErrorf("unknown command %q; run 'shardseq help'", name)
+	}
+	err := mk(m).Run(ctx, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h: the command printed its usage
+	}
+	if ue := (*UsageError)(nil); errors.As(err, &ue) && ue.Cmd == "" {
+		ue.Cmd = name
+	}
+	return err
+}
+
+// Usage prints the list of commands.
+func (m *Main) Usage() {
+	fmt.Fprintln(m.Stdout, "shardseq: unique int64 IDs from a Redis Cluster, never the same twice.")
+	fmt.Fprintln(m.Stdout, "\nUsage:\n\n  shardseq <command> [arguments]\n\nCommands:")
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		fmt.Fprintf(m.Stdout, "  %-8s %s\n", name, summaries[name])
+	}
+	fmt.Fprintln(m.Stdout, "\nRun 'shardseq help <command>' or 'shardseq <command> -h' for details.")
+}
+
+// Exit prints err to Stderr and returns the process exit status: 0 on
+// success, 2 for a usage error, 1 otherwise.
+func (m *Main) Exit(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(m.Stderr, "shardseq: %v\n", err)
+		if ue.Cmd != "" {
+			fmt.Fprintf(m.Stderr, "Run 'shardseq %s -h' for usage.\n", ue.Cmd)
+		}
+		return 2
+	}
+	fmt.Fprintf(m.Stderr, "shardseq: %v\n", err)
+	return 1
+}
+
+// UsageError is a mistake on the command line or in the environment; the
+// process exits with status 2.
+type UsageError struct {
+	Cmd string
+	Err error
+}
+
+func (e *UsageError) Error() string {
+	if e.Cmd != "" {
+		return e.Cmd + ": " + e.Err.Error()
+	}
+	return e.Err.Error()
+}
+
+func (e *UsageError) Unwrap() error { return e.Err }
+
+func usageErrorf(format string, args ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, args...)}
+}
+
+// newFlagSet returns a FlagSet that reports errors to the caller instead of
+// printing or exiting; usage printing is left to the command.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parseFlags parses args with fs, allowing flags after positional arguments
+// (`decode 123 --shards 6`), and returns the positional arguments. -h
+// prints usage and returns flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string, usage func()) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				usage()
+				return nil, err
+			}
+			return nil, usageErrorf("%v", err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// applyEnv sets every flag of fs not given on the command line from its
+// environment variable, when that is set, and returns the flags so set (flag
+// name -> variable), for error messages. A bad value is an error naming the
+// variable. Flags win over the environment.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string, env map[string]string) (fromEnv map[string]string, err error) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	names := make([]string, 0, len(env))
+	for name := range env {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	fromEnv = map[string]string{}
+	for _, name := range names {
+		if given[name] {
+			continue
+		}
+		v := getenv(env[name])
+		if v == "" {
+			continue
+		}
+		if err := fs.Set(name, v); err != nil {
+			return nil, usageErrorf("environment variable %s=%q is not valid for --%s: %v", env[name], v, name, err)
+		}
+		fromEnv[name] = env[name]
+	}
+	return fromEnv, nil
+}
+
+// source names where a flag's value came from, for error messages.
+func source(fromEnv map[string]string, name string) string {
+	if v, ok := fromEnv[name]; ok {
+		return "environment variable " + v
+	}
+	return "--" + name
+}
+
+// parseAddrs splits a comma-separated list of host:port addresses.
+func parseAddrs(s string) ([]string, error) {
+	var out []string
+	for a := range strings.SplitSeq(s, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not host:port", a)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 || host == "" {
+			return nil, fmt.Errorf("%q is not host:port with a port from 1 to 65535", a)
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no address given")
+	}
+	return out, nil
+}
+
+// redisFlags is what every command that talks to Redis accepts.
+type redisFlags struct {
+	redis  string
+	shards int
+}
+
+func (r *redisFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&r.redis, "redis", "", "Redis Cluster seed addresses, host:port[,host:port...] (env SHARDSEQ_REDIS)")
+	fs.IntVar(&r.shards, "shards", 12, "shards per namespace, N (env SHARDSEQ_SHARDS); must match the namespace's N in Redis")
+}
+
+var redisEnv = map[string]string{"redis": "SHARDSEQ_REDIS", "shards": "SHARDSEQ_SHARDS"}
+
+// validate checks the values after applyEnv and returns the seed addresses.
+func (r *redisFlags) validate(fromEnv map[string]string) ([]string, error) {
+	if err := checkShards(fromEnv, r.shards); err != nil {
+		return nil, err
+	}
+	if r.redis == "" {
+		return nil, usageErrorf("--redis is required (or set SHARDSEQ_REDIS), e.g. --redis 127.0.0.1:7000; 'shardseq cluster up' starts a local cluster and prints its addresses")
+	}
+	addrs, err := parseAddrs(r.redis)
+	if err != nil {
+		return nil, usageErrorf("%s: %v", source(fromEnv, "redis"), err)
+	}
+	return addrs, nil
+}
+
+func checkShards(fromEnv map[string]string, n int) error {
+	if n < 1 || n > shard.MaxShards {
+		return usageErrorf("%s=%d: the shard count must be from 1 to %d", source(fromEnv, "shards"), n, shard.MaxShards)
+	}
+	return nil
+}
+
+// redisLogger sends go-redis's internal log lines (connection pool errors,
+// ...) to slog at debug level instead of raw lines on stderr: the errors
+// that matter reach the caller anyway.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}

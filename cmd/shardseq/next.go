@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardseq/shardseq/client"
+	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/shard"
+)
+
+// NextCommand prints new IDs, one per line, using the library directly.
+type NextCommand struct {
+	Main *Main
+}
+
+type nextConfig struct {
+	addrs     []string
+	namespace string
+	count     int
+	shards    int
+}
+
+func (c *NextCommand) parse(args []string) (nextConfig, error) {
+	var (
+		cfg nextConfig
+		rf  redisFlags
+		fs  = newFlagSet("next")
+	)
+	rf.register(fs)
+	fs.StringVar(&cfg.namespace, "namespace", "default", "namespace")
+	fs.IntVar(&cfg.count, "count", 1, "number of IDs")
+	pos, err := parseFlags(fs, args, c.Usage)
+	if err != nil {
+		return cfg, err
+	}
+	if len(pos) > 0 {
+		return cfg, usageErrorf("unexpected argument %q", pos[0])
+	}
+	fromEnv, err := applyEnv(fs, c.Main.Getenv, redisEnv)
+	if err != nil {
+		return cfg, err
+	}
+	if cfg.addrs, err = rf.validate(fromEnv); err != nil {
+		return cfg, err
+	}
+	cfg.shards = rf.shards
+	if !shard.ValidNamespace(cfg.namespace) {
+		return cfg, usageErrorf("--namespace %q: want 1 to 64 characters of A-Z a-z 0-9 _ . -", cfg.namespace)
+	}
+	if cfg.count < 1 || cfg.count > client.MaxBatch {
+		return cfg, usageErrorf("--count %d: want 1 to %d", cfg.count, client.MaxBatch)
+	}
+	return cfg, nil
+}
+
+// Run reserves exactly --count IDs (strict mode: nothing is reserved that is
+// not printed) and prints them.
+func (c *NextCommand) Run(ctx context.Context, args []string) error {
+	cfg, err := c.parse(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(c.Main.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	redis.SetLogger(redisLogger{log})
+	cl, err := client.New(ctx, client.Config{
+		Addrs: cfg.addrs, Namespace: cfg.namespace, Shards: cfg.shards,
+		Strict: true, Logger: log,
+	})
+	switch {
+	case errors.Is(err, cluster.ErrUnreachable):
+		return fmt.Errorf("next: Redis unreachable at %v: %w", cfg.addrs, err)
+	case err != nil:
+		return fmt.Errorf("next: %w", err)
+	}
+	defer cl.Close()
+	ids, err := cl.NextN(ctx, cfg.count)
+	if err != nil {
+		return fmt.Errorf("next: %w", err)
+	}
+	w := bufio.NewWriter(c.Main.Stdout)
+	var b []byte
+	for _, id := range ids {
+		b = strconv.AppendInt(b[:0], id, 10)
+		b = append(b, '\n')
+		_, _ = w.Write(b)
+	}
+	return w.Flush()
+}
+
+// Usage prints the help of next.
+func (c *NextCommand) Usage() {
+	fmt.Fprint(c.Main.Stdout, `Usage: shardseq next --redis host:port[,...] [--namespace ns] [--count K] [--shards N]
+
+Prints K new IDs of namespace ns, one per line. It reserves exactly K IDs
+(one acknowledged reservation), so nothing is wasted.
+
+Flags:
+  --redis ADDRS     Redis Cluster seeds, comma-separated (env SHARDSEQ_REDIS; required)
+  --namespace NS    namespace (default "default")
+  --count K         number of IDs (default 1)
+  --shards N        shards of the namespace (env SHARDSEQ_SHARDS; default 12)
+`)
+}

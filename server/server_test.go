@@ -1,0 +1,599 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shardseq/shardseq/client"
+	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/internal/clustertest"
+)
+
+// Ports of this package's clusters: 7400-7449 (bus ports +10000).
+const (
+	portServer = 7400
+	portBench  = 7420
+)
+
+// dial connects to lc and closes the connection when the test ends.
+func dial(tb testing.TB, lc *cluster.LocalCluster) *cluster.Cluster {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := cluster.Dial(ctx, cluster.Config{Addrs: lc.Addrs(), Logger: quietLogger()})
+	if err != nil {
+		tb.Fatalf("cluster.Dial: %v", err)
+	}
+	tb.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// newServer builds a Server on cl and closes it when the test ends.
+func newServer(tb testing.TB, cfg Config) *Server {
+	tb.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	s, err := New(cfg)
+	if err != nil {
+		tb.Fatalf("server.New: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+type result struct {
+	code   int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+// do sends one request to h and checks what every answer must have: a JSON
+// object body, Content-Type application/json and Cache-Control no-store.
+func do(tb testing.TB, h http.Handler, method, target string) result {
+	tb.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, target, nil))
+	res := result{code: rec.Code, header: rec.Header(), raw: rec.Body.String()}
+	if ct := res.header.Get("Content-Type"); ct != "application/json" {
+		tb.Errorf("%s %s: Content-Type %q, want application/json", method, target, ct)
+	}
+	if cc := res.header.Get("Cache-Control"); cc != "no-store" {
+		tb.Errorf("%s %s: Cache-Control %q, want no-store", method, target, cc)
+	}
+	if method != http.MethodHead {
+		if err := json.Unmarshal(rec.Body.Bytes(), &res.body); err != nil {
+			tb.Errorf("%s %s: body is not a JSON object: %v: %q", method, target, err, res.raw)
+		}
+	}
+	if res.code != http.StatusOK && method != http.MethodHead {
+		if msg, _ := res.body["error"].(string); msg == "" {
+			tb.Errorf("%s %s: %d without an error message: %q", method, target, res.code, res.raw)
+		}
+	}
+	return res
+}
+
+func ids(tb testing.TB, r result) []int64 {
+	tb.Helper()
+	var body struct {
+		Namespace string  `json:"namespace"`
+		IDs       []int64 `json:"ids"`
+	}
+	if err := json.Unmarshal([]byte(r.raw), &body); err != nil {
+		tb.Fatalf("decoding %q: %v", r.raw, err)
+	}
+	return body.IDs
+}
+
+// TestServer runs against one real local cluster (3 masters, 1 replica each).
+func TestServer(t *testing.T) {
+	lc := clustertest.Start(t, cluster.LocalConfig{Masters: 3, Replicas: 1, BasePort: portServer})
+	cl := dial(t, lc)
+
+	t.Run("StatusCodes", func(t *testing.T) { testStatusCodes(t, cl) })
+	t.Run("Shards", func(t *testing.T) { testShards(t, cl) })
+	t.Run("Readyz", func(t *testing.T) { testReadyz(t, cl) })
+	t.Run("ConcurrentOpen", func(t *testing.T) { testConcurrentOpen(t, cl) })
+	t.Run("MaxNamespaces", func(t *testing.T) { testMaxNamespaces(t, cl) })
+	t.Run("ClosedCluster", func(t *testing.T) { testClosedCluster(t, lc) })
+	t.Run("ClosedServer", func(t *testing.T) { testClosedServer(t, cl) })
+	t.Run("HTTPServer", func(t *testing.T) { testHTTPServer(t, cl) })
+}
+
+func testStatusCodes(t *testing.T, cl *cluster.Cluster) {
+	// Namespace "x" exists with 4 shards; the server uses 6.
+	c4, err := client.New(context.Background(), client.Config{Cluster: cl, Namespace: "x", Shards: 4, Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("client.New x/4: %v", err)
+	}
+	defer c4.Close()
+	h := newServer(t, Config{Cluster: cl, Shards: 6}).Handler()
+
+	long := strings.Repeat("a", 64)
+	tests := []struct {
+		name, method, target string
+		code                 int
+		ids                  int    // 200: IDs in the answer
+		allow                string // 405: Allow header
+		errHas               string // substring of the error message
+	}{
+		{"default count", "POST", "/v1/ids/orders", 200, 1, "", ""},
+		{"count 5", "POST", "/v1/ids/orders?count=5", 200, 5, "", ""},
+		{"count max", "POST", "/v1/ids/orders?count=10000", 200, 10000, "", ""},
+		{"count with other params", "POST", "/v1/ids/orders?x=1&count=3", 200, 3, "", ""},
+		{"empty count", "POST", "/v1/ids/orders?count=", 200, 1, "", ""},
+		{"64 characters", "POST", "/v1/ids/" + long, 200, 1, "", ""},
+		{"every character class", "POST", "/v1/ids/Az09_.-?count=2", 200, 2, "", ""},
+
+		{"count 0", "POST", "/v1/ids/orders?count=0", 400, 0, "", "count must be an integer from 1 to 10000"},
+		{"count negative", "POST", "/v1/ids/orders?count=-1", 400, 0, "", "from 1 to 10000"},
+		{"count too big", "POST", "/v1/ids/orders?count=10001", 400, 0, "", "from 1 to 10000"},
+		{"count huge", "POST", "/v1/ids/orders?count=99999999999999999999", 400, 0, "", "from 1 to 10000"},
+		{"count not a number", "POST", "/v1/ids/orders?count=abc", 400, 0, "", "from 1 to 10000"},
+		{"count fraction", "POST", "/v1/ids/orders?count=1.5", 400, 0, "", "from 1 to 10000"},
+		{"65 characters", "POST", "/v1/ids/" + long + "a", 400, 0, "", "^[A-Za-z0-9_.-]{1,64}$"},
+		{"brace", "POST", "/v1/ids/a%7Bb%7D", 400, 0, "", "namespace must match"},
+		{"colon", "POST", "/v1/ids/a:b", 400, 0, "", "namespace must match"},
+		{"escaped slash", "POST", "/v1/ids/a%2Fb", 400, 0, "", "namespace must match"},
+		{"space", "POST", "/v1/ids/a%20b", 400, 0, "", "namespace must match"},
+		{"no namespace", "POST", "/v1/ids/", 400, 0, "", "namespace must match"},
+		{"two segments", "POST", "/v1/ids/a/b", 400, 0, "", "namespace must match"},
+
+		{"GET ids", "GET", "/v1/ids/orders", 405, 0, "POST", "not allowed"},
+		{"PUT ids", "PUT", "/v1/ids/orders", 405, 0, "POST", "not allowed"},
+		{"DELETE ids", "DELETE", "/v1/ids/orders?count=3", 405, 0, "POST", "not allowed"},
+		{"POST shards", "POST", "/v1/shards", 405, 0, "GET, HEAD", "not allowed"},
+		{"POST healthz", "POST", "/healthz", 405, 0, "GET, HEAD", "not allowed"},
+		{"DELETE readyz", "DELETE", "/readyz", 405, 0, "GET, HEAD", "not allowed"},
+
+		{"shard count mismatch", "POST", "/v1/ids/x", 409, 0, "", "4 shards"},
+		{"shard count mismatch again", "POST", "/v1/ids/x?count=3", 409, 0, "", "shard count mismatch"},
+
+		{"unknown route", "GET", "/v2/ids/orders", 404, 0, "", "no route"},
+		{"root", "GET", "/", 404, 0, "", "no route"},
+	}
+	seen := map[int64]string{}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := do(t, h, tc.method, tc.target)
+			if r.code != tc.code {
+				t.Fatalf("%s %s: status %d, want %d: %s", tc.method, tc.target, r.code, tc.code, r.raw)
+			}
+			if tc.allow != "" && r.header.Get("Allow") != tc.allow {
+				t.Errorf("Allow %q, want %q", r.header.Get("Allow"), tc.allow)
+			}
+			if tc.errHas != "" {
+				if msg, _ := r.body["error"].(string); !strings.Contains(msg, tc.errHas) {
+					t.Errorf("error %q does not mention %q", msg, tc.errHas)
+				}
+			}
+			if tc.code != 200 {
+				return
+			}
+			got := ids(t, r)
+			if len(got) != tc.ids {
+				t.Fatalf("%d IDs, want %d", len(got), tc.ids)
+			}
+			ns := r.body["namespace"]
+			for _, id := range got {
+				if id <= 0 {
+					t.Fatalf("ID %d not positive", id)
+				}
+				key := fmt.Sprint(ns)
+				if prev, dup := seen[id]; dup && prev == key {
+					t.Fatalf("ID %d handed out twice in namespace %s", id, key)
+				}
+				seen[id] = key
+			}
+		})
+	}
+}
+
+func testShards(t *testing.T, cl *cluster.Cluster) {
+	s := newServer(t, Config{Cluster: cl, Shards: 6})
+	h := s.Handler()
+	do(t, h, "POST", "/v1/ids/orders")
+
+	var all struct {
+		Shards []struct {
+			Namespace string `json:"namespace"`
+			Index     int    `json:"index"`
+			Key       string `json:"key"`
+			Node      string `json:"node"`
+			NodeID    string `json:"node_id"`
+			State     string `json:"state"`
+			Healthy   bool   `json:"healthy"`
+		} `json:"shards"`
+		Namespaces, Healthy, Total int
+		Cluster                    struct {
+			Masters []struct {
+				Addr     string `json:"addr"`
+				ID       string `json:"id"`
+				Replicas []struct {
+					Addr string `json:"addr"`
+				} `json:"replicas"`
+				Slots [][2]int `json:"slots"`
+			} `json:"masters"`
+			Generation uint64 `json:"generation"`
+		} `json:"cluster"`
+	}
+	r := do(t, h, "GET", "/v1/shards")
+	if r.code != 200 {
+		t.Fatalf("GET /v1/shards: %d %s", r.code, r.raw)
+	}
+	if err := json.Unmarshal([]byte(r.raw), &all); err != nil {
+		t.Fatal(err)
+	}
+	if all.Namespaces != 2 || all.Total != 12 || len(all.Shards) != 12 || all.Healthy != 12 {
+		t.Fatalf("namespaces %d total %d shards %d healthy %d, want 2, 12, 12, 12: %s", all.Namespaces, all.Total, len(all.Shards), all.Healthy, r.raw)
+	}
+	for _, sh := range all.Shards {
+		if sh.Key == "" || sh.Node == "" || sh.NodeID == "" || sh.State != "closed" || !sh.Healthy {
+			t.Errorf("incomplete row %+v", sh)
+		}
+	}
+	if len(all.Cluster.Masters) != 3 || all.Cluster.Generation == 0 {
+		t.Fatalf("cluster %+v, want 3 masters and a generation", all.Cluster)
+	}
+	for _, m := range all.Cluster.Masters {
+		if m.Addr == "" || len(m.ID) != 40 || len(m.Replicas) != 1 || len(m.Slots) == 0 {
+			t.Errorf("incomplete master %+v", m)
+		}
+	}
+
+	r = do(t, h, "GET", "/v1/shards?namespace=orders")
+	if err := json.Unmarshal([]byte(r.raw), &all); err != nil || r.code != 200 {
+		t.Fatalf("?namespace=orders: %d %v %s", r.code, err, r.raw)
+	}
+	if all.Total != 6 || all.Namespaces != 2 {
+		t.Fatalf("?namespace=orders: total %d namespaces %d, want 6 and 2", all.Total, all.Namespaces)
+	}
+	for i, sh := range all.Shards {
+		if sh.Namespace != "orders" || sh.Index != i {
+			t.Errorf("row %d: %s/%d", i, sh.Namespace, sh.Index)
+		}
+	}
+	if r := do(t, h, "GET", "/v1/shards?namespace=never-opened"); r.code != 404 {
+		t.Errorf("unopened namespace: %d, want 404", r.code)
+	}
+	if r := do(t, h, "GET", "/v1/shards?namespace=a%7Bb"); r.code != 400 {
+		t.Errorf("bad namespace: %d, want 400", r.code)
+	}
+	if got := s.Namespaces(); len(got) != 2 {
+		t.Errorf("GET /v1/shards opened namespaces: %v", got)
+	}
+	if r := do(t, h, "HEAD", "/v1/shards"); r.code != 200 {
+		t.Errorf("HEAD /v1/shards: %d", r.code)
+	}
+}
+
+func testReadyz(t *testing.T, cl *cluster.Cluster) {
+	s := newServer(t, Config{Cluster: cl, Shards: 6})
+	h := s.Handler()
+	if r := do(t, h, "GET", "/healthz"); r.code != 200 {
+		t.Fatalf("healthz %d", r.code)
+	}
+	r := do(t, h, "GET", "/readyz")
+	if r.code != 200 || r.body["ready"] != true || r.body["healthy"] != float64(6) {
+		t.Fatalf("readyz %d %s, want 200 with 6 healthy", r.code, r.raw)
+	}
+	s.Drain()
+	r = do(t, h, "GET", "/readyz")
+	if r.code != 503 || r.body["ready"] != false || !strings.Contains(fmt.Sprint(r.body["reason"]), "draining") {
+		t.Fatalf("readyz while draining: %d %s, want 503", r.code, r.raw)
+	}
+	// Draining stops new traffic from arriving, not the traffic in flight.
+	if r := do(t, h, "POST", "/v1/ids/orders"); r.code != 200 {
+		t.Fatalf("POST while draining: %d %s", r.code, r.raw)
+	}
+	if r := do(t, h, "GET", "/healthz"); r.code != 200 {
+		t.Fatalf("healthz while draining %d", r.code)
+	}
+}
+
+// countingHandler counts log records with a given message.
+type countingHandler struct {
+	slog.Handler
+	msg string
+	n   *atomic.Int64
+}
+
+func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func testConcurrentOpen(t *testing.T, cl *cluster.Cluster) {
+	var opens atomic.Int64
+	log := slog.New(countingHandler{Handler: slog.NewTextHandler(io.Discard, nil), msg: "namespace open", n: &opens})
+	s := newServer(t, Config{Cluster: cl, Shards: 6, Logger: log})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+
+	const goroutines, each = 32, 20
+	var (
+		mu   sync.Mutex
+		seen = map[int64]bool{}
+		wg   sync.WaitGroup
+	)
+	start := make(chan struct{})
+	for g := range goroutines {
+		wg.Go(func() {
+			<-start
+			for k := range each {
+				count := 1 + (g+k)%7
+				resp, err := srv.Client().Post(fmt.Sprintf("%s/v1/ids/concurrent?count=%d", srv.URL, count), "", nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Errorf("status %d: %s", resp.StatusCode, b)
+					return
+				}
+				got := ids(t, result{raw: string(b)})
+				if len(got) != count {
+					t.Errorf("%d IDs, want %d", len(got), count)
+				}
+				mu.Lock()
+				for _, id := range got {
+					if seen[id] {
+						t.Errorf("ID %d handed out twice", id)
+					}
+					seen[id] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	// default at New, then "concurrent" once, however many asked at once.
+	if n := opens.Load(); n != 2 {
+		t.Fatalf("namespaces opened %d times, want 2 (default + concurrent once)", n)
+	}
+	if got := s.Namespaces(); strings.Join(got, ",") != "concurrent,default" {
+		t.Fatalf("open namespaces %v", got)
+	}
+}
+
+func testMaxNamespaces(t *testing.T, cl *cluster.Cluster) {
+	h := newServer(t, Config{Cluster: cl, Shards: 6, MaxNamespaces: 3}).Handler()
+	for _, ns := range []string{"m1", "m2", "m1", "default"} {
+		if r := do(t, h, "POST", "/v1/ids/"+ns); r.code != 200 {
+			t.Fatalf("%s: %d %s", ns, r.code, r.raw)
+		}
+	}
+	r := do(t, h, "POST", "/v1/ids/m3")
+	if r.code != 503 || !strings.Contains(r.raw, "at most 3 namespaces") {
+		t.Fatalf("namespace beyond the limit: %d %s, want 503 naming the limit", r.code, r.raw)
+	}
+	// Namespaces already open keep serving.
+	if r := do(t, h, "POST", "/v1/ids/m2?count=2"); r.code != 200 {
+		t.Fatalf("m2 after the limit: %d %s", r.code, r.raw)
+	}
+}
+
+// testClosedCluster: a server whose cluster connection is gone answers 503,
+// for namespaces already open and for new ones.
+func testClosedCluster(t *testing.T, lc *cluster.LocalCluster) {
+	cl := dial(t, lc)
+	s := newServer(t, Config{Cluster: cl, Shards: 6})
+	h := s.Handler()
+	if r := do(t, h, "POST", "/v1/ids/before"); r.code != 200 {
+		t.Fatalf("before closing: %d %s", r.code, r.raw)
+	}
+	if err := cl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{
+		"/v1/ids/default",            // open, nothing buffered: needs Redis
+		"/v1/ids/before?count=10000", // open, more than buffered
+		"/v1/ids/after",              // new: opening needs Redis
+	} {
+		r := do(t, h, "POST", target)
+		if r.code != 503 {
+			t.Errorf("%s on a closed cluster: %d %s, want 503", target, r.code, r.raw)
+		}
+		t.Logf("%s -> %d %s", target, r.code, strings.TrimSpace(r.raw))
+	}
+	// Readiness follows the breakers of the default namespace: they open
+	// after BreakerConfig.Failures failures in a row (default 2), so keep
+	// asking until they do.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		do(t, h, "POST", "/v1/ids/default")
+		r := do(t, h, "GET", "/readyz")
+		if r.code == 503 {
+			if r.body["healthy"] != float64(0) {
+				t.Errorf("readyz 503 with healthy shards: %s", r.raw)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz on a closed cluster still %d %s after 10s, want 503", r.code, r.raw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func testClosedServer(t *testing.T, cl *cluster.Cluster) {
+	s, err := New(Config{Cluster: cl, Shards: 6, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	do(t, h, "POST", "/v1/ids/orders")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	for _, target := range []string{"/v1/ids/orders", "/v1/ids/new"} {
+		if r := do(t, h, "POST", target); r.code != 503 {
+			t.Errorf("%s after Close: %d %s, want 503", target, r.code, r.raw)
+		}
+	}
+	if r := do(t, h, "GET", "/readyz"); r.code != 503 {
+		t.Errorf("readyz after Close: %d, want 503", r.code)
+	}
+}
+
+// testHTTPServer exercises the real listener: timeouts set, body limited.
+func testHTTPServer(t *testing.T, cl *cluster.Cluster) {
+	s := newServer(t, Config{Cluster: cl, Shards: 6})
+	hs := NewHTTPServer("127.0.0.1:0", s.Handler(), quietLogger())
+	if hs.ReadHeaderTimeout == 0 || hs.ReadTimeout == 0 || hs.WriteTimeout == 0 || hs.IdleTimeout == 0 || hs.MaxHeaderBytes == 0 {
+		t.Fatalf("unset limits: %+v", hs)
+	}
+	srv := httptest.NewUnstartedServer(s.Handler())
+	srv.Config = hs
+	srv.Start()
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/v1/ids/orders?count=3", "application/octet-stream", strings.NewReader(strings.Repeat("x", 1<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(ids(t, result{raw: string(b)})) != 3 {
+		t.Fatalf("POST with an ignored body: %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	if _, err := New(Config{}); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "Cluster") {
+		t.Fatalf("no cluster: %v", err)
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	tests := []struct {
+		err  error
+		code int
+	}{
+		{badRequest("x"), 400},
+		{fmt.Errorf("open: %w", client.ErrShardCountMismatch), 409},
+		{fmt.Errorf("next: %w", client.ErrNoHealthyShard), 503},
+		{ErrTooManyNamespaces, 503},
+		{ErrClosed, 503},
+		{client.ErrClosed, 503},
+		{fmt.Errorf("x: %w", cluster.ErrUnreachable), 503},
+		{context.DeadlineExceeded, 503},
+		{errors.New("something else"), 500},
+	}
+	for _, tc := range tests {
+		if got := statusOf(tc.err); got != tc.code {
+			t.Errorf("statusOf(%v) = %d, want %d", tc.err, got, tc.code)
+		}
+	}
+}
+
+func TestRecoverer(t *testing.T) {
+	var logged atomic.Int64
+	s := &Server{log: slog.New(countingHandler{Handler: slog.NewTextHandler(io.Discard, nil), msg: "panic serving request", n: &logged})}
+	h := s.recoverer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
+	r := do(t, h, "POST", "/v1/ids/x")
+	if r.code != 500 || r.body["error"] != "internal error" {
+		t.Fatalf("panic: %d %s, want 500 internal error", r.code, r.raw)
+	}
+	if strings.Contains(r.raw, "boom") {
+		t.Errorf("panic value leaked: %s", r.raw)
+	}
+	if logged.Load() != 1 {
+		t.Errorf("panic logged %d times, want 1", logged.Load())
+	}
+}
+
+func TestParseIDRequest(t *testing.T) {
+	tests := []struct {
+		ns, count string
+		wantN     int
+		ok        bool
+	}{
+		{"orders", "", 1, true},
+		{"orders", "1", 1, true},
+		{"orders", "10000", 10000, true},
+		{"orders", "007", 7, true},
+		{"a", "5", 5, true},
+		{strings.Repeat("z", 64), "", 1, true},
+		{"", "", 0, false},
+		{strings.Repeat("z", 65), "", 0, false},
+		{"a b", "", 0, false},
+		{"a{b}", "", 0, false},
+		{"a:b", "", 0, false},
+		{"é", "", 0, false},
+		{"orders", "0", 0, false},
+		{"orders", "-3", 0, false},
+		{"orders", "10001", 0, false},
+		{"orders", "1e3", 0, false},
+		{"orders", " 5", 0, false},
+		{"orders", "0x10", 0, false},
+	}
+	for _, tc := range tests {
+		ns, n, err := parseIDRequest(tc.ns, tc.count)
+		if (err == nil) != tc.ok || (tc.ok && (ns != tc.ns || n != tc.wantN)) {
+			t.Errorf("parseIDRequest(%q, %q) = %q, %d, %v; want ok=%v n=%d", tc.ns, tc.count, ns, n, err, tc.ok, tc.wantN)
+		}
+		if err != nil && statusOf(err) != 400 {
+			t.Errorf("parseIDRequest(%q, %q): error %v maps to %d, want 400", tc.ns, tc.count, err, statusOf(err))
+		}
+	}
+}
+
+func FuzzParseIDRequest(f *testing.F) {
+	for _, s := range [][2]string{{"orders", ""}, {"orders", "5"}, {"a.b-c_d", "10000"}, {"", "1"}, {"x{y}", "-1"}, {"ok", "10001"}, {"ok", "+7"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, ns, count string) {
+		got, n, err := parseIDRequest(ns, count)
+		if err != nil {
+			if got != "" || n != 0 {
+				t.Fatalf("error with values %q %d", got, n)
+			}
+			if statusOf(err) != 400 {
+				t.Fatalf("error %v is not a 400", err)
+			}
+			return
+		}
+		if got != ns || n < 1 || n > MaxCount || len(ns) < 1 || len(ns) > 64 {
+			t.Fatalf("accepted %q %q as %q %d", ns, count, got, n)
+		}
+		for _, r := range ns {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-') {
+				t.Fatalf("accepted namespace %q with %q", ns, r)
+			}
+		}
+		if count == "" && n != 1 {
+			t.Fatalf("empty count gave %d", n)
+		}
+	})
+}
