@@ -93,6 +93,9 @@ type Config struct {
 	Breaker failover.BreakerConfig
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Observer, when set, learns the outcome and latency of every
+	// reservation (the server feeds Prometheus from it).
+	Observer failover.Observer
 
 	// UnsafeNoDefences switches off replication acknowledgement, fencing,
 	// the mirror and the regression check: a naive INCR generator that

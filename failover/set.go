@@ -38,6 +38,12 @@ type BreakerConfig struct {
 	AttemptTimeout time.Duration
 }
 
+// Observer learns the outcome of every reservation (not of probes), for
+// metrics. It is called on the reserving goroutine: keep it cheap.
+type Observer interface {
+	Reserved(namespace string, shard int, ids int64, took time.Duration, err error)
+}
+
 // ErrShardTimeout: a shard did not answer within AttemptTimeout (a frozen
 // master, or packets to a vanished host going nowhere).
 var ErrShardTimeout = errors.New("failover: shard did not answer in time")
@@ -100,6 +106,7 @@ type Set struct {
 	log     *slog.Logger
 	members []*member
 	attempt time.Duration
+	obs     Observer
 	next    atomic.Uint64
 	stop    chan struct{}
 	done    chan struct{}
@@ -108,12 +115,12 @@ type Set struct {
 // NewSet puts every shard of ns behind a breaker named "shard-<ns>-<i>" and
 // registers it in reg. top gives the current topology, for the node columns.
 // Close stops its prober.
-func NewSet(ns *shard.Namespace, reg *Registry, top func() *cluster.Topology, cfg BreakerConfig, log *slog.Logger) *Set {
+func NewSet(ns *shard.Namespace, reg *Registry, top func() *cluster.Topology, cfg BreakerConfig, log *slog.Logger, obs Observer) *Set {
 	cfg = cfg.withDefaults()
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Set{ns: ns, reg: reg, top: top, log: log, attempt: cfg.AttemptTimeout, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Set{ns: ns, reg: reg, top: top, log: log, attempt: cfg.AttemptTimeout, obs: obs, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, sh := range ns.Shards {
 		m := &member{sh: sh, slot: cluster.Slot(sh.Key)}
 		idx := sh.Index
@@ -212,6 +219,9 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64) (shard.Bloc
 		return b, err
 	})
 	lat := time.Since(t0)
+	if s.obs != nil && count > 0 && !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
+		s.obs.Reserved(s.ns.Name, m.sh.Index, count, lat, err)
+	}
 	if err != nil {
 		if errors.Is(err, gobreaker.ErrTooManyRequests) || errors.Is(err, gobreaker.ErrOpenState) {
 			return b, err
