@@ -96,6 +96,7 @@ type member struct {
 	issued       atomic.Uint64
 	blockSize    atomic.Int64
 	latencyNanos atomic.Int64
+	lastOK       atomic.Int64 // unix nanos of the last successful reservation or probe
 }
 
 // Set is the shards of one namespace behind their breakers.
@@ -236,6 +237,7 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64) (shard.Bloc
 		}
 		return b, err
 	}
+	m.lastOK.Store(time.Now().UnixNano())
 	if count > 0 {
 		m.reservations.Add(1)
 		m.blockSize.Store(count)
@@ -293,7 +295,9 @@ func (s *Set) Healthy() int {
 }
 
 // probe gives shards whose breaker is not closed a trial with a reservation
-// of zero IDs, so that a recovered shard is seen without caller traffic.
+// of zero IDs, so that a recovered shard is seen without caller traffic; and
+// probes idle shards every idleProbes ticks, so that a master that died while
+// nobody asked for IDs shows as unhealthy before the next caller finds out.
 func (s *Set) probe(every time.Duration) {
 	defer close(s.done)
 	t := time.NewTicker(every)
@@ -305,7 +309,8 @@ func (s *Set) probe(every time.Duration) {
 		case <-t.C:
 		}
 		for _, m := range s.members {
-			if m.cb.State() == gobreaker.StateClosed {
+			idle := time.Since(time.Unix(0, m.lastOK.Load())) > idleProbes*every
+			if m.cb.State() == gobreaker.StateClosed && !idle {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -314,6 +319,10 @@ func (s *Set) probe(every time.Duration) {
 		}
 	}
 }
+
+// idleProbes is how many probe periods a shard may go without a successful
+// reservation before it is probed anyway.
+const idleProbes = 10
 
 // Close stops the prober. It is idempotent.
 func (s *Set) Close() {
