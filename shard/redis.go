@@ -40,10 +40,9 @@ const maxRedirects = 3
 // ackedReply is the outcome of a script followed by WAIT on the same
 // connection.
 type ackedReply struct {
-	values   []any  // the script's reply
-	node     string // address of the master that ran it
-	replicas int    // replicas connected to that master when the script ran
-	acked    int    // replicas that confirmed the write within the timeout
+	values []any  // the script's reply; it includes the master's connected replicas
+	node   string // address of the master that ran it
+	acked  int    // replicas that confirmed the write within the timeout
 }
 
 // runAcked runs script on the master of key and, in the same pipeline and so
