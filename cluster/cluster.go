@@ -658,6 +658,17 @@ func parseClusterNodes(text string) ([]nodeLine, error) {
 // mastersFromNodes converts CLUSTER NODES output, with the same rule as
 // mastersFromShards for dead slot-less masters. Nodes still in handshake or
 // without an address are left out.
+// ParseNodes builds a topology from the text of CLUSTER NODES as one node
+// sees it, failure flags included: what that node believes, which during a
+// failover can differ from node to node.
+func ParseNodes(text string) (*Topology, error) {
+	ms, err := mastersFromNodes(text)
+	if err != nil {
+		return nil, err
+	}
+	return NewTopology(ms, 0)
+}
+
 func mastersFromNodes(text string) ([]Master, error) {
 	lines, err := parseClusterNodes(text)
 	if err != nil {

@@ -178,58 +178,25 @@ func slotOwner(ctx context.Context, lc *cluster.LocalCluster, addr string, slot 
 			errs = append(errs, err)
 			continue
 		}
-		type line struct {
-			addr   string
-			master bool
-			failed bool
-			ranges [][2]int
-		}
-		var lines []line
-		for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
-			f := strings.Fields(l)
-			if len(f) < 8 {
-				continue
-			}
-			a := f[1]
-			if i := strings.IndexAny(a, "@,"); i >= 0 {
-				a = a[:i]
-			}
-			ln := line{addr: a, master: strings.Contains(f[2], "master"), failed: strings.Contains(f[2], "fail")}
-			for _, r := range f[8:] {
-				if strings.HasPrefix(r, "[") {
-					continue
-				}
-				lo, hi, ok := strings.Cut(r, "-")
-				a, _ := strconv.Atoi(lo)
-				b := a
-				if ok {
-					b, _ = strconv.Atoi(hi)
-				}
-				ln.ranges = append(ln.ranges, [2]int{a, b})
-			}
-			lines = append(lines, ln)
+		top, err := cluster.ParseNodes(text)
+		if err != nil {
+			return "", slot, err
 		}
 		if slot < 0 {
-			for _, ln := range lines {
-				if ln.addr == addr && len(ln.ranges) > 0 {
-					slot = ln.ranges[0][0]
-				}
-			}
-			if slot < 0 {
+			m, ok := top.MasterByAddr(addr)
+			if !ok || len(m.Slots) == 0 {
 				return "", slot, fmt.Errorf("%s serves no slot", addr)
 			}
+			slot = m.Slots[0][0]
 		}
-		for _, ln := range lines {
-			for _, r := range ln.ranges {
-				if ln.master && slot >= r[0] && slot <= r[1] {
-					if ln.failed {
-						return "", slot, fmt.Errorf("owner %s of slot %d is failing", ln.addr, slot)
-					}
-					return ln.addr, slot, nil
-				}
-			}
+		m, ok := top.MasterForSlot(slot)
+		switch {
+		case !ok:
+			return "", slot, fmt.Errorf("slot %d unowned", slot)
+		case m.Failed:
+			return "", slot, fmt.Errorf("owner %s of slot %d is failing", m.Addr, slot)
 		}
-		return "", slot, fmt.Errorf("slot %d unowned", slot)
+		return m.Addr, slot, nil
 	}
 	return "", slot, fmt.Errorf("no running node answered: %w", errors.Join(errs...))
 }
