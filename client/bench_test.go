@@ -2,9 +2,11 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,14 +80,15 @@ func (e benchEnv) newClient(tb testing.TB, ns string, mod func(*client.Config)) 
 // reportRoundTrips adds the client's reservations per 1,000 IDs handed out
 // during the benchmark (reservations only; mirror raises are counted by
 // `shardseq bench`, which hooks the connections).
-func reportRoundTrips(b *testing.B, c *client.Client, before uint64) {
+func reportRoundTrips(b *testing.B, c *client.Client, before uint64, ids int) {
 	var after uint64
 	for _, s := range c.Shards() {
 		after += s.Reservations
 	}
-	if b.N > 0 {
-		b.ReportMetric(float64(after-before)*1000/float64(b.N), "reservations/1kIDs")
+	if ids > 0 {
+		b.ReportMetric(float64(after-before)*1000/float64(ids), "reservations/1kIDs")
 	}
+	b.ReportMetric(float64(c.BlockSize()), "B")
 }
 
 func reservations(c *client.Client) uint64 {
@@ -117,7 +120,7 @@ func BenchmarkNext(b *testing.B) {
 		}
 		b.StopTimer()
 		sink.Store(last)
-		reportRoundTrips(b, c, r0)
+		reportRoundTrips(b, c, r0, b.N)
 	})
 }
 
@@ -143,7 +146,7 @@ func BenchmarkNextParallel(b *testing.B) {
 			sink.Store(last)
 		})
 		b.StopTimer()
-		reportRoundTrips(b, c, r0)
+		reportRoundTrips(b, c, r0, b.N)
 	})
 }
 
@@ -169,7 +172,7 @@ func BenchmarkNextN(b *testing.B) {
 			el := time.Since(t0)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N*n)/el.Seconds(), "IDs/s")
-			reportRoundTrips(b, c, r0)
+			reportRoundTrips(b, c, r0, b.N*n)
 		})
 	}
 }
@@ -311,45 +314,145 @@ func BenchmarkBaseline(b *testing.B) {
 	})
 }
 
-// TestAdaptiveBlockSize checks on a real cluster that the block size grows
-// under load and shrinks again when consumption drops.
-func TestAdaptiveBlockSize(t *testing.T) {
+// TestSegments checks segment mode on a real cluster: the adaptive block
+// size, and uniqueness under concurrent callers and Close.
+func TestSegments(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Redis Cluster")
 	}
 	lc := clustertest.Start(t, cluster.LocalConfig{Masters: 3, Replicas: -1, BasePort: portAdaptive, Logf: t.Logf})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Run("adaptive", func(t *testing.T) { testAdaptive(t, lc) })
+	t.Run("unique", func(t *testing.T) { testUnique(t, lc) })
+}
+
+// testAdaptive: the block size grows under load and shrinks again when
+// consumption drops. Blocks should last BlockTarget (100ms here): as fast as
+// one caller goes (millions of IDs/s) that is beyond MaxBlockSize; at ~10 IDs
+// per ms it is ~1,000.
+func testAdaptive(t *testing.T, lc *cluster.LocalCluster) {
+	const maxB = 1 << 14
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := client.New(ctx, client.Config{Addrs: lc.Addrs(), Namespace: "adaptive", Shards: 6, AckReplicas: -1,
-		BlockSize: 100, MinBlockSize: 100, MaxBlockSize: 1 << 16, BlockTarget: 100 * time.Millisecond, Logger: quiet()})
+		BlockSize: 100, MinBlockSize: 100, MaxBlockSize: maxB, BlockTarget: 100 * time.Millisecond, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 
-	// Under load: as fast as one caller goes, for at most 2s or until B
+	// Under load: as fast as one caller goes, for at most 3s or until B
 	// reaches the maximum.
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && c.BlockSize() < 1<<16; {
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && c.BlockSize() < maxB; {
 		if _, err := c.NextN(ctx, 1000); err != nil {
 			t.Fatal(err)
 		}
 	}
 	grown := c.BlockSize()
 	t.Logf("block size under load: %d", grown)
-	if grown < 1<<12 {
-		t.Fatalf("block size %d did not grow under load (from 100 toward %d)", grown, 1<<16)
+	if grown < maxB/4 {
+		t.Fatalf("block size %d did not grow under load (from 100 toward %d)", grown, maxB)
 	}
 
-	// Idle-ish: a trickle of IDs, 1 every ms, until B is back down or 6s pass.
-	for deadline := time.Now().Add(6 * time.Second); time.Now().Before(deadline) && c.BlockSize() > grown/16; {
-		if _, err := c.Next(ctx); err != nil {
+	// Idle-ish: 10 IDs per millisecond (at most), until B is back down or
+	// 10s pass. The two big blocks reserved under load are used up first.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && c.BlockSize() > grown/8; {
+		if _, err := c.NextN(ctx, 10); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Millisecond)
 	}
 	shrunk := c.BlockSize()
 	t.Logf("block size at a trickle: %d", shrunk)
-	if shrunk > grown/16 {
+	if shrunk > grown/8 {
 		t.Fatalf("block size %d did not shrink at a trickle (was %d)", shrunk, grown)
 	}
+}
+
+// testUnique takes IDs with Next and NextN from many goroutines through many
+// small blocks and refills, then closes the client under them: no ID twice,
+// and ErrClosed after Close.
+func testUnique(t *testing.T, lc *cluster.LocalCluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.New(ctx, client.Config{Addrs: lc.Addrs(), Namespace: "unique", Shards: 6, AckReplicas: -1,
+		BlockSize: 100, MinBlockSize: 100, MaxBlockSize: 400, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, calls = 8, 3000
+	got := make([][]int64, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range calls {
+				if i%10 == 0 {
+					ids, err := c.NextN(ctx, 1+i%97)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					got[w] = append(got[w], ids...)
+					continue
+				}
+				id, err := c.Next(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[w] = append(got[w], id)
+			}
+		}()
+	}
+	wg.Wait()
+	// Close while callers keep asking: each call either succeeds or fails
+	// with ErrClosed, and every call after Close returned fails.
+	stop := make(chan struct{})
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				after := false
+				select {
+				case <-stop:
+					after = true
+				default:
+				}
+				id, err := c.Next(ctx)
+				if errors.Is(err, client.ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if after {
+					t.Error("a Next called after Close returned succeeded")
+					return
+				}
+				got[w] = append(got[w], id)
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	seen := map[int64]bool{}
+	for _, ids := range got {
+		for _, id := range ids {
+			if id <= 0 || seen[id] {
+				t.Fatalf("ID %d handed out twice (or not positive)", id)
+			}
+			seen[id] = true
+		}
+	}
+	if _, err := c.Next(ctx); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("Next after Close: %v, want ErrClosed", err)
+	}
+	t.Logf("%d unique IDs, %d discarded at Close", len(seen), c.Discarded())
 }

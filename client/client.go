@@ -26,9 +26,9 @@ import (
 // MaxBatch bounds NextN.
 const MaxBatch = 1 << 20
 
-// segment is a block being handed out. pos counts IDs taken (runs carved by
-// Next, batches taken by NextN); only the goroutine whose Add crosses trigger
-// starts the refill. born is set when the segment becomes current, so that
+// segment is a block being handed out. pos counts IDs taken; only the
+// goroutine whose Add crosses trigger starts the refill, so the hot path is
+// one atomic add. born is set when the segment becomes current, so that
 // pos/age is the consumption rate. Every field but pos is fixed before the
 // segment is published.
 type segment struct {
@@ -37,7 +37,6 @@ type segment struct {
 	shard   int
 	shards  int64
 	trigger int64
-	run     int64 // IDs per run carved by Next
 	born    time.Time
 }
 
@@ -46,19 +45,6 @@ func (s *segment) id(k int64) int64 { return (s.lo+k)*s.shards + int64(s.shard) 
 // closedPos is stored in pos by Close: every later Add lands past n, so no
 // ID of the segment is taken after Close counted what was left.
 const closedPos = 1 << 62
-
-// maxRun bounds the IDs one run holds. A run lives in a sync.Pool between
-// calls, which keeps one per P: callers on different cores take IDs from
-// their own run with plain arithmetic and meet on the segment's pos only once
-// per run. IDs left in a run the pool drops (at GC or Close) are gaps.
-const maxRun = 64
-
-// run is a sub-range k..end-1 of seg, owned by the goroutine that took it
-// from Client.runs until it puts it back.
-type run struct {
-	seg    *segment
-	k, end int64
-}
 
 // Client hands out IDs of one namespace.
 type Client struct {
@@ -71,7 +57,6 @@ type Client struct {
 	ctx       context.Context // background refills; cancelled by Close
 	cancel    context.CancelFunc
 	cur       atomic.Pointer[segment]
-	runs      sync.Pool  // *run: per-P sub-ranges of segments, for Next
 	mu        sync.Mutex // guards the fields below; never held across I/O
 	next      *segment
 	refilling bool
@@ -109,7 +94,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		}
 		return nil, err
 	}
-	c.set = failover.NewSet(ns, c.reg, c.cl.Topology, cfg.Breaker, c.log)
+	c.set = failover.NewSet(ns, c.reg, c.cl.Topology, cfg.Breaker, c.log, cfg.Observer)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -150,45 +135,19 @@ func (c *Client) Next(ctx context.Context) (int64, error) {
 		}
 		return b.ID(0), nil
 	}
-	r, _ := c.runs.Get().(*run)
-	if r == nil {
-		r = new(run)
-	}
-	if r.k >= r.end || c.closed.Load() {
-		if err := c.carve(ctx, r); err != nil {
-			c.runs.Put(r)
-			return 0, err
-		}
-	}
-	id := r.seg.id(r.k)
-	r.k++
-	c.runs.Put(r)
-	return id, nil
-}
-
-// carve gives r a new run of the current segment, advancing to the next
-// segment (or waiting for a refill) when the current one is used up.
-func (c *Client) carve(ctx context.Context, r *run) error {
-	r.seg, r.k, r.end = nil, 0, 0
 	for {
-		if c.closed.Load() {
-			return ErrClosed
-		}
 		seg := c.cur.Load()
 		if seg != nil {
-			end := seg.pos.Add(seg.run)
-			k := end - seg.run
+			k := seg.pos.Add(1) - 1
 			if k < seg.n {
-				end = min(end, seg.n)
-				if k <= seg.trigger && seg.trigger < end {
+				if k == seg.trigger {
 					c.startRefill()
 				}
-				r.seg, r.k, r.end = seg, k, end
-				return nil
+				return seg.id(k), nil
 			}
 		}
 		if err := c.advance(ctx, seg); err != nil {
-			return err
+			return 0, err
 		}
 	}
 }
@@ -280,6 +239,9 @@ func (c *Client) advance(ctx context.Context, old *segment) error {
 		ready := c.next != nil
 		c.mu.Unlock()
 		if !ready && err != nil {
+			if c.closed.Load() {
+				return ErrClosed // the refill was cancelled by Close
+			}
 			return err
 		}
 	}
@@ -298,6 +260,12 @@ func (c *Client) startRefill() {
 func (c *Client) refillLocked() <-chan struct{} {
 	if c.refilling {
 		return c.refilled
+	}
+	if c.closed.Load() {
+		// Close may be in wg.Wait: no wg.Add from here on.
+		done := make(chan struct{})
+		close(done)
+		return done
 	}
 	c.refilling = true
 	c.refilled = make(chan struct{})
@@ -323,7 +291,7 @@ func (c *Client) refill(size int64, done chan struct{}) {
 		} else {
 			n := b.Len()
 			c.next = &segment{lo: b.Lo, n: n, shard: b.Shard, shards: int64(b.Shards),
-				trigger: int64(float64(n) * c.cfg.RefillAt), run: min(maxRun, max(1, n/64))}
+				trigger: int64(float64(n) * c.cfg.RefillAt)}
 		}
 	} else if !errors.Is(err, context.Canceled) {
 		c.log.Warn("refill failed", "namespace", c.cfg.Namespace, "err", err)
@@ -376,6 +344,10 @@ func (c *Client) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	// Refills start (wg.Add) under mu and not once closed is set: after this
+	// lock no new one can start, so wg.Wait does not race with wg.Add.
+	c.mu.Lock()
+	c.mu.Unlock() //nolint:staticcheck // an empty critical section as a barrier
 	c.cancel()
 	c.wg.Wait()
 	c.set.Close()

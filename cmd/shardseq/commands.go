@@ -37,6 +37,7 @@ var commands = map[string]func(m *Main) Command{
 	"decode":  func(m *Main) Command { return &DecodeCommand{Main: m} },
 	"version": func(m *Main) Command { return &VersionCommand{Main: m} },
 	"verify":  func(m *Main) Command { return &VerifyCommand{Main: m} },
+	"bench":   func(m *Main) Command { return &BenchCommand{Main: m} },
 }
 
 // summaries are the one-line descriptions shown by `shardseq help`.
