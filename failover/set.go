@@ -97,6 +97,9 @@ type member struct {
 	blockSize    atomic.Int64
 	latencyNanos atomic.Int64
 	lastOK       atomic.Int64 // unix nanos of the last successful reservation or probe
+	shownNode    atomic.Pointer[string]
+	shownHealthy atomic.Bool  // what the registry row says, to skip writes that change nothing
+	shownAt      atomic.Int64 // unix nanos of the last row write on success
 }
 
 // Set is the shards of one namespace behind their breakers.
@@ -139,6 +142,7 @@ func NewSet(ns *shard.Namespace, reg *Registry, top func() *cluster.Topology, cf
 					r.State = to.String()
 					r.Healthy = to == gobreaker.StateClosed
 				})
+				s.members[idx].shownHealthy.Store(to == gobreaker.StateClosed)
 			},
 		})
 		s.members = append(s.members, m)
@@ -234,6 +238,7 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64) (shard.Bloc
 				r.LastError, r.LastErrorAt, r.Healthy = msg, time.Now(), false
 				s.fillNode(r, "") // the slot may have a new master already
 			})
+			m.shownHealthy.Store(false)
 		}
 		return b, err
 	}
@@ -247,16 +252,28 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64) (shard.Bloc
 		s.log.Warn("shard fenced", "namespace", s.ns.Name, "shard", m.sh.Index, "node", b.Node,
 			"reason", map[int]string{1: "node history changed", 2: "restored from mirror"}[b.Fenced], "seq", b.Lo)
 	}
-	s.reg.Update(s.ns.Name, m.sh.Index, func(r *ShardStatus) {
-		if r.Node != b.Node || b.Fenced != 0 || !r.Healthy {
+	// The registry row changes only when something an operator sees changes
+	// (node, health, a fence); the counters live in atomics and are merged in
+	// by Status. A write per reservation would cost strict mode a third of
+	// its CPU. A write at least once a second bounds how long a row can stay
+	// wrong after two racing outcomes wrote it in the wrong order.
+	healthy := m.cb.State() == gobreaker.StateClosed
+	now := time.Now()
+	if shown := m.shownNode.Load(); shown == nil || *shown != b.Node || b.Fenced != 0 || m.shownHealthy.Load() != healthy ||
+		now.Sub(time.Unix(0, m.shownAt.Load())) > time.Second {
+		m.shownAt.Store(now.UnixNano())
+		s.reg.Update(s.ns.Name, m.sh.Index, func(r *ShardStatus) {
 			if r.Node != "" && r.Node != b.Node {
 				s.log.Info("shard moved", "namespace", s.ns.Name, "shard", m.sh.Index, "from", r.Node, "to", b.Node)
 			}
 			s.fillNode(r, b.Node)
-		}
-		r.Healthy = m.cb.State() == gobreaker.StateClosed
-		s.snapshot(m, r)
-	})
+			r.Healthy = healthy
+			s.snapshot(m, r)
+		})
+		node := b.Node
+		m.shownNode.Store(&node)
+		m.shownHealthy.Store(healthy)
+	}
 	return b, nil
 }
 

@@ -183,7 +183,7 @@ func (ns *Namespace) create(ctx context.Context, keys []string, wasReady bool) e
 	if !wasReady {
 		for _, s := range ns.Shards {
 			rep, err := runAcked(ctx, ns.r, reserveScript, s.Key, ns.opt.AckReplicas, wait,
-				n, 0, ns.opt.FenceGap, "", s.maxSeq, "create")
+				n, 0, ns.opt.FenceGap, "", s.maxSeq, "create", 0)
 			if err != nil {
 				return fmt.Errorf("shard: creating counter %s: %w", s.Key, s.classify(err))
 			}

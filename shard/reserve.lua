@@ -11,9 +11,12 @@
 -- ARGV[5]  largest sequence number the shard may hand out
 -- ARGV[6]  "create" when the namespace is being created (a missing counter
 --          then starts at 0), "" otherwise (a missing counter is data loss)
+-- ARGV[7]  the highest mirror value the caller saw confirmed by replicas, or 0;
+--          kept in the counter as "mirrored" so that every client learns it
 --
--- Returns {hi, fenced, connected_replicas, replid}: the block is hi-B+1..hi;
--- fenced is 0 (no), 1 (node history changed), 2 (restored from the mirror).
+-- Returns {hi, fenced, connected_replicas, replid, mirrored}: the block is
+-- hi-B+1..hi; fenced is 0 (no), 1 (node history changed), 2 (restored from
+-- the mirror); mirrored is the highest confirmed mirror value known.
 --
 -- The node identity is read here, on the server, because a value sent by a
 -- client can be stale (a redirect resends the same arguments). master_replid
@@ -38,7 +41,7 @@ if not cur[1] then
   if ARGV[6] == 'create' then
     redis.call('HSET', KEYS[1], 'seq', 0, 'node', replid, 'shards', n)
   elseif ARGV[4] ~= '' then
-    redis.call('HSET', KEYS[1], 'seq', ARGV[4], 'node', replid, 'shards', n)
+    redis.call('HSET', KEYS[1], 'seq', ARGV[4], 'node', replid, 'shards', n, 'mirrored', ARGV[4])
     if gap > 0 then
       redis.call('HINCRBY', KEYS[1], 'seq', gap)
     end
@@ -59,13 +62,20 @@ else
   end
 end
 
+local mirrored = tonumber(redis.call('HGET', KEYS[1], 'mirrored') or '0')
+local seen = tonumber(ARGV[7])
+if seen > mirrored then
+  redis.call('HSET', KEYS[1], 'mirrored', ARGV[7])
+  mirrored = seen
+end
+
 if count == 0 then
   local seq = redis.call('HGET', KEYS[1], 'seq')
-  return {tonumber(seq), fenced, replicas, replid}
+  return {tonumber(seq), fenced, replicas, replid, mirrored}
 end
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
 if seq + count > limit then
   return redis.error_reply('SHARDSEQ_EXHAUSTED ' .. string.format('%d', seq))
 end
 local hi = redis.call('HINCRBY', KEYS[1], 'seq', count)
-return {hi, fenced, replicas, replid}
+return {hi, fenced, replicas, replid, mirrored}

@@ -27,8 +27,11 @@ type Options struct {
 	FenceGap int64
 	// MirrorLease is how far ahead of the highest reserved sequence number
 	// the high-water-mark mirror is raised (at least 64 blocks), so that it is
-	// written once per lease instead of once per block and a shard keeps
-	// serving while its mirror's master fails over. Default 1<<24.
+	// written about once per lease instead of once per block, and a shard
+	// keeps serving while its mirror's master fails over: a shard can hand
+	// out up to a lease while its mirror cannot be written. The lease costs
+	// no IDs; only a counter restored from its mirror skips up to a lease
+	// (plus the fence gap). Default 1<<30.
 	MirrorLease int64
 	// MaxID is the largest ID handed out. Default DefaultMaxID (2^53-1).
 	MaxID int64
@@ -46,7 +49,7 @@ func (o Options) withDefaults() Options {
 		o.FenceGap = 1 << 32
 	}
 	if o.MirrorLease == 0 {
-		o.MirrorLease = 1 << 24
+		o.MirrorLease = 1 << 30
 	}
 	if o.MaxID == 0 {
 		o.MaxID = DefaultMaxID
@@ -67,7 +70,7 @@ func (o Options) Validate() error {
 	case o.FenceGap < -1:
 		return fmt.Errorf("FenceGap %d: want -1, 0 (default 2^32) or a positive gap", o.FenceGap)
 	case o.MirrorLease < 0:
-		return fmt.Errorf("MirrorLease %d: want 0 (default 2^24) or positive", o.MirrorLease)
+		return fmt.Errorf("MirrorLease %d: want 0 (default 2^30) or positive", o.MirrorLease)
 	case o.MaxID < 0:
 		return fmt.Errorf("MaxID %d: want 0 (default 2^53-1) or positive", o.MaxID)
 	}
@@ -82,6 +85,7 @@ type Block struct {
 	Fenced        int    // 0 none, 1 node history changed, 2 restored from the mirror
 	Replicas      int    // replicas the master had
 	Acked         int    // replicas that confirmed it
+	mirrored      int64  // highest confirmed mirror value the counter knew
 }
 
 // Len is the number of IDs in the block.
@@ -122,11 +126,19 @@ func (s *Shard) Reserve(ctx context.Context, count int64) (Block, error) {
 	}
 	for cur := s.highest.Load(); b.Hi > cur && !s.highest.CompareAndSwap(cur, b.Hi); cur = s.highest.Load() {
 	}
-	// Every ID handed out must be at or below the replicated mirror.
-	if !o.Unsafe && b.Hi > s.ceiling.Load() {
-		if err := s.raiseMirror(ctx, b.Hi+max(o.MirrorLease, 64*count), o.AckTimeout.Milliseconds()); err != nil {
-			return Block{}, fmt.Errorf("shard %d: mirror not raised, block discarded: %w", s.Index, err)
+	// Every ID handed out must be at or below the replicated mirror. The
+	// counter tells every client the highest confirmed mirror value, so the
+	// mirror is written about once per lease for all clients together, and
+	// raised ahead of need (best effort) once half the lease is used, so that
+	// a shard keeps serving while its mirror's master fails over.
+	lease := max(o.MirrorLease, 64*count)
+	s.learnCeiling(b.mirrored)
+	if ceiling := s.ceiling.Load(); !o.Unsafe && b.Hi > ceiling {
+		if err := s.raiseMirror(ctx, b.Hi+lease, o.AckTimeout.Milliseconds()); err != nil {
+			return Block{}, fmt.Errorf("shard %d: mirror not raised past %d (known ceiling %d), block discarded: %w", s.Index, b.Hi, ceiling, err)
 		}
+	} else if last := s.raisedAt.Load(); !o.Unsafe && b.Hi > ceiling-lease/2 && s.raisedAt.CompareAndSwap(last, time.Now().UnixNano()) {
+		_ = s.raiseMirror(ctx, b.Hi+lease, o.AckTimeout.Milliseconds())
 	} else if last := s.raisedAt.Load(); !o.Unsafe && time.Since(time.Unix(0, last)) > mirrorRefresh &&
 		s.raisedAt.CompareAndSwap(last, time.Now().UnixNano()) {
 		// The mirror is also rewritten once per mirrorRefresh, so that a
@@ -150,24 +162,25 @@ const mirrorRefresh = time.Second
 func (s *Shard) reserve(ctx context.Context, count int64, floor string) (Block, error) {
 	o := s.ns.opt
 	rep, err := runAcked(ctx, s.ns.r, reserveScript, s.Key, o.AckReplicas, o.AckTimeout.Milliseconds(),
-		s.ns.Layout.Shards, count, o.FenceGap, floor, s.maxSeq, "")
+		s.ns.Layout.Shards, count, o.FenceGap, floor, s.maxSeq, "", s.ceiling.Load())
 	if err != nil {
 		return Block{}, s.classify(err)
 	}
-	if len(rep.values) != 4 {
+	if len(rep.values) != 5 {
 		return Block{}, fmt.Errorf("%w: reserve reply %v", ErrBadRecord, rep.values)
 	}
 	hi, err1 := asInt(rep.values[0])
 	fenced, err2 := asInt(rep.values[1])
 	replicas, err3 := asInt(rep.values[2])
-	if err := errors.Join(err1, err2, err3); err != nil {
+	mirrored, err4 := asInt(rep.values[4])
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return Block{}, err
 	}
 	if hi < count || hi > s.maxSeq {
 		return Block{}, fmt.Errorf("%w: counter %s returned %d for a block of %d", ErrBadRecord, s.Key, hi, count)
 	}
 	b := Block{Shard: s.Index, Shards: s.ns.Layout.Shards, Lo: hi - count + 1, Hi: hi, Node: rep.node,
-		Fenced: int(fenced), Replicas: int(replicas), Acked: rep.acked}
+		Fenced: int(fenced), Replicas: int(replicas), Acked: rep.acked, mirrored: mirrored}
 	if err := s.ns.checkAck(rep.node, int(replicas), rep.acked); err != nil {
 		return Block{}, fmt.Errorf("shard %d: block %d..%d discarded: %w", s.Index, b.Lo, b.Hi, err)
 	}
@@ -214,10 +227,15 @@ func (s *Shard) raiseMirror(ctx context.Context, to, waitMillis int64) error {
 	if err := s.ns.checkAck(rep.node, int(replicas), rep.acked); err != nil {
 		return err
 	}
-	for cur := s.ceiling.Load(); got > cur && !s.ceiling.CompareAndSwap(cur, got); cur = s.ceiling.Load() {
-	}
+	s.learnCeiling(got)
 	s.raisedAt.Store(time.Now().UnixNano())
 	return nil
+}
+
+// learnCeiling records a mirror value known to be confirmed by replicas.
+func (s *Shard) learnCeiling(v int64) {
+	for cur := s.ceiling.Load(); v > cur && !s.ceiling.CompareAndSwap(cur, v); cur = s.ceiling.Load() {
+	}
 }
 
 // classify turns the script's error replies into this package's errors.
