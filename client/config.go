@@ -87,7 +87,7 @@ type Config struct {
 	AckTimeout time.Duration
 	// FenceGap is the counter jump after a failover. Default 1<<32.
 	FenceGap int64
-	// MaxID is the largest ID handed out. Default 2^53-1.
+	// MaxID is the largest ID handed out. Default and upper bound 2^53-1.
 	MaxID int64
 	// Breaker tunes the per-shard circuit breakers.
 	Breaker failover.BreakerConfig

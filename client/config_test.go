@@ -31,6 +31,7 @@ func TestConfigValidate(t *testing.T) {
 		{"shard options", func(c *Config) { c.AckReplicas = -7 }},
 		{"shard options", func(c *Config) { c.AckTimeout = time.Hour }},
 		{"shard options", func(c *Config) { c.FenceGap = -9 }},
+		{"shard options", func(c *Config) { c.MaxID = 1 << 60 }},
 	} {
 		c := ok
 		tc.mod(&c)

@@ -34,16 +34,22 @@ local n = ARGV[1]
 local count = tonumber(ARGV[2])
 local gap = tonumber(ARGV[3])
 local limit = tonumber(ARGV[5])
-local cur = redis.call('HMGET', KEYS[1], 'seq', 'node', 'shards')
+-- One read of everything; MaxID <= 2^53-1 keeps Lua's doubles exact here.
+local cur = redis.call('HMGET', KEYS[1], 'seq', 'node', 'shards', 'mirrored')
 local fenced = 0
+local seq = tonumber(cur[1])
+local mirrored = tonumber(cur[4] or '0')
 
 if not cur[1] then
   if ARGV[6] == 'create' then
+    seq = 0
     redis.call('HSET', KEYS[1], 'seq', 0, 'node', replid, 'shards', n)
   elseif ARGV[4] ~= '' then
+    seq = tonumber(ARGV[4])
+    mirrored = seq
     redis.call('HSET', KEYS[1], 'seq', ARGV[4], 'node', replid, 'shards', n, 'mirrored', ARGV[4])
     if gap > 0 then
-      redis.call('HINCRBY', KEYS[1], 'seq', gap)
+      seq = redis.call('HINCRBY', KEYS[1], 'seq', gap)
     end
     fenced = 2
   else
@@ -55,14 +61,13 @@ else
   end
   if cur[2] ~= replid then
     if gap > 0 then
-      redis.call('HINCRBY', KEYS[1], 'seq', gap)
+      seq = redis.call('HINCRBY', KEYS[1], 'seq', gap)
       fenced = 1
     end
     redis.call('HSET', KEYS[1], 'node', replid)
   end
 end
 
-local mirrored = tonumber(redis.call('HGET', KEYS[1], 'mirrored') or '0')
 local seen = tonumber(ARGV[7])
 if seen > mirrored then
   redis.call('HSET', KEYS[1], 'mirrored', ARGV[7])
@@ -70,10 +75,8 @@ if seen > mirrored then
 end
 
 if count == 0 then
-  local seq = redis.call('HGET', KEYS[1], 'seq')
-  return {tonumber(seq), fenced, replicas, replid, mirrored}
+  return {seq, fenced, replicas, replid, mirrored}
 end
-local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
 if seq + count > limit then
   return redis.error_reply('SHARDSEQ_EXHAUSTED ' .. string.format('%d', seq))
 end

@@ -33,7 +33,9 @@ type Options struct {
 	// no IDs; only a counter restored from its mirror skips up to a lease
 	// (plus the fence gap). Default 1<<30.
 	MirrorLease int64
-	// MaxID is the largest ID handed out. Default DefaultMaxID (2^53-1).
+	// MaxID is the largest ID handed out. Default and upper bound
+	// DefaultMaxID (2^53-1): IDs stay exact in JavaScript, and so does the
+	// arithmetic of the reservation script (Lua numbers are doubles).
 	MaxID int64
 	// Unsafe switches off the mirror and the regression check as well as
 	// the fence and acknowledgement: the naive generator, for negative
@@ -71,8 +73,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("FenceGap %d: want -1, 0 (default 2^32) or a positive gap", o.FenceGap)
 	case o.MirrorLease < 0:
 		return fmt.Errorf("MirrorLease %d: want 0 (default 2^30) or positive", o.MirrorLease)
-	case o.MaxID < 0:
-		return fmt.Errorf("MaxID %d: want 0 (default 2^53-1) or positive", o.MaxID)
+	case o.MaxID < 0 || o.MaxID > DefaultMaxID:
+		return fmt.Errorf("MaxID %d: want 0 (default 2^53-1) or a positive value up to 2^53-1", o.MaxID)
 	}
 	return nil
 }
