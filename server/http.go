@@ -52,23 +52,37 @@ func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/ids/{namespace}", s.handleIDs)
-	mux.HandleFunc("/v1/ids/{namespace}", methodNotAllowed(http.MethodPost))
-	mux.HandleFunc("/v1/ids/", func(w http.ResponseWriter, r *http.Request) {
+	api := s.auth // nil: open
+	var metricsAuth, uiAuth *authenticator
+	if s.cfg.AuthMetrics {
+		metricsAuth = s.auth
+	}
+	if s.cfg.AuthUI {
+		uiAuth = s.auth
+	}
+	mux.HandleFunc("POST /v1/ids/{namespace}", api.require(s.handleIDs))
+	mux.HandleFunc("/v1/ids/{namespace}", api.require(methodNotAllowed(http.MethodPost)))
+	mux.HandleFunc("/v1/ids/", api.require(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "namespace must match "+namespacePattern)
-	})
-	mux.HandleFunc("GET /v1/shards", s.handleShards)
-	mux.HandleFunc("/v1/shards", methodNotAllowed(http.MethodGet, http.MethodHead))
+	}))
+	mux.HandleFunc("GET /v1/shards", api.require(s.handleShards))
+	mux.HandleFunc("/v1/shards", api.require(methodNotAllowed(http.MethodGet, http.MethodHead)))
+	mux.HandleFunc("/v1/", api.require(notFound)) // unknown /v1 paths say nothing without a token
+	mux.HandleFunc("GET /metrics", metricsAuth.require(s.metrics.handler().ServeHTTP))
+	mux.HandleFunc("/metrics", methodNotAllowed(http.MethodGet, http.MethodHead))
+	mux.HandleFunc("GET /{$}", uiAuth.require(s.handleUI))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("/healthz", methodNotAllowed(http.MethodGet, http.MethodHead))
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.HandleFunc("/readyz", methodNotAllowed(http.MethodGet, http.MethodHead))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no route "+r.URL.Path+"; see POST /v1/ids/{namespace}, GET /v1/shards, /healthz, /readyz")
-	})
-	return s.recoverer(limitBody(mux))
+	mux.HandleFunc("/", notFound)
+	return s.metrics.instrument(s.recoverer(limitBody(mux)))
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, "no route "+r.URL.Path+"; see GET / (health page), POST /v1/ids/{namespace}, GET /v1/shards, /metrics, /healthz, /readyz")
 }
 
 // methodNotAllowed answers what ServeMux would, but in JSON.
@@ -159,6 +173,7 @@ func (s *Server) handleIDs(w http.ResponseWriter, r *http.Request) {
 		s.writeFailure(w, r, name, err)
 		return
 	}
+	s.addIssued(name, len(ids))
 	bp := bufPool.Get().(*[]byte)
 	b := append((*bp)[:0], `{"namespace":"`...)
 	b = append(b, name...) // ValidNamespace: nothing to escape

@@ -6,10 +6,14 @@
 //
 //	POST /v1/ids/{namespace}?count=K  IDs (K from 1 to MaxCount, default 1)
 //	GET  /v1/shards[?namespace=ns]    shard health and cluster topology
+//	GET  /                            shard-health page for people (HTML)
+//	GET  /metrics                     Prometheus metrics
 //	GET  /healthz                     200 while the process is up
 //	GET  /readyz                      200 while the default namespace can serve
 //
-// Every response is JSON; errors are {"error":"..."}.
+// Every response but the page and /metrics is JSON; errors are
+// {"error":"..."}. With Config.Tokens, /v1/* (and optionally /metrics and
+// the page) need "Authorization: Bearer <token>".
 package server
 
 import (
@@ -23,6 +27,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
@@ -74,8 +80,27 @@ type Config struct {
 	OpenTimeout time.Duration
 	// RequestTimeout bounds one ID request. Default 5s.
 	RequestTimeout time.Duration
-	// Logger defaults to slog.Default().
+	// Logger defaults to slog.Default(). Every namespace's client logs to
+	// it (shard breaker, fenced, moved).
 	Logger *slog.Logger
+
+	// Tokens, when not empty, enable bearer-token authentication on /v1/*:
+	// a request without one of them gets 401 (see LoadTokenFile).
+	// /healthz and /readyz stay open.
+	Tokens []string
+	// AuthMetrics and AuthUI require a token on /metrics and on the health
+	// page (/) too. Both default to false: a Prometheus scraper and a
+	// browser are easier to point at them, and neither hands out IDs; the
+	// page and /metrics do show namespace names and node addresses.
+	AuthMetrics, AuthUI bool
+
+	// SampleEvery is how often the health page's IDs-issued rates are
+	// sampled (default 5s); SampleWindow how far back they go (default
+	// 10m). Memory: MaxNamespaces * SampleWindow/SampleEvery samples.
+	SampleEvery, SampleWindow time.Duration
+	// PageRefresh is how often the health page reloads its data in the
+	// browser. Default 5s.
+	PageRefresh time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -109,15 +134,39 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.SampleEvery == 0 {
+		c.SampleEvery = DefaultSampleEvery
+	}
+	if c.SampleWindow == 0 {
+		c.SampleWindow = DefaultSampleWindow
+	}
+	if c.PageRefresh == 0 {
+		c.PageRefresh = 5 * time.Second
+	}
+	if c.PageRefresh < 100*time.Millisecond {
+		return c, bad("PageRefresh", c.PageRefresh, "want at least 100ms")
+	}
+	if c.SampleEvery < 10*time.Millisecond || c.SampleWindow < c.SampleEvery || c.SampleWindow/c.SampleEvery > 10000 {
+		return c, bad("SampleEvery/SampleWindow", c.SampleEvery, "want SampleEvery >= 10ms and SampleWindow from 1 to 10000 times it")
+	}
+	for i, t := range c.Tokens {
+		if len(t) < MinTokenLength || len(t) > MaxTokenLength || !printableToken(t) {
+			return c, bad(fmt.Sprintf("Tokens[%d]", i), "<secret>", fmt.Sprintf("want %d to %d printable ASCII characters without spaces", MinTokenLength, MaxTokenLength))
+		}
+	}
+	if len(c.Tokens) == 0 && (c.AuthMetrics || c.AuthUI) {
+		return c, bad("AuthMetrics/AuthUI", true, "need Tokens")
+	}
 	return c, nil
 }
 
 // nsEntry is one namespace being opened or open. done is closed once c or
 // err is set; neither changes afterwards.
 type nsEntry struct {
-	done chan struct{}
-	c    *client.Client
-	err  error
+	done   chan struct{}
+	c      *client.Client
+	err    error
+	issued atomic.Uint64 // IDs this server handed out in the namespace
 }
 
 // Server serves IDs of lazily opened namespaces. It is safe for concurrent
@@ -131,6 +180,10 @@ type Server struct {
 	ctx      context.Context // cancelled by Close; bounds namespace opening
 	cancel   context.CancelFunc
 	draining atomic.Bool
+	auth     *authenticator // nil: no authentication
+	metrics  *metrics
+	rates    *sampler
+	sampled  chan struct{} // closed when the sampler stopped
 
 	mu     sync.RWMutex // guards ns and closed; never held across Redis I/O
 	ns     map[string]*nsEntry
@@ -146,7 +199,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, reg: failover.NewRegistry(), log: cfg.Logger, ns: map[string]*nsEntry{}}
+	s := &Server{cfg: cfg, reg: failover.NewRegistry(), log: cfg.Logger, ns: map[string]*nsEntry{},
+		auth: newAuthenticator(cfg.Tokens), rates: newSampler(cfg.SampleEvery, cfg.SampleWindow), sampled: make(chan struct{})}
+	s.metrics = newMetrics(s, cfg.Client.Observer)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.handler = s.routes()
 	c, err := s.namespace(s.ctx, DefaultNamespace)
@@ -155,11 +210,16 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: opening namespace %q: %w", DefaultNamespace, err)
 	}
 	s.def = c
+	go s.sampleLoop()
 	return s, nil
 }
 
 // Handler returns the HTTP handler of every route.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Metrics is the server's own Prometheus registry, served on /metrics. An
+// embedding program may register its own collectors in it.
+func (s *Server) Metrics() *prometheus.Registry { return s.metrics.reg }
 
 // Registry is the shard registry every namespace reports to.
 func (s *Server) Registry() *failover.Registry { return s.reg }
@@ -206,6 +266,9 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.cancel()
+	if s.def != nil {
+		<-s.sampled
+	}
 	s.opens.Wait() // no opening can add a client after this
 	s.mu.Lock()
 	entries := slices.Collect(maps.Values(s.ns))
@@ -239,6 +302,29 @@ func (s *Server) lookup(name string) *client.Client {
 		return e.c
 	}
 	return nil
+}
+
+// addIssued counts n IDs of namespace name handed to a caller.
+func (s *Server) addIssued(name string, n int) {
+	s.mu.RLock()
+	e := s.ns[name]
+	s.mu.RUnlock()
+	if e != nil {
+		e.issued.Add(uint64(n))
+	}
+}
+
+// issued is the number of IDs of namespace name this server handed out.
+// The shard rows count a block's IDs only once the block is used up or
+// dropped; this counts them as they leave.
+func (s *Server) issued(name string) uint64 {
+	s.mu.RLock()
+	e := s.ns[name]
+	s.mu.RUnlock()
+	if e == nil {
+		return 0
+	}
+	return e.issued.Load()
 }
 
 // namespace returns the client of namespace name, opening it on first use.
@@ -296,6 +382,7 @@ func (s *Server) open(name string, e *nsEntry) {
 	cc.Namespace = name
 	cc.Shards = s.cfg.Shards
 	cc.Logger = s.log
+	cc.Observer = s.metrics // it passes every event on to the template's Observer
 	start := time.Now()
 	e.c, e.err = client.New(ctx, cc)
 	if e.err != nil {

@@ -171,7 +171,8 @@ func testStatusCodes(t *testing.T, cl *cluster.Cluster) {
 		{"shard count mismatch again", "POST", "/v1/ids/x?count=3", 409, 0, "", "shard count mismatch"},
 
 		{"unknown route", "GET", "/v2/ids/orders", 404, 0, "", "no route"},
-		{"root", "GET", "/", 404, 0, "", "no route"},
+		{"root POST", "POST", "/", 404, 0, "", "no route"},
+		{"unknown v1", "GET", "/v1/nope", 404, 0, "", "no route"},
 	}
 	seen := map[int64]string{}
 	for _, tc := range tests {

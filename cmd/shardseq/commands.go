@@ -38,6 +38,7 @@ var commands = map[string]func(m *Main) Command{
 	"version": func(m *Main) Command { return &VersionCommand{Main: m} },
 	"verify":  func(m *Main) Command { return &VerifyCommand{Main: m} },
 	"bench":   func(m *Main) Command { return &BenchCommand{Main: m} },
+	"status":  func(m *Main) Command { return &StatusCommand{Main: m} },
 }
 
 // summaries are the one-line descriptions shown by `shardseq help`.
@@ -49,6 +50,7 @@ var summaries = map[string]string{
 	"version": "print the version",
 	"verify":  "check that IDs are never repeated under load",
 	"bench":   "measure throughput",
+	"status":  "print the shard table of a running server",
 }
 
 // Main holds what commands read and write, so tests can replace it.

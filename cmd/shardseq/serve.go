@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,11 +24,20 @@ import (
 // ServeCommand runs the HTTP ID server.
 type ServeCommand struct {
 	Main *Main
+	// listening, when set, learns the address the server listens on (tests
+	// listen on port 0).
+	listening func(addr string)
 }
 
 // serveConfig is the parsed command line of serve.
 type serveConfig struct {
 	addrs           []string
+	redis           redisSecurity // ACL user, password, TLS to Redis
+	tokens          []string      // bearer tokens; none: no authentication
+	tokenWarning    string        // the token file is readable by others
+	authMetrics     bool
+	authUI          bool
+	tls             *tls.Config // HTTPS; nil: plain HTTP
 	listen          string
 	shards          int
 	maxNamespaces   int
@@ -37,16 +50,29 @@ type serveConfig struct {
 var serveEnv = map[string]string{
 	"redis": "SHARDSEQ_REDIS", "shards": "SHARDSEQ_SHARDS", "listen": "SHARDSEQ_LISTEN",
 	"max-namespaces": "SHARDSEQ_MAX_NAMESPACES", "log-format": "SHARDSEQ_LOG_FORMAT", "log-level": "SHARDSEQ_LOG_LEVEL",
+	"token-file": "SHARDSEQ_TOKEN_FILE", "auth-metrics": "SHARDSEQ_AUTH_METRICS", "auth-ui": "SHARDSEQ_AUTH_UI",
+	"tls-cert": "SHARDSEQ_TLS_CERT", "tls-key": "SHARDSEQ_TLS_KEY",
+	"redis-user": "SHARDSEQ_REDIS_USER", "redis-password-file": "SHARDSEQ_REDIS_PASSWORD_FILE",
+	"redis-tls": "SHARDSEQ_REDIS_TLS", "redis-ca-file": "SHARDSEQ_REDIS_CA_FILE",
+	"redis-cert-file": "SHARDSEQ_REDIS_CERT_FILE", "redis-key-file": "SHARDSEQ_REDIS_KEY_FILE",
 }
 
 func (c *ServeCommand) parse(args []string) (serveConfig, error) {
 	var (
-		cfg      serveConfig
-		rf       redisFlags
-		logLevel string
-		fs       = newFlagSet("serve")
+		cfg                        serveConfig
+		rf                         redisFlags
+		logLevel                   string
+		rs                         redisSecurityFlags
+		tokenFile, tlsCert, tlsKey string
+		fs                         = newFlagSet("serve")
 	)
 	rf.register(fs)
+	rs.register(fs)
+	fs.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one per line: enables authentication on /v1/* (env SHARDSEQ_TOKEN_FILE)")
+	fs.BoolVar(&cfg.authMetrics, "auth-metrics", false, "require a token on /metrics too (env SHARDSEQ_AUTH_METRICS)")
+	fs.BoolVar(&cfg.authUI, "auth-ui", false, "require a token on the health page / too (env SHARDSEQ_AUTH_UI)")
+	fs.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; env SHARDSEQ_TLS_CERT)")
+	fs.StringVar(&tlsKey, "tls-key", "", "private key of --tls-cert (PEM; env SHARDSEQ_TLS_KEY)")
 	fs.StringVar(&cfg.listen, "listen", ":8080", "HTTP listen address (env SHARDSEQ_LISTEN)")
 	fs.IntVar(&cfg.maxNamespaces, "max-namespaces", server.DefaultMaxNamespaces, "most namespaces kept open; requests for more get 503 (env SHARDSEQ_MAX_NAMESPACES)")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json, to stderr (env SHARDSEQ_LOG_FORMAT)")
@@ -85,7 +111,91 @@ func (c *ServeCommand) parse(args []string) (serveConfig, error) {
 	if cfg.shutdownTimeout <= 0 || cfg.drainDelay < 0 {
 		return cfg, usageErrorf("--shutdown-timeout must be positive and --drain-delay not negative")
 	}
+	if cfg.redis, err = rs.load(fromEnv); err != nil {
+		return cfg, err
+	}
+	if tokenFile != "" {
+		if cfg.tokens, cfg.tokenWarning, err = server.LoadTokenFile(tokenFile); err != nil {
+			return cfg, usageErrorf("%s: %v", source(fromEnv, "token-file"), err)
+		}
+	} else if cfg.authMetrics || cfg.authUI {
+		return cfg, usageErrorf("--auth-metrics and --auth-ui need --token-file")
+	}
+	switch {
+	case tlsCert != "" && tlsKey != "":
+		if cfg.tls, err = server.TLSConfig(tlsCert, tlsKey); err != nil {
+			return cfg, usageErrorf("%v", err)
+		}
+	case tlsCert != "" || tlsKey != "":
+		return cfg, usageErrorf("--tls-cert and --tls-key go together")
+	}
 	return cfg, nil
+}
+
+// redisSecurityFlags are the flags that authenticate to Redis and encrypt
+// the connection: an ACL user and its password (read from a file, never
+// given on the command line where ps shows it), and TLS. There is no flag
+// to skip certificate verification.
+type redisSecurityFlags struct {
+	user, passwordFile        string
+	useTLS                    bool
+	caFile, certFile, keyFile string
+}
+
+// redisSecurity is what cluster.Config needs of them.
+type redisSecurity struct {
+	user, password string
+	tls            *tls.Config
+}
+
+func (r *redisSecurityFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&r.user, "redis-user", "", "Redis ACL user (env SHARDSEQ_REDIS_USER; default: the default user)")
+	fs.StringVar(&r.passwordFile, "redis-password-file", "", "file holding the Redis password (env SHARDSEQ_REDIS_PASSWORD_FILE)")
+	fs.BoolVar(&r.useTLS, "redis-tls", false, "connect to Redis with TLS, verifying its certificate (env SHARDSEQ_REDIS_TLS)")
+	fs.StringVar(&r.caFile, "redis-ca-file", "", "CA certificates (PEM) that sign the Redis nodes' certificates; implies --redis-tls (env SHARDSEQ_REDIS_CA_FILE; default: the system's)")
+	fs.StringVar(&r.certFile, "redis-cert-file", "", "client certificate (PEM) for Redis nodes with tls-auth-clients; implies --redis-tls (env SHARDSEQ_REDIS_CERT_FILE)")
+	fs.StringVar(&r.keyFile, "redis-key-file", "", "private key of --redis-cert-file (env SHARDSEQ_REDIS_KEY_FILE)")
+}
+
+// load reads the files named by the flags.
+func (r *redisSecurityFlags) load(fromEnv map[string]string) (redisSecurity, error) {
+	var out redisSecurity
+	out.user = r.user
+	if r.passwordFile != "" {
+		pw, err := server.ReadSecretFile(r.passwordFile)
+		if err != nil {
+			return out, usageErrorf("%s: %v", source(fromEnv, "redis-password-file"), err)
+		}
+		out.password = pw
+	} else if r.user != "" {
+		return out, usageErrorf("%s needs --redis-password-file (or SHARDSEQ_REDIS_PASSWORD_FILE)", source(fromEnv, "redis-user"))
+	}
+	if !r.useTLS && r.caFile == "" && r.certFile == "" && r.keyFile == "" {
+		return out, nil
+	}
+	out.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+	if r.caFile != "" {
+		pem, err := os.ReadFile(r.caFile)
+		if err != nil {
+			return out, usageErrorf("%s: %v", source(fromEnv, "redis-ca-file"), err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return out, usageErrorf("%s=%s: no PEM certificate in it", source(fromEnv, "redis-ca-file"), r.caFile)
+		}
+		out.tls.RootCAs = pool
+	}
+	switch {
+	case r.certFile != "" && r.keyFile != "":
+		cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+		if err != nil {
+			return out, usageErrorf("--redis-cert-file/--redis-key-file: %v", err)
+		}
+		out.tls.Certificates = []tls.Certificate{cert}
+	case r.certFile != "" || r.keyFile != "":
+		return out, usageErrorf("--redis-cert-file and --redis-key-file go together")
+	}
+	return out, nil
 }
 
 func (cfg serveConfig) logger(c *ServeCommand) *slog.Logger {
@@ -111,9 +221,12 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	redis.SetLogger(redisLogger{log})
 
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	cl, err := cluster.Dial(dctx, cluster.Config{Addrs: cfg.addrs, Logger: log})
+	cl, err := cluster.Dial(dctx, cluster.Config{Addrs: cfg.addrs, Logger: log,
+		Username: cfg.redis.user, Password: cfg.redis.password, TLSConfig: cfg.redis.tls})
 	cancel()
 	switch {
+	case isAuthError(err):
+		return fmt.Errorf("serve: Redis refused the credentials (check --redis-user and --redis-password-file, and the user's ACL): %w", err)
 	case errors.Is(err, cluster.ErrUnreachable):
 		return fmt.Errorf("serve: Redis unreachable at %v (start a local cluster with 'shardseq cluster up' or 'make run'): %w", cfg.addrs, err)
 	case errors.Is(err, cluster.ErrNotCluster):
@@ -125,7 +238,11 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	top := cl.Topology()
 	log.Info("connected to Redis Cluster", "masters", len(top.Masters), "covered", top.Covered(), "generation", top.Generation)
 
-	srv, err := server.New(server.Config{Cluster: cl, Shards: cfg.shards, MaxNamespaces: cfg.maxNamespaces, Logger: log})
+	if cfg.tokenWarning != "" {
+		log.Warn("token file: " + cfg.tokenWarning)
+	}
+	srv, err := server.New(server.Config{Cluster: cl, Shards: cfg.shards, MaxNamespaces: cfg.maxNamespaces, Logger: log,
+		Tokens: cfg.tokens, AuthMetrics: cfg.authMetrics, AuthUI: cfg.authUI})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -136,21 +253,39 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	hs := server.NewHTTPServer(cfg.listen, srv.Handler(), log)
+	scheme := "http"
+	if cfg.tls != nil {
+		hs.TLSConfig = cfg.tls
+		ln = tls.NewListener(ln, cfg.tls)
+		scheme = "https"
+	}
+	if c.listening != nil {
+		c.listening(ln.Addr().String())
+	}
+	log.Info("serving", "listen", ln.Addr().String(), "scheme", scheme, "shards", cfg.shards, "redis", cfg.addrs,
+		"auth", len(cfg.tokens) > 0, "auth_metrics", cfg.authMetrics, "auth_ui", cfg.authUI, "redis_tls", cfg.redis.tls != nil, "redis_user", cfg.redis.user)
+	return serveUntil(ctx, srv, hs, ln, cfg.drainDelay, cfg.shutdownTimeout, log)
+}
+
+// serveUntil serves hs on ln until ctx ends, then shuts down in order:
+// /readyz turns 503 (Drain), after drainDelay the listener closes and
+// in-flight requests get up to timeout to finish, then every namespace's
+// client closes.
+func serveUntil(ctx context.Context, srv *server.Server, hs *http.Server, ln net.Listener, drainDelay, timeout time.Duration, log *slog.Logger) error {
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	log.Info("serving", "listen", ln.Addr().String(), "shards", cfg.shards, "redis", cfg.addrs)
 
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: /readyz now answers 503", "drain_delay", cfg.drainDelay, "timeout", cfg.shutdownTimeout)
+	log.Info("shutting down: /readyz now answers 503", "drain_delay", drainDelay, "timeout", timeout)
 	srv.Drain()
-	if cfg.drainDelay > 0 {
-		time.Sleep(cfg.drainDelay)
+	if drainDelay > 0 {
+		time.Sleep(drainDelay)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Warn("shutdown: in-flight requests did not finish in time", "err", err)
@@ -166,6 +301,17 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
+// isAuthError reports a Redis refusal of the credentials: a wrong password
+// (WRONGPASS), no password where one is needed (NOAUTH) or a user not
+// allowed to run what shardseq needs (NOPERM).
+func isAuthError(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "WRONGPASS") || strings.Contains(msg, "NOAUTH") || strings.Contains(msg, "NOPERM")
+}
+
 // Usage prints the help of serve.
 func (c *ServeCommand) Usage() {
 	fmt.Fprint(c.Main.Stdout, `Usage: shardseq serve --redis host:port[,host:port...] [flags]
@@ -173,6 +319,8 @@ func (c *ServeCommand) Usage() {
 Serves IDs over HTTP:
   POST /v1/ids/{namespace}?count=K   K new IDs (1..10000, default 1)
   GET  /v1/shards[?namespace=ns]     shard health and cluster topology
+  GET  /                             shard-health page (HTML)
+  GET  /metrics                      Prometheus metrics
   GET  /healthz, GET /readyz         liveness, readiness
 
 Flags (flags win over environment variables):
@@ -184,5 +332,17 @@ Flags (flags win over environment variables):
   --log-level LEVEL         debug, info, warn or error (env SHARDSEQ_LOG_LEVEL; default info)
   --shutdown-timeout D      time for in-flight requests on SIGTERM/SIGINT (default 15s)
   --drain-delay D           time /readyz answers 503 before the listener closes (default 0s)
+
+Security (see README "Security"):
+  --token-file F            bearer tokens, one per line: /v1/* needs one (env SHARDSEQ_TOKEN_FILE)
+  --auth-metrics            /metrics needs a token too (env SHARDSEQ_AUTH_METRICS; default false)
+  --auth-ui                 the health page needs a token too (env SHARDSEQ_AUTH_UI; default false)
+  --tls-cert F, --tls-key F serve HTTPS, TLS 1.2 or later (env SHARDSEQ_TLS_CERT, SHARDSEQ_TLS_KEY)
+  --redis-user U            Redis ACL user (env SHARDSEQ_REDIS_USER)
+  --redis-password-file F   file holding its password (env SHARDSEQ_REDIS_PASSWORD_FILE)
+  --redis-tls               TLS to Redis, certificates verified (env SHARDSEQ_REDIS_TLS)
+  --redis-ca-file F         CA of the Redis certificates; implies --redis-tls (env SHARDSEQ_REDIS_CA_FILE)
+  --redis-cert-file F, --redis-key-file F
+                            client certificate for tls-auth-clients (env SHARDSEQ_REDIS_CERT_FILE, _KEY_FILE)
 `)
 }

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/shardseq/shardseq/failover"
+	"github.com/shardseq/shardseq/server"
+)
+
+// StatusCommand prints the shard table of a running server (GET /v1/shards)
+// in a terminal.
+type StatusCommand struct {
+	Main *Main
+}
+
+var statusEnv = map[string]string{"server": "SHARDSEQ_SERVER", "token-file": "SHARDSEQ_TOKEN_FILE", "ca-file": "SHARDSEQ_CA_FILE"}
+
+// statusResponse is what status reads of GET /v1/shards.
+type statusResponse struct {
+	Shards     []failover.ShardStatus `json:"shards"`
+	Namespaces int                    `json:"namespaces"`
+	Healthy    int                    `json:"healthy"`
+	Total      int                    `json:"total"`
+	Cluster    struct {
+		Covered    bool   `json:"covered"`
+		Generation uint64 `json:"generation"`
+		Masters    []struct {
+			Addr     string   `json:"addr"`
+			Failed   bool     `json:"failed"`
+			Slots    [][2]int `json:"slots"`
+			Replicas []struct {
+				Addr   string `json:"addr"`
+				Failed bool   `json:"failed"`
+			} `json:"replicas"`
+		} `json:"masters"`
+	} `json:"cluster"`
+}
+
+// Run fetches and prints the table.
+func (c *StatusCommand) Run(ctx context.Context, args []string) error {
+	var (
+		srv, tokenFile, caFile, ns string
+		timeout                    time.Duration
+		fs                         = newFlagSet("status")
+	)
+	fs.StringVar(&srv, "server", "http://localhost:8080", "server base URL (env SHARDSEQ_SERVER)")
+	fs.StringVar(&tokenFile, "token-file", "", "file of bearer tokens; the first is sent (env SHARDSEQ_TOKEN_FILE)")
+	fs.StringVar(&caFile, "ca-file", "", "CA certificate (PEM) of an https server (env SHARDSEQ_CA_FILE)")
+	fs.StringVar(&ns, "namespace", "", "show only this namespace")
+	fs.DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for the server")
+	pos, err := parseFlags(fs, args, c.Usage)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErrorf("unexpected argument %q", pos[0])
+	}
+	fromEnv, err := applyEnv(fs, c.Main.Getenv, statusEnv)
+	if err != nil {
+		return err
+	}
+	u, err := url.Parse(srv)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usageErrorf("%s=%q: want http://host:port or https://host:port", source(fromEnv, "server"), srv)
+	}
+	if timeout <= 0 {
+		return usageErrorf("--timeout must be positive")
+	}
+	u = u.JoinPath("v1", "shards")
+	if ns != "" {
+		u.RawQuery = url.Values{"namespace": {ns}}.Encode()
+	}
+	var token string
+	if tokenFile != "" {
+		tokens, _, err := server.LoadTokenFile(tokenFile)
+		if err != nil {
+			return usageErrorf("%s: %v", source(fromEnv, "token-file"), err)
+		}
+		token = tokens[0]
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return usageErrorf("%s: %v", source(fromEnv, "ca-file"), err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return usageErrorf("%s=%s: no PEM certificate in it", source(fromEnv, "ca-file"), caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+	}
+	hc := &http.Client{Transport: tr, Timeout: timeout}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("status: reading the answer of %s: %w", u, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(body, &e)
+		if resp.StatusCode == http.StatusUnauthorized {
+			return fmt.Errorf("status: %s answered 401 (%s): pass a token with --token-file", u, e.Error)
+		}
+		return fmt.Errorf("status: %s answered %s: %s", u, resp.Status, e.Error)
+	}
+	var st statusResponse
+	if err := json.Unmarshal(body, &st); err != nil {
+		return fmt.Errorf("status: %s did not answer shard JSON: %w", u, err)
+	}
+	printStatus(c.Main.Stdout, st)
+	return nil
+}
+
+// printStatus writes the cluster summary and the shard table.
+func printStatus(w io.Writer, st statusResponse) {
+	covered := "all slots served"
+	if !st.Cluster.Covered {
+		covered = "SLOTS MISSING"
+	}
+	fmt.Fprintf(w, "cluster: %d masters, %s, topology generation %d\n", len(st.Cluster.Masters), covered, st.Cluster.Generation)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, m := range st.Cluster.Masters {
+		var reps []string
+		for _, r := range m.Replicas {
+			reps = append(reps, r.Addr+" "+okOr(!r.Failed, "FAILED"))
+		}
+		if len(reps) == 0 {
+			reps = append(reps, "NO REPLICA")
+		}
+		var slots []string
+		for _, r := range m.Slots {
+			slots = append(slots, fmt.Sprintf("%d-%d", r[0], r[1]))
+		}
+		fmt.Fprintf(tw, "  master %s\t%s\tslots %s\treplicas %s\n", m.Addr, okOr(!m.Failed, "FAILED"), strings.Join(slots, ","), strings.Join(reps, ", "))
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "shards: %d of %d healthy in %d namespaces\n\n", st.Healthy, st.Total, st.Namespaces)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tSHARD\tNODE\tBREAKER\tHEALTH\tRESERVATIONS\tFAILURES\tIDS ISSUED\tFENCES\tBLOCK\tLATENCY\tLAST ERROR")
+	for _, s := range st.Shards {
+		node := s.Node
+		if node == "" {
+			node = "?"
+		}
+		lastErr := "-"
+		if s.LastError != "" {
+			lastErr = oneLine(s.LastError, 70)
+			if !s.LastErrorAt.IsZero() {
+				lastErr += " (" + time.Since(s.LastErrorAt).Round(time.Second).String() + " ago)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.1fms\t%s\n", s.Namespace, s.Index, node, s.State,
+			okOr(s.Healthy, "UNHEALTHY"), s.Reservations, s.Failures, s.IDsIssued, s.FenceEvents, s.BlockSize, s.LatencyMs, lastErr)
+	}
+	_ = tw.Flush()
+}
+
+func okOr(ok bool, bad string) string {
+	if ok {
+		return "ok"
+	}
+	return bad
+}
+
+// oneLine keeps an error message on one line of at most n runes: the table
+// must stay aligned whatever a server sends.
+func oneLine(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// Usage prints the help of status.
+func (c *StatusCommand) Usage() {
+	fmt.Fprint(c.Main.Stdout, `Usage: shardseq status [--server URL] [--token-file F] [--namespace ns]
+
+Prints the cluster and the shard table of a running server (GET /v1/shards):
+each shard's node, breaker state, health, counters and last error.
+
+Flags (flags win over environment variables):
+  --server URL        server base URL (env SHARDSEQ_SERVER; default http://localhost:8080)
+  --token-file F      bearer tokens, one per line; the first is sent (env SHARDSEQ_TOKEN_FILE)
+  --ca-file F         CA certificate of an https server (env SHARDSEQ_CA_FILE)
+  --namespace NS      only this namespace
+  --timeout D         how long to wait for the server (default 5s)
+`)
+}

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// FuzzStatusOutput: whatever a server answers, status prints one line per
+// shard and never panics.
+func FuzzStatusOutput(f *testing.F) {
+	f.Add(`{"shards":[{"namespace":"a","index":0,"node":"n:1","state":"open","healthy":false,"last_error":"x\ny\tz"}],"cluster":{"masters":[{"addr":"n:1","slots":[[0,5]]}]}}`)
+	f.Add(`{"shards":[{"last_error":"` + strings.Repeat("é", 200) + `"}]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		var st statusResponse
+		if json.Unmarshal([]byte(body), &st) != nil {
+			return
+		}
+		var out bytes.Buffer
+		printStatus(&out, st)
+		table := out.String()[strings.Index(out.String(), "NAMESPACE"):]
+		if n := strings.Count(table, "\n"); n != len(st.Shards)+1 {
+			t.Fatalf("%d shards printed on %d lines:\n%s", len(st.Shards), n, table)
+		}
+	})
+}
+
+func TestStatusUsage(t *testing.T) {
+	if _, stderr, code := run(t, nil, "status", "--server", "ftp://x"); code != 2 || !strings.Contains(stderr, "want http://host:port") {
+		t.Errorf("bad URL: %d %q", code, stderr)
+	}
+	if _, stderr, code := run(t, nil, "status", "--server", "http://127.0.0.1:1"); code != 1 || !strings.Contains(stderr, "connection refused") {
+		t.Errorf("no server: %d %q", code, stderr)
+	}
+}

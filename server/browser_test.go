@@ -1,0 +1,183 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/shardseq/shardseq/client"
+	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/internal/clustertest"
+)
+
+// Ports of the browser test's cluster: 7710-7715 (bus ports +10000).
+const portBrowser = 7710
+
+// chromium finds a Chromium or Chrome binary. Without one the test is
+// skipped, except in CI (CI=true), where .ci/run installs Debian's chromium
+// and a missing browser is a failure.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no chromium in PATH, and CI=true: the health page must be tested in a real browser (apt-get install chromium)")
+	}
+	t.Skip("no chromium in PATH: skipping the browser test of the health page (Debian: apt-get install chromium)")
+	return ""
+}
+
+// artifacts is where the test keeps its screenshots: $SHARDSEQ_ARTIFACTS,
+// or the test's temporary directory.
+func artifacts(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("SHARDSEQ_ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.TempDir()
+}
+
+// TestHealthPageBrowser loads the health page in headless Chromium, kills
+// the master of one shard and watches the page mark that shard unhealthy,
+// then restarts the node and watches it recover, all through the page's own
+// periodic refresh.
+func TestHealthPageBrowser(t *testing.T) {
+	bin := chromium(t)
+	dir := artifacts(t)
+	lc := clustertest.Start(t, cluster.LocalConfig{Masters: 3, Replicas: 1, BasePort: portBrowser})
+	cl := dial(t, lc)
+	s := newServer(t, Config{Cluster: cl, Shards: 6, Client: client.Config{Strict: true},
+		SampleEvery: 250 * time.Millisecond, SampleWindow: 5 * time.Second, PageRefresh: 300 * time.Millisecond})
+	hs := httptest.NewServer(s.Handler())
+	defer hs.Close()
+
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1366, 900),
+		chromedp.UserDataDir(t.TempDir()))...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 80*time.Second)
+	defer cancel()
+
+	// Traffic: bounded bursts of single-ID requests, so every shard's
+	// breaker sees its master (strict mode: a reservation per ID).
+	h := s.Handler()
+	traffic := func(n int) {
+		for range n {
+			send(h, "POST", "/v1/ids/default")
+		}
+	}
+	traffic(30)
+
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
+	}
+	healthyAttr := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(sel), "data-healthy"))
+		if err != nil {
+			t.Fatalf("reading %s: %v", sel, err)
+		}
+		return v.Value
+	}
+	// waitRow polls the page (refreshed by its own script) until the row
+	// says healthy == want, driving traffic meanwhile.
+	waitRow := func(sel, want string, within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for healthyAttr(sel) != want {
+			if time.Now().After(deadline) {
+				shot("health-timeout.png")
+				t.Fatalf("%s: data-healthy still %q after %v, want %q", sel, healthyAttr(sel), within, want)
+			}
+			traffic(6)
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(hs.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-shard="default/5"]`)),
+	); err != nil {
+		t.Fatalf("loading the page: %v", err)
+	}
+	eval := func(js string) int {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[int](js))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		return v
+	}
+	rows := eval(`document.querySelectorAll('tr[data-shard^="default/"]').length`)
+	scrollW, innerW := eval(`document.documentElement.scrollWidth`), eval(`window.innerWidth`)
+	if rows != 6 {
+		t.Fatalf("page shows %d shard rows of default, want 6", rows)
+	}
+	if scrollW > innerW {
+		t.Errorf("page is %dpx wide in a %dpx window: horizontal scroll", scrollW, innerW)
+	}
+	for i := range 6 {
+		if v := healthyAttr(fmt.Sprintf(`tr[data-shard="default/%d"]`, i)); v != "true" {
+			t.Errorf("shard %d: data-healthy %q at start", i, v)
+		}
+	}
+	if title, err := chromedp.Run(ctx, chromedp.Title()); err != nil || title != "shardseq · shard health" {
+		t.Errorf("title %q %v", title, err)
+	}
+	traffic(30)
+	time.Sleep(600 * time.Millisecond) // two samples for the sparkline; not a synchronisation
+	shot("health-ok.png")
+
+	c := s.lookup(DefaultNamespace)
+	node := c.Shards()[0].Node
+	t.Logf("killing %s, master of shard 0", node)
+	if err := lc.Kill(node); err != nil {
+		t.Fatal(err)
+	}
+	row := `tr[data-shard="default/0"]`
+	waitRow(row, "false", 20*time.Second)
+	errText, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(row+` td.err`)))
+	if err != nil || errText == "—" {
+		t.Errorf("unhealthy shard 0 shows no reason: %q %v", errText, err)
+	}
+	t.Logf("page shows shard 0 unhealthy: %s", errText)
+	shot("health-unhealthy.png")
+
+	if err := lc.Start(node); err != nil {
+		t.Fatal(err)
+	}
+	waitRow(row, "true", 45*time.Second)
+	for i := range 6 { // the other shards of that node too, for the screenshot
+		waitRow(fmt.Sprintf(`tr[data-shard="default/%d"]`, i), "true", 20*time.Second)
+	}
+	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.cards .v`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("page shows shard 0 healthy again; status %q", status)
+	shot("health-recovered.png")
+}

@@ -1,0 +1,208 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/shardseq/shardseq/failover"
+	"github.com/shardseq/shardseq/shard"
+)
+
+// Reservation results, the values of the result label of
+// shardseq_reservations_total.
+const (
+	resultOK            = "ok"
+	resultNotReplicated = "not_replicated"
+	resultTimeout       = "timeout"
+	resultError         = "error"
+)
+
+// metrics is the server's own Prometheus registry (no global state) and the
+// instruments fed by the reservation Observer and the HTTP middleware. The
+// per-shard gauges and the counters the shard registry keeps already are
+// read at scrape time by shardCollector.
+type metrics struct {
+	reg *prometheus.Registry
+
+	reservations   *prometheus.CounterVec   // namespace, shard, result
+	ackFailures    *prometheus.CounterVec   // namespace, shard
+	reserveSeconds *prometheus.HistogramVec // namespace
+	httpRequests   *prometheus.CounterVec   // route, code
+	httpSeconds    *prometheus.HistogramVec // route
+	next           failover.Observer        // the template's own Observer, if any
+}
+
+func newMetrics(s *Server, next failover.Observer) *metrics {
+	reg := prometheus.NewRegistry()
+	f := promauto.With(reg)
+	m := &metrics{reg: reg, next: next}
+	m.reservations = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "shardseq_reservations_total",
+		Help: "Block reservations by shard and result: ok, not_replicated (the replicas did not confirm), timeout (the shard did not answer in time) or error.",
+	}, []string{"namespace", "shard", "result"})
+	m.ackFailures = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "shardseq_replication_ack_failures_total",
+		Help: "Reservations discarded because the replicas did not confirm them (WAIT fell short).",
+	}, []string{"namespace", "shard"})
+	m.reserveSeconds = f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "shardseq_reservation_duration_seconds",
+		Help:    "Time of one block reservation on one shard, script and replication acknowledgement included, successful or not.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"namespace"})
+	m.httpRequests = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "shardseq_http_requests_total",
+		Help: "HTTP requests by route pattern and status code.",
+	}, []string{"route", "code"})
+	m.httpSeconds = f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "shardseq_http_request_duration_seconds",
+		Help:    "Time to answer an HTTP request, by route pattern.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"route"})
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "shardseq_namespaces_open",
+		Help: "Namespaces this server keeps open (at most --max-namespaces).",
+	}, func() float64 { return float64(len(s.Namespaces())) })
+	reg.MustRegister(&shardCollector{s: s},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Reserved implements failover.Observer.
+func (m *metrics) Reserved(ns string, i int, ids int64, took time.Duration, err error) {
+	sh := strconv.Itoa(i)
+	result := resultOK
+	switch {
+	case err == nil:
+	case errors.Is(err, shard.ErrNotReplicated):
+		result = resultNotReplicated
+		m.ackFailures.WithLabelValues(ns, sh).Inc()
+	case errors.Is(err, failover.ErrShardTimeout), errors.Is(err, context.DeadlineExceeded):
+		result = resultTimeout
+	default:
+		result = resultError
+	}
+	m.reservations.WithLabelValues(ns, sh, result).Inc()
+	m.reserveSeconds.WithLabelValues(ns).Observe(took.Seconds())
+	if m.next != nil {
+		m.next.Reserved(ns, i, ids, took, err)
+	}
+}
+
+// handler serves /metrics from the server's registry.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		Registry:          m.reg, // promhttp's own error counter
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: false,
+		Timeout:           10 * time.Second,
+	})
+}
+
+// instrument counts every request by its route pattern (never the raw path:
+// a namespace or a scanner's random paths would make the label unbounded).
+// It must wrap the ServeMux: the mux sets r.Pattern on the request it is
+// given, which is the one this middleware sees after ServeHTTP returns.
+func (m *metrics) instrument(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		defer func() {
+			route := r.Pattern
+			if route == "" || route == "/" {
+				route = "other"
+			}
+			m.httpRequests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+			m.httpSeconds.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		}()
+		h.ServeHTTP(sw, r)
+	})
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.code, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// shardCollector reads every shard row at scrape time, so these series are
+// exactly what /v1/shards and the health page show.
+type shardCollector struct{ s *Server }
+
+var (
+	descIssued = prometheus.NewDesc("shardseq_ids_issued_total",
+		"IDs this server handed to callers, by namespace.", []string{"namespace"}, nil)
+	descBreaker = prometheus.NewDesc("shardseq_breaker_state",
+		"Circuit breaker of a shard: 0 closed, 1 half-open, 2 open.", []string{"namespace", "shard"}, nil)
+	descHealthy = prometheus.NewDesc("shardseq_shard_healthy",
+		"1 when the shard serves (breaker closed and last reservation good), 0 otherwise.", []string{"namespace", "shard"}, nil)
+	descFences = prometheus.NewDesc("shardseq_fence_events_total",
+		"Failover fences: the counter jumped forward because another node (a promoted replica, a restarted master) served it.", []string{"namespace", "shard"}, nil)
+	descBlock = prometheus.NewDesc("shardseq_block_size",
+		"Size of the last block of IDs reserved on the shard.", []string{"namespace", "shard"}, nil)
+)
+
+func (c *shardCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descIssued, descBreaker, descHealthy, descFences, descBlock} {
+		ch <- d
+	}
+}
+
+func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, name := range c.s.Namespaces() {
+		cl := c.s.lookup(name)
+		if cl == nil {
+			continue
+		}
+		for _, st := range cl.Shards() {
+			sh := strconv.Itoa(st.Index)
+			ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, breakerValue(st.State), name, sh)
+			ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, boolValue(st.Healthy), name, sh)
+			ch <- prometheus.MustNewConstMetric(descFences, prometheus.CounterValue, float64(st.FenceEvents), name, sh)
+			ch <- prometheus.MustNewConstMetric(descBlock, prometheus.GaugeValue, float64(st.BlockSize), name, sh)
+		}
+		ch <- prometheus.MustNewConstMetric(descIssued, prometheus.CounterValue, float64(c.s.issued(name)), name)
+	}
+}
+
+func breakerValue(state string) float64 {
+	switch state {
+	case gobreaker.StateHalfOpen.String():
+		return 1
+	case gobreaker.StateOpen.String():
+		return 2
+	}
+	return 0
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,509 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardseq/shardseq/client"
+	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/internal/clustertest"
+	"github.com/shardseq/shardseq/internal/tlstest"
+)
+
+// Ports of the operations tests' cluster: 7700-7705 (bus ports +10000).
+const portOps = 7700
+
+// testToken is a valid bearer token of the tests.
+const testToken = "test-token-0123456789abcdef"
+
+// TestOperations covers what operators use: metrics, authentication, the
+// health page, Redis ACL users; on one real cluster.
+func TestOperations(t *testing.T) {
+	lc := clustertest.Start(t, cluster.LocalConfig{Masters: 3, Replicas: 1, BasePort: portOps})
+	cl := dial(t, lc)
+
+	t.Run("Metrics", func(t *testing.T) { testMetrics(t, cl) })
+	t.Run("Auth", func(t *testing.T) { testAuth(t, cl) })
+	t.Run("Page", func(t *testing.T) { testPage(t, cl) })
+	t.Run("RedisACL", func(t *testing.T) { testRedisACL(t, lc) })
+	t.Run("HTTPTLS", func(t *testing.T) { testHTTPTLS(t, cl) })
+	t.Run("HostileRequests", func(t *testing.T) { testHostileRequests(t, cl) })
+}
+
+// testHostileRequests sends a bounded stream of random requests (seeded,
+// logged): none may get a 500 or panic, and every ID handed out is new.
+func testHostileRequests(t *testing.T, cl *cluster.Cluster) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	s := newServer(t, Config{Cluster: cl, Shards: 4, MaxNamespaces: 5, Tokens: []string{testToken}})
+	h := s.Handler()
+	pieces := []string{"v1", "ids", "shards", "orders", "..", "%2e%2e", "%00", "{namespace}", "a{b}", "x%7Fy", "metrics", "readyz",
+		strings.Repeat("n", 70), "ns.1", "ns-2", "ns_3", "ns4", "ns5", "ns6", "", "?", "count=", "é"}
+	counts := []string{"", "1", "0", "-1", "10000", "10001", "1e3", "0x10", " 5", "5 ", "99999999999999999999", "3&count=4", "%00"}
+	methods := []string{"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"}
+	auths := []string{"", "Bearer " + testToken, "Bearer " + testToken + "x", "Bearer", "Basic x", strings.Repeat("B", 600)}
+	type key struct {
+		ns string
+		id int64
+	}
+	seen := map[key]bool{} // IDs are unique within a namespace
+	for range 1500 {
+		path := ""
+		for n := rng.IntN(4) + 1; n > 0; n-- {
+			path += "/" + pieces[rng.IntN(len(pieces))]
+		}
+		if rng.IntN(3) == 0 {
+			path = "/v1/ids/" + pieces[rng.IntN(len(pieces))]
+		}
+		target := path + "?count=" + counts[rng.IntN(len(counts))]
+		req, err := http.NewRequest(methods[rng.IntN(len(methods))], "http://x"+target, nil)
+		if err != nil {
+			continue // not a URL a client could send
+		}
+		if a := auths[rng.IntN(len(auths))]; a != "" {
+			req.Header.Set("Authorization", a)
+		}
+		if strings.HasPrefix(path, "/v1/ids/") && rng.IntN(2) == 0 { // mostly well-formed: IDs flow
+			req.Method = "POST"
+			req.Header.Set("Authorization", "Bearer "+testToken)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 && rec.Code != 503 {
+			t.Fatalf("%s %s: %d %s", req.Method, target, rec.Code, rec.Body)
+		}
+		if rec.Code == 200 && req.Method == "POST" && strings.HasPrefix(req.URL.Path, "/v1/ids/") {
+			var body struct {
+				Namespace string
+				IDs       []int64
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatalf("%s: %v", target, err)
+			}
+			for _, id := range body.IDs {
+				k := key{body.Namespace, id}
+				if id <= 0 || seen[k] {
+					t.Fatalf("%s: ID %d of %q handed out twice or not positive", target, id, body.Namespace)
+				}
+				seen[k] = true
+			}
+		}
+	}
+	if n := len(s.Namespaces()); n > 5 {
+		t.Errorf("%d namespaces open, MaxNamespaces is 5", n)
+	}
+	t.Logf("%d distinct IDs handed out to random requests", len(seen))
+}
+
+// send is do without the JSON checks, for routes that answer something else.
+func send(h http.Handler, method, target string, hdr ...string) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(method, target, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// gathered finds the sample of family name whose labels include want.
+func gathered(t *testing.T, reg prometheus.Gatherer, name string, want map[string]string) (*dto.Metric, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for k, v := range want {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == k && lp.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+func value(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	m, ok := gathered(t, reg, name, labels)
+	if !ok {
+		t.Fatalf("no sample %s%v", name, labels)
+	}
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount())
+	}
+	t.Fatalf("%s: unexpected metric type", name)
+	return 0
+}
+
+type countingObserver struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (o *countingObserver) Reserved(string, int, int64, time.Duration, error) {
+	o.mu.Lock()
+	o.n++
+	o.mu.Unlock()
+}
+
+func testMetrics(t *testing.T, cl *cluster.Cluster) {
+	obs := &countingObserver{}
+	s := newServer(t, Config{Cluster: cl, Shards: 4, Client: client.Config{Strict: true, Observer: obs}})
+	h := s.Handler()
+	for range 3 {
+		if r := do(t, h, "POST", "/v1/ids/orders?count=5"); r.code != 200 {
+			t.Fatalf("POST: %d %s", r.code, r.raw)
+		}
+	}
+	do(t, h, "GET", "/no/such/path/orders")
+	do(t, h, "POST", "/v1/ids/bad%7Bname")
+	reg := s.Metrics()
+
+	if got := value(t, reg, "shardseq_ids_issued_total", map[string]string{"namespace": "orders"}); got != 15 {
+		t.Errorf("ids issued in orders: %v, want 15", got)
+	}
+	// Strict mode: one reservation per request (of 5 IDs).
+	ok := 0.0
+	for i := range 4 {
+		ok += testutil.ToFloat64(s.metrics.reservations.WithLabelValues("orders", fmt.Sprint(i), resultOK))
+	}
+	if ok != 3 {
+		t.Errorf("ok reservations in orders: %v, want 3", ok)
+	}
+	if got := value(t, reg, "shardseq_reservation_duration_seconds", map[string]string{"namespace": "orders"}); got != 3 {
+		t.Errorf("reservation latency samples: %v, want 3", got)
+	}
+	obs.mu.Lock()
+	if obs.n < 3 {
+		t.Errorf("the template's Observer saw %d reservations, want it chained (>= 3)", obs.n)
+	}
+	obs.mu.Unlock()
+	for i := range 4 {
+		l := map[string]string{"namespace": "orders", "shard": fmt.Sprint(i)}
+		if v := value(t, reg, "shardseq_breaker_state", l); v != 0 {
+			t.Errorf("breaker %v: %v, want 0 (closed)", l, v)
+		}
+		if v := value(t, reg, "shardseq_shard_healthy", l); v != 1 {
+			t.Errorf("healthy %v: %v, want 1", l, v)
+		}
+		if v := value(t, reg, "shardseq_block_size", l); v != 0 && v != 5 {
+			t.Errorf("block size %v: %v, want 0 (unused) or 5", l, v)
+		}
+		value(t, reg, "shardseq_fence_events_total", l)
+	}
+	if v := value(t, reg, "shardseq_namespaces_open", nil); v != 2 {
+		t.Errorf("namespaces open: %v, want 2", v)
+	}
+	if v := value(t, reg, "shardseq_http_requests_total", map[string]string{"route": "POST /v1/ids/{namespace}", "code": "200"}); v != 3 {
+		t.Errorf("http requests: %v, want 3", v)
+	}
+	if v := value(t, reg, "shardseq_http_requests_total", map[string]string{"route": "other", "code": "404"}); v != 1 {
+		t.Errorf("unmatched requests: %v, want 1", v)
+	}
+	value(t, reg, "go_goroutines", nil)
+	value(t, reg, "process_open_fds", nil)
+	// Label values are route patterns, never a path or a namespace from it.
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "shardseq_http_") {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if strings.Contains(lp.GetValue(), "orders") || strings.Contains(lp.GetValue(), "such") {
+					t.Errorf("%s has an unbounded label %s=%q", mf.GetName(), lp.GetName(), lp.GetValue())
+				}
+			}
+		}
+	}
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "shardseq_") {
+			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+		}
+	}
+	if n := testutil.CollectAndCount(&shardCollector{s: s}, "shardseq_breaker_state"); n != 8 {
+		t.Errorf("breaker state series: %d, want 8 (2 namespaces x 4 shards)", n)
+	}
+
+	// The exposition over HTTP.
+	rec := send(h, "GET", "/metrics")
+	body := rec.Body.String()
+	if rec.Code != 200 || !strings.Contains(body, `shardseq_ids_issued_total{namespace="orders"} 15`) ||
+		!strings.Contains(body, "# HELP shardseq_breaker_state") {
+		t.Errorf("GET /metrics: %d\n%.2000s", rec.Code, body)
+	}
+
+	// Results by error class.
+	m := s.metrics
+	m.Reserved("x", 0, 1, time.Millisecond, fmt.Errorf("wrapped: %w", client.ErrNotReplicated))
+	m.Reserved("x", 0, 1, time.Millisecond, fmt.Errorf("wrapped: %w", context.DeadlineExceeded))
+	m.Reserved("x", 0, 1, time.Millisecond, io.ErrUnexpectedEOF)
+	for _, res := range []string{resultNotReplicated, resultTimeout, resultError} {
+		if v := testutil.ToFloat64(m.reservations.WithLabelValues("x", "0", res)); v != 1 {
+			t.Errorf("result %s: %v, want 1", res, v)
+		}
+	}
+	if v := testutil.ToFloat64(m.ackFailures.WithLabelValues("x", "0")); v != 1 {
+		t.Errorf("ack failures: %v, want 1", v)
+	}
+}
+
+func testAuth(t *testing.T, cl *cluster.Cluster) {
+	other := "second-token-abcdefghijklmnop"
+	open := newServer(t, Config{Cluster: cl, Shards: 4, Tokens: []string{testToken, other}})
+	locked := newServer(t, Config{Cluster: cl, Shards: 4, Tokens: []string{testToken}, AuthMetrics: true, AuthUI: true})
+	tests := []struct {
+		name   string
+		s      *Server
+		method string
+		target string
+		auth   string
+		want   int
+	}{
+		{"ids without token", open, "POST", "/v1/ids/orders", "", 401},
+		{"ids wrong token", open, "POST", "/v1/ids/orders", "Bearer wrong-token-0123456789", 401},
+		{"ids token as basic", open, "POST", "/v1/ids/orders", "Basic " + testToken, 401},
+		{"ids empty bearer", open, "POST", "/v1/ids/orders", "Bearer ", 401},
+		{"ids prefix of token", open, "POST", "/v1/ids/orders", "Bearer " + testToken[:20], 401},
+		{"ids token", open, "POST", "/v1/ids/orders", "Bearer " + testToken, 200},
+		{"ids second token", open, "POST", "/v1/ids/orders", "Bearer " + other, 200},
+		{"ids scheme case", open, "POST", "/v1/ids/orders", "bearer " + testToken, 200},
+		{"shards without token", open, "GET", "/v1/shards", "", 401},
+		{"shards token", open, "GET", "/v1/shards", "Bearer " + testToken, 200},
+		{"bad namespace without token", open, "POST", "/v1/ids/a%7Bb", "", 401},
+		{"unknown v1 without token", open, "GET", "/v1/secret", "", 401},
+		{"wrong method without token", open, "GET", "/v1/ids/orders", "", 401},
+		{"healthz open", locked, "GET", "/healthz", "", 200},
+		{"readyz open", locked, "GET", "/readyz", "", 200},
+		{"metrics open by default", open, "GET", "/metrics", "", 200},
+		{"page open by default", open, "GET", "/", "", 200},
+		{"metrics locked", locked, "GET", "/metrics", "", 401},
+		{"metrics locked token", locked, "GET", "/metrics", "Bearer " + testToken, 200},
+		{"page locked", locked, "GET", "/", "", 401},
+		{"page locked token", locked, "GET", "/", "Bearer " + testToken, 200},
+	}
+	for _, tt := range tests {
+		rec := send(tt.s.Handler(), tt.method, tt.target, "Authorization", tt.auth)
+		if rec.Code != tt.want {
+			t.Errorf("%s: %s %s: %d, want %d: %s", tt.name, tt.method, tt.target, rec.Code, tt.want, rec.Body)
+			continue
+		}
+		if tt.want == 401 {
+			if !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("%s: WWW-Authenticate %q", tt.name, rec.Header().Get("WWW-Authenticate"))
+			}
+			if rec.Header().Get("Content-Type") != "application/json" || !strings.Contains(rec.Body.String(), `"error"`) {
+				t.Errorf("%s: 401 without a JSON error: %q", tt.name, rec.Body)
+			}
+		}
+	}
+	if _, err := New(Config{Cluster: cl, Tokens: []string{"short"}}); err == nil {
+		t.Error("New accepted a 5-character token")
+	}
+	if _, err := New(Config{Cluster: cl, AuthMetrics: true}); err == nil {
+		t.Error("New accepted AuthMetrics without tokens")
+	}
+}
+
+func testPage(t *testing.T, cl *cluster.Cluster) {
+	s := newServer(t, Config{Cluster: cl, Shards: 4, SampleEvery: 20 * time.Millisecond, SampleWindow: time.Second})
+	h := s.Handler()
+	do(t, h, "POST", "/v1/ids/orders?count=100")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.rates.rates("orders")) < 2 && time.Now().Before(deadline) {
+		do(t, h, "POST", "/v1/ids/orders?count=10")
+		time.Sleep(20 * time.Millisecond)
+	}
+	rec := send(h, "GET", "/")
+	body := rec.Body.String()
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Fatalf("GET /: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	csp := rec.Header().Get("Content-Security-Policy")
+	if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'nonce-") {
+		t.Errorf("CSP %q", csp)
+	}
+	for _, ns := range []string{"default", "orders"} {
+		for i := range 4 {
+			if row := fmt.Sprintf(`data-shard="%s/%d" data-healthy="true"`, ns, i); !strings.Contains(body, row) {
+				t.Errorf("page lacks the row %s", row)
+			}
+		}
+	}
+	for _, m := range cl.Topology().Masters {
+		if !strings.Contains(body, `data-master="`+m.Addr+`"`) {
+			t.Errorf("page lacks master %s", m.Addr)
+		}
+	}
+	if !strings.Contains(body, "<polyline points=") {
+		t.Errorf("page has no sparkline for orders")
+	}
+	frag := send(h, "GET", "/?fragment=1&namespace=orders").Body.String()
+	if strings.Contains(frag, "<html") || !strings.Contains(frag, `data-shard="orders/0"`) || strings.Contains(frag, `data-shard="default/0"`) {
+		t.Errorf("fragment of namespace orders: %.500s", frag)
+	}
+	if r := send(h, "GET", "/?namespace=%3Cscript%3E"); r.Code != 400 {
+		t.Errorf("bad namespace: %d", r.Code)
+	}
+	if r := send(h, "HEAD", "/"); r.Code != 200 || r.Body.Len() != 0 {
+		t.Errorf("HEAD /: %d %d bytes", r.Code, r.Body.Len())
+	}
+}
+
+// aclLine is the minimal ACL of the user shardseq connects as (README
+// "Security"); every command in it was found needed by removing it.
+var aclRules = []string{"on", "~shardseq:*", "resetchannels", "-@all",
+	"+evalsha", "+script|load", "+wait", "+info", "+cluster|shards", "+asking",
+	"+hmget", "+hget", "+hset", "+hincrby", "+get", "+set"}
+
+func setACLUser(t *testing.T, lc *cluster.LocalCluster, user, password string, rules []string) {
+	t.Helper()
+	args := []any{"ACL", "SETUSER", user, "reset", ">" + password}
+	for _, r := range rules {
+		args = append(args, r)
+	}
+	for _, addr := range lc.Addrs() {
+		rc := redis.NewClient(&redis.Options{Addr: addr})
+		err := rc.Do(context.Background(), args...).Err()
+		_ = rc.Close()
+		if err != nil {
+			t.Fatalf("ACL SETUSER on %s: %v", addr, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, addr := range lc.Addrs() {
+			rc := redis.NewClient(&redis.Options{Addr: addr})
+			_ = rc.Do(context.Background(), "ACL", "DELUSER", user).Err()
+			_ = rc.Close()
+		}
+	})
+}
+
+func testRedisACL(t *testing.T, lc *cluster.LocalCluster) {
+	const password = "acl-secret-password"
+	setACLUser(t, lc, "shardseq", password, aclRules)
+	// A user missing one command the reservation script runs.
+	setACLUser(t, lc, "nohincrby", password, slices.DeleteFunc(slices.Clone(aclRules), func(r string) bool { return r == "+hincrby" }))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	cl, err := cluster.Dial(ctx, cluster.Config{Addrs: lc.Addrs(), Username: "shardseq", Password: password, Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("Dial as the ACL user: %v", err)
+	}
+	defer cl.Close()
+	// A new namespace on a fresh script cache: SCRIPT LOAD, the meta,
+	// mirror and reservation scripts all run as the ACL user.
+	for _, addr := range lc.Addrs() {
+		rc := redis.NewClient(&redis.Options{Addr: addr})
+		_ = rc.ScriptFlush(ctx).Err()
+		_ = rc.Close()
+	}
+	s := newServer(t, Config{Cluster: cl, Shards: 4, Client: client.Config{Strict: true}})
+	for range 12 {
+		if r := do(t, s.Handler(), "POST", "/v1/ids/acl-ns?count=3"); r.code != 200 {
+			t.Fatalf("POST as the ACL user: %d %s", r.code, r.raw)
+		}
+	}
+
+	_, err = cluster.Dial(ctx, cluster.Config{Addrs: lc.Addrs(), Username: "shardseq", Password: "wrong", Logger: quietLogger()})
+	if err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Fatalf("Dial with a wrong password: %v, want WRONGPASS", err)
+	}
+
+	cl2, err := cluster.Dial(ctx, cluster.Config{Addrs: lc.Addrs(), Username: "nohincrby", Password: password, Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("Dial as nohincrby: %v", err)
+	}
+	defer cl2.Close()
+	s2, err := New(Config{Cluster: cl2, Shards: 4, Logger: quietLogger(), OpenTimeout: 5 * time.Second, Client: client.Config{Strict: true}})
+	if err == nil {
+		defer s2.Close()
+		r := do(t, s2.Handler(), "POST", "/v1/ids/acl-ns")
+		err = fmt.Errorf("%d %s", r.code, r.raw)
+	}
+	if !strings.Contains(err.Error(), "can't run this command") {
+		t.Fatalf("a user without HINCRBY: %v, want the script's permission error", err)
+	}
+}
+
+func testHTTPTLS(t *testing.T, cl *cluster.Cluster) {
+	pki := tlstest.New(t)
+	tc, err := TLSConfig(pki.CertFile, pki.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(t, Config{Cluster: cl, Shards: 4})
+	hs := httptest.NewUnstartedServer(s.Handler())
+	hs.TLS = tc
+	hs.Config.ErrorLog = slog.NewLogLogger(quietLogger().Handler(), slog.LevelError)
+	hs.StartTLS()
+	defer hs.Close()
+
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: pki.ClientConfig()}, Timeout: 5 * time.Second}
+	resp, err := hc.Post(hs.URL+"/v1/ids/tls?count=2", "", nil)
+	if err != nil {
+		t.Fatalf("POST over TLS: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.TLS == nil || resp.TLS.Version < tls.VersionTLS12 {
+		t.Fatalf("POST over TLS: %d %s", resp.StatusCode, b)
+	}
+	old := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool, MaxVersion: tls.VersionTLS11}}}
+	if _, err := old.Get(hs.URL + "/healthz"); err == nil {
+		t.Error("a TLS 1.1 client was served")
+	}
+	untrusted := &http.Client{Transport: &http.Transport{}}
+	if _, err := untrusted.Get(hs.URL + "/healthz"); err == nil {
+		t.Error("a client not trusting the CA was served")
+	}
+	if _, err := TLSConfig(pki.CertFile, pki.CAFile); err == nil {
+		t.Error("TLSConfig accepted a certificate with the wrong key")
+	}
+	if _, err := TLSConfig(filepath.Join(t.TempDir(), "missing"), pki.KeyFile); err == nil {
+		t.Error("TLSConfig accepted a missing file")
+	}
+}

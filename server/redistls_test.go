@@ -1,0 +1,106 @@
+package server
+
+import (
+	"context"
+	"crypto/x509"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardseq/shardseq/client"
+	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/internal/tlstest"
+)
+
+// Ports of the Redis TLS test: TLS on 7790, plain (setup only) on 7791,
+// cluster bus 17791.
+const portRedisTLS, portRedisPlain = 7790, 7791
+
+// TestRedisTLS serves IDs from a one-node Redis Cluster reached over TLS
+// only (certificate verified against the test CA), and checks that a client
+// without TLS or without the CA is refused. One node without replicas keeps
+// it cheap, so acknowledgement is off (AckReplicas -1): the test is about
+// the TLS plumbing of cluster, shard and server, not failover. Redis 7.0
+// lists a node's tls-port in CLUSTER SHARDS only with tls-cluster yes.
+func TestRedisTLS(t *testing.T) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server not in PATH")
+	}
+	pki := tlstest.New(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(portRedisPlain), "--bind", "127.0.0.1",
+		"--tls-port", strconv.Itoa(portRedisTLS), "--tls-cert-file", pki.CertFile, "--tls-key-file", pki.KeyFile,
+		"--tls-ca-cert-file", pki.CAFile, "--tls-auth-clients", "optional", "--tls-cluster", "yes",
+		"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--cluster-announce-ip", "127.0.0.1", "--logfile", "redis.log")
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill() // our own child, by its PID
+		<-exited
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	plain := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(portRedisPlain)})
+	defer plain.Close()
+	for plain.Ping(ctx).Err() != nil {
+		select {
+		case <-ctx.Done():
+			t.Fatal("redis-server with TLS did not start (is it built with TLS?)")
+		case <-exited:
+			t.Fatal("redis-server exited: is it built with TLS support?")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := plain.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, cluster.NumSlots-1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		info, _ := plain.ClusterInfo(ctx).Result()
+		if strings.Contains(info, "cluster_state:ok") {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("one-node cluster not ok")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+
+	tlsAddr := []string{"127.0.0.1:" + strconv.Itoa(portRedisTLS)}
+	cl, err := cluster.Dial(ctx, cluster.Config{Addrs: tlsAddr, TLSConfig: pki.ClientConfig(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("Dial over TLS: %v", err)
+	}
+	defer cl.Close()
+	if m := cl.Topology().Masters; len(m) != 1 || m[0].Addr != tlsAddr[0] {
+		t.Fatalf("topology over TLS: %+v, want the TLS port", m)
+	}
+	s := newServer(t, Config{Cluster: cl, Shards: 3, Client: client.Config{AckReplicas: -1, Strict: true}})
+	for range 6 {
+		if r := do(t, s.Handler(), "POST", "/v1/ids/tls?count=2"); r.code != 200 {
+			t.Fatalf("POST over Redis TLS: %d %s", r.code, r.raw)
+		}
+	}
+
+	short, cancel2 := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel2()
+	if _, err := cluster.Dial(short, cluster.Config{Addrs: tlsAddr, Logger: quietLogger(), DialTimeout: time.Second}); err == nil {
+		t.Error("a plain-text client was served on the TLS port")
+	}
+	untrusting := pki.ClientConfig()
+	untrusting.RootCAs = x509.NewCertPool()
+	if _, err := cluster.Dial(short, cluster.Config{Addrs: tlsAddr, TLSConfig: untrusting, Logger: quietLogger()}); err == nil ||
+		!strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a client not trusting the CA: %v, want a certificate error", err)
+	}
+}

@@ -1,0 +1,299 @@
+package server
+
+import (
+	"bytes"
+	"crypto/rand"
+	"embed"
+	"encoding/base64"
+	"fmt"
+	"html/template"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shardseq/shardseq/failover"
+	"github.com/shardseq/shardseq/shard"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// maxPageNamespaces is how many namespaces' shard tables the page shows at
+// once; the others are one click away (?namespace=).
+const maxPageNamespaces = 8
+
+// maxErrorShown bounds a shard's last error on the page; the whole text is
+// in its tooltip and in /v1/shards.
+const maxErrorShown = 240
+
+var pageTemplate = template.Must(template.New("page.html").Funcs(template.FuncMap{
+	"num":   formatNum,
+	"rate":  formatRate,
+	"ago":   formatAgo,
+	"ms":    func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
+	"short": func(id string) string { return id[:min(8, len(id))] },
+	"secs":  func(ms int64) string { return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64) },
+	"trunc": func(s string) string {
+		if len(s) <= maxErrorShown {
+			return s
+		}
+		return strings.ToValidUTF8(s[:maxErrorShown], "") + "…"
+	},
+}).ParseFS(templateFS, "templates/*.html"))
+
+type pageData struct {
+	Nonce       string
+	Now         time.Time
+	RefreshMs   int64
+	Healthy     int
+	Total       int
+	Status      string // ok, degraded, down
+	Cluster     clusterView
+	Namespaces  []nsView
+	Tables      []nsView // namespaces whose shard tables are shown
+	Selected    string
+	Hidden      int // namespaces whose tables are not shown
+	SampleEvery time.Duration
+	Window      time.Duration
+}
+
+type clusterView struct {
+	Covered    bool
+	Generation uint64
+	UpdatedAt  time.Time
+	Masters    []masterView
+	Failed     int
+}
+
+type nodeView struct {
+	Addr, ID string
+	Failed   bool
+}
+
+type masterView struct {
+	nodeView
+	Slots    string
+	Replicas []nodeView
+}
+
+type nsView struct {
+	Name       string
+	Healthy    int
+	Total      int
+	Issued     uint64
+	Rate       float64 // IDs/s over the last minute
+	Spark      string  // SVG polyline points
+	SparkMax   float64
+	HasSamples bool
+	Shards     []shardView
+}
+
+type shardView struct {
+	failover.ShardStatus
+	Class  string // ok, warn, bad: the row's colour
+	Health string // healthy, unhealthy
+}
+
+const sparkW, sparkH = 160.0, 28.0
+
+func (s *Server) pageData(selected string) pageData {
+	d := pageData{Now: time.Now(), RefreshMs: s.cfg.PageRefresh.Milliseconds(), Selected: selected, SampleEvery: s.rates.every,
+		Window: s.rates.every * time.Duration(s.rates.keep)}
+	top := s.cfg.Cluster.Topology()
+	d.Cluster = clusterView{Covered: top.Covered(), Generation: top.Generation, UpdatedAt: top.CreatedAt}
+	for _, m := range top.Masters {
+		mv := masterView{nodeView: nodeView{m.Addr, m.ID, m.Failed}, Slots: formatSlots(m.Slots)}
+		if m.Failed {
+			d.Cluster.Failed++
+		}
+		for _, r := range m.Replicas {
+			mv.Replicas = append(mv.Replicas, nodeView{r.Addr, r.ID, r.Failed})
+		}
+		d.Cluster.Masters = append(d.Cluster.Masters, mv)
+	}
+	for _, name := range s.Namespaces() {
+		c := s.lookup(name)
+		if c == nil {
+			continue
+		}
+		nv := nsView{Name: name}
+		for _, st := range c.Shards() {
+			sv := shardView{ShardStatus: st, Class: "ok", Health: "healthy"}
+			switch {
+			case !st.Healthy && st.State == "closed":
+				sv.Class, sv.Health = "warn", "unhealthy"
+			case !st.Healthy:
+				sv.Class, sv.Health = "bad", "unhealthy"
+			}
+			nv.Shards = append(nv.Shards, sv)
+			nv.Total++
+			if st.Healthy {
+				nv.Healthy++
+			}
+		}
+		nv.Issued = s.issued(name)
+		points := s.rates.rates(name)
+		nv.HasSamples = len(points) > 0
+		nv.Rate = recent(points, s.rates.every, time.Minute)
+		nv.Spark, nv.SparkMax = sparkline(points, s.rates.keep-1)
+		d.Healthy += nv.Healthy
+		d.Total += nv.Total
+		d.Namespaces = append(d.Namespaces, nv)
+	}
+	switch {
+	case d.Total > 0 && d.Healthy == d.Total && d.Cluster.Covered && d.Cluster.Failed == 0:
+		d.Status = "ok"
+	case d.Healthy > 0:
+		d.Status = "degraded"
+	default:
+		d.Status = "down"
+	}
+	for _, nv := range d.Namespaces {
+		switch {
+		case selected != "" && nv.Name != selected:
+		case selected == "" && len(d.Tables) >= maxPageNamespaces:
+			d.Hidden++
+		default:
+			d.Tables = append(d.Tables, nv)
+		}
+	}
+	return d
+}
+
+// sparkline returns the points of an SVG polyline of the rates scaled to
+// sparkW x sparkH, right-aligned on a window of slots points, and the
+// largest rate.
+func sparkline(points []ratePoint, slots int) (string, float64) {
+	if len(points) == 0 {
+		return "", 0
+	}
+	hi := 0.0
+	for _, p := range points {
+		hi = math.Max(hi, p.PerSec)
+	}
+	slots = max(slots, len(points), 2)
+	var b strings.Builder
+	for k, p := range points {
+		x := sparkW * float64(slots-len(points)+k) / float64(slots-1)
+		y := sparkH - 1
+		if hi > 0 {
+			y = 1 + (sparkH-2)*(1-p.PerSec/hi)
+		}
+		if k > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%.1f,%.1f", x, y)
+	}
+	return b.String(), hi
+}
+
+func formatSlots(rs [][2]int) string {
+	if len(rs) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, len(rs))
+	for _, r := range rs {
+		if r[0] == r[1] {
+			parts = append(parts, strconv.Itoa(r[0]))
+		} else {
+			parts = append(parts, strconv.Itoa(r[0])+"-"+strconv.Itoa(r[1]))
+		}
+	}
+	if len(parts) > 4 {
+		parts = append(slices.Clip(parts[:3]), fmt.Sprintf("+%d ranges", len(parts)-3))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// formatNum writes an integer with thin thousands separators.
+func formatNum(v uint64) string {
+	s := strconv.FormatUint(v, 10)
+	if len(s) <= 3 {
+		return s
+	}
+	var b strings.Builder
+	pre := len(s) % 3
+	if pre > 0 {
+		b.WriteString(s[:pre])
+	}
+	for k := pre; k < len(s); k += 3 {
+		if b.Len() > 0 {
+			b.WriteString("\u202f")
+		}
+		b.WriteString(s[k : k+3])
+	}
+	return b.String()
+}
+
+func formatRate(v float64) string {
+	switch {
+	case v >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'f', 1, 64) + "M"
+	case v >= 1e4:
+		return strconv.FormatFloat(v/1e3, 'f', 0, 64) + "k"
+	case v >= 1e3:
+		return strconv.FormatFloat(v/1e3, 'f', 1, 64) + "k"
+	case v >= 10 || v == 0:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+func formatAgo(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Second:
+		return "just now"
+	case d < time.Minute:
+		return strconv.Itoa(int(d.Seconds())) + "s ago"
+	case d < time.Hour:
+		return strconv.Itoa(int(d.Minutes())) + "m ago"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d.Hours())) + "h ago"
+	}
+	return t.UTC().Format("2006-01-02 15:04Z")
+}
+
+// handleUI serves the shard-health page, or with ?fragment=1 only its
+// <main> part, which the page's script fetches every few seconds.
+func (s *Server) handleUI(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	selected := q.Get("namespace")
+	if selected != "" && !shard.ValidNamespace(selected) {
+		writeError(w, http.StatusBadRequest, "namespace must match "+namespacePattern)
+		return
+	}
+	var nonceBytes [16]byte
+	_, _ = rand.Read(nonceBytes[:])
+	d := s.pageData(selected)
+	d.Nonce = base64.StdEncoding.EncodeToString(nonceBytes[:])
+	name := "page.html"
+	if q.Get("fragment") == "1" {
+		name = "main"
+	}
+	var buf bytes.Buffer
+	if err := pageTemplate.ExecuteTemplate(&buf, name, d); err != nil {
+		s.log.Error("rendering the health page", "err", err)
+		writeError(w, http.StatusInternalServerError, "rendering the page failed")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+d.Nonce+"'; script-src 'nonce-"+d.Nonce+
+		"'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(buf.Bytes())
+	}
+}
