@@ -326,7 +326,19 @@ func (c *Client) BlockSize() int64 {
 }
 
 // Shards returns the health of every shard of the namespace.
-func (c *Client) Shards() []failover.ShardStatus { return c.set.Status() }
+// IDsIssued counts what was handed out, including the block in use.
+func (c *Client) Shards() []failover.ShardStatus {
+	rows := c.set.Status()
+	if seg := c.cur.Load(); seg != nil {
+		taken := min(seg.pos.Load(), seg.n) // pos runs past n once the block is used up
+		for k := range rows {
+			if rows[k].Index == seg.shard {
+				rows[k].IDsIssued += uint64(taken)
+			}
+		}
+	}
+	return rows
+}
 
 // Healthy is the number of shards currently serving.
 func (c *Client) Healthy() int { return c.set.Healthy() }

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -141,8 +142,7 @@ func asInt(v any) (int64, error) {
 	case int64:
 		return x, nil
 	case string:
-		var n int64
-		_, err := fmt.Sscan(x, &n)
+		n, err := strconv.ParseInt(x, 10, 64)
 		if err != nil {
 			return 0, fmt.Errorf("%w: %q is not an integer", ErrBadRecord, x)
 		}

@@ -168,18 +168,9 @@ func (s *Shard) reserve(ctx context.Context, count int64, floor string) (Block, 
 	if err != nil {
 		return Block{}, s.classify(err)
 	}
-	if len(rep.values) != 5 {
-		return Block{}, fmt.Errorf("%w: reserve reply %v", ErrBadRecord, rep.values)
-	}
-	hi, err1 := asInt(rep.values[0])
-	fenced, err2 := asInt(rep.values[1])
-	replicas, err3 := asInt(rep.values[2])
-	mirrored, err4 := asInt(rep.values[4])
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
-		return Block{}, err
-	}
-	if hi < count || hi > s.maxSeq {
-		return Block{}, fmt.Errorf("%w: counter %s returned %d for a block of %d", ErrBadRecord, s.Key, hi, count)
+	hi, fenced, replicas, mirrored, err := parseReserveReply(rep.values, count, s.maxSeq)
+	if err != nil {
+		return Block{}, fmt.Errorf("counter %s: %w", s.Key, err)
 	}
 	b := Block{Shard: s.Index, Shards: s.ns.Layout.Shards, Lo: hi - count + 1, Hi: hi, Node: rep.node,
 		Fenced: int(fenced), Replicas: int(replicas), Acked: rep.acked, mirrored: mirrored}
@@ -187,6 +178,30 @@ func (s *Shard) reserve(ctx context.Context, count int64, floor string) (Block, 
 		return Block{}, fmt.Errorf("shard %d: block %d..%d discarded: %w", s.Index, b.Lo, b.Hi, err)
 	}
 	return b, nil
+}
+
+// parseReserveReply checks the reply of reserve.lua before anything in it is
+// used: a block that is not exactly what was asked for is never handed out.
+func parseReserveReply(values []any, count, maxSeq int64) (hi, fenced, replicas, mirrored int64, err error) {
+	if len(values) != 5 {
+		return 0, 0, 0, 0, fmt.Errorf("%w: reserve reply has %d values, want 5", ErrBadRecord, len(values))
+	}
+	hi, err1 := asInt(values[0])
+	fenced, err2 := asInt(values[1])
+	replicas, err3 := asInt(values[2])
+	mirrored, err4 := asInt(values[4])
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return 0, 0, 0, 0, err
+	}
+	switch {
+	case hi < count || hi > maxSeq:
+		return 0, 0, 0, 0, fmt.Errorf("%w: counter at %d for a block of %d (largest sequence %d)", ErrBadRecord, hi, count, maxSeq)
+	case fenced < 0 || fenced > 2:
+		return 0, 0, 0, 0, fmt.Errorf("%w: fence flag %d", ErrBadRecord, fenced)
+	case replicas < 0 || mirrored < 0:
+		return 0, 0, 0, 0, fmt.Errorf("%w: replicas %d, mirrored %d", ErrBadRecord, replicas, mirrored)
+	}
+	return hi, fenced, replicas, mirrored, nil
 }
 
 // restore handles a counter that is missing although the namespace exists:
