@@ -96,6 +96,16 @@ func (c *Cluster) Heal() {
 	}
 }
 
+// KillMaster kill -9s the master serving key and returns its address.
+func (c *Cluster) KillMaster(key string) string {
+	c.t.Helper()
+	addr := c.MasterOfKey(key)
+	if err := c.Kill(addr); err != nil {
+		c.t.Fatal(err)
+	}
+	return addr
+}
+
 // MustWaitHealthy fails the test unless the cluster is healthy within d.
 func (c *Cluster) MustWaitHealthy(d time.Duration) {
 	c.t.Helper()

@@ -168,7 +168,7 @@ func Run(ctx context.Context, cfg Config) (checker.Report, error) {
 		_ = first.Close()
 	}
 
-	ck := checker.New()
+	ck := checker.New().WithShards(cfg.Shards)
 	var acked atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

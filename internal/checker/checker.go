@@ -20,10 +20,19 @@ type Checker struct {
 	mu        sync.Mutex
 	recorders []*Recorder
 	start     time.Time
+	shards    int
 }
 
 // New returns an empty checker; its clock starts now.
 func New() *Checker { return &Checker{start: time.Now()} }
+
+// WithShards tells the checker the namespace's N, so that the report counts
+// gaps: sequence numbers skipped inside each shard's acknowledged range
+// (blocks dropped by closed or killed clients, or discarded unreplicated).
+func (c *Checker) WithShards(n int) *Checker {
+	c.shards = n
+	return c
+}
 
 // Recorder is one caller's log. It is not safe for concurrent use.
 type Recorder struct {
@@ -68,6 +77,7 @@ type Report struct {
 	Errors       int64         `json:"errors"` // failed calls
 	LastError    string        `json:"last_error,omitempty"`
 	NonPositive  int64         `json:"non_positive"`
+	Gaps         int64         `json:"gaps"` // sequence numbers skipped within each shard's range (needs WithShards)
 	Min          int64         `json:"min"`
 	Max          int64         `json:"max"`
 	P50, P99     time.Duration `json:"-"`
@@ -120,6 +130,7 @@ func (c *Checker) Report() Report {
 	if len(all) > 0 {
 		rep.Min, rep.Max = all[0], all[len(all)-1]
 	}
+	rep.Gaps = gaps(all, c.shards)
 	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
 	pct := func(p float64) time.Duration {
 		if len(lat) == 0 {
@@ -134,6 +145,35 @@ func (c *Checker) Report() Report {
 	return rep
 }
 
+// gaps counts, for each residue class mod n, the sequence numbers between the
+// lowest and highest acknowledged that were never acknowledged. all is sorted.
+func gaps(all []int64, n int) int64 {
+	if n <= 0 || len(all) == 0 {
+		return 0
+	}
+	type span struct{ lo, hi, count int64 }
+	spans := make([]span, n)
+	for i, id := range all {
+		if id <= 0 || (i > 0 && id == all[i-1]) {
+			continue
+		}
+		s := &spans[id%int64(n)]
+		seq := id / int64(n)
+		if s.count == 0 {
+			s.lo = seq
+		}
+		s.hi = seq
+		s.count++
+	}
+	var g int64
+	for _, s := range spans {
+		if s.count > 0 {
+			g += s.hi - s.lo + 1 - s.count
+		}
+	}
+	return g
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // String is the report for people.
@@ -146,7 +186,7 @@ func (r Report) String() string {
 	fmt.Fprintf(&b, "%s\n", verdict)
 	fmt.Fprintf(&b, "  calls attempted %d, failed %d; IDs acknowledged %d in %.1fs (%.0f IDs/s)\n",
 		r.Attempted, r.Errors, r.Acknowledged, r.Seconds, float64(r.Acknowledged)/max(r.Seconds, 1e-9))
-	fmt.Fprintf(&b, "  ID range %d..%d; call latency p50 %.3fms p99 %.3fms p999 %.3fms\n", r.Min, r.Max, r.P50Ms, r.P99Ms, r.P999Ms)
+	fmt.Fprintf(&b, "  ID range %d..%d, %d skipped (gaps); call latency p50 %.3fms p99 %.3fms p999 %.3fms\n", r.Min, r.Max, r.Gaps, r.P50Ms, r.P99Ms, r.P999Ms)
 	if r.Faults > 0 {
 		fmt.Fprintf(&b, "  faults injected %d: %s\n", r.Faults, strings.Join(r.FaultLog, "; "))
 	}

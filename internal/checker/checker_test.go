@@ -48,3 +48,12 @@ func TestReportFlagsNonPositive(t *testing.T) {
 		t.Fatalf("ID 0 must fail the report: %+v", rep)
 	}
 }
+
+func TestReportCountsGapsPerShard(t *testing.T) {
+	c := New().WithShards(3)
+	// shard 1: seq 1,2,5 (2 gaps); shard 2: seq 1..3 (none); 0 absent.
+	c.Recorder().Ack(0, 4, 7, 16, 5, 8, 11)
+	if rep := c.Report(); rep.Gaps != 2 || !rep.OK() {
+		t.Fatalf("want 2 gaps, got %+v", rep)
+	}
+}

@@ -1,0 +1,117 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shardseq/shardseq/internal/chaos"
+	"github.com/shardseq/shardseq/internal/checker"
+)
+
+// buildShardseq builds the real binary once per test.
+func buildShardseq(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "shardseq")
+	cmd := exec.Command("go", "build", "-o", bin, "../cmd/shardseq")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startServe runs `shardseq serve` as its own process; the test stops it by
+// PID.
+func startServe(t *testing.T, bin string, c *Cluster, listen string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--redis", strings.Join(c.Addrs(), ","), "--listen", listen, "--shards", "3", "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	eventually(t, 20*time.Second, func() error {
+		resp, err := http.Get("http://" + listen + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+	return cmd
+}
+
+// Our own process: a server killed with kill -9 while it holds blocks, and
+// started again, never hands out an ID of the blocks it held; they are gaps.
+func TestProcess_KilledServerNeverReissues(t *testing.T) {
+	c := MakeCluster(t, Opts{})
+	bin := buildShardseq(t)
+	listen := freePort(t)
+	ck := checker.New().WithShards(3)
+	rec := ck.Recorder()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	take := func(n int) {
+		for k := 0; k < n; k++ {
+			req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, "http://"+listen+"/v1/ids/procs?count=100", nil)
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatalf("request %d: %v", k, err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("request %d: %v", k, err)
+			}
+			ids, err := chaos.ParseIDs(body)
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("request %d: HTTP %d %v", k, resp.StatusCode, err)
+			}
+			rec.Ack(0, ids...)
+		}
+	}
+	for round := 0; round < 3; round++ {
+		cmd := startServe(t, bin, c, listen)
+		take(200)
+		if err := cmd.Process.Kill(); err != nil { // SIGKILL: no Close, blocks held are lost
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+	}
+	rep := ck.Report()
+	t.Logf("report: %s", rep)
+	if !rep.OK() || rep.Acknowledged != 3*200*100 {
+		t.Fatalf("want %d unique IDs across 3 killed servers: %s", 3*200*100, rep)
+	}
+	if rep.Gaps == 0 {
+		t.Fatalf("killed servers held unused blocks, so the IDs must show gaps: %s", rep)
+	}
+}
