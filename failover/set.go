@@ -100,6 +100,7 @@ type member struct {
 	shownNode    atomic.Pointer[string]
 	shownHealthy atomic.Bool  // what the registry row says, to skip writes that change nothing
 	shownAt      atomic.Int64 // unix nanos of the last row write on success
+	fencesLogged atomic.Int64
 }
 
 // Set is the shards of one namespace behind their breakers.
@@ -224,6 +225,11 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64) (shard.Bloc
 		return b, err
 	})
 	lat := time.Since(t0)
+	if f := m.sh.FenceCount.Load(); f != m.fencesLogged.Load() {
+		m.fencesLogged.Store(f)
+		s.log.Warn("shard fenced", "namespace", s.ns.Name, "shard", m.sh.Index, "fence_events", f,
+			"node", b.Node, "detail", "the counter jumped by the fence gap: its node's replication history changed, or it was restored from its mirror")
+	}
 	if s.obs != nil && count > 0 && !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
 		s.obs.Reserved(s.ns.Name, m.sh.Index, count, lat, err)
 	}
@@ -248,10 +254,6 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64) (shard.Bloc
 		m.blockSize.Store(count)
 	}
 	m.latencyNanos.Store(int64(lat))
-	if b.Fenced != 0 {
-		s.log.Warn("shard fenced", "namespace", s.ns.Name, "shard", m.sh.Index, "node", b.Node,
-			"reason", map[int]string{1: "node history changed", 2: "restored from mirror"}[b.Fenced], "seq", b.Lo)
-	}
 	// The registry row changes only when something an operator sees changes
 	// (node, health, a fence); the counters live in atomics and are merged in
 	// by Status. A write per reservation would cost strict mode a third of

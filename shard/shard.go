@@ -150,9 +150,6 @@ func (s *Shard) Reserve(ctx context.Context, count int64) (Block, error) {
 		// The CAS lets one caller a second try it.
 		_ = s.raiseMirror(ctx, s.ceiling.Load(), o.AckTimeout.Milliseconds())
 	}
-	if b.Fenced != 0 {
-		s.FenceCount.Add(1)
-	}
 	return b, nil
 }
 
@@ -174,6 +171,10 @@ func (s *Shard) reserve(ctx context.Context, count int64, floor string) (Block, 
 	}
 	b := Block{Shard: s.Index, Shards: s.ns.Layout.Shards, Lo: hi - count + 1, Hi: hi, Node: rep.node,
 		Fenced: int(fenced), Replicas: int(replicas), Acked: rep.acked, mirrored: mirrored}
+	if b.Fenced != 0 {
+		// The jump happened in Redis whether or not this block survives.
+		s.FenceCount.Add(1)
+	}
 	if err := s.ns.checkAck(rep.node, int(replicas), rep.acked); err != nil {
 		return Block{}, fmt.Errorf("shard %d: block %d..%d discarded: %w", s.Index, b.Lo, b.Hi, err)
 	}
