@@ -41,12 +41,12 @@ func (c *ClusterCommand) parse(args []string) (clusterConfig, error) {
 		return cfg, err
 	}
 	if len(pos) != 1 {
-		return cfg, usageErrorf("want one action: up, down or status")
+		return cfg, usageErrorf("want one action: up, down, status or start")
 	}
 	cfg.action = pos[0]
 	switch {
-	case cfg.action != "up" && cfg.action != "down" && cfg.action != "status":
-		return cfg, usageErrorf("unknown action %q: want up, down or status", cfg.action)
+	case cfg.action != "up" && cfg.action != "down" && cfg.action != "status" && cfg.action != "start":
+		return cfg, usageErrorf("unknown action %q: want up, down, status or start", cfg.action)
 	case cfg.masters < 1 || cfg.masters > 100:
 		return cfg, usageErrorf("--masters %d: want 1 to 100", cfg.masters)
 	case cfg.replicas < 0 || cfg.replicas > 5:
@@ -73,6 +73,8 @@ func (c *ClusterCommand) Run(ctx context.Context, args []string) error {
 		return c.up(ctx, cfg)
 	case "down":
 		return c.down(cfg)
+	case "start":
+		return c.start(ctx, cfg)
 	default:
 		return c.status(ctx, cfg)
 	}
@@ -172,6 +174,36 @@ func (c *ClusterCommand) down(cfg clusterConfig) error {
 	return nil
 }
 
+// start starts again every node of the cluster in --dir whose process is
+// gone (killed by hand, say): each rejoins with its node ID, as a replica if
+// its slots were failed over meanwhile.
+func (c *ClusterCommand) start(ctx context.Context, cfg clusterConfig) error {
+	lc, err := cluster.OpenLocal(cfg.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cluster start: no cluster in %s (start one with 'shardseq cluster up --dir %s')", cfg.dir, cfg.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("cluster start: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	started := 0
+	for _, n := range lc.Status(ctx) {
+		if n.Alive {
+			continue
+		}
+		if err := lc.Start(n.Addr); err != nil {
+			return fmt.Errorf("cluster start: %s: %w", n.Addr, err)
+		}
+		fmt.Fprintf(c.Main.Stderr, "cluster: started %s again\n", n.Addr)
+		started++
+	}
+	if started == 0 {
+		fmt.Fprintf(c.Main.Stderr, "cluster: every node in %s is running\n", cfg.dir)
+	}
+	return nil
+}
+
 func (c *ClusterCommand) status(ctx context.Context, cfg clusterConfig) error {
 	lc, err := cluster.OpenLocal(cfg.dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -207,7 +239,7 @@ func dash(s string) string {
 
 // Usage prints the help of cluster.
 func (c *ClusterCommand) Usage() {
-	fmt.Fprint(c.Main.Stdout, `Usage: shardseq cluster up|down|status [flags]
+	fmt.Fprint(c.Main.Stdout, `Usage: shardseq cluster up|down|status|start [flags]
 
 Runs a local Redis Cluster of real redis-server processes for development,
 tests and benchmarks. The processes outlive the command.
@@ -217,6 +249,8 @@ tests and benchmarks. The processes outlive the command.
           print its addresses
   down    stop the cluster in --dir (its data is lost: no persistence)
   status  print a table of the nodes
+  start   start again every node whose process is gone (killed by hand):
+          it rejoins, as a replica if its replica took over meanwhile
 
 Flags:
   --masters M    masters (default 3)

@@ -58,7 +58,7 @@ func TestUsageErrors(t *testing.T) {
 		{"decode zero", nil, []string{"decode", "0"}, `"0" is not an ID`},
 		{"decode bad shards", nil, []string{"decode", "13", "--shards", "0"}, "--shards=0"},
 
-		{"cluster no action", nil, []string{"cluster"}, "want one action: up, down or status"},
+		{"cluster no action", nil, []string{"cluster"}, "want one action: up, down, status or start"},
 		{"cluster bad action", nil, []string{"cluster", "sideways"}, `unknown action "sideways"`},
 		{"cluster bad masters", nil, []string{"cluster", "up", "--masters", "0"}, "--masters 0"},
 		{"cluster bad port", nil, []string{"cluster", "up", "--port", "80"}, "--port 80"},
@@ -156,5 +156,9 @@ func TestClusterStatusWithoutCluster(t *testing.T) {
 	_, stderr, code = run(t, nil, "cluster", "down", "--dir", dir)
 	if code != 0 || !strings.Contains(stderr, "no cluster running") {
 		t.Fatalf("down without a cluster: exit %d %q", code, stderr)
+	}
+	_, stderr, code = run(t, nil, "cluster", "start", "--dir", dir)
+	if code != 1 || !strings.Contains(stderr, "no cluster in "+dir) {
+		t.Fatalf("start without a cluster: exit %d %q", code, stderr)
 	}
 }
