@@ -24,6 +24,7 @@ func TestChaosLong_MixedFaults(t *testing.T) {
 		Callers:     12,
 		MinIDs:      20_000_000,
 		MaxDuration: 50 * time.Minute,
+		CallRate:    10_000, // ~150k IDs/s in all: memory for every ID stays a few GB
 		Client:      client.Config{Logger: quiet()},
 		Logf:        t.Logf,
 	})

@@ -104,6 +104,9 @@ type Config struct {
 	// RestartEvery: each library caller closes its client and opens a new
 	// one this often, as a restarted process would (default 2s; -1 never).
 	RestartEvery time.Duration
+	// CallRate caps each library caller's calls per second (0: no cap), so a
+	// long run records a bounded number of IDs: the checker keeps them all.
+	CallRate int
 	// Client is the template for every library client (block sizes, ack);
 	// Seeds, Namespace and Shards are filled in.
 	Client client.Config
@@ -244,7 +247,14 @@ func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *
 		}
 	}()
 	var opened time.Time
+	started := time.Now()
 	for n := 0; ; n++ {
+		if cfg.CallRate > 0 && n%100 == 0 {
+			// Pacing, not synchronisation: stay at or below CallRate.
+			if ahead := time.Duration(float64(n)/float64(cfg.CallRate)*float64(time.Second)) - time.Since(started); ahead > 0 {
+				waitOrStop(stop, ahead)
+			}
+		}
 		select {
 		case <-stop:
 			return

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -44,6 +45,7 @@ func (n *Netfilter) setup() error {
 	if n.ready {
 		return nil
 	}
+	removeStaleChains()
 	if err := iptables("-N", n.chain); err != nil {
 		return err
 	}
@@ -94,6 +96,34 @@ func (n *Netfilter) Close() error {
 	}
 	n.ready = false
 	return errorsJoin(iptables("-D", "INPUT", "-j", n.chain), iptables("-F", n.chain), iptables("-X", n.chain))
+}
+
+// removeStaleChains deletes the chains of earlier runs whose process is gone
+// (a test killed by a signal never ran its cleanup), so that their cuts do
+// not haunt later runs on the same addresses.
+func removeStaleChains() {
+	out, err := exec.Command("iptables", "-S").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		name, ok := strings.CutPrefix(strings.TrimSpace(line), "-N SHARDSEQ-")
+		if !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(name)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + name); err == nil {
+			continue // its process still runs
+		}
+		chain := "SHARDSEQ-" + name
+		for k := 0; k < 8 && iptables("-D", "INPUT", "-j", chain) == nil; k++ {
+		}
+		_ = iptables("-F", chain)
+		_ = iptables("-X", chain)
+	}
 }
 
 func errorsJoin(errs ...error) error {
