@@ -446,8 +446,8 @@ func (c *Client) Close() error {
 	}
 	// Refills start (wg.Add) under mu and not once closed is set: after this
 	// lock no new one can start, so wg.Wait does not race with wg.Add.
-	//lint:ignore SA2001 an empty critical section is the barrier described above
 	c.mu.Lock()
+	//lint:ignore SA2001 an empty critical section is the barrier described above
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
