@@ -618,10 +618,9 @@ func (lc *LocalCluster) saveStateLocked() error {
 // Addrs returns every node address, masters of the initial layout first. Any
 // of them is a valid seed.
 func (lc *LocalCluster) Addrs() []string {
-	lc.mu.Lock()
-	defer lc.mu.Unlock()
-	out := make([]string, len(lc.nodes))
-	for i, n := range lc.nodes {
+	nodes := lc.Nodes()
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
 		out[i] = n.Addr
 	}
 	return out
