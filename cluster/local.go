@@ -883,66 +883,56 @@ func (lc *LocalCluster) MasterOf(ctx context.Context, key string) (string, error
 	return addr, err
 }
 
-// Masters returns the addresses of the masters serving slots and not flagged
-// failed, in slot order, as seen by the first running node that answers.
-func (lc *LocalCluster) Masters(ctx context.Context) ([]string, error) {
-	var out []string
+// liveTopology is the topology as the first running node that answers sees
+// it in CLUSTER NODES, failure flags included.
+func (lc *LocalCluster) liveTopology(ctx context.Context) (*Topology, error) {
+	var top *Topology
 	err := lc.liveQuery(ctx, func(cl *redis.Client) error {
 		text, err := cl.ClusterNodes(ctx).Result()
 		if err != nil {
 			return err
 		}
-		ms, err := mastersFromNodes(text)
-		if err != nil {
-			return err
-		}
-		t, err := NewTopology(ms, 0)
-		if err != nil {
-			return err
-		}
-		out = out[:0]
-		for _, m := range t.Masters {
-			if len(m.Slots) > 0 && !m.Failed {
-				out = append(out, m.Addr)
-			}
-		}
-		return nil
+		top, err = ParseNodes(text)
+		return err
 	})
-	return out, err
+	return top, err
+}
+
+// Masters returns the addresses of the masters serving slots and not flagged
+// failed, in slot order, as seen by the first running node that answers.
+func (lc *LocalCluster) Masters(ctx context.Context) ([]string, error) {
+	t, err := lc.liveTopology(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range t.Masters {
+		if len(m.Slots) > 0 && !m.Failed {
+			out = append(out, m.Addr)
+		}
+	}
+	return out, nil
 }
 
 // ReplicasOf returns the replicas the cluster lists for masterAddr, excluding
 // those flagged failed, sorted by address.
 func (lc *LocalCluster) ReplicasOf(ctx context.Context, masterAddr string) ([]string, error) {
+	t, err := lc.liveTopology(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := t.MasterByAddr(masterAddr)
+	if !ok {
+		return nil, fmt.Errorf("cluster: %s is not a known master", masterAddr)
+	}
 	var out []string
-	err := lc.liveQuery(ctx, func(cl *redis.Client) error {
-		text, err := cl.ClusterNodes(ctx).Result()
-		if err != nil {
-			return err
+	for _, r := range m.Replicas {
+		if !r.Failed {
+			out = append(out, r.Addr)
 		}
-		lines, err := parseClusterNodes(text)
-		if err != nil {
-			return err
-		}
-		var id string
-		for _, l := range lines {
-			if l.addr == masterAddr {
-				id = l.id
-			}
-		}
-		if id == "" {
-			return fmt.Errorf("cluster: %s is not a known node", masterAddr)
-		}
-		out = out[:0]
-		for _, l := range lines {
-			if l.masterID == id && !l.failed() {
-				out = append(out, l.addr)
-			}
-		}
-		slices.Sort(out)
-		return nil
-	})
-	return out, err
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // Kill sends SIGKILL to the node and waits until the process is gone (reaping
