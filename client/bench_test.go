@@ -183,20 +183,10 @@ func BenchmarkNextStrict(b *testing.B) {
 	e := startBench(b, portBench)
 	b.Run("ack", func(b *testing.B) {
 		c := e.newClient(b, "bench-strict-"+strconv.Itoa(b.N), func(cfg *client.Config) { cfg.Strict = true })
-		b.ReportAllocs()
-		b.SetParallelism(redisParallelism)
-		b.ResetTimer()
-		t0 := time.Now()
-		b.RunParallel(func(pb *testing.PB) {
-			ctx := context.Background()
-			for pb.Next() {
-				if _, err := c.Next(ctx); err != nil {
-					b.Error(err)
-					return
-				}
-			}
+		runRedisParallel(b, func(ctx context.Context) error {
+			_, err := c.Next(ctx)
+			return err
 		})
-		b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "IDs/s")
 	})
 }
 
@@ -266,20 +256,7 @@ func BenchmarkBaseline(b *testing.B) {
 	b.Run("redis-incr", func(b *testing.B) {
 		cc := e.cl.ClusterClient()
 		key := "{bench}incr-" + strconv.Itoa(b.N)
-		b.ReportAllocs()
-		b.SetParallelism(redisParallelism)
-		b.ResetTimer()
-		t0 := time.Now()
-		b.RunParallel(func(pb *testing.PB) {
-			ctx := context.Background()
-			for pb.Next() {
-				if err := cc.Incr(ctx, key).Err(); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-		b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "IDs/s")
+		runRedisParallel(b, func(ctx context.Context) error { return cc.Incr(ctx, key).Err() })
 	})
 	b.Run("redis-incr-wait", func(b *testing.B) {
 		key := "{bench}incrwait-" + strconv.Itoa(b.N)
@@ -287,31 +264,40 @@ func BenchmarkBaseline(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.ReportAllocs()
-		b.SetParallelism(redisParallelism)
-		b.ResetTimer()
-		t0 := time.Now()
-		b.RunParallel(func(pb *testing.PB) {
-			ctx := context.Background()
-			for pb.Next() {
-				var wait *redis.Cmd
-				_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
-					p.Incr(ctx, key)
-					wait = p.Do(ctx, "WAIT", 1, 250)
-					return nil
-				})
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				if n, _ := wait.Int64(); n < 1 {
-					b.Error("WAIT: no replica acknowledged")
-					return
-				}
+		runRedisParallel(b, func(ctx context.Context) error {
+			var wait *redis.Cmd
+			if _, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+				p.Incr(ctx, key)
+				wait = p.Do(ctx, "WAIT", 1, 250)
+				return nil
+			}); err != nil {
+				return err
 			}
+			if n, _ := wait.Int64(); n < 1 {
+				return errors.New("WAIT: no replica acknowledged")
+			}
+			return nil
 		})
-		b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "IDs/s")
 	})
+}
+
+// runRedisParallel measures op, one ID per call, from redisParallelism
+// callers per P, and reports IDs/s; the first error stops a caller.
+func runRedisParallel(b *testing.B, op func(context.Context) error) {
+	b.ReportAllocs()
+	b.SetParallelism(redisParallelism)
+	b.ResetTimer()
+	t0 := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if err := op(ctx); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "IDs/s")
 }
 
 // TestSegments checks segment mode on a real cluster: the adaptive block

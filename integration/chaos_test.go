@@ -114,22 +114,17 @@ func runCallers(t testing.TB, c *Cluster, ck *checker.Checker, stop <-chan struc
 		rec := ck.Recorder()
 		go func() {
 			defer func() { done <- struct{}{} }()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			callUntil(stop, func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
 				t0 := time.Now()
 				id, err := cl.Next(ctx)
-				cancel()
 				if err != nil {
 					rec.Fail(err)
-					continue
+					return
 				}
 				rec.Ack(time.Since(t0), id)
-			}
+			})
 		}()
 	}
 	for g := 0; g < callers; g++ {

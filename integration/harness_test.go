@@ -135,6 +135,19 @@ func hostOf(addr string) string {
 	return addr
 }
 
+// callUntil calls f again and again until stop is closed: a load loop that
+// ends by itself when the test says so.
+func callUntil(stop <-chan struct{}, f func()) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+			f()
+		}
+	}
+}
+
 // eventually polls f until it returns nil or d passes.
 func eventually(t testing.TB, d time.Duration, f func() error) {
 	t.Helper()

@@ -79,18 +79,13 @@ func TestHTTP_KillMasterShardHealth(t *testing.T) {
 		rec := ck.Recorder()
 		go func() {
 			defer func() { done <- struct{}{} }()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			callUntil(stop, func() {
 				t0 := time.Now()
 				req, _ := http.NewRequest(http.MethodPost, base+"/v1/ids/"+ns+"?count=10", nil)
 				resp, err := hc.Do(req)
 				if err != nil {
 					rec.Fail(err)
-					continue
+					return
 				}
 				var body struct {
 					IDs []int64 `json:"ids"`
@@ -99,10 +94,10 @@ func TestHTTP_KillMasterShardHealth(t *testing.T) {
 				resp.Body.Close()
 				if err != nil || resp.StatusCode != 200 {
 					rec.Fail(fmt.Errorf("HTTP %d: %v", resp.StatusCode, err))
-					continue
+					return
 				}
 				rec.Ack(time.Since(t0), body.IDs...)
-			}
+			})
 		}()
 	}
 	var shards map[int]failover.ShardStatus

@@ -255,12 +255,7 @@ func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *
 				waitOrStop(stop, ahead)
 			}
 		}
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		if ctx.Err() != nil {
+		if stopped(ctx, stop) {
 			return
 		}
 		if c == nil || (cfg.RestartEvery > 0 && time.Since(opened) > cfg.RestartEvery) {
@@ -304,12 +299,7 @@ func (cfg Config) httpCaller(ctx context.Context, stop <-chan struct{}, rec *che
 	hc := &http.Client{Timeout: 5 * time.Second}
 	url := strings.TrimRight(base, "/") + "/v1/ids/" + cfg.Namespace + "?count=" + strconv.Itoa(cfg.HTTPBatch)
 	for {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		if ctx.Err() != nil {
+		if stopped(ctx, stop) {
 			return
 		}
 		t0 := time.Now()
@@ -371,6 +361,16 @@ func ParseIDs(body []byte) ([]int64, error) {
 		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+// stopped reports whether the run is over: stop closed or ctx done.
+func stopped(ctx context.Context, stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return ctx.Err() != nil
+	}
 }
 
 func waitOrStop(stop <-chan struct{}, d time.Duration) {
