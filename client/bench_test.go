@@ -20,6 +20,7 @@ import (
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/clustertest"
+	"github.com/shardseq/shardseq/internal/localcluster"
 )
 
 // Ports of this file's clusters: 7500-7519 (bus ports +10000). Each
@@ -39,21 +40,14 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 // benchEnv is a local cluster and a cluster connection for one benchmark.
 type benchEnv struct {
-	lc *cluster.LocalCluster
+	lc *clustertest.Cluster
 	cl *cluster.Cluster
 }
 
 func startBench(b *testing.B, port int) benchEnv {
 	b.Helper()
-	lc := clustertest.Start(b, cluster.LocalConfig{Masters: 3, Replicas: 1, BasePort: port, Logf: func(string, ...any) {}})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cl, err := cluster.Dial(ctx, cluster.Config{Addrs: lc.Addrs(), ReadTimeout: time.Second, Logger: quiet()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cl.Close() })
-	return benchEnv{lc: lc, cl: cl}
+	lc := clustertest.Start(b, localcluster.Config{Masters: 3, Replicas: 1, BasePort: port, Logf: func(string, ...any) {}})
+	return benchEnv{lc: lc, cl: lc.Dial(cluster.Config{ReadTimeout: time.Second})}
 }
 
 // newClient opens a client of namespace ns on the benchmark's cluster and
@@ -306,7 +300,7 @@ func TestSegments(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Redis Cluster")
 	}
-	lc := clustertest.Start(t, cluster.LocalConfig{Masters: 3, Replicas: -1, BasePort: portAdaptive, Logf: t.Logf})
+	lc := clustertest.Start(t, localcluster.Config{Masters: 3, Replicas: -1, BasePort: portAdaptive, Logf: t.Logf})
 	t.Run("adaptive", func(t *testing.T) { testAdaptive(t, lc) })
 	t.Run("unique", func(t *testing.T) { testUnique(t, lc) })
 }
@@ -315,7 +309,7 @@ func TestSegments(t *testing.T) {
 // consumption drops. Blocks should last BlockTarget (100ms here): as fast as
 // one caller goes (millions of IDs/s) that is beyond MaxBlockSize; at ~10 IDs
 // per ms it is ~1,000.
-func testAdaptive(t *testing.T, lc *cluster.LocalCluster) {
+func testAdaptive(t *testing.T, lc *clustertest.Cluster) {
 	const maxB = 1 << 14
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -357,7 +351,7 @@ func testAdaptive(t *testing.T, lc *cluster.LocalCluster) {
 // testUnique takes IDs with Next and NextN from many goroutines through many
 // small blocks and refills, then closes the client under them: no ID twice,
 // and ErrClosed after Close.
-func testUnique(t *testing.T, lc *cluster.LocalCluster) {
+func testUnique(t *testing.T, lc *clustertest.Cluster) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := client.New(ctx, client.Config{Addrs: lc.Addrs(), Namespace: "unique", Shards: 6, AckReplicas: -1,

@@ -1,3 +1,13 @@
+// Package cluster is shardseq's connection to a Redis Cluster: an immutable
+// Topology (masters, replicas, slot map, node IDs, failure flags) published
+// atomically and reloaded periodically and on demand, one pooled go-redis
+// client per node for commands that must reach one specific master, and the
+// slot math that places keys. It classifies Redis errors (redirects, a
+// cluster that is failing over) so that the layers above can decide what to
+// retry; it never retries by itself.
+//
+// It starts no processes: the launcher of local clusters for development and
+// tests is internal/localcluster.
 package cluster
 
 import (
@@ -34,19 +44,19 @@ var (
 	ErrInvalidConfig = errors.New("cluster: invalid config")
 )
 
-// ConfigError names the Config field that failed validation.
+// ConfigError names the Config field that failed validation and why.
 type ConfigError struct {
-	Field  string
-	Value  any
-	Reason string
+	Field string
+	Value any
+	Err   error
 }
 
 func (e *ConfigError) Error() string {
-	return fmt.Sprintf("cluster: invalid config: %s=%v: %s", e.Field, e.Value, e.Reason)
+	return fmt.Sprintf("cluster: invalid config: %s=%v: %v", e.Field, e.Value, e.Err)
 }
 
-// Unwrap lets errors.Is(err, ErrInvalidConfig) match.
-func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+// Unwrap lets errors.Is match both ErrInvalidConfig and the cause.
+func (e *ConfigError) Unwrap() []error { return []error{ErrInvalidConfig, e.Err} }
 
 // Config configures Dial. Zero values mean the documented default; -1
 // disables where noted.
@@ -90,15 +100,15 @@ const (
 // Validate checks cfg and returns a *ConfigError naming the first bad field.
 func (c Config) Validate() error {
 	if len(c.Addrs) == 0 {
-		return &ConfigError{Field: "Addrs", Value: c.Addrs, Reason: "at least one seed address is required"}
+		return &ConfigError{Field: "Addrs", Value: c.Addrs, Err: errors.New("at least one seed address is required")}
 	}
 	for _, a := range c.Addrs {
 		host, port, err := net.SplitHostPort(a)
 		if err != nil {
-			return &ConfigError{Field: "Addrs", Value: a, Reason: "want host:port: " + err.Error()}
+			return &ConfigError{Field: "Addrs", Value: a, Err: fmt.Errorf("want host:port: %w", err)}
 		}
 		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 || host == "" {
-			return &ConfigError{Field: "Addrs", Value: a, Reason: "want host:port with a port in 1..65535"}
+			return &ConfigError{Field: "Addrs", Value: a, Err: errors.New("want host:port with a port in 1..65535")}
 		}
 	}
 	for _, d := range []struct {
@@ -106,14 +116,14 @@ func (c Config) Validate() error {
 		v    time.Duration
 	}{{"DialTimeout", c.DialTimeout}, {"ReadTimeout", c.ReadTimeout}, {"WriteTimeout", c.WriteTimeout}} {
 		if d.v < 0 {
-			return &ConfigError{Field: d.name, Value: d.v, Reason: "must not be negative"}
+			return &ConfigError{Field: d.name, Value: d.v, Err: errors.New("must not be negative")}
 		}
 	}
 	if c.PoolSize < 0 {
-		return &ConfigError{Field: "PoolSize", Value: c.PoolSize, Reason: "must not be negative"}
+		return &ConfigError{Field: "PoolSize", Value: c.PoolSize, Err: errors.New("must not be negative")}
 	}
 	if c.RefreshInterval < 0 && c.RefreshInterval != -1 {
-		return &ConfigError{Field: "RefreshInterval", Value: c.RefreshInterval, Reason: "must be positive, 0 (default 5s) or -1 (disabled)"}
+		return &ConfigError{Field: "RefreshInterval", Value: c.RefreshInterval, Err: errors.New("must be positive, 0 (default 5s) or -1 (disabled)")}
 	}
 	return nil
 }
@@ -550,151 +560,6 @@ func notCluster(addr string, cause error) error {
 func isRedisError(err error) bool {
 	var re redis.Error
 	return errors.As(err, &re)
-}
-
-// mastersFromShards converts CLUSTER SHARDS. A shard without slots whose
-// master is failed is a dead ex-master that lost its slots to a promoted
-// replica; it is left out.
-func mastersFromShards(shards []redis.ClusterShard, useTLS bool) []Master {
-	var out []Master
-	for _, sh := range shards {
-		var m Master
-		found := false
-		var replicas []Node
-		for _, n := range sh.Nodes {
-			node := Node{ID: n.ID, Addr: shardNodeAddr(n, useTLS), Failed: n.Health == "fail" || n.Health == "failed"}
-			if n.Role == "master" && !found {
-				node.Master = true
-				m.Node = node
-				found = true
-			} else {
-				replicas = append(replicas, node)
-			}
-		}
-		if !found {
-			continue
-		}
-		m.Replicas = replicas
-		for _, r := range sh.Slots {
-			m.Slots = append(m.Slots, [2]int{int(r.Start), int(r.End)})
-		}
-		if len(m.Slots) == 0 && m.Failed {
-			continue
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func shardNodeAddr(n redis.Node, useTLS bool) string {
-	host := n.Endpoint
-	if host == "" || host == "?" {
-		host = n.IP
-	}
-	port := n.Port
-	if useTLS && n.TLSPort != 0 {
-		port = n.TLSPort
-	}
-	return net.JoinHostPort(host, strconv.FormatInt(port, 10))
-}
-
-// nodeLine is one parsed line of CLUSTER NODES.
-type nodeLine struct {
-	id, addr, masterID string
-	flags              []string
-	linkUp             bool
-	slots              [][2]int
-}
-
-func (n nodeLine) has(flag string) bool { return slices.Contains(n.flags, flag) }
-
-// failed: flagged fail or pfail, or (not myself) the bus link is down.
-func (n nodeLine) failed() bool {
-	return n.has("fail") || n.has("fail?") || n.has("noaddr") || (!n.has("myself") && !n.linkUp)
-}
-
-// parseClusterNodes parses CLUSTER NODES output:
-// <id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slot> ...
-// Importing/migrating markers ("[slot->-id]") are skipped.
-func parseClusterNodes(text string) ([]nodeLine, error) {
-	var out []nodeLine
-	for line := range strings.Lines(text) {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		if len(f) < 8 {
-			return nil, fmt.Errorf("cluster: malformed CLUSTER NODES line %q", strings.TrimSpace(line))
-		}
-		addr := f[1]
-		if i := strings.IndexAny(addr, "@,"); i >= 0 {
-			addr = addr[:i]
-		}
-		n := nodeLine{id: f[0], addr: addr, flags: strings.Split(f[2], ","), linkUp: f[7] == "connected"}
-		if f[3] != "-" {
-			n.masterID = f[3]
-		}
-		for _, s := range f[8:] {
-			if strings.HasPrefix(s, "[") {
-				continue
-			}
-			lo, hi, isRange := strings.Cut(s, "-")
-			a, err1 := strconv.Atoi(lo)
-			b := a
-			var err2 error
-			if isRange {
-				b, err2 = strconv.Atoi(hi)
-			}
-			if err1 != nil || err2 != nil {
-				return nil, fmt.Errorf("cluster: malformed slot %q in CLUSTER NODES", s)
-			}
-			n.slots = append(n.slots, [2]int{a, b})
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-// mastersFromNodes converts CLUSTER NODES output, with the same rule as
-// mastersFromShards for dead slot-less masters. Nodes still in handshake or
-// without an address are left out.
-// ParseNodes builds a topology from the text of CLUSTER NODES as one node
-// sees it, failure flags included: what that node believes, which during a
-// failover can differ from node to node.
-func ParseNodes(text string) (*Topology, error) {
-	ms, err := mastersFromNodes(text)
-	if err != nil {
-		return nil, err
-	}
-	return NewTopology(ms, 0)
-}
-
-func mastersFromNodes(text string) ([]Master, error) {
-	lines, err := parseClusterNodes(text)
-	if err != nil {
-		return nil, err
-	}
-	idx := map[string]int{}
-	var out []Master
-	for _, n := range lines {
-		if !n.has("master") || n.has("handshake") || n.has("noaddr") {
-			continue
-		}
-		if len(n.slots) == 0 && n.failed() {
-			continue
-		}
-		idx[n.id] = len(out)
-		out = append(out, Master{Node: Node{ID: n.id, Addr: n.addr, Master: true, Failed: n.failed()}, Slots: n.slots})
-	}
-	for _, n := range lines {
-		if !n.has("slave") || n.has("handshake") || n.has("noaddr") {
-			continue
-		}
-		if i, ok := idx[n.masterID]; ok {
-			out[i].Replicas = append(out[i].Replicas, Node{ID: n.id, Addr: n.addr, Failed: n.failed()})
-		}
-	}
-	return out, nil
 }
 
 // IsRedirect reports whether err is a MOVED or ASK redirection and returns the

@@ -187,35 +187,3 @@ func (t *Topology) equalContent(o *Topology) bool {
 		return a.Node == b.Node && slices.Equal(a.Replicas, b.Replicas) && slices.Equal(a.Slots, b.Slots)
 	})
 }
-
-// EvenSlotRanges returns the slot ranges `redis-cli --cluster create` assigns
-// to m masters, master i getting the i-th range. It mirrors redis-cli's
-// arithmetic exactly, including its single-precision float cursor and lround,
-// so a cluster built by the launcher is indistinguishable from one built by
-// redis-cli (for m=3: 0-5460, 5461-10922, 10923-16383). It returns nil for
-// m < 1 and gives one slot each to the first 16384 masters if m is larger.
-func EvenSlotRanges(m int) [][2]int {
-	if m < 1 {
-		return nil
-	}
-	if m > NumSlots {
-		m = NumSlots
-	}
-	perNode := float32(NumSlots) / float32(m)
-	var cursor float32
-	first := 0
-	out := make([][2]int, 0, m)
-	for i := range m {
-		last := int(math.Round(float64(float32(cursor+perNode) - 1)))
-		if last > NumSlots || i == m-1 {
-			last = NumSlots - 1
-		}
-		if last < first {
-			last = first
-		}
-		out = append(out, [2]int{first, last})
-		first = last + 1
-		cursor += perNode
-	}
-	return out
-}

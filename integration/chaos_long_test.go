@@ -16,9 +16,9 @@ import (
 // The long run behind docs/CORRECTNESS.md (`make chaos-long`, not in CI):
 // >= 50 mixed faults and >= 20,000,000 IDs, no ID twice.
 func TestChaosLong_MixedFaults(t *testing.T) {
-	c := MakeCluster(t, Opts{Partitions: true})
+	c := startCluster(t, Opts{Partitions: true})
 	rep, err := chaos.Run(context.Background(), chaos.Config{
-		Seeds: c.Addrs(), Local: c.LocalCluster, Net: c.Net,
+		Seeds: c.Addrs(), Local: c.Local(),
 		Faults:      chaosFaults(t, 60),
 		Shards:      12,
 		Callers:     12,

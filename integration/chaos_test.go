@@ -14,6 +14,7 @@ import (
 	"github.com/shardseq/shardseq/failover"
 	"github.com/shardseq/shardseq/internal/chaos"
 	"github.com/shardseq/shardseq/internal/checker"
+	"github.com/shardseq/shardseq/internal/clustertest"
 )
 
 // scale shortens load phases under -short.
@@ -28,10 +29,10 @@ func scale(n int64) int64 {
 // an error, no ID repeats, the shard shows unhealthy and then healthy again
 // once its replica took over.
 func TestFailover_KillMaster(t *testing.T) {
-	c := MakeCluster(t, Opts{})
+	c := startCluster(t, Opts{})
 	probe := newClient(t, c, client.Config{Namespace: "killed", Shards: 3, Breaker: failover.BreakerConfig{ProbeEvery: 100 * time.Millisecond}})
 	victimShard := probe.Shards()[1]
-	victim := c.MasterOfKey(victimShard.Key)
+	victim := c.MasterOf(victimShard.Key)
 
 	ck := checker.New()
 	stop := make(chan struct{})
@@ -41,9 +42,7 @@ func TestFailover_KillMaster(t *testing.T) {
 		runCallers(t, c, ck, stop, "killed", 3, 4, client.Config{BlockSize: 100, MinBlockSize: 100, MaxBlockSize: 100})
 	}()
 	time.Sleep(300 * time.Millisecond) // let the load reach steady state before the fault
-	if err := c.Kill(victim); err != nil {
-		t.Fatal(err)
-	}
+	c.Kill(victim)
 	t.Logf("killed master %s of shard %d", victim, victimShard.Index)
 	shardState := func(want bool) func() error {
 		return func() error {
@@ -67,20 +66,12 @@ func TestFailover_KillMaster(t *testing.T) {
 		}
 	}()
 	eventually(t, 15*time.Second, shardState(false))
-	eventually(t, 30*time.Second, func() error {
-		m := c.MasterOfKey(victimShard.Key)
-		if m == victim {
-			return fmt.Errorf("no promotion yet")
-		}
-		return nil
-	})
+	c.WaitPromoted(victim, 30*time.Second)
 	// The promoted replica has no replica of its own until the old node
 	// rejoins, and by default a shard whose master has no replica steps
 	// aside; restart the old node as an operator (or orchestrator) would.
-	if err := c.Start(victim); err != nil {
-		t.Fatal(err)
-	}
-	c.MustWaitHealthy(60 * time.Second)
+	c.Start(victim)
+	c.WaitHealthy(60 * time.Second)
 	eventually(t, 30*time.Second, shardState(true))
 	close(stop)
 	<-done
@@ -105,7 +96,7 @@ func TestFailover_KillMaster(t *testing.T) {
 }
 
 // runCallers runs segment-mode and strict callers until stop.
-func runCallers(t testing.TB, c *Cluster, ck *checker.Checker, stop <-chan struct{}, ns string, shards, callers int, tmpl client.Config) {
+func runCallers(t testing.TB, c *clustertest.Cluster, ck *checker.Checker, stop <-chan struct{}, ns string, shards, callers int, tmpl client.Config) {
 	done := make(chan struct{}, callers)
 	for g := 0; g < callers; g++ {
 		cfg := tmpl
@@ -150,10 +141,10 @@ func chaosFaults(t testing.TB, n int) []chaos.Fault {
 // The CI scenario: >= 10 mixed real faults and >= 1,000,000 IDs from 8+
 // callers (segment, strict, client restarts): no ID twice.
 func TestChaos_MixedFaults(t *testing.T) {
-	c := MakeCluster(t, Opts{Partitions: true})
+	c := startCluster(t, Opts{Partitions: true})
 	ctx := context.Background()
 	rep, err := chaos.Run(ctx, chaos.Config{
-		Seeds: c.Addrs(), Local: c.LocalCluster, Net: c.Net,
+		Seeds: c.Addrs(), Local: c.Local(),
 		Faults:      chaosFaults(t, 10),
 		Shards:      6,
 		Callers:     8,
@@ -177,9 +168,9 @@ func TestChaos_MixedFaults(t *testing.T) {
 // The negative control: the same kind of fault with every defence switched
 // off must produce duplicates, or the checker proves nothing.
 func TestChaos_NegativeControlFindsDuplicates(t *testing.T) {
-	c := MakeCluster(t, Opts{})
+	c := startCluster(t, Opts{})
 	rep, err := chaos.Run(context.Background(), chaos.Config{
-		Seeds: c.Addrs(), Local: c.LocalCluster,
+		Seeds: c.Addrs(), Local: c.Local(),
 		Faults:        []chaos.Fault{chaos.LaggingReplicaKill, chaos.LaggingReplicaKill},
 		Shards:        3,
 		Callers:       8,

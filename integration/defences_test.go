@@ -34,27 +34,18 @@ func idFromShard(t *testing.T, c *client.Client, i, n int) int64 {
 // promoted, the first reservation jumps the counter by the fence gap, also
 // for a client started after the failover that never saw the old master.
 func TestFence_JumpsAfterPromotion(t *testing.T) {
-	c := MakeCluster(t, Opts{})
+	c := startCluster(t, Opts{})
 	const n = 3
 	before := newClient(t, c, client.Config{Namespace: "fenced", Shards: n, Strict: true})
 	victim := before.Shards()[0]
 	last := idFromShard(t, before, 0, n)
-	old := c.MasterOfKey(victim.Key)
-	if err := c.Kill(old); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, func() error {
-		if c.MasterOfKey(victim.Key) == old {
-			return errors.New("not promoted yet")
-		}
-		return nil
-	})
+	old := c.MasterOf(victim.Key)
+	c.Kill(old)
+	c.WaitPromoted(old, 30*time.Second)
 	// The promoted master has no replica until the old node rejoins, and a
 	// shard without a replica hands out nothing: bring the old node back.
-	if err := c.Start(old); err != nil {
-		t.Fatal(err)
-	}
-	c.MustWaitHealthy(60 * time.Second)
+	c.Start(old)
+	c.WaitHealthy(60 * time.Second)
 	after := newClient(t, c, client.Config{Namespace: "fenced", Shards: n, Strict: true,
 		Breaker: failover.BreakerConfig{OpenFor: 100 * time.Millisecond}})
 	var first int64
@@ -85,7 +76,7 @@ func TestFence_JumpsAfterPromotion(t *testing.T) {
 // the counter on both nodes; the counter is restored from its mirror on
 // another master, ahead of every ID handed out.
 func TestRestartEmpty_RestoresFromMirror(t *testing.T) {
-	c := MakeCluster(t, Opts{})
+	c := startCluster(t, Opts{})
 	const n = 3
 	cl := newClient(t, c, client.Config{Namespace: "wiped", Shards: n, Strict: true,
 		Breaker: failover.BreakerConfig{OpenFor: 100 * time.Millisecond}})
@@ -94,11 +85,9 @@ func TestRestartEmpty_RestoresFromMirror(t *testing.T) {
 		last = max(last, idFromShard(t, cl, 1, n))
 	}
 	key := cl.Shards()[1].Key
-	m := c.MasterOfKey(key)
-	if err := c.RestartEmpty(m); err != nil {
-		t.Fatal(err)
-	}
-	c.MustWaitHealthy(60 * time.Second)
+	m := c.MasterOf(key)
+	c.RestartEmpty(m)
+	c.WaitHealthy(60 * time.Second)
 	rdb := cl.Cluster().ClusterClient()
 	if n, err := rdb.Exists(context.Background(), key).Result(); err != nil || n != 0 {
 		t.Fatalf("the counter should be gone after an empty restart (exists=%d, err=%v)", n, err)
@@ -121,15 +110,15 @@ func TestRestartEmpty_RestoresFromMirror(t *testing.T) {
 // nothing: WAIT cannot succeed, so its blocks are discarded and its shard
 // steps aside while the others serve. After healing it serves again.
 func TestPartition_CutMasterHandsOutNothing(t *testing.T) {
-	c := MakeCluster(t, Opts{Partitions: true})
+	c := startCluster(t, Opts{Partitions: true})
 	const n = 3
 	cl := newClient(t, c, client.Config{Namespace: "cut", Shards: n, Strict: true,
 		Breaker: failover.BreakerConfig{OpenFor: 200 * time.Millisecond, ProbeEvery: 100 * time.Millisecond}})
 	key := cl.Shards()[2].Key
-	m := c.MasterOfKey(key)
-	replicas, err := c.ReplicasOf(context.Background(), m)
-	if err != nil || len(replicas) == 0 {
-		t.Fatalf("replicas of %s: %v %v", m, replicas, err)
+	m := c.MasterOf(key)
+	replicas := c.ReplicasOf(m)
+	if len(replicas) == 0 {
+		t.Fatalf("%s has no replica", m)
 	}
 	c.Partition(m, replicas...)
 	healed := false
@@ -177,7 +166,7 @@ func errFromText(s string) error {
 // A counter that moves backwards (someone reset it, or a stale copy was
 // promoted with fencing off) is detected and its block refused.
 func TestCounterRegression_Refused(t *testing.T) {
-	c := MakeCluster(t, Opts{})
+	c := startCluster(t, Opts{})
 	const n = 1
 	cl := newClient(t, c, client.Config{Namespace: "rewound", Shards: n, Strict: true})
 	for k := 0; k < 10; k++ {

@@ -16,19 +16,14 @@ import (
 	"github.com/shardseq/shardseq/failover"
 	"github.com/shardseq/shardseq/internal/chaos"
 	"github.com/shardseq/shardseq/internal/checker"
+	"github.com/shardseq/shardseq/internal/clustertest"
 	"github.com/shardseq/shardseq/server"
 )
 
 // startServer runs a shardseq HTTP server over its own connection to c.
-func startServer(t testing.TB, c *Cluster, shards int) string {
+func startServer(t testing.TB, c *clustertest.Cluster, shards int) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cl, err := cluster.Dial(ctx, cluster.Config{Addrs: c.Addrs(), ReadTimeout: time.Second, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cl.Close() })
+	cl := c.Dial(cluster.Config{ReadTimeout: time.Second})
 	srv, err := server.New(server.Config{Cluster: cl, Shards: shards, Logger: quiet(),
 		Client: client.Config{Breaker: failover.BreakerConfig{ProbeEvery: 100 * time.Millisecond}}})
 	if err != nil {
@@ -68,7 +63,7 @@ func getShards(base, ns string) (map[int]failover.ShardStatus, error) {
 // repeats, and /v1/shards shows the dead master's shard unhealthy, then
 // healthy on its new master once the old node rejoined as its replica.
 func TestHTTP_KillMasterShardHealth(t *testing.T) {
-	c := MakeCluster(t, Opts{})
+	c := startCluster(t, Opts{})
 	base := startServer(t, c, 3)
 	const ns = "orders"
 	hc := &http.Client{Timeout: 5 * time.Second}
@@ -108,13 +103,11 @@ func TestHTTP_KillMasterShardHealth(t *testing.T) {
 		}
 		return err
 	})
-	victim := c.MasterOfKey(shards[0].Key)
+	victim := c.MasterOf(shards[0].Key)
 	if shards[0].Node != victim {
 		t.Fatalf("/v1/shards says shard 0 is on %s, the cluster says %s", shards[0].Node, victim)
 	}
-	if err := c.Kill(victim); err != nil {
-		t.Fatal(err)
-	}
+	c.Kill(victim)
 	eventually(t, 15*time.Second, func() error {
 		s, err := getShards(base, ns)
 		if err == nil && s[0].Healthy {
@@ -122,16 +115,9 @@ func TestHTTP_KillMasterShardHealth(t *testing.T) {
 		}
 		return err
 	})
-	eventually(t, 30*time.Second, func() error {
-		if c.MasterOfKey(shards[0].Key) == victim {
-			return fmt.Errorf("not promoted yet")
-		}
-		return nil
-	})
-	if err := c.Start(victim); err != nil {
-		t.Fatal(err)
-	}
-	c.MustWaitHealthy(60 * time.Second)
+	c.WaitPromoted(victim, 30*time.Second)
+	c.Start(victim)
+	c.WaitHealthy(60 * time.Second)
 	eventually(t, 30*time.Second, func() error {
 		s, err := getShards(base, ns)
 		if err == nil && (!s[0].Healthy || s[0].Node == victim) {
@@ -153,10 +139,10 @@ func TestHTTP_KillMasterShardHealth(t *testing.T) {
 // The chaos scenario with HTTP callers on two servers beside the library
 // callers: every path that hands out IDs is checked together.
 func TestChaos_HTTPAndLibrary(t *testing.T) {
-	c := MakeCluster(t, Opts{})
+	c := startCluster(t, Opts{})
 	urls := []string{startServer(t, c, 6), startServer(t, c, 6)}
 	rep, err := chaos.Run(context.Background(), chaos.Config{
-		Seeds: c.Addrs(), Local: c.LocalCluster, HTTP: urls,
+		Seeds: c.Addrs(), Local: c.Local(), HTTP: urls,
 		Namespace:   "mixed",
 		Faults:      []chaos.Fault{chaos.KillMaster, chaos.RestartEmpty, chaos.PauseMaster},
 		Shards:      6,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/shardseq/shardseq/internal/chaos"
 	"github.com/shardseq/shardseq/internal/checker"
+	"github.com/shardseq/shardseq/internal/clustertest"
 )
 
 // buildShardseq builds the real binary once per test.
@@ -43,7 +44,7 @@ func freePort(t *testing.T) string {
 
 // startServe runs `shardseq serve` as its own process; the test stops it by
 // PID.
-func startServe(t *testing.T, bin string, c *Cluster, listen string) *exec.Cmd {
+func startServe(t *testing.T, bin string, c *clustertest.Cluster, listen string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--redis", strings.Join(c.Addrs(), ","), "--listen", listen, "--shards", "3", "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -73,7 +74,7 @@ func startServe(t *testing.T, bin string, c *Cluster, listen string) *exec.Cmd {
 // Our own process: a server killed with kill -9 while it holds blocks, and
 // started again, never hands out an ID of the blocks it held; they are gaps.
 func TestProcess_KilledServerNeverReissues(t *testing.T) {
-	c := MakeCluster(t, Opts{})
+	c := startCluster(t, Opts{})
 	bin := buildShardseq(t)
 	listen := freePort(t)
 	ck := checker.New().WithShards(3)

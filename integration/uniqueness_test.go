@@ -15,12 +15,13 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/internal/checker"
+	"github.com/shardseq/shardseq/internal/clustertest"
 	"github.com/shardseq/shardseq/shard"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newClient(t testing.TB, c *Cluster, cfg client.Config) *client.Client {
+func newClient(t testing.TB, c *clustertest.Cluster, cfg client.Config) *client.Client {
 	t.Helper()
 	cfg.Addrs = c.Addrs()
 	if cfg.Logger == nil {
@@ -40,7 +41,7 @@ func newClient(t testing.TB, c *Cluster, cfg client.Config) *client.Client {
 // its shard's counter: id mod N names the shard, id div N is a sequence number
 // that shard's counter has reached.
 func TestUniqueness_ConcurrentClients(t *testing.T) {
-	c := MakeCluster(t, Opts{})
+	c := startCluster(t, Opts{})
 	const clients, each, shards = 8, 50_000, 6
 	ck := checker.New()
 	var wg sync.WaitGroup
@@ -93,13 +94,13 @@ func TestUniqueness_ConcurrentClients(t *testing.T) {
 // The N counters sit on distinct masters when there are at least N masters,
 // and spread evenly otherwise, on the live slot map of a real cluster.
 func TestPlacement_CountersOnDistinctMasters(t *testing.T) {
-	c := MakeCluster(t, Opts{})
+	c := startCluster(t, Opts{})
 	for _, n := range []int{1, 2, 3, 6, 12} {
 		t.Run(fmt.Sprint("N=", n), func(t *testing.T) {
 			cl := newClient(t, c, client.Config{Namespace: fmt.Sprint("place", n), Shards: n})
 			perMaster := map[string]int{}
 			for _, st := range cl.Shards() {
-				m := c.MasterOfKey(st.Key)
+				m := c.MasterOf(st.Key)
 				perMaster[m]++
 				if st.Node != m {
 					t.Errorf("shard %d: registry says node %s, cluster says %s", st.Index, st.Node, m)
@@ -121,7 +122,7 @@ func TestPlacement_CountersOnDistinctMasters(t *testing.T) {
 // N is stored with the namespace: a client with another N is refused with a
 // clear error, and the refused client changes nothing.
 func TestShardCountGuard(t *testing.T) {
-	c := MakeCluster(t, Opts{})
+	c := startCluster(t, Opts{})
 	first := newClient(t, c, client.Config{Namespace: "guarded", Shards: 4})
 	if _, err := first.Next(context.Background()); err != nil {
 		t.Fatal(err)

@@ -7,13 +7,14 @@ import (
 
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/clustertest"
+	"github.com/shardseq/shardseq/internal/localcluster"
 )
 
 // BenchmarkHandleIDs measures the handler alone (no network): one ID, and a
 // batch of 100, per request, from parallel callers.
 func BenchmarkHandleIDs(b *testing.B) {
-	lc := clustertest.Start(b, cluster.LocalConfig{Masters: 3, Replicas: 1, BasePort: portBench})
-	s := newServer(b, Config{Cluster: dial(b, lc), Shards: 6})
+	lc := clustertest.Start(b, localcluster.Config{Masters: 3, Replicas: 1, BasePort: portBench})
+	s := newServer(b, Config{Cluster: lc.Dial(cluster.Config{}), Shards: 6})
 	h := s.Handler()
 	for _, tc := range []struct{ name, target string }{{"count=1", "/v1/ids/bench"}, {"count=100", "/v1/ids/bench?count=100"}} {
 		target := tc.target

@@ -15,6 +15,7 @@ import (
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/clustertest"
+	"github.com/shardseq/shardseq/internal/localcluster"
 )
 
 // Ports of the browser test's cluster: 7710-7715 (bus ports +10000).
@@ -57,8 +58,8 @@ func artifacts(t *testing.T) string {
 func TestHealthPageBrowser(t *testing.T) {
 	bin := chromium(t)
 	dir := artifacts(t)
-	lc := clustertest.Start(t, cluster.LocalConfig{Masters: 3, Replicas: 1, BasePort: portBrowser})
-	cl := dial(t, lc)
+	lc := clustertest.Start(t, localcluster.Config{Masters: 3, Replicas: 1, BasePort: portBrowser})
+	cl := lc.Dial(cluster.Config{})
 	s := newServer(t, Config{Cluster: cl, Shards: 6, Client: client.Config{Strict: true},
 		SampleEvery: 250 * time.Millisecond, SampleWindow: 5 * time.Second, PageRefresh: 300 * time.Millisecond})
 	hs := httptest.NewServer(s.Handler())
@@ -155,9 +156,7 @@ func TestHealthPageBrowser(t *testing.T) {
 	c := s.lookup(DefaultNamespace)
 	node := c.Shards()[0].Node
 	t.Logf("killing %s, master of shard 0", node)
-	if err := lc.Kill(node); err != nil {
-		t.Fatal(err)
-	}
+	lc.Kill(node)
 	row := `tr[data-shard="default/0"]`
 	waitRow(row, "false", 20*time.Second)
 	errText, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(row+` td.err`)))
@@ -167,9 +166,7 @@ func TestHealthPageBrowser(t *testing.T) {
 	t.Logf("page shows shard 0 unhealthy: %s", errText)
 	shot("health-unhealthy.png")
 
-	if err := lc.Start(node); err != nil {
-		t.Fatal(err)
-	}
+	lc.Start(node)
 	waitRow(row, "true", 45*time.Second)
 	for i := range 6 { // the other shards of that node too, for the screenshot
 		waitRow(fmt.Sprintf(`tr[data-shard="default/%d"]`, i), "true", 20*time.Second)

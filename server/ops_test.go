@@ -25,6 +25,7 @@ import (
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/clustertest"
+	"github.com/shardseq/shardseq/internal/localcluster"
 	"github.com/shardseq/shardseq/internal/tlstest"
 )
 
@@ -37,8 +38,8 @@ const testToken = "test-token-0123456789abcdef"
 // TestOperations covers what operators use: metrics, authentication, the
 // health page, Redis ACL users; on one real cluster.
 func TestOperations(t *testing.T) {
-	lc := clustertest.Start(t, cluster.LocalConfig{Masters: 3, Replicas: 1, BasePort: portOps})
-	cl := dial(t, lc)
+	lc := clustertest.Start(t, localcluster.Config{Masters: 3, Replicas: 1, BasePort: portOps})
+	cl := lc.Dial(cluster.Config{})
 
 	t.Run("Metrics", func(t *testing.T) { testMetrics(t, cl) })
 	t.Run("Auth", func(t *testing.T) { testAuth(t, cl) })
@@ -398,7 +399,7 @@ var aclRules = []string{"on", "~shardseq:*", "resetchannels", "-@all",
 	"+evalsha", "+script|load", "+wait", "+info", "+cluster|shards", "+asking",
 	"+hmget", "+hget", "+hset", "+hincrby", "+get", "+set"}
 
-func setACLUser(t *testing.T, lc *cluster.LocalCluster, user, password string, rules []string) {
+func setACLUser(t *testing.T, lc *clustertest.Cluster, user, password string, rules []string) {
 	t.Helper()
 	args := []any{"ACL", "SETUSER", user, "reset", ">" + password}
 	for _, r := range rules {
@@ -421,7 +422,7 @@ func setACLUser(t *testing.T, lc *cluster.LocalCluster, user, password string, r
 	})
 }
 
-func testRedisACL(t *testing.T, lc *cluster.LocalCluster) {
+func testRedisACL(t *testing.T, lc *clustertest.Cluster) {
 	const password = "acl-secret-password"
 	setACLUser(t, lc, "shardseq", password, aclRules)
 	// A user missing one command the reservation script runs.

@@ -18,6 +18,7 @@ import (
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/clustertest"
+	"github.com/shardseq/shardseq/internal/localcluster"
 )
 
 // Ports of this package's clusters: 7400-7449 (bus ports +10000).
@@ -25,19 +26,6 @@ const (
 	portServer = 7400
 	portBench  = 7420
 )
-
-// dial connects to lc and closes the connection when the test ends.
-func dial(tb testing.TB, lc *cluster.LocalCluster) *cluster.Cluster {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cl, err := cluster.Dial(ctx, cluster.Config{Addrs: lc.Addrs(), Logger: quietLogger()})
-	if err != nil {
-		tb.Fatalf("cluster.Dial: %v", err)
-	}
-	tb.Cleanup(func() { _ = cl.Close() })
-	return cl
-}
 
 func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -108,8 +96,8 @@ func ids(tb testing.TB, r result) []int64 {
 
 // TestServer runs against one real local cluster (3 masters, 1 replica each).
 func TestServer(t *testing.T) {
-	lc := clustertest.Start(t, cluster.LocalConfig{Masters: 3, Replicas: 1, BasePort: portServer})
-	cl := dial(t, lc)
+	lc := clustertest.Start(t, localcluster.Config{Masters: 3, Replicas: 1, BasePort: portServer})
+	cl := lc.Dial(cluster.Config{})
 
 	t.Run("StatusCodes", func(t *testing.T) { testStatusCodes(t, cl) })
 	t.Run("Shards", func(t *testing.T) { testShards(t, cl) })
@@ -404,8 +392,8 @@ func testMaxNamespaces(t *testing.T, cl *cluster.Cluster) {
 
 // testClosedCluster: a server whose cluster connection is gone answers 503,
 // for namespaces already open and for new ones.
-func testClosedCluster(t *testing.T, lc *cluster.LocalCluster) {
-	cl := dial(t, lc)
+func testClosedCluster(t *testing.T, lc *clustertest.Cluster) {
+	cl := lc.Dial(cluster.Config{})
 	s := newServer(t, Config{Cluster: cl, Shards: 6})
 	h := s.Handler()
 	if r := do(t, h, "POST", "/v1/ids/before"); r.code != 200 {

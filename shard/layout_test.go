@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/internal/localcluster"
 )
 
 func TestIDArithmetic(t *testing.T) {
@@ -59,7 +60,7 @@ func FuzzStepOffset(f *testing.F) {
 func evenTopology(t testing.TB, m int) *cluster.Topology {
 	t.Helper()
 	masters := make([]cluster.Master, m)
-	for k, r := range cluster.EvenSlotRanges(m) {
+	for k, r := range localcluster.EvenSlotRanges(m) {
 		masters[k] = cluster.Master{Node: cluster.Node{ID: fmt.Sprintf("%040d", k), Addr: fmt.Sprintf("127.0.0.1:%d", 7000+k), Master: true}, Slots: [][2]int{r}}
 	}
 	top, err := cluster.NewTopology(masters, 1)

@@ -12,11 +12,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/internal/localcluster"
 )
 
 // ClusterCommand starts, stops and inspects a local Redis Cluster of real
-// redis-server processes (cluster.StartLocal) that outlives the command.
+// redis-server processes (internal/localcluster) that outlives the command.
 type ClusterCommand struct {
 	Main *Main
 }
@@ -81,7 +81,7 @@ func (c *ClusterCommand) Run(ctx context.Context, args []string) error {
 }
 
 func (c *ClusterCommand) stateExists(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, cluster.StateFile))
+	_, err := os.Stat(filepath.Join(dir, localcluster.StateFile))
 	return err == nil
 }
 
@@ -90,7 +90,7 @@ func (c *ClusterCommand) stateExists(dir string) bool {
 // running in dir is reported and left alone.
 func (c *ClusterCommand) up(ctx context.Context, cfg clusterConfig) error {
 	if c.stateExists(cfg.dir) {
-		lc, err := cluster.OpenLocal(cfg.dir)
+		lc, err := localcluster.Open(cfg.dir)
 		if err != nil {
 			return fmt.Errorf("cluster up: %w", err)
 		}
@@ -124,10 +124,10 @@ func (c *ClusterCommand) up(ctx context.Context, cfg clusterConfig) error {
 	}
 	replicas := cfg.replicas
 	if replicas == 0 {
-		replicas = -1 // LocalConfig: 0 means the default (1), -1 none
+		replicas = -1 // localcluster.Config: 0 means the default (1), -1 none
 	}
 	start := time.Now()
-	lc, err := cluster.StartLocal(ctx, cluster.LocalConfig{
+	lc, err := localcluster.Start(ctx, localcluster.Config{
 		Masters: cfg.masters, Replicas: replicas, BasePort: cfg.port, Dir: cfg.dir, Detach: true,
 		Logf: func(format string, args ...any) { fmt.Fprintf(c.Main.Stderr, format+"\n", args...) },
 	})
@@ -162,7 +162,7 @@ func (c *ClusterCommand) down(cfg clusterConfig) error {
 		fmt.Fprintf(c.Main.Stderr, "cluster: no cluster running in %s\n", cfg.dir)
 		return nil
 	}
-	lc, err := cluster.OpenLocal(cfg.dir)
+	lc, err := localcluster.Open(cfg.dir)
 	if err != nil {
 		return fmt.Errorf("cluster down: %w", err)
 	}
@@ -178,7 +178,7 @@ func (c *ClusterCommand) down(cfg clusterConfig) error {
 // gone (killed by hand, say): each rejoins with its node ID, as a replica if
 // its slots were failed over meanwhile.
 func (c *ClusterCommand) start(ctx context.Context, cfg clusterConfig) error {
-	lc, err := cluster.OpenLocal(cfg.dir)
+	lc, err := localcluster.Open(cfg.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cluster start: no cluster in %s (start one with 'shardseq cluster up --dir %s')", cfg.dir, cfg.dir)
 	}
@@ -205,7 +205,7 @@ func (c *ClusterCommand) start(ctx context.Context, cfg clusterConfig) error {
 }
 
 func (c *ClusterCommand) status(ctx context.Context, cfg clusterConfig) error {
-	lc, err := cluster.OpenLocal(cfg.dir)
+	lc, err := localcluster.Open(cfg.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cluster status: no cluster in %s (start one with 'shardseq cluster up --dir %s')", cfg.dir, cfg.dir)
 	}

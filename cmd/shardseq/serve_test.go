@@ -17,6 +17,7 @@ import (
 
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/clustertest"
+	"github.com/shardseq/shardseq/internal/localcluster"
 	"github.com/shardseq/shardseq/internal/tlstest"
 	"github.com/shardseq/shardseq/server"
 )
@@ -127,7 +128,7 @@ func FuzzServeFlags(f *testing.F) {
 // /readyz turns 503 while draining and serve returns. Then
 // testShutdownInFlight proves that a request in flight finishes.
 func TestServeEndToEnd(t *testing.T) {
-	lc := clustertest.Start(t, cluster.LocalConfig{Masters: 3, Replicas: 1, BasePort: portServe})
+	lc := clustertest.Start(t, localcluster.Config{Masters: 3, Replicas: 1, BasePort: portServe})
 	pki := tlstest.New(t)
 	tokens := writeFile(t, "tokens", token+"\n", 0o600)
 
@@ -234,15 +235,9 @@ func TestServeEndToEnd(t *testing.T) {
 // testShutdownInFlight runs serveUntil with a handler that holds one
 // request until the shutdown is under way: /readyz answers 503 first, then
 // the listener closes, and the held request still gets its IDs.
-func testShutdownInFlight(t *testing.T, lc *cluster.LocalCluster) {
-	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+func testShutdownInFlight(t *testing.T, lc *clustertest.Cluster) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cl, err := cluster.Dial(dctx, cluster.Config{Addrs: lc.Addrs(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := lc.Dial(cluster.Config{Logger: log})
 	srv, err := server.New(server.Config{Cluster: cl, Shards: 6, Logger: log})
 	if err != nil {
 		t.Fatal(err)

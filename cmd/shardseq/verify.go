@@ -16,8 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardseq/shardseq/client"
-	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/chaos"
+	"github.com/shardseq/shardseq/internal/localcluster"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -150,20 +150,18 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	}
 
 	if launch {
-		lcfg := cluster.LocalConfig{BasePort: port, Dir: filepath.Join(os.TempDir(), fmt.Sprintf("shardseq-verify-%d", port))}
+		lcfg := localcluster.Config{BasePort: port, Dir: filepath.Join(os.TempDir(), fmt.Sprintf("shardseq-verify-%d", port))}
 		for _, f := range cfg.Faults {
 			if f == chaos.PartitionReplica || f == chaos.IsolateMaster {
-				if err := chaos.Available(); err != nil {
+				if err := localcluster.PartitionsAvailable(); err != nil {
 					return fmt.Errorf("verify: partition faults need iptables as root: %w", err)
 				}
-				lcfg.PerNodeIP = true
-				cfg.Net = chaos.NewNetfilter()
-				defer cfg.Net.Close()
+				lcfg.Partitions = true
 				break
 			}
 		}
 		fmt.Fprintf(c.Main.Stderr, "verify: starting a local cluster on ports %d-%d in %s\n", port, port+5, lcfg.Dir)
-		lc, err := cluster.StartLocal(ctx, lcfg)
+		lc, err := localcluster.Start(ctx, lcfg)
 		if err != nil {
 			return err
 		}

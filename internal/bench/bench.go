@@ -32,6 +32,7 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/internal/localcluster"
 	"github.com/shardseq/shardseq/server"
 )
 
@@ -199,7 +200,7 @@ type Report struct {
 // env is what every mode needs.
 type env struct {
 	cfg     Config
-	lc      *cluster.LocalCluster // nil unless launched
+	lc      *localcluster.Cluster // nil unless launched
 	cl      *cluster.Cluster
 	rt      *roundTrips
 	httpURL string
@@ -277,7 +278,7 @@ func (e *env) connect(ctx context.Context) error {
 		}
 		e.progressf("launching a 3-master, 3-replica cluster on ports %d-%d...\n", e.cfg.Port, e.cfg.Port+5)
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		lc, err := cluster.StartLocal(sctx, cluster.LocalConfig{Masters: 3, Replicas: 1, BasePort: e.cfg.Port, Dir: dir})
+		lc, err := localcluster.Start(sctx, localcluster.Config{Masters: 3, Replicas: 1, BasePort: e.cfg.Port, Dir: dir})
 		cancel()
 		if err != nil {
 			return err

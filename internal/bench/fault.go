@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,6 +174,21 @@ func (e *env) killMaster(ctx context.Context) (*FaultReport, error) {
 		}
 		return nil
 	}
+	// waitFor runs wait, bounded by d, printing progress until it returns.
+	waitFor := func(d time.Duration, what string, wait func(context.Context) error) error {
+		wctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- wait(wctx) }()
+		for {
+			select {
+			case err := <-done:
+				return err
+			case <-time.After(100 * time.Millisecond):
+				progress(what)
+			}
+		}
+	}
 	finish := func(err error) (*FaultReport, error) {
 		stop.Store(true)
 		wg.Wait()
@@ -207,20 +221,10 @@ func (e *env) killMaster(ctx context.Context) (*FaultReport, error) {
 		return finish(err)
 	}
 	fr.KilledAt = since()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if time.Now().After(deadline) {
-			return finish(fmt.Errorf("bench: no replica promoted within 30s of killing %s", victim))
-		}
-		qctx, cancel := context.WithTimeout(ctx, time.Second)
-		ms, err := e.lc.Masters(qctx)
-		cancel()
-		if err == nil && len(ms) == len(masters) && !slices.Contains(ms, victim) {
-			break
-		}
-		if err := sleep(100*time.Millisecond, "master down, awaiting promotion"); err != nil {
-			return finish(err)
-		}
+	if err := waitFor(30*time.Second, "master down, awaiting promotion", func(ctx context.Context) error {
+		return e.lc.WaitPromoted(ctx, victim)
+	}); err != nil {
+		return finish(fmt.Errorf("bench: no replica promoted within 30s of killing %s: %w", victim, err))
 	}
 	fr.PromotedAt = since()
 	e.progressf("  %6.1fs replica promoted; starting %s again\n", since(), victim)
@@ -228,21 +232,8 @@ func (e *env) killMaster(ctx context.Context) (*FaultReport, error) {
 		return finish(err)
 	}
 	fr.RestartedAt = since()
-	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	done := make(chan error, 1)
-	go func() { done <- e.lc.WaitHealthy(hctx) }()
-wait:
-	for {
-		select {
-		case err := <-done:
-			cancel()
-			if err != nil {
-				return finish(fmt.Errorf("bench: cluster not healthy again: %w", err))
-			}
-			break wait
-		case <-time.After(100 * time.Millisecond):
-			progress("old master rejoining")
-		}
+	if err := waitFor(30*time.Second, "old master rejoining", e.lc.WaitHealthy); err != nil {
+		return finish(fmt.Errorf("bench: cluster not healthy again: %w", err))
 	}
 	fr.HealthyAt = since()
 	e.progressf("  %6.1fs cluster healthy again\n", since())

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,8 +19,8 @@ import (
 	"time"
 
 	"github.com/shardseq/shardseq/client"
-	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/checker"
+	"github.com/shardseq/shardseq/internal/localcluster"
 )
 
 // Fault is a kind of real fault injected into the cluster.
@@ -79,11 +78,10 @@ func ParseFaults(s string) ([]Fault, error) {
 type Config struct {
 	// Seeds are the cluster's addresses. Without them only HTTP callers run.
 	Seeds []string
-	// Local is the cluster to inject faults into; nil runs load only.
-	Local *cluster.LocalCluster
-	// Net cuts links for the partition faults (the cluster must use
-	// PerNodeIP). Nil skips partition faults with a note in the log.
-	Net *Netfilter
+	// Local is the cluster to inject faults into; nil runs load only. The
+	// partition faults need it started with Partitions; otherwise they are
+	// skipped with a note in the log.
+	Local *localcluster.Cluster
 	// Faults are injected one after another while the load runs.
 	Faults []Fault
 	// Namespace default "verify-<unix time>"; Shards default 6.
@@ -380,12 +378,4 @@ func waitOrStop(stop <-chan struct{}, d time.Duration) {
 	case <-stop:
 	case <-t.C:
 	}
-}
-
-func host(addr string) string {
-	h, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	return h
 }

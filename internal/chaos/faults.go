@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/internal/localcluster"
 )
 
 // recoverTimeout bounds how long the cluster may take to be healthy again
@@ -46,7 +47,7 @@ func inject(ctx context.Context, cfg Config, f Fault, i int) (string, error) {
 		if err := lc.Kill(m); err != nil {
 			return "", err
 		}
-		if err := waitNotMaster(ctx, lc, m); err != nil {
+		if err := waitPromoted(ctx, lc, m); err != nil {
 			return "", err
 		}
 		if err := lc.Start(m); err != nil {
@@ -56,7 +57,7 @@ func inject(ctx context.Context, cfg Config, f Fault, i int) (string, error) {
 		if err := lc.Pause(m); err != nil {
 			return "", err
 		}
-		err := waitNotMaster(ctx, lc, m)
+		err := waitPromoted(ctx, lc, m)
 		if rerr := lc.Resume(m); rerr != nil {
 			return "", rerr
 		}
@@ -68,8 +69,8 @@ func inject(ctx context.Context, cfg Config, f Fault, i int) (string, error) {
 			return "", err
 		}
 	case PartitionReplica, IsolateMaster:
-		if cfg.Net == nil {
-			return "skipped: no netfilter", nil
+		if !lc.CanPartition() {
+			return "skipped: the cluster cannot be partitioned", nil
 		}
 		others := replicas
 		if f == IsolateMaster {
@@ -79,23 +80,16 @@ func inject(ctx context.Context, cfg Config, f Fault, i int) (string, error) {
 				}
 			}
 		}
-		hosts := make([]string, 0, len(others))
-		for _, o := range others {
-			hosts = append(hosts, host(o))
-		}
-		if host(m) == hosts[0] {
-			return "", errors.New("partitions need a cluster started with PerNodeIP")
-		}
-		if err := cfg.Net.Cut(host(m), hosts...); err != nil {
+		if err := lc.Partition(m, others...); err != nil {
 			return "", err
 		}
 		var err error
 		if f == IsolateMaster {
-			err = waitNotMaster(ctx, lc, m)
+			err = waitPromoted(ctx, lc, m)
 		} else {
 			err = hold(ctx, 3*time.Second) // no failover follows; just the cut
 		}
-		if herr := cfg.Net.Heal(); herr != nil {
+		if herr := lc.Heal(); herr != nil {
 			return "", herr
 		}
 		if err != nil {
@@ -118,7 +112,7 @@ func inject(ctx context.Context, cfg Config, f Fault, i int) (string, error) {
 		if err := errors.Join(ferr, kerr); err != nil {
 			return "", err
 		}
-		if err := waitNotMaster(ctx, lc, m); err != nil {
+		if err := waitPromoted(ctx, lc, m); err != nil {
 			return "", err
 		}
 		if err := lc.Start(m); err != nil {
@@ -133,72 +127,16 @@ func inject(ctx context.Context, cfg Config, f Fault, i int) (string, error) {
 	return "on " + m, nil
 }
 
-func waitHealthy(ctx context.Context, lc *cluster.LocalCluster) error {
+func waitHealthy(ctx context.Context, lc *localcluster.Cluster) error {
 	ctx, cancel := context.WithTimeout(ctx, recoverTimeout)
 	defer cancel()
 	return lc.WaitHealthy(ctx)
 }
 
-// waitNotMaster polls until a live node other than addr reports that another
-// master, not flagged as failing, serves the slots addr served: its replica
-// was promoted. (A failing master merely flagged pfail does not count.)
-func waitNotMaster(ctx context.Context, lc *cluster.LocalCluster, addr string) error {
+func waitPromoted(ctx context.Context, lc *localcluster.Cluster, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, recoverTimeout)
 	defer cancel()
-	slot := -1
-	var last error
-	for {
-		owner, s, err := slotOwner(ctx, lc, addr, slot)
-		slot = s
-		if err == nil && owner != "" && owner != addr {
-			return nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("no replica of %s promoted (owner %q, %v): %w", addr, owner, last, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// slotOwner asks a running node other than addr who serves slot (or, when
-// slot < 0, the first slot addr serves) and returns that master's address if
-// it is not flagged as failing.
-func slotOwner(ctx context.Context, lc *cluster.LocalCluster, addr string, slot int) (string, int, error) {
-	var errs []error
-	for _, n := range lc.Nodes() {
-		if n.Addr == addr || n.State != "running" {
-			continue
-		}
-		rdb := redis.NewClient(&redis.Options{Addr: n.Addr, DialTimeout: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, MaxRetries: -1})
-		text, err := rdb.ClusterNodes(ctx).Result()
-		_ = rdb.Close()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		top, err := cluster.ParseNodes(text)
-		if err != nil {
-			return "", slot, err
-		}
-		if slot < 0 {
-			m, ok := top.MasterByAddr(addr)
-			if !ok || len(m.Slots) == 0 {
-				return "", slot, fmt.Errorf("%s serves no slot", addr)
-			}
-			slot = m.Slots[0][0]
-		}
-		m, ok := top.MasterForSlot(slot)
-		switch {
-		case !ok:
-			return "", slot, fmt.Errorf("slot %d unowned", slot)
-		case m.Failed:
-			return "", slot, fmt.Errorf("owner %s of slot %d is failing", m.Addr, slot)
-		}
-		return m.Addr, slot, nil
-	}
-	return "", slot, fmt.Errorf("no running node answered: %w", errors.Join(errs...))
+	return lc.WaitPromoted(ctx, addr)
 }
 
 // hold keeps a fault in place for its intended duration.

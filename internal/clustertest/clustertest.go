@@ -1,29 +1,53 @@
-// Package clustertest starts real local Redis Clusters for tests. It lives
-// apart from package cluster so that "testing" is never linked into
-// production binaries.
+// Package clustertest is the test harness: Start gives a test a real Redis
+// Cluster (internal/localcluster) that it owns, with its faults as verbs
+// that fail the test instead of returning errors, in the manner of
+// hashicorp/raft's MakeCluster. Everything it starts is stopped, and every
+// iptables rule it adds removed, when the test ends.
+//
+// It lives apart from the launcher so that "testing" is never linked into a
+// binary. The verbs call t.Fatal: call them from the test's goroutine.
 package clustertest
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/internal/localcluster"
 )
+
+// queryTimeout bounds one question to the cluster (who is master of what).
+const queryTimeout = 10 * time.Second
+
+// Cluster is a real Redis Cluster owned by one test.
+type Cluster struct {
+	tb testing.TB
+	lc *localcluster.Cluster
+}
 
 // Start starts a local cluster for tb and stops it when the test ends.
 //
-// cfg.Dir defaults to tb.TempDir(). The test is skipped, with the install
-// hint, when redis-server is missing (cfg.ServerBin unset and not in PATH); it
-// fails, with the tail of the failing node's log, when the cluster does not
-// become healthy within a minute. Give every test package its own BasePort
-// range: `go test ./...` runs packages in parallel.
-func Start(tb testing.TB, cfg cluster.LocalConfig) *cluster.LocalCluster {
+// cfg.Dir defaults to tb.TempDir() and cfg.Logf to tb.Logf. Give every test
+// package its own BasePort range: `go test ./...` runs packages in parallel
+// (ARCHITECTURE.md, "Ports in tests"). The test is skipped, with the install
+// hint, when redis-server is missing (cfg.ServerBin unset and not in PATH),
+// or when cfg.Partitions is set and iptables cannot be used; it fails, with
+// the tail of the failing node's log, when the cluster does not become
+// healthy within a minute.
+func Start(tb testing.TB, cfg localcluster.Config) *Cluster {
 	tb.Helper()
 	if cfg.ServerBin == "" {
 		if _, err := exec.LookPath("redis-server"); err != nil {
-			tb.Skip("redis-server not in PATH; install it: apt-get install redis-server (Debian), or set LocalConfig.ServerBin")
+			tb.Skip("redis-server not in PATH; install it: apt-get install redis-server (Debian), or set Config.ServerBin")
+		}
+	}
+	if cfg.Partitions {
+		if err := localcluster.PartitionsAvailable(); err != nil {
+			tb.Skipf("partitions unavailable: %v", err)
 		}
 	}
 	if cfg.Dir == "" {
@@ -34,7 +58,7 @@ func Start(tb testing.TB, cfg cluster.LocalConfig) *cluster.LocalCluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	lc, err := cluster.StartLocal(ctx, cfg)
+	lc, err := localcluster.Start(ctx, cfg)
 	if err != nil {
 		tb.Fatalf("clustertest: starting local cluster: %v", err)
 	}
@@ -43,5 +67,133 @@ func Start(tb testing.TB, cfg cluster.LocalConfig) *cluster.LocalCluster {
 			tb.Errorf("clustertest: closing local cluster: %v", err)
 		}
 	})
-	return lc
+	return &Cluster{tb: tb, lc: lc}
+}
+
+// Local is the launcher behind the harness, for what takes one (the chaos
+// engine) or needs its errors.
+func (c *Cluster) Local() *localcluster.Cluster { return c.lc }
+
+// Addrs returns every node address; any of them is a seed.
+func (c *Cluster) Addrs() []string { return c.lc.Addrs() }
+
+// Dial connects to the cluster with cfg (Addrs and a silent Logger filled in
+// when unset) and closes the connection when the test ends.
+func (c *Cluster) Dial(cfg cluster.Config) *cluster.Cluster {
+	c.tb.Helper()
+	if len(cfg.Addrs) == 0 {
+		cfg.Addrs = c.Addrs()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	cl, err := cluster.Dial(ctx, cfg)
+	if err != nil {
+		c.tb.Fatalf("clustertest: cluster.Dial: %v", err)
+	}
+	c.tb.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+// MasterOf returns the address of the master serving key, per the cluster.
+func (c *Cluster) MasterOf(key string) string {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	addr, err := c.lc.MasterOf(ctx, key)
+	c.check("MasterOf "+key, err)
+	return addr
+}
+
+// Masters returns the masters serving slots and not flagged failed.
+func (c *Cluster) Masters() []string {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	ms, err := c.lc.Masters(ctx)
+	c.check("Masters", err)
+	return ms
+}
+
+// ReplicasOf returns the replicas of master not flagged failed.
+func (c *Cluster) ReplicasOf(master string) []string {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	rs, err := c.lc.ReplicasOf(ctx, master)
+	c.check("ReplicasOf "+master, err)
+	return rs
+}
+
+// Kill kill -9s the node; it stays down until Start.
+func (c *Cluster) Kill(addr string) { c.tb.Helper(); c.check("Kill "+addr, c.lc.Kill(addr)) }
+
+// KillMaster kill -9s the master serving key and returns its address.
+func (c *Cluster) KillMaster(key string) string {
+	c.tb.Helper()
+	addr := c.MasterOf(key)
+	c.Kill(addr)
+	return addr
+}
+
+// Start starts a stopped node again; it rejoins with its node ID.
+func (c *Cluster) Start(addr string) { c.tb.Helper(); c.check("Start "+addr, c.lc.Start(addr)) }
+
+// Pause freezes the node (SIGSTOP) until Resume.
+func (c *Cluster) Pause(addr string) { c.tb.Helper(); c.check("Pause "+addr, c.lc.Pause(addr)) }
+
+// Resume thaws a paused node (SIGCONT).
+func (c *Cluster) Resume(addr string) { c.tb.Helper(); c.check("Resume "+addr, c.lc.Resume(addr)) }
+
+// RestartEmpty kills the node and starts it without its data.
+func (c *Cluster) RestartEmpty(addr string) {
+	c.tb.Helper()
+	c.check("RestartEmpty "+addr, c.lc.RestartEmpty(addr))
+}
+
+// RestartFromFiles kills the node and starts it again on its own files.
+func (c *Cluster) RestartFromFiles(addr string) {
+	c.tb.Helper()
+	c.check("RestartFromFiles "+addr, c.lc.RestartFromFiles(addr))
+}
+
+// Partition cuts node off from each of from, both ways; the cluster must be
+// started with Config.Partitions.
+func (c *Cluster) Partition(node string, from ...string) {
+	c.tb.Helper()
+	c.check("Partition "+node, c.lc.Partition(node, from...))
+}
+
+// Heal removes every partition.
+func (c *Cluster) Heal() { c.tb.Helper(); c.check("Heal", c.lc.Heal()) }
+
+// WaitHealthy fails the test unless the cluster is healthy within d (see
+// localcluster.Cluster.WaitHealthy).
+func (c *Cluster) WaitHealthy(d time.Duration) {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := c.lc.WaitHealthy(ctx); err != nil {
+		c.tb.Fatalf("clustertest: cluster not healthy within %v: %v", d, err)
+	}
+}
+
+// WaitPromoted fails the test unless a replica has taken over from
+// oldMaster within d (see localcluster.Promoted).
+func (c *Cluster) WaitPromoted(oldMaster string, d time.Duration) {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := c.lc.WaitPromoted(ctx, oldMaster); err != nil {
+		c.tb.Fatalf("clustertest: no replica of %s promoted within %v: %v", oldMaster, d, err)
+	}
+}
+
+func (c *Cluster) check(what string, err error) {
+	c.tb.Helper()
+	if err != nil {
+		c.tb.Fatalf("clustertest: %s: %v", what, err)
+	}
 }

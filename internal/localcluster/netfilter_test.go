@@ -1,4 +1,4 @@
-package chaos
+package localcluster
 
 import (
 	"os/exec"
@@ -18,7 +18,7 @@ func chains(t *testing.T) string {
 // A chain left by a run that was killed (its process gone) is removed by the
 // next run; the new run's own cuts are removed by Heal and Close.
 func TestNetfilterRemovesStaleChainsAndItsOwn(t *testing.T) {
-	if err := Available(); err != nil {
+	if err := PartitionsAvailable(); err != nil {
 		t.Skipf("needs root and iptables: %v", err)
 	}
 	const stale = "SHARDSEQ-999999" // no such PID: pid_max is below it on Linux defaults
@@ -29,8 +29,8 @@ func TestNetfilterRemovesStaleChainsAndItsOwn(t *testing.T) {
 		_ = exec.Command("iptables", "-X", stale).Run()
 	})
 
-	n := NewNetfilter()
-	if err := n.Cut("127.0.0.201", "127.0.0.202"); err != nil {
+	n := newNetfilter(7199)
+	if err := n.cut("127.0.0.201", "127.0.0.202"); err != nil {
 		t.Fatal(err)
 	}
 	s := chains(t)
@@ -40,13 +40,13 @@ func TestNetfilterRemovesStaleChainsAndItsOwn(t *testing.T) {
 	if !strings.Contains(s, "-s 127.0.0.201/32 -d 127.0.0.202/32 -j DROP") || !strings.Contains(s, "-s 127.0.0.202/32 -d 127.0.0.201/32 -j DROP") {
 		t.Fatalf("cut not in place:\n%s", s)
 	}
-	if err := n.Heal(); err != nil {
+	if err := n.heal(); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(chains(t), "127.0.0.201") {
 		t.Fatal("Heal left a rule")
 	}
-	if err := n.Close(); err != nil {
+	if err := n.close(); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(chains(t), n.chain) {

@@ -1,6 +1,7 @@
-package chaos
+package localcluster
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,39 +10,40 @@ import (
 	"sync"
 )
 
-// Netfilter cuts links between nodes that bind their own loopback addresses
-// (cluster.LocalConfig.PerNodeIP), with iptables DROP rules in a chain of its
-// own, so that Heal and Close remove exactly what it added and nothing else.
-// Clients on 127.0.0.1 still reach every node.
-type Netfilter struct {
+// netfilter cuts links between nodes that bind their own loopback addresses
+// (Config.PerNodeIP), with iptables DROP rules in a chain of its own, so that
+// heal and close remove exactly what it added and nothing else. Clients on
+// 127.0.0.1 still reach every node.
+type netfilter struct {
 	mu    sync.Mutex
 	chain string
 	ready bool
-	cuts  int
 }
 
-// NewNetfilter returns a Netfilter whose chain is named after this process.
-func NewNetfilter() *Netfilter {
-	return &Netfilter{chain: fmt.Sprintf("SHARDSEQ-%d", os.Getpid())}
+// newNetfilter returns a netfilter whose chain is named after this process
+// and the cluster's first port, so two clusters of one process keep apart.
+func newNetfilter(port int) *netfilter {
+	return &netfilter{chain: fmt.Sprintf("SHARDSEQ-%d-%d", os.Getpid(), port)}
 }
 
 func iptables(args ...string) error {
 	out, err := exec.Command("iptables", args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("chaos: iptables %s: %v: %s (partitions need root and iptables: apt-get install iptables)", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("cluster: iptables %s: %v: %s (partitions need root and iptables: apt-get install iptables)", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
 
-// Available reports whether iptables can be used here.
-func Available() error {
+// PartitionsAvailable reports whether iptables can be used here, as
+// Config.Partitions needs.
+func PartitionsAvailable() error {
 	if _, err := exec.LookPath("iptables"); err != nil {
-		return fmt.Errorf("chaos: iptables not found: apt-get install iptables")
+		return errors.New("cluster: iptables not found: apt-get install iptables")
 	}
 	return iptables("-S", "INPUT")
 }
 
-func (n *Netfilter) setup() error {
+func (n *netfilter) setup() error {
 	if n.ready {
 		return nil
 	}
@@ -57,8 +59,8 @@ func (n *Netfilter) setup() error {
 	return nil
 }
 
-// Cut drops every packet between host a and each of hosts (both ways).
-func (n *Netfilter) Cut(a string, hosts ...string) error {
+// cut drops every packet between host a and each of hosts (both ways).
+func (n *netfilter) cut(a string, hosts ...string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.setup(); err != nil {
@@ -71,36 +73,35 @@ func (n *Netfilter) Cut(a string, hosts ...string) error {
 		if err := iptables("-A", n.chain, "-s", b, "-d", a, "-j", "DROP"); err != nil {
 			return err
 		}
-		n.cuts++
 	}
 	return nil
 }
 
-// Heal removes every cut.
-func (n *Netfilter) Heal() error {
+// heal removes every cut.
+func (n *netfilter) heal() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if !n.ready {
 		return nil
 	}
-	n.cuts = 0
 	return iptables("-F", n.chain)
 }
 
-// Close removes the chain and its jump. It is idempotent.
-func (n *Netfilter) Close() error {
+// close removes the chain and its jump. It is idempotent.
+func (n *netfilter) close() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if !n.ready {
 		return nil
 	}
 	n.ready = false
-	return errorsJoin(iptables("-D", "INPUT", "-j", n.chain), iptables("-F", n.chain), iptables("-X", n.chain))
+	return firstErr(iptables("-D", "INPUT", "-j", n.chain), iptables("-F", n.chain), iptables("-X", n.chain))
 }
 
 // removeStaleChains deletes the chains of earlier runs whose process is gone
 // (a test killed by a signal never ran its cleanup), so that their cuts do
-// not haunt later runs on the same addresses.
+// not haunt later runs on the same addresses. Chains are SHARDSEQ-<pid> (older
+// runs) or SHARDSEQ-<pid>-<port>.
 func removeStaleChains() {
 	out, err := exec.Command("iptables", "-S").Output()
 	if err != nil {
@@ -111,11 +112,12 @@ func removeStaleChains() {
 		if !ok {
 			continue
 		}
-		pid, err := strconv.Atoi(name)
+		pidText, _, _ := strings.Cut(name, "-")
+		pid, err := strconv.Atoi(pidText)
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if _, err := os.Stat("/proc/" + name); err == nil {
+		if _, err := os.Stat("/proc/" + pidText); err == nil {
 			continue // its process still runs
 		}
 		chain := "SHARDSEQ-" + name
@@ -126,7 +128,7 @@ func removeStaleChains() {
 	}
 }
 
-func errorsJoin(errs ...error) error {
+func firstErr(errs ...error) error {
 	for _, e := range errs {
 		if e != nil {
 			return e
