@@ -53,10 +53,12 @@ any_up() {
 }
 
 # masters [N]: current masters as seen by node N (default: any up node), one per line:
-#   "<node> <id> <slots...>" sorted by first slot; failed masters and masters without slots skipped.
+#   "<node> <id> <slots...>" sorted by first slot; masters without slots skipped, and so are
+#   failed ones: flagged fail or fail?, or (not N itself) with the bus link down, as
+#   internal/localcluster reads CLUSTER NODES (cluster.NodeLine).
 masters() {
   local from=${1:-$(any_up)}
-  rcli "$from" cluster nodes | awk '$3 ~ /master/ && $3 !~ /fail/ && NF >= 9 {
+  rcli "$from" cluster nodes | awk '$3 ~ /master/ && $3 !~ /fail/ && ($8 == "connected" || $3 ~ /myself/) && NF >= 9 {
       split($2, a, ":"); n = a[1]; sub(/.*\.1/, "", n)
       split($9, s, "-"); slots = $9; for (i = 10; i <= NF; i++) slots = slots " " $i
       print s[1], n, $1, slots }' | sort -n | cut -d' ' -f2-
@@ -67,6 +69,25 @@ replicas_of() {
   local id=$1 from=${2:-$(any_up)}
   rcli "$from" cluster nodes | awk -v id="$id" '$3 ~ /slave/ && $4 == id {
       split($2, a, ":"); n = a[1]; sub(/.*\.1/, "", n); print n }'
+}
+
+# promoted_over OLD SLOT: "a replica was promoted in place of master OLD", the rule of
+# internal/localcluster.Promoted that the Go tests, the chaos engine and the benchmarks use: as a
+# node other than OLD sees it (OLD may still believe it is master), OLD serves no slot and
+# masters no node flags failed serve all 16384 slots. Prints the node that serves SLOT now (pass
+# one of OLD's slots); fails while the rule does not hold.
+promoted_over() {
+  local old=$1 slot=$2 from='' n
+  for n in "${REDIS_N[@]}"; do [[ $n != "$old" ]] && up "$n" && { from=$n; break; }; done
+  [[ -n $from ]] || return 1
+  masters "$from" | awk -v old="$old" -v slot="$slot" '
+    { if ($1 == old) bad = 1
+      for (i = 3; i <= NF; i++) {
+        if ($i ~ /^\[/) continue
+        if (split($i, r, "-") == 1) r[2] = r[1]
+        covered += r[2] - r[1] + 1
+        if (slot >= r[1] && slot <= r[2]) owner = $1 } }
+    END { if (bad || covered != 16384 || owner == "") exit 1; print owner }'
 }
 
 # pick_master [SEL]: print "N ID SLOTS" of a current master. SEL: empty = random,
@@ -123,7 +144,6 @@ cluster_ok_on_up() {
     [[ $(rcli "$n" cluster info) == *cluster_state:ok* ]] || return 1
   done
 }
-is_master() { [[ $(role "$1") == master ]]; }
 is_replica_linked() { [[ $(rcli "$1" info replication) == *role:slave*master_link_status:up* ]]; }
 
 # wait_converged: all_converged within $WAIT_TIMEOUT seconds, or die.
