@@ -38,6 +38,8 @@ type ShardStatus struct {
 
 const table = "shards"
 
+// schema has only indexes that are queried: id by Update and List, namespace
+// by List and Remove, state by ByState.
 var schema = &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 	table: {
 		Name: table,
@@ -48,7 +50,6 @@ var schema = &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 			}}},
 			"namespace": {Name: "namespace", Indexer: &memdb.StringFieldIndex{Field: "Namespace"}},
 			"state":     {Name: "state", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "State"}},
-			"node":      {Name: "node", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Node"}},
 		},
 	},
 }}

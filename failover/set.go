@@ -81,7 +81,9 @@ func Retryable(err error) bool {
 	return true
 }
 
-// counterOf says whether err should count against a shard's breaker.
+// excluded says whether err must not count against a shard's breaker: the
+// caller gave up, the shard count was refused, or the half-open breaker is
+// already probing.
 func excluded(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, shard.ErrShardCountMismatch) || errors.Is(err, gobreaker.ErrTooManyRequests)
