@@ -100,9 +100,6 @@ func (c *BenchCommand) parse(args []string) (benchArgs, error) {
 func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 	a, err := c.parse(args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(c.Main.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))

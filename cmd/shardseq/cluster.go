@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -63,9 +62,6 @@ func (c *ClusterCommand) parse(args []string) (clusterConfig, error) {
 func (c *ClusterCommand) Run(ctx context.Context, args []string) error {
 	cfg, err := c.parse(args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	switch cfg.action {

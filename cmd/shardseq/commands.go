@@ -89,7 +89,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	}
 	err := mk(m).Run(ctx, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
-		return nil // -h: the command printed its usage
+		return nil // -h: the command printed its usage; commands return ErrHelp as is
 	}
 	if ue := (*UsageError)(nil); errors.As(err, &ue) && ue.Cmd == "" {
 		ue.Cmd = name

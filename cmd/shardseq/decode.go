@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"strconv"
 
@@ -21,9 +19,6 @@ func (c *DecodeCommand) Run(ctx context.Context, args []string) error {
 	shards := fs.Int("shards", 12, "shards of the namespace that issued the ID (env SHARDSEQ_SHARDS)")
 	pos, err := parseFlags(fs, args, c.Usage)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	fromEnv, err := applyEnv(fs, c.Main.Getenv, map[string]string{"shards": "SHARDSEQ_SHARDS"})

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -66,9 +65,6 @@ func (c *NextCommand) parse(args []string) (nextConfig, error) {
 func (c *NextCommand) Run(ctx context.Context, args []string) error {
 	cfg, err := c.parse(args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(c.Main.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

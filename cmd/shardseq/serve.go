@@ -211,9 +211,6 @@ func (cfg serveConfig) logger(c *ServeCommand) *slog.Logger {
 func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	cfg, err := c.parse(args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	log := cfg.logger(c)

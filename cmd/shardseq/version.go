@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -29,9 +27,7 @@ func version() string {
 
 // Run prints the version.
 func (c *VersionCommand) Run(ctx context.Context, args []string) error {
-	if _, err := parseFlags(newFlagSet("version"), args, c.Usage); errors.Is(err, flag.ErrHelp) {
-		return nil
-	} else if err != nil {
+	if _, err := parseFlags(newFlagSet("version"), args, c.Usage); err != nil {
 		return err
 	}
 	if len(args) > 0 {
