@@ -17,6 +17,9 @@ import (
 var (
 	// ErrInvalidConfig is wrapped by every *ConfigError.
 	ErrInvalidConfig = errors.New("client: invalid config")
+	// ErrInvalidNamespace: the name breaks the namespace rule (1 to 64
+	// characters of A-Z a-z 0-9 _ . -); its text states the rule.
+	ErrInvalidNamespace = shard.ErrInvalidNamespace
 	// ErrShardCountMismatch: the namespace exists with another shard count.
 	ErrShardCountMismatch = shard.ErrShardCountMismatch
 	// ErrNotReplicated: a reservation was not confirmed by the replicas.
@@ -25,6 +28,17 @@ var (
 	ErrNoHealthyShard = failover.ErrNoHealthyShard
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("client: closed")
+)
+
+// Defaults of Config.
+const (
+	// DefaultNamespace is the namespace when Config.Namespace is empty.
+	DefaultNamespace = "default"
+	// DefaultShards is N when Config.Shards is 0.
+	DefaultShards = 12
+	// DefaultAckTimeout bounds the wait for replicas when Config.AckTimeout
+	// is 0.
+	DefaultAckTimeout = shard.DefaultAckTimeout
 )
 
 // ConfigError names the field of a Config that is out of bounds.
@@ -56,10 +70,11 @@ type Config struct {
 	// Registry shares a shard registry between clients; default a new one.
 	Registry *failover.Registry
 
-	// Namespace names the ID space. Default "default". 1 to 64 characters of
-	// A-Z a-z 0-9 _ . -.
+	// Namespace names the ID space. Default DefaultNamespace. 1 to 64
+	// characters of A-Z a-z 0-9 _ . - (shard.ValidNamespace).
 	Namespace string
-	// Shards is N, the number of shards of the namespace. Default 12. It is
+	// Shards is N, the number of shards of the namespace. Default
+	// DefaultShards (12). It is
 	// stored with the namespace on first use; a client with another N is
 	// refused with ErrShardCountMismatch.
 	Shards int
@@ -83,7 +98,8 @@ type Config struct {
 	// AckReplicas: replicas that must confirm each reservation. 0 (default):
 	// all the master has, at least 1. -1: none (unsafe, see shard.Options).
 	AckReplicas int
-	// AckTimeout bounds the wait for replicas. Default 250ms.
+	// AckTimeout bounds the wait for replicas. Default DefaultAckTimeout
+	// (250ms).
 	AckTimeout time.Duration
 	// FenceGap is the counter jump after a failover. Default 1<<32.
 	FenceGap int64
@@ -110,10 +126,10 @@ func DefaultConfig(addrs ...string) Config {
 
 func (c Config) withDefaults() Config {
 	if c.Namespace == "" {
-		c.Namespace = "default"
+		c.Namespace = DefaultNamespace
 	}
 	if c.Shards == 0 {
-		c.Shards = 12
+		c.Shards = DefaultShards
 	}
 	if c.BlockSize == 0 {
 		c.BlockSize = 1000
@@ -146,7 +162,7 @@ func (c Config) Validate() error {
 	case len(c.Addrs) == 0 && c.Cluster == nil:
 		return bad("Addrs", c.Addrs, "at least one seed address host:port is required")
 	case !shard.ValidNamespace(c.Namespace):
-		return bad("Namespace", c.Namespace, "want 1 to 64 characters of A-Z a-z 0-9 _ . -")
+		return &ConfigError{Field: "Namespace", Value: c.Namespace, Err: ErrInvalidNamespace}
 	case c.Shards < 1 || c.Shards > shard.MaxShards:
 		return bad("Shards", c.Shards, "want 1 to %d", shard.MaxShards)
 	case c.MinBlockSize < 1:
@@ -181,7 +197,7 @@ func (c Config) shardOptions() shard.Options {
 func (c Config) clusterConfig() cluster.Config {
 	ack := c.AckTimeout
 	if ack == 0 {
-		ack = 250 * time.Millisecond
+		ack = DefaultAckTimeout
 	}
 	return cluster.Config{Addrs: c.Addrs, Username: c.Username, Password: c.Password, TLSConfig: c.TLS,
 		ReadTimeout: ack + 750*time.Millisecond, Logger: c.Logger}

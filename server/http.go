@@ -24,7 +24,8 @@ import (
 // maxBodyBytes bounds request bodies: no route needs one.
 const maxBodyBytes = 4 << 10
 
-const namespacePattern = `^[A-Za-z0-9_.-]{1,64}$`
+// badNamespace answers a namespace that breaks shard.ValidNamespace.
+const badNamespace = "namespace must match " + shard.NamespacePattern
 
 // badRequest is a validation error (400); its message is the whole answer.
 type badRequest string
@@ -63,7 +64,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/ids/{namespace}", api.require(s.handleIDs))
 	mux.HandleFunc("/v1/ids/{namespace}", api.require(methodNotAllowed(http.MethodPost)))
 	mux.HandleFunc("/v1/ids/", api.require(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusBadRequest, "namespace must match "+namespacePattern)
+		writeError(w, http.StatusBadRequest, badNamespace)
 	}))
 	mux.HandleFunc("GET /v1/shards", api.require(s.handleShards))
 	mux.HandleFunc("/v1/shards", api.require(methodNotAllowed(http.MethodGet, http.MethodHead)))
@@ -129,7 +130,7 @@ func (s *Server) recoverer(h http.Handler) http.Handler {
 // request. An empty count means 1.
 func parseIDRequest(ns, countParam string) (string, int, error) {
 	if !shard.ValidNamespace(ns) {
-		return "", 0, badRequest("namespace must match " + namespacePattern)
+		return "", 0, badRequest(badNamespace)
 	}
 	if countParam == "" {
 		return ns, 1, nil
@@ -274,7 +275,7 @@ func (s *Server) handleShards(w http.ResponseWriter, r *http.Request) {
 	if q := r.URL.Query(); q.Has("namespace") {
 		ns := q.Get("namespace")
 		if !shard.ValidNamespace(ns) {
-			writeError(w, http.StatusBadRequest, "namespace must match "+namespacePattern)
+			writeError(w, http.StatusBadRequest, badNamespace)
 			return
 		}
 		if s.lookup(ns) == nil {

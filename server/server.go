@@ -41,16 +41,16 @@ const (
 	// MaxCount is the largest count one ID request may ask for.
 	MaxCount = 10000
 	// DefaultNamespace is opened at start; /readyz reports on it.
-	DefaultNamespace = "default"
+	DefaultNamespace = client.DefaultNamespace
 	// DefaultMaxNamespaces bounds the namespaces one server keeps open.
 	DefaultMaxNamespaces = 1000
 	// DefaultShards is N for every namespace when Config.Shards is 0.
-	DefaultShards = 12
+	DefaultShards = client.DefaultShards
 )
 
 // Errors of this package. Match them with errors.Is.
 var (
-	// ErrInvalidConfig is wrapped by every configuration error of New.
+	// ErrInvalidConfig is wrapped by every *ConfigError.
 	ErrInvalidConfig = errors.New("server: invalid config")
 	// ErrTooManyNamespaces: the server keeps MaxNamespaces open already and
 	// was asked for a new one.
@@ -59,12 +59,27 @@ var (
 	ErrClosed = errors.New("server: closed")
 )
 
+// ConfigError names the field of a Config that New refuses, and why.
+type ConfigError struct {
+	Field string
+	Value any
+	Err   error
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("server: invalid config: %s=%v: %v", e.Field, e.Value, e.Err)
+}
+
+// Unwrap lets errors.Is match both ErrInvalidConfig and the cause.
+func (e *ConfigError) Unwrap() []error { return []error{ErrInvalidConfig, e.Err} }
+
 // Config configures a Server. Zero values mean the documented default.
 type Config struct {
 	// Cluster is the shared cluster connection; required. The Server does
 	// not close it.
 	Cluster *cluster.Cluster
-	// Shards is N for every namespace this server opens. Default 12. A
+	// Shards is N for every namespace this server opens. Default
+	// DefaultShards (12). A
 	// namespace that exists in Redis with another N is refused (409).
 	Shards int
 	// Client is the template of every namespace's client.Config (block
@@ -105,7 +120,7 @@ type Config struct {
 
 func (c Config) withDefaults() (Config, error) {
 	bad := func(field string, v any, why string) error {
-		return fmt.Errorf("%w: %s=%v: %s", ErrInvalidConfig, field, v, why)
+		return &ConfigError{Field: field, Value: v, Err: errors.New(why)}
 	}
 	if c.Cluster == nil {
 		return c, bad("Cluster", nil, "required")

@@ -266,7 +266,7 @@ func (s *Server) handleUI(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	selected := q.Get("namespace")
 	if selected != "" && !shard.ValidNamespace(selected) {
-		writeError(w, http.StatusBadRequest, "namespace must match "+namespacePattern)
+		writeError(w, http.StatusBadRequest, badNamespace)
 		return
 	}
 	var nonceBytes [16]byte

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/shardseq/shardseq/cluster"
 )
@@ -31,11 +32,26 @@ const DefaultMaxID int64 = 1<<53 - 1
 // masters losing all of them takes three masters losing their data.
 const metaCopies = 3
 
-var namespaceRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+// The namespace rule: NamespacePattern is what ValidNamespace matches and
+// NamespaceRule says it in words, for messages.
+const (
+	NamespacePattern = `^[A-Za-z0-9_.-]{1,64}$`
+	NamespaceRule    = "1 to 64 characters of A-Z a-z 0-9 _ . -"
+)
+
+// ErrInvalidNamespace is returned, wrapped with the name, for a namespace
+// ValidNamespace refuses.
+var ErrInvalidNamespace = errors.New("shard: invalid namespace: want " + NamespaceRule)
+
+var namespaceRE = regexp.MustCompile(NamespacePattern)
 
 // ValidNamespace reports whether ns may name a namespace: 1 to 64 characters
 // of A-Z a-z 0-9 _ . - (no braces or colons, so it cannot break a hash tag).
 func ValidNamespace(ns string) bool { return namespaceRE.MatchString(ns) }
+
+// DefaultAckTimeout is how long a reservation waits for its replicas when
+// Options.AckTimeout is 0.
+const DefaultAckTimeout = 250 * time.Millisecond
 
 // ID returns the ID of sequence number seq of shard i of n.
 func ID(seq int64, i, n int) int64 { return seq*int64(n) + int64(i) }

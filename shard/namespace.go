@@ -26,7 +26,7 @@ type Namespace struct {
 // is planned against the live slot map and the first writer's plan wins.
 func Open(ctx context.Context, r Router, name string, n int, opt Options) (*Namespace, error) {
 	if !ValidNamespace(name) {
-		return nil, fmt.Errorf("shard: namespace %q: want 1 to 64 characters of A-Z a-z 0-9 _ . -", name)
+		return nil, fmt.Errorf("%w: %q", ErrInvalidNamespace, name)
 	}
 	if n < 1 || n > MaxShards {
 		return nil, fmt.Errorf("shard: %d shards: want 1 to %d", n, MaxShards)

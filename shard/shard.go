@@ -17,7 +17,7 @@ type Options struct {
 	// k > 0: at least k. -1 skips the acknowledgement: a failover can then
 	// lose blocks that were handed out (unsafe; tests and benchmarks only).
 	AckReplicas int
-	// AckTimeout bounds the WAIT for replicas. Default 250ms.
+	// AckTimeout bounds the WAIT for replicas. Default DefaultAckTimeout.
 	AckTimeout time.Duration
 	// FenceGap is how far a counter jumps when the node serving it has
 	// another replication history than the one that last advanced it, and
@@ -45,7 +45,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.AckTimeout == 0 {
-		o.AckTimeout = 250 * time.Millisecond
+		o.AckTimeout = DefaultAckTimeout
 	}
 	if o.FenceGap == 0 {
 		o.FenceGap = 1 << 32
@@ -68,7 +68,7 @@ func (o Options) Validate() error {
 	case o.AckReplicas < -1:
 		return fmt.Errorf("AckReplicas %d: want -1, 0 or a replica count", o.AckReplicas)
 	case o.AckTimeout < 0 || o.AckTimeout > 10*time.Second:
-		return fmt.Errorf("AckTimeout %v: want 0 (default 250ms) up to 10s", o.AckTimeout)
+		return fmt.Errorf("AckTimeout %v: want 0 (default %v) up to 10s", o.AckTimeout, DefaultAckTimeout)
 	case o.FenceGap < -1:
 		return fmt.Errorf("FenceGap %d: want -1, 0 (default 2^32) or a positive gap", o.FenceGap)
 	case o.MirrorLease < 0:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/internal/bench"
 )
 
@@ -38,7 +39,7 @@ func (a *benchArgs) flagSet(redisS, modes *string) *flag.FlagSet {
 	fs.IntVar(&a.cfg.Concurrency, "concurrency", 0, "callers per mode (default 50 for Redis and HTTP modes, GOMAXPROCS in-process)")
 	fs.StringVar(&a.cfg.HTTP, "http", bench.HTTPLocal, `server for the HTTP modes: a base URL (http://host:8080), "local" for an in-process server on the same cluster, or "off"`)
 	fs.StringVar(modes, "modes", "", "comma-separated modes to run (default all): "+strings.Join(bench.AllModes, ","))
-	fs.IntVar(&a.cfg.Shards, "shards", 12, "shards per namespace, N (each mode uses a new namespace)")
+	fs.IntVar(&a.cfg.Shards, "shards", client.DefaultShards, "shards per namespace, N (each mode uses a new namespace)")
 	fs.StringVar(&a.cfg.Fault, "fault", "", `"kill-master": run segment-mode load while a master is killed and restarted (needs --launch)`)
 	fs.Float64Var(&a.cfg.Rate, "rate", 0, "with --fault: pace the callers to this many IDs/s in all (default 0: flat out)")
 	fs.BoolVar(&a.json, "json", false, "print the report as JSON")

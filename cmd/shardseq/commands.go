@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -248,7 +249,7 @@ type redisFlags struct {
 
 func (r *redisFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.redis, "redis", "", "Redis Cluster seed addresses, host:port[,host:port...] (env SHARDSEQ_REDIS)")
-	fs.IntVar(&r.shards, "shards", 12, "shards per namespace, N (env SHARDSEQ_SHARDS); must match the namespace's N in Redis")
+	fs.IntVar(&r.shards, "shards", client.DefaultShards, "shards per namespace, N (env SHARDSEQ_SHARDS); must match the namespace's N in Redis")
 }
 
 var redisEnv = map[string]string{"redis": "SHARDSEQ_REDIS", "shards": "SHARDSEQ_SHARDS"}

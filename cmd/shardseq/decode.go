@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -16,7 +17,7 @@ type DecodeCommand struct {
 // Run decodes the ID given as the only argument.
 func (c *DecodeCommand) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("decode")
-	shards := fs.Int("shards", 12, "shards of the namespace that issued the ID (env SHARDSEQ_SHARDS)")
+	shards := fs.Int("shards", client.DefaultShards, "shards of the namespace that issued the ID (env SHARDSEQ_SHARDS)")
 	pos, err := parseFlags(fs, args, c.Usage)
 	if err != nil {
 		return err
@@ -42,11 +43,11 @@ func (c *DecodeCommand) Run(ctx context.Context, args []string) error {
 
 // Usage prints the help of decode.
 func (c *DecodeCommand) Usage() {
-	fmt.Fprint(c.Main.Stdout, `Usage: shardseq decode ID [--shards N]
+	fmt.Fprintf(c.Main.Stdout, `Usage: shardseq decode ID [--shards N]
 
 Prints the shard that issued ID and its sequence number: ID = sequence*N + shard.
 
 Flags:
-  --shards N   shards of the namespace that issued the ID (env SHARDSEQ_SHARDS; default 12)
-`)
+  --shards N   shards of the namespace that issued the ID (env SHARDSEQ_SHARDS; default %d)
+`, client.DefaultShards)
 }

@@ -34,7 +34,7 @@ func (c *NextCommand) parse(args []string) (nextConfig, error) {
 		fs  = newFlagSet("next")
 	)
 	rf.register(fs)
-	fs.StringVar(&cfg.namespace, "namespace", "default", "namespace")
+	fs.StringVar(&cfg.namespace, "namespace", client.DefaultNamespace, "namespace")
 	fs.IntVar(&cfg.count, "count", 1, "number of IDs")
 	pos, err := parseFlags(fs, args, c.Usage)
 	if err != nil {
@@ -52,7 +52,7 @@ func (c *NextCommand) parse(args []string) (nextConfig, error) {
 	}
 	cfg.shards = rf.shards
 	if !shard.ValidNamespace(cfg.namespace) {
-		return cfg, usageErrorf("--namespace %q: want 1 to 64 characters of A-Z a-z 0-9 _ . -", cfg.namespace)
+		return cfg, usageErrorf("--namespace %q: want %s", cfg.namespace, shard.NamespaceRule)
 	}
 	if cfg.count < 1 || cfg.count > client.MaxBatch {
 		return cfg, usageErrorf("--count %d: want 1 to %d", cfg.count, client.MaxBatch)
@@ -96,15 +96,15 @@ func (c *NextCommand) Run(ctx context.Context, args []string) error {
 
 // Usage prints the help of next.
 func (c *NextCommand) Usage() {
-	fmt.Fprint(c.Main.Stdout, `Usage: shardseq next --redis host:port[,...] [--namespace ns] [--count K] [--shards N]
+	fmt.Fprintf(c.Main.Stdout, `Usage: shardseq next --redis host:port[,...] [--namespace ns] [--count K] [--shards N]
 
 Prints K new IDs of namespace ns, one per line. It reserves exactly K IDs
 (one acknowledged reservation), so nothing is wasted.
 
 Flags:
   --redis ADDRS     Redis Cluster seeds, comma-separated (env SHARDSEQ_REDIS; required)
-  --namespace NS    namespace (default "default")
+  --namespace NS    namespace (default %q)
   --count K         number of IDs (default 1)
-  --shards N        shards of the namespace (env SHARDSEQ_SHARDS; default 12)
-`)
+  --shards N        shards of the namespace (env SHARDSEQ_SHARDS; default %d)
+`, client.DefaultNamespace, client.DefaultShards)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/server"
 )
@@ -311,7 +312,7 @@ func isAuthError(err error) bool {
 
 // Usage prints the help of serve.
 func (c *ServeCommand) Usage() {
-	fmt.Fprint(c.Main.Stdout, `Usage: shardseq serve --redis host:port[,host:port...] [flags]
+	fmt.Fprintf(c.Main.Stdout, `Usage: shardseq serve --redis host:port[,host:port...] [flags]
 
 Serves IDs over HTTP:
   POST /v1/ids/{namespace}?count=K   K new IDs (1..10000, default 1)
@@ -323,7 +324,7 @@ Serves IDs over HTTP:
 Flags (flags win over environment variables):
   --redis ADDRS             Redis Cluster seeds, comma-separated (env SHARDSEQ_REDIS; required)
   --listen ADDR             HTTP listen address (env SHARDSEQ_LISTEN; default :8080)
-  --shards N                shards per namespace (env SHARDSEQ_SHARDS; default 12)
+  --shards N                shards per namespace (env SHARDSEQ_SHARDS; default %d)
   --max-namespaces K        namespaces kept open at most (env SHARDSEQ_MAX_NAMESPACES; default 1000)
   --log-format text|json    log format on stderr (env SHARDSEQ_LOG_FORMAT; default text)
   --log-level LEVEL         debug, info, warn or error (env SHARDSEQ_LOG_LEVEL; default info)
@@ -341,5 +342,5 @@ Security (see README "Security"):
   --redis-ca-file F         CA of the Redis certificates; implies --redis-tls (env SHARDSEQ_REDIS_CA_FILE)
   --redis-cert-file F, --redis-key-file F
                             client certificate for tls-auth-clients (env SHARDSEQ_REDIS_CERT_FILE, _KEY_FILE)
-`)
+`, client.DefaultShards)
 }

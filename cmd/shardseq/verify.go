@@ -118,7 +118,7 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 		return usageErrorf("say where to take IDs from: --redis, --launch or --http")
 	}
 	if namespace != "" && !shard.ValidNamespace(namespace) {
-		return usageErrorf("--namespace %q: want 1 to 64 characters of A-Z a-z 0-9 _ . -", namespace)
+		return usageErrorf("--namespace %q: want %s", namespace, shard.NamespaceRule)
 	}
 	if httpList != "" {
 		for _, u := range strings.Split(httpList, ",") {

@@ -94,7 +94,7 @@ type Config struct {
 	HTTP string
 	// Modes to run; default AllModes.
 	Modes []string
-	// Shards is N of the namespaces used; default 12.
+	// Shards is N of the namespaces used; default client.DefaultShards.
 	Shards int
 	// Fault "kill-master" runs a fault run instead of the modes (needs
 	// Launch).
@@ -123,7 +123,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Modes = AllModes
 	}
 	if c.Shards == 0 {
-		c.Shards = 12
+		c.Shards = client.DefaultShards
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
