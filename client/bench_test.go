@@ -11,12 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bwmarrin/snowflake"
-	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
-	"github.com/rs/xid"
-	"github.com/sony/sonyflake/v2"
-
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/clustertest"
@@ -184,68 +179,10 @@ func BenchmarkNextStrict(b *testing.B) {
 	})
 }
 
-// BenchmarkBaseline measures the peers in the same run: in-process
-// generators from GOMAXPROCS callers, and naive Redis generators from 50.
+// BenchmarkBaseline measures the naive Redis generators in the same run,
+// from 50 callers; the in-process ones (snowflake, ...) are benchmarked in
+// the lab module (lab/baseline), so that this module needs none of them.
 func BenchmarkBaseline(b *testing.B) {
-	b.Run("snowflake", func(b *testing.B) {
-		node, err := snowflake.NewNode(1)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			var last snowflake.ID
-			for pb.Next() {
-				last = node.Generate()
-			}
-			sink.Store(int64(last))
-		})
-	})
-	b.Run("sonyflake", func(b *testing.B) {
-		sf, err := sonyflake.New(sonyflake.Settings{MachineID: func() (int, error) { return 1, nil }})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			var last int64
-			for pb.Next() {
-				id, err := sf.NextID()
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				last = id
-			}
-			sink.Store(last)
-		})
-	})
-	b.Run("uuidv7", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			var last uuid.UUID
-			for pb.Next() {
-				id, err := uuid.NewV7()
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				last = id
-			}
-			sink.Store(int64(last[15]))
-		})
-	})
-	b.Run("xid", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			var last xid.ID
-			for pb.Next() {
-				last = xid.New()
-			}
-			sink.Store(int64(last[11]))
-		})
-	})
-
 	e := startBench(b, portBench)
 	b.Run("redis-incr", func(b *testing.B) {
 		cc := e.cl.ClusterClient()

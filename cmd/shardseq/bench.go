@@ -15,8 +15,9 @@ import (
 	"github.com/shardseq/shardseq/internal/bench"
 )
 
-// BenchCommand measures shardseq side by side with naive Redis generators
-// and in-process ID generators on this machine (see internal/bench).
+// BenchCommand measures shardseq side by side with naive Redis generators on
+// this machine (see internal/bench); the in-process baselines and the charts
+// are the lab module's (lab/cmd/shardseq-lab), which reads --json.
 type BenchCommand struct {
 	Main *Main
 }
@@ -24,7 +25,6 @@ type BenchCommand struct {
 type benchArgs struct {
 	cfg  bench.Config
 	json bool
-	plot string
 }
 
 // flagSet defines the command's flags on a, with the raw --redis and
@@ -42,8 +42,7 @@ func (a *benchArgs) flagSet(redisS, modes *string) *flag.FlagSet {
 	fs.IntVar(&a.cfg.Shards, "shards", client.DefaultShards, "shards per namespace, N (each mode uses a new namespace)")
 	fs.StringVar(&a.cfg.Fault, "fault", "", `"kill-master": run segment-mode load while a master is killed and restarted (needs --launch)`)
 	fs.Float64Var(&a.cfg.Rate, "rate", 0, "with --fault: pace the callers to this many IDs/s in all (default 0: flat out)")
-	fs.BoolVar(&a.json, "json", false, "print the report as JSON")
-	fs.StringVar(&a.plot, "plot", "", "also write PNG charts into this directory")
+	fs.BoolVar(&a.json, "json", false, "print the report as JSON (the lab draws the charts from it)")
 	return fs
 }
 
@@ -109,13 +108,6 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 	a.cfg.Progress = c.Main.Stderr
 	rep, err := bench.Run(ctx, a.cfg)
 	if rep != nil {
-		if a.plot != "" {
-			files, perr := bench.WritePlots(rep, a.plot)
-			for _, f := range files {
-				fmt.Fprintf(c.Main.Stderr, "wrote %s\n", f)
-			}
-			err = errors.Join(err, perr)
-		}
 		if a.json {
 			err = errors.Join(err, rep.WriteJSON(c.Main.Stdout))
 		} else {
@@ -142,10 +134,11 @@ Runs, one after the other on this machine, for --duration each:
   shardseq-segment    shardseq segment mode (adaptive double-buffered blocks)
   shardseq-http-1     POST /v1/ids/bench, one ID per request
   shardseq-http-1000  POST /v1/ids/bench?count=1000
-  snowflake, sonyflake, uuidv7, xid   in-process generators
 and prints IDs/s, p50/p99/p99.9 latency per call, Redis round trips per
 1,000 IDs (every command and pipeline sent, counted by a go-redis hook) and
-the ratio to segment mode. Progress goes to stderr.
+the ratio to segment mode. Progress goes to stderr. The in-process
+generators (snowflake, sonyflake, uuidv7, xid) and the PNG charts are in the
+lab module: see lab/README.md.
 
 --fault kill-master (with --launch) instead runs segment-mode callers while
 one master is killed with SIGKILL, its replica is promoted and the old master
@@ -162,7 +155,7 @@ Flags:
 	fs.PrintDefaults()
 	fmt.Fprintln(c.Main.Stdout, `
 Examples:
-  shardseq bench --launch --plot docs/bench
+  shardseq bench --launch --json > docs/bench/main.json
   shardseq bench --redis 127.0.0.1:7000 --http http://127.0.0.1:8080 --modes shardseq-http-1,shardseq-http-1000
-  shardseq bench --launch --fault kill-master --duration 20s --plot docs/bench`)
+  shardseq bench --launch --fault kill-master --duration 20s --json > docs/bench/fault.json`)
 }

@@ -1,8 +1,10 @@
 // Package bench measures shardseq side by side with its peers on one machine:
 // naive Redis generators (INCR, INCR+WAIT), shardseq in strict and segment
-// mode, shardseq over HTTP, and the in-process generators bwmarrin/snowflake,
-// sony/sonyflake, google/uuid v7 and rs/xid. It is the engine of `shardseq
-// bench`; the command only parses flags and prints.
+// mode, and shardseq over HTTP. It is the engine of `shardseq bench`; the
+// command only parses flags and prints. In-process generators (snowflake,
+// uuid, ...) are measured by the same driver through RunGenerators, which the
+// lab module (lab/) calls with its own baselines, so that this module links
+// none of them.
 package bench
 
 import (
@@ -24,11 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bwmarrin/snowflake"
-	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
-	"github.com/rs/xid"
-	"github.com/sony/sonyflake/v2"
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
@@ -44,28 +42,22 @@ const (
 	ModeSegment       = "shardseq-segment"
 	ModeHTTP1         = "shardseq-http-1"
 	ModeHTTP1000      = "shardseq-http-1000"
-	ModeSnowflake     = "snowflake"
-	ModeSonyflake     = "sonyflake"
-	ModeUUIDv7        = "uuidv7"
-	ModeXID           = "xid"
 )
 
 // AllModes lists every mode in run order.
-var AllModes = []string{ModeRedisIncr, ModeRedisIncrWait, ModeStrict, ModeSegment, ModeHTTP1, ModeHTTP1000,
-	ModeSnowflake, ModeSonyflake, ModeUUIDv7, ModeXID}
+var AllModes = []string{ModeRedisIncr, ModeRedisIncrWait, ModeStrict, ModeSegment, ModeHTTP1, ModeHTTP1000}
 
-// inProcess modes do no I/O per ID; they run GOMAXPROCS callers by default
-// and time one call in sampleEvery (timing every call would cost more than
-// the call).
-func inProcess(mode string) bool {
-	switch mode {
-	case ModeSegment, ModeSnowflake, ModeSonyflake, ModeUUIDv7, ModeXID:
-		return true
-	}
-	return false
-}
-
+// Segment mode and the Generators do no I/O per ID: they run GOMAXPROCS
+// callers by default and time one call in sampleEvery (timing every call
+// would cost more than the call).
 const sampleEvery = 64
+
+// Generator is an in-process ID generator measured beside shardseq.
+type Generator struct {
+	Name, Note string
+	// New returns one caller's generator: each call makes one ID.
+	New func() (func() error, error)
+}
 
 // HTTP server choices for Config.HTTP.
 const (
@@ -87,7 +79,7 @@ type Config struct {
 	// Duration of each mode; default 5s.
 	Duration time.Duration
 	// Concurrency is the number of callers; 0 means 50 for modes that wait
-	// on Redis or HTTP and GOMAXPROCS for in-process ones.
+	// on Redis or HTTP and GOMAXPROCS for segment mode and Generators.
 	Concurrency int
 	// HTTP is the base URL of a shardseq server for the HTTP modes, "local"
 	// (default) for an in-process server on the same cluster, or "off".
@@ -129,16 +121,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	switch {
-	case !c.Launch && len(c.Redis) == 0:
-		return c, errors.New("bench: give the cluster's addresses (--redis) or --launch")
 	case c.Duration < 100*time.Millisecond || c.Duration > time.Hour:
 		return c, fmt.Errorf("bench: duration %v: want 100ms to 1h", c.Duration)
 	case c.Concurrency < 0 || c.Concurrency > 10000:
 		return c, fmt.Errorf("bench: concurrency %d: want 0 (default) to 10000", c.Concurrency)
 	case c.Fault != "" && c.Fault != "kill-master":
 		return c, fmt.Errorf("bench: fault %q: the only fault is kill-master", c.Fault)
-	case c.Fault != "" && !c.Launch:
-		return c, errors.New("bench: --fault kill-master needs --launch (it kills a node of a cluster it owns)")
 	case c.Rate < 0:
 		return c, fmt.Errorf("bench: rate %v: want 0 (flat out) or more", c.Rate)
 	case c.Port < 1024 || c.Port > 22000:
@@ -148,6 +136,21 @@ func (c Config) withDefaults() (Config, error) {
 		if !slices.Contains(AllModes, m) {
 			return c, fmt.Errorf("bench: unknown mode %q; modes: %s", m, strings.Join(AllModes, ", "))
 		}
+	}
+	return c, nil
+}
+
+// withCluster is withDefaults for Run, which needs a cluster: given or
+// launched, and launched for a fault.
+func (c Config) withCluster() (Config, error) {
+	c, err := c.withDefaults()
+	switch {
+	case err != nil:
+		return c, err
+	case !c.Launch && len(c.Redis) == 0:
+		return c, errors.New("bench: give the cluster's addresses (--redis) or --launch")
+	case c.Fault != "" && !c.Launch:
+		return c, errors.New("bench: --fault kill-master needs --launch (it kills a node of a cluster it owns)")
 	}
 	return c, nil
 }
@@ -216,7 +219,7 @@ func (e *env) close() {
 // Run runs the configured modes one after the other, or the fault run, and
 // returns the report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.withCluster()
 	if err != nil {
 		return nil, err
 	}
@@ -242,23 +245,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		rep.Results = append(rep.Results, res)
 	}
-	var base float64
-	for _, r := range rep.Results {
-		if r.Mode == ModeSegment {
-			base = r.IDsPerSec
-		}
-	}
-	for i := range rep.Results {
-		if base > 0 {
-			rep.Results[i].VsSegment = rep.Results[i].IDsPerSec / base
-		}
-	}
+	rep.SetVsSegment()
 	return rep, nil
 }
 
-func (e *env) progressf(format string, args ...any) {
-	if e.cfg.Progress != nil {
-		fmt.Fprintf(e.cfg.Progress, format, args...)
+func (e *env) progressf(format string, args ...any) { e.cfg.progressf(format, args...) }
+
+func (c Config) progressf(format string, args ...any) {
+	if c.Progress != nil {
+		fmt.Fprintf(c.Progress, format, args...)
 	}
 }
 
@@ -330,36 +325,43 @@ func (e *env) run(ctx context.Context, mode string) (Result, error) {
 	conc := e.cfg.Concurrency
 	if conc == 0 {
 		conc = 50
-		if inProcess(mode) {
+		if mode == ModeSegment {
 			conc = runtime.GOMAXPROCS(0)
 		}
 	}
-	res := Result{Mode: mode, Concurrency: conc, RoundTrips: -1}
 	mk, note, cleanup, err := e.generator(ctx, mode, conc)
 	if err != nil {
-		return res, err
+		return Result{Mode: mode, Concurrency: conc, RoundTrips: -1}, err
 	}
 	defer cleanup()
 	if mk == nil {
-		res.Note = note
-		return res, nil
+		return Result{Mode: mode, Concurrency: conc, RoundTrips: -1, Note: note}, nil
 	}
-	res.Note = note
-	usesRedis := !inProcess(mode) || mode == ModeSegment
-	rt0 := e.rt.n.Load()
 	every := 1
-	if inProcess(mode) {
+	if mode == ModeSegment {
 		every = sampleEvery
 	}
-	out := drive(ctx, mk, conc, e.cfg.Duration, every, func(ids, errs int64, el time.Duration) {
-		e.progressf("  %-20s %6.1fs  %14.0f IDs/s  %d errors\n", mode, el.Seconds(), float64(ids)/el.Seconds(), errs)
+	return measure(ctx, e.cfg, mode, note, conc, mk, every, e.rt), nil
+}
+
+// measure drives conc callers of mk for cfg.Duration, timing one call in
+// every, and returns the result; rt, when not nil, counts the Redis round
+// trips meanwhile.
+func measure(ctx context.Context, cfg Config, mode, note string, conc int, mk func() gen, every int, rt *roundTrips) Result {
+	res := Result{Mode: mode, Concurrency: conc, RoundTrips: -1, Note: note}
+	var rt0 int64
+	if rt != nil {
+		rt0 = rt.n.Load()
+	}
+	out := drive(ctx, mk, conc, cfg.Duration, every, func(ids, errs int64, el time.Duration) {
+		cfg.progressf("  %-20s %6.1fs  %14.0f IDs/s  %d errors\n", mode, el.Seconds(), float64(ids)/el.Seconds(), errs)
 	})
 	res.Seconds, res.IDs, res.Calls, res.Errors = out.el.Seconds(), out.ids, out.calls, out.errs
 	res.IDsPerSec = float64(out.ids) / out.el.Seconds()
 	us := func(d time.Duration) float64 { return float64(d) / 1e3 }
 	res.P50us, res.P99us, res.P999us, res.MaxUs = us(out.h.quantile(0.5)), us(out.h.quantile(0.99)), us(out.h.quantile(0.999)), us(time.Duration(out.h.max))
-	if usesRedis {
-		res.RoundTrips = e.rt.n.Load() - rt0
+	if rt != nil {
+		res.RoundTrips = rt.n.Load() - rt0
 		if out.ids > 0 {
 			res.RoundTripsPer1k = float64(res.RoundTrips) * 1000 / float64(out.ids)
 		}
@@ -367,7 +369,44 @@ func (e *env) run(ctx context.Context, mode string) (Result, error) {
 	if out.firstErr != nil {
 		res.Note = strings.TrimSpace(res.Note + " first error: " + out.firstErr.Error())
 	}
-	return res, nil
+	return res
+}
+
+// RunGenerators measures gens one after the other, each for cfg.Duration
+// with cfg.Concurrency callers (default GOMAXPROCS), timing one call in 64,
+// exactly as segment mode is measured by Run. It needs no cluster: only
+// Duration, Concurrency, Progress and Logger of cfg are used.
+func RunGenerators(ctx context.Context, cfg Config, gens []Generator) (*Report, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Started: time.Now().UTC(), Machine: machine(ctx, nil), Duration: cfg.Duration.Seconds()}
+	conc := cfg.Concurrency
+	if conc == 0 {
+		conc = runtime.GOMAXPROCS(0)
+	}
+	for _, g := range gens {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		var mkErr error
+		mk := func() gen {
+			next, err := g.New()
+			if err != nil {
+				mkErr = err
+				return func(context.Context) (int, error) { return 0, err }
+			}
+			return func(context.Context) (int, error) { return 1, next() }
+		}
+		res := measure(ctx, cfg, g.Name, g.Note, conc, mk, sampleEvery, nil)
+		if mkErr != nil {
+			return rep, fmt.Errorf("bench: %s: %w", g.Name, mkErr)
+		}
+		rep.Results = append(rep.Results, res)
+	}
+	rep.SetVsSegment()
+	return rep, nil
 }
 
 // generator returns, for mode, a constructor of one caller's generator, a
@@ -461,30 +500,6 @@ func (e *env) generator(ctx context.Context, mode string, conc int) (func() gen,
 			}, note + fmt.Sprintf("; count=%d per request", count), func() {
 				hc.CloseIdleConnections()
 			}, nil
-	case ModeSnowflake:
-		node, err := snowflake.NewNode(1)
-		if err != nil {
-			return nil, "", nop, err
-		}
-		return func() gen {
-			return func(context.Context) (int, error) { _ = node.Generate(); return 1, nil }
-		}, "bwmarrin/snowflake, one node (4,096 IDs/ms cap)", nop, nil
-	case ModeSonyflake:
-		sf, err := sonyflake.New(sonyflake.Settings{MachineID: func() (int, error) { return 1, nil }})
-		if err != nil {
-			return nil, "", nop, err
-		}
-		return func() gen {
-			return func(context.Context) (int, error) { _, err := sf.NextID(); return 1, err }
-		}, "sony/sonyflake v2, one machine ID (256 IDs per 10ms cap)", nop, nil
-	case ModeUUIDv7:
-		return func() gen {
-			return func(context.Context) (int, error) { _, err := uuid.NewV7(); return 1, err }
-		}, "google/uuid NewV7 (128-bit)", nop, nil
-	case ModeXID:
-		return func() gen {
-			return func(context.Context) (int, error) { _ = xid.New(); return 1, nil }
-		}, "rs/xid (96-bit)", nop, nil
 	}
 	return nil, "", nop, fmt.Errorf("unknown mode %q", mode)
 }
@@ -523,6 +538,24 @@ func (e *env) httpServer(ctx context.Context) (string, string, error) {
 		_ = resp.Body.Close()
 	}
 	return e.httpURL, "in-process server", nil
+}
+
+// SetVsSegment sets every result's VsSegment from shardseq segment mode's
+// IDs/s, when the report has that mode (a report merged from several runs
+// calls it again).
+func (r *Report) SetVsSegment() {
+	var base float64
+	for _, x := range r.Results {
+		if x.Mode == ModeSegment {
+			base = x.IDsPerSec
+		}
+	}
+	for i := range r.Results {
+		r.Results[i].VsSegment = 0
+		if base > 0 {
+			r.Results[i].VsSegment = r.Results[i].IDsPerSec / base
+		}
+	}
 }
 
 // driven is the merged outcome of the callers.
@@ -617,7 +650,8 @@ loop:
 	return out
 }
 
-// machine describes the host and the cluster's Redis version.
+// machine describes the host and, when cl is not nil, the cluster's Redis
+// version.
 func machine(ctx context.Context, cl *cluster.Cluster) Machine {
 	m := Machine{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version(),
 		OS: runtime.GOOS + "/" + runtime.GOARCH}
@@ -633,6 +667,9 @@ func machine(ctx context.Context, cl *cluster.Cluster) Machine {
 	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		m.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	if cl == nil {
+		return m
 	}
 	if addrs := cl.Topology().Addrs(); len(addrs) > 0 {
 		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -3,8 +3,10 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -60,9 +62,25 @@ func TestRun(t *testing.T) {
 		t.Fatalf("table:\n%s", b.String())
 	}
 	t.Logf("\n%s", b.String())
-	files, err := WritePlots(rep, t.TempDir())
-	if err != nil || len(files) != 1 {
-		t.Fatalf("plots %v: %v", files, err)
+}
+
+// TestRunGenerators measures an in-process generator with no cluster.
+func TestRunGenerators(t *testing.T) {
+	var n atomic.Int64
+	count := Generator{Name: "counter", Note: "an atomic add", New: func() (func() error, error) {
+		return func() error { n.Add(1); return nil }, nil
+	}}
+	rep, err := RunGenerators(context.Background(), Config{Duration: 100 * time.Millisecond}, []Generator{count})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].Mode != "counter" || rep.Results[0].IDs != n.Load() || rep.Results[0].IDs == 0 ||
+		rep.Results[0].RoundTrips != -1 || rep.Cluster != "" {
+		t.Fatalf("report %+v", rep)
+	}
+	failing := Generator{Name: "broken", New: func() (func() error, error) { return nil, errors.New("no machine ID") }}
+	if _, err := RunGenerators(context.Background(), Config{Duration: 100 * time.Millisecond}, []Generator{failing}); err == nil {
+		t.Fatal("a generator that cannot start: no error")
 	}
 }
 
@@ -75,7 +93,7 @@ func TestConfigErrors(t *testing.T) {
 		{Launch: true, Duration: time.Millisecond},
 		{Launch: true, Port: 50000},
 	} {
-		if _, err := c.withDefaults(); err == nil {
+		if _, err := c.withCluster(); err == nil {
 			t.Errorf("%+v: no error", c)
 		}
 	}

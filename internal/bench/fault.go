@@ -160,7 +160,7 @@ func (e *env) killMaster(ctx context.Context) (*FaultReport, error) {
 		tl.mu.Lock()
 		w := tl.window("", max(0, b-10), b)
 		tl.mu.Unlock()
-		e.progressf("  %6.1fs %-32s %9s IDs/s  p99 %8s  max %8s  %d errors\n", since(), what, si(w.IDsPerSec), dur(w.P99us), dur(w.MaxUs), w.Errors)
+		e.progressf("  %6.1fs %-32s %9s IDs/s  p99 %8s  max %8s  %d errors\n", since(), what, FormatSI(w.IDsPerSec), FormatMicros(w.P99us), FormatMicros(w.MaxUs), w.Errors)
 	}
 	sleep := func(d time.Duration, what string) error {
 		end := time.Now().Add(d)

@@ -18,9 +18,16 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // WriteTable writes the report for people.
 func (r *Report) WriteTable(w io.Writer) error {
 	m := r.Machine
-	fmt.Fprintf(w, "machine: %d CPUs (GOMAXPROCS %d), %s, %s, %s, Redis %s, load average at start %s\n",
-		m.CPUs, m.GOMAXPROCS, m.CPUModel, m.OS, m.Go, m.Redis, m.LoadAvg)
-	fmt.Fprintf(w, "cluster: %s\n\n", r.Cluster)
+	redis := ""
+	if m.Redis != "" {
+		redis = ", Redis " + m.Redis
+	}
+	fmt.Fprintf(w, "machine: %d CPUs (GOMAXPROCS %d), %s, %s, %s%s, load average at start %s\n",
+		m.CPUs, m.GOMAXPROCS, m.CPUModel, m.OS, m.Go, redis, m.LoadAvg)
+	if r.Cluster != "" {
+		fmt.Fprintf(w, "cluster: %s\n", r.Cluster)
+	}
+	fmt.Fprintln(w)
 	if len(r.Results) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "mode\tcallers\tIDs/s\tp50\tp99\tp99.9\tround trips/1k IDs\tvs segment\terrors\t")
@@ -33,8 +40,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 			if x.RoundTrips >= 0 {
 				rt = fmt.Sprintf("%.3g", x.RoundTripsPer1k)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", x.Mode, x.Concurrency, si(x.IDsPerSec),
-				dur(x.P50us), dur(x.P99us), dur(x.P999us), rt, ratio(x.VsSegment), x.Errors)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", x.Mode, x.Concurrency, FormatSI(x.IDsPerSec),
+				FormatMicros(x.P50us), FormatMicros(x.P99us), FormatMicros(x.P999us), rt, ratio(x.VsSegment), x.Errors)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -51,8 +58,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "phase\tfrom\tto\tcalls\tIDs/s\terrors\tp50\tp99\tp99.9\tmax\t")
 		for _, p := range f.Phases {
-			fmt.Fprintf(tw, "%s\t%.1fs\t%.1fs\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t\n", p.Name, p.From, p.To, p.Calls, si(p.IDsPerSec), p.Errors,
-				dur(p.P50us), dur(p.P99us), dur(p.P999us), dur(p.MaxUs))
+			fmt.Fprintf(tw, "%s\t%.1fs\t%.1fs\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t\n", p.Name, p.From, p.To, p.Calls, FormatSI(p.IDsPerSec), p.Errors,
+				FormatMicros(p.P50us), FormatMicros(p.P99us), FormatMicros(p.P999us), FormatMicros(p.MaxUs))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -65,7 +72,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	return nil
 }
 
-func si(v float64) string {
+// FormatSI writes v with a k, M or G suffix (IDs/s in tables and charts).
+func FormatSI(v float64) string {
 	switch {
 	case v >= 1e9:
 		return fmt.Sprintf("%.2fG", v/1e9)
@@ -77,7 +85,8 @@ func si(v float64) string {
 	return fmt.Sprintf("%.0f", v)
 }
 
-func dur(us float64) string {
+// FormatMicros writes a duration given in microseconds in its best unit.
+func FormatMicros(us float64) string {
 	switch {
 	case us >= 1e6:
 		return fmt.Sprintf("%.2fs", us/1e6)

@@ -1,4 +1,9 @@
-package bench
+// Package charts draws the charts of BENCHMARKS.md from the JSON reports of
+// `shardseq bench --json` (and `shardseq-lab baseline --json`): throughput by
+// mode, and callers' latency over time during a fault run. It lives in the lab
+// module because gonum/plot, with its fonts and PDF and LaTeX back ends, must
+// not reach the product's module.
+package charts
 
 import (
 	"fmt"
@@ -10,18 +15,20 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/shardseq/shardseq/internal/bench"
 )
 
-// Plot file names written by WritePlots.
+// File names written by Write.
 const (
 	ThroughputPNG      = "throughput.png"
 	FailoverLatencyPNG = "failover-latency.png"
 )
 
-// WritePlots writes the report's charts into dir: throughput by mode (a log
-// scale bar chart) when it has results, and callers' latency over time when
-// it has a fault run. It returns the files written.
-func WritePlots(r *Report, dir string) ([]string, error) {
+// Write writes the report's charts into dir: throughput by mode (a log scale
+// bar chart) when it has results, and callers' latency over time when it has
+// a fault run. It returns the files written.
+func Write(r *bench.Report, dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -49,12 +56,12 @@ type log10Ticks struct{ unit string }
 func (t log10Ticks) Ticks(lo, hi float64) []plot.Tick {
 	var out []plot.Tick
 	for k := math.Floor(lo); k <= math.Ceil(hi); k++ {
-		out = append(out, plot.Tick{Value: k, Label: si(math.Pow(10, k)) + t.unit})
+		out = append(out, plot.Tick{Value: k, Label: bench.FormatSI(math.Pow(10, k)) + t.unit})
 	}
 	return out
 }
 
-func plotThroughput(r *Report, path string) error {
+func plotThroughput(r *bench.Report, path string) error {
 	var vals plotter.Values
 	var names []string
 	for i := len(r.Results) - 1; i >= 0; i-- { // first mode on top
@@ -63,7 +70,7 @@ func plotThroughput(r *Report, path string) error {
 			continue
 		}
 		vals = append(vals, math.Log10(x.IDsPerSec))
-		names = append(names, fmt.Sprintf("%s (%s/s)", x.Mode, si(x.IDsPerSec)))
+		names = append(names, fmt.Sprintf("%s (%s/s)", x.Mode, bench.FormatSI(x.IDsPerSec)))
 	}
 	if len(vals) == 0 {
 		return nil
@@ -95,11 +102,11 @@ func slicesMax(v plotter.Values) float64 {
 	return m
 }
 
-func plotFault(f *FaultReport, path string) error {
+func plotFault(f *bench.FaultReport, path string) error {
 	p := plot.New()
 	load := "flat out"
 	if f.Rate > 0 {
-		load = si(f.Rate) + " IDs/s in all"
+		load = bench.FormatSI(f.Rate) + " IDs/s in all"
 	}
 	p.Title.Text = fmt.Sprintf("Segment-mode callers (%d, %s) while master %s is killed: latency per 100ms", f.Concurrency, load, f.Master)
 	p.X.Label.Text = "seconds since start"
@@ -108,12 +115,12 @@ func plotFault(f *FaultReport, path string) error {
 	p.Y.Tick.Marker = durTicks{}
 	series := []struct {
 		name string
-		get  func(Window) float64
+		get  func(bench.Window) float64
 		col  color.Color
 	}{
-		{"p50", func(w Window) float64 { return w.P50us }, color.RGBA{G: 140, A: 255}},
-		{"p99", func(w Window) float64 { return w.P99us }, color.RGBA{R: 30, G: 80, B: 200, A: 255}},
-		{"max", func(w Window) float64 { return w.MaxUs }, color.RGBA{R: 200, G: 40, B: 40, A: 255}},
+		{"p50", func(w bench.Window) float64 { return w.P50us }, color.RGBA{G: 140, A: 255}},
+		{"p99", func(w bench.Window) float64 { return w.P99us }, color.RGBA{R: 30, G: 80, B: 200, A: 255}},
+		{"max", func(w bench.Window) float64 { return w.MaxUs }, color.RGBA{R: 200, G: 40, B: 40, A: 255}},
 	}
 	lo, hi := math.Inf(1), 0.0
 	for _, s := range series {
@@ -192,7 +199,7 @@ func (durTicks) Ticks(lo, hi float64) []plot.Tick {
 	for k := math.Floor(math.Log10(lo)); k <= math.Ceil(math.Log10(hi)); k++ {
 		v := math.Pow(10, k)
 		if v >= lo && v <= hi {
-			out = append(out, plot.Tick{Value: v, Label: dur(v)})
+			out = append(out, plot.Tick{Value: v, Label: bench.FormatMicros(v)})
 		}
 	}
 	return out

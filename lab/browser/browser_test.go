@@ -1,8 +1,15 @@
-package server
+// Package browser tests the health page of the server in a real headless
+// Chromium (chromedp), while a master is killed and started again. It is in
+// the lab module so that chromedp never reaches the product's module.
+package browser_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -14,12 +21,15 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/failover"
 	"github.com/shardseq/shardseq/internal/clustertest"
 	"github.com/shardseq/shardseq/internal/localcluster"
+	"github.com/shardseq/shardseq/server"
 )
 
-// Ports of the browser test's cluster: 7710-7715 (bus ports +10000).
-const portBrowser = 7710
+// Ports of the browser test's cluster: 7810-7815 (bus ports +10000); the lab
+// module's tests use 7800-7849.
+const portBrowser = 7810
 
 // chromium finds a Chromium or Chrome binary. Without one the test is
 // skipped, except in CI (CI=true), where .ci/run installs Debian's chromium
@@ -60,8 +70,13 @@ func TestHealthPageBrowser(t *testing.T) {
 	dir := artifacts(t)
 	lc := clustertest.Start(t, localcluster.Config{Masters: 3, Replicas: 1, BasePort: portBrowser})
 	cl := lc.Dial(cluster.Config{})
-	s := newServer(t, Config{Cluster: cl, Shards: 6, Client: client.Config{Strict: true},
+	s, err := server.New(server.Config{Cluster: cl, Shards: 6, Client: client.Config{Strict: true},
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		SampleEvery: 250 * time.Millisecond, SampleWindow: 5 * time.Second, PageRefresh: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
 	hs := httptest.NewServer(s.Handler())
 	defer hs.Close()
 
@@ -79,7 +94,7 @@ func TestHealthPageBrowser(t *testing.T) {
 	h := s.Handler()
 	traffic := func(n int) {
 		for range n {
-			send(h, "POST", "/v1/ids/default")
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/ids/default", nil))
 		}
 	}
 	traffic(30)
@@ -153,8 +168,7 @@ func TestHealthPageBrowser(t *testing.T) {
 	time.Sleep(600 * time.Millisecond) // two samples for the sparkline; not a synchronisation
 	shot("health-ok.png")
 
-	c := s.lookup(DefaultNamespace)
-	node := c.Shards()[0].Node
+	node := shardNode(t, h, 0)
 	t.Logf("killing %s, master of shard 0", node)
 	lc.Kill(node)
 	row := `tr[data-shard="default/0"]`
@@ -177,4 +191,25 @@ func TestHealthPageBrowser(t *testing.T) {
 	}
 	t.Logf("page shows shard 0 healthy again; status %q", status)
 	shot("health-recovered.png")
+}
+
+// shardNode reads the node of shard i of the default namespace from
+// GET /v1/shards.
+func shardNode(t *testing.T, h http.Handler, i int) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/shards?namespace="+server.DefaultNamespace, nil))
+	var body struct {
+		Shards []failover.ShardStatus `json:"shards"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("GET /v1/shards: %d %v: %s", rec.Code, err, rec.Body)
+	}
+	for _, st := range body.Shards {
+		if st.Index == i {
+			return st.Node
+		}
+	}
+	t.Fatalf("no shard %d in %s", i, rec.Body)
+	return ""
 }
