@@ -1,5 +1,7 @@
 # shardseq — `make run` starts a local Redis Cluster and the server; `make test`
-# runs every test (unit and integration, with -race). See README.md.
+# runs every test (unit and integration, with -race) of both modules: the
+# product (.) and the lab (lab/: baselines, charts, the browser test; a module
+# of its own, which `./...` skips). See README.md.
 
 SHELL        := /bin/bash
 GO           ?= go
@@ -11,6 +13,7 @@ CLUSTER_PORT ?= 7000
 LISTEN       ?= :8080
 SHARDS       ?= 12
 STATICCHECK_VERSION ?= v0.8.2
+LAB          := lab
 
 .PHONY: all build run redis cluster-up cluster-down cluster-status test vet lint chaos-long bench clean docker-build docker-up docker-down chaos docker-smoke
 
@@ -49,19 +52,19 @@ cluster-status: build
 
 vet:
 	$(GO) vet -tags 'integration chaos' ./...
+	cd $(LAB) && $(GO) vet -tags 'integration chaos' ./...
 
 # test: what CI runs. Unit and integration tests (real Redis Clusters started
 # by the tests on ports 7000-22000), all with the race detector.
 test: vet
 	$(GO) test -race -count=1 -tags integration -timeout 20m ./...
+	cd $(LAB) && $(GO) test -race -count=1 -tags integration -timeout 10m ./...
 
 lint: vet
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	@if command -v staticcheck >/dev/null 2>&1 && staticcheck -version | grep -q '$(STATICCHECK_VERSION:v%=%)'; then \
-		staticcheck -tags 'integration chaos' ./...; \
-	else \
-		$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags 'integration chaos' ./...; \
-	fi
+		sc=staticcheck; else sc="$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)"; fi; \
+	$$sc -tags 'integration chaos' ./... && (cd $(LAB) && $$sc -tags 'integration chaos' ./...)
 
 # chaos-long: the long fault-injection run behind docs/CORRECTNESS.md: >= 50
 # mixed faults, >= 20,000,000 IDs (without -race, so the load is real).
@@ -93,6 +96,7 @@ docker-smoke:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./client/ ./server/
+	cd $(LAB) && $(GO) test -run '^$$' -bench . -benchmem ./baseline/
 
 clean:
 	rm -rf bin
