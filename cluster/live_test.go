@@ -31,22 +31,6 @@ const (
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// eventually polls f until it returns nil, failing the test at the deadline.
-func eventually(t *testing.T, what string, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v: %v", what, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond) // poll tick, not synchronisation
-	}
-}
-
 // TestLive runs the connection against one real cluster (3 masters, 1
 // replica each).
 func TestLive(t *testing.T) {
@@ -135,7 +119,7 @@ func TestLive(t *testing.T) {
 		for range 2000 {
 			c.LazyReload()
 		}
-		eventually(t, "lazy reload to finish", 5*time.Second, func() error {
+		clustertest.Eventually(t, 5*time.Second, func() error {
 			if c.Reloading() {
 				return errors.New("still reloading")
 			}
@@ -193,7 +177,7 @@ func TestLive(t *testing.T) {
 	if _, err := c.Reload(ctx); !errors.Is(err, cluster.ErrClosed) {
 		t.Fatalf("Reload after Close: %v", err)
 	}
-	eventually(t, "goroutines to exit", 5*time.Second, func() error {
+	clustertest.Eventually(t, 5*time.Second, func() error {
 		if n := runtime.NumGoroutine(); n > goroutines {
 			return fmt.Errorf("%d goroutines, %d before", n, goroutines)
 		}
@@ -263,7 +247,7 @@ func TestDialErrors(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", portStandalone)
 	cl := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer cl.Close()
-	eventually(t, "standalone redis to answer", 10*time.Second, func() error { return cl.Ping(ctx).Err() })
+	clustertest.Eventually(t, 10*time.Second, func() error { return cl.Ping(ctx).Err() })
 	_, err = cluster.Dial(ctx, cluster.Config{Addrs: []string{addr}, Logger: quietLogger()})
 	if !errors.Is(err, cluster.ErrNotCluster) || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("Dial(standalone) = %v, want ErrNotCluster", err)

@@ -65,14 +65,14 @@ func TestFailover_KillMaster(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, 15*time.Second, shardState(false))
+	clustertest.Eventually(t, 15*time.Second, shardState(false))
 	c.WaitPromoted(victim, 30*time.Second)
 	// The promoted replica has no replica of its own until the old node
 	// rejoins, and by default a shard whose master has no replica steps
 	// aside; restart the old node as an operator (or orchestrator) would.
 	c.Start(victim)
 	c.WaitHealthy(60 * time.Second)
-	eventually(t, 30*time.Second, shardState(true))
+	clustertest.Eventually(t, 30*time.Second, shardState(true))
 	close(stop)
 	<-done
 	rep := ck.Report()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/failover"
+	"github.com/shardseq/shardseq/internal/clustertest"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -49,7 +50,7 @@ func TestFence_JumpsAfterPromotion(t *testing.T) {
 	after := newClient(t, c, client.Config{Namespace: "fenced", Shards: n, Strict: true,
 		Breaker: failover.BreakerConfig{OpenFor: 100 * time.Millisecond}})
 	var first int64
-	eventually(t, 30*time.Second, func() error {
+	clustertest.Eventually(t, 30*time.Second, func() error {
 		id, err := after.Next(context.Background())
 		if err != nil {
 			return err
@@ -94,7 +95,7 @@ func TestRestartEmpty_RestoresFromMirror(t *testing.T) {
 	}
 	fresh := newClient(t, c, client.Config{Namespace: "wiped", Shards: n, Strict: true})
 	var got int64
-	eventually(t, 30*time.Second, func() error {
+	clustertest.Eventually(t, 30*time.Second, func() error {
 		got = idFromShard(t, fresh, 1, n)
 		return nil
 	})
@@ -146,7 +147,7 @@ func TestPartition_CutMasterHandsOutNothing(t *testing.T) {
 	}
 	c.Heal()
 	healed = true
-	eventually(t, 30*time.Second, func() error {
+	clustertest.Eventually(t, 30*time.Second, func() error {
 		if !cl.Shards()[2].Healthy {
 			return errors.New("shard 2 not healthy again")
 		}

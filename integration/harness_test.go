@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/shardseq/shardseq/internal/clustertest"
 	"github.com/shardseq/shardseq/internal/localcluster"
@@ -53,21 +52,5 @@ func callUntil(stop <-chan struct{}, f func()) {
 		default:
 			f()
 		}
-	}
-}
-
-// eventually polls f until it returns nil or d passes.
-func eventually(t testing.TB, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", d, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
 	}
 }

@@ -96,7 +96,7 @@ func TestHTTP_KillMasterShardHealth(t *testing.T) {
 		}()
 	}
 	var shards map[int]failover.ShardStatus
-	eventually(t, 10*time.Second, func() (err error) {
+	clustertest.Eventually(t, 10*time.Second, func() (err error) {
 		shards, err = getShards(base, ns)
 		if err == nil && len(shards) != 3 {
 			err = fmt.Errorf("want 3 shards, got %d", len(shards))
@@ -108,7 +108,7 @@ func TestHTTP_KillMasterShardHealth(t *testing.T) {
 		t.Fatalf("/v1/shards says shard 0 is on %s, the cluster says %s", shards[0].Node, victim)
 	}
 	c.Kill(victim)
-	eventually(t, 15*time.Second, func() error {
+	clustertest.Eventually(t, 15*time.Second, func() error {
 		s, err := getShards(base, ns)
 		if err == nil && s[0].Healthy {
 			err = fmt.Errorf("shard 0 still healthy: %+v", s[0])
@@ -118,7 +118,7 @@ func TestHTTP_KillMasterShardHealth(t *testing.T) {
 	c.WaitPromoted(victim, 30*time.Second)
 	c.Start(victim)
 	c.WaitHealthy(60 * time.Second)
-	eventually(t, 30*time.Second, func() error {
+	clustertest.Eventually(t, 30*time.Second, func() error {
 		s, err := getShards(base, ns)
 		if err == nil && (!s[0].Healthy || s[0].Node == victim) {
 			err = fmt.Errorf("shard 0 not healthy on a new master: %+v", s[0])

@@ -57,7 +57,7 @@ func startServe(t *testing.T, bin string, c *clustertest.Cluster, listen string)
 			_ = cmd.Wait()
 		}
 	})
-	eventually(t, 20*time.Second, func() error {
+	clustertest.Eventually(t, 20*time.Second, func() error {
 		resp, err := http.Get("http://" + listen + "/readyz")
 		if err != nil {
 			return err

@@ -100,31 +100,29 @@ func (c *Cluster) Dial(cfg cluster.Config) *cluster.Cluster {
 // MasterOf returns the address of the master serving key, per the cluster.
 func (c *Cluster) MasterOf(key string) string {
 	c.tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
-	defer cancel()
-	addr, err := c.lc.MasterOf(ctx, key)
-	c.check("MasterOf "+key, err)
-	return addr
+	return ask(c, "MasterOf "+key, func(ctx context.Context) (string, error) { return c.lc.MasterOf(ctx, key) })
 }
 
 // Masters returns the masters serving slots and not flagged failed.
 func (c *Cluster) Masters() []string {
 	c.tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
-	defer cancel()
-	ms, err := c.lc.Masters(ctx)
-	c.check("Masters", err)
-	return ms
+	return ask(c, "Masters", c.lc.Masters)
 }
 
 // ReplicasOf returns the replicas of master not flagged failed.
 func (c *Cluster) ReplicasOf(master string) []string {
 	c.tb.Helper()
+	return ask(c, "ReplicasOf "+master, func(ctx context.Context) ([]string, error) { return c.lc.ReplicasOf(ctx, master) })
+}
+
+// ask runs one question to the cluster, bounded by queryTimeout.
+func ask[T any](c *Cluster, what string, q func(context.Context) (T, error)) T {
+	c.tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
 	defer cancel()
-	rs, err := c.lc.ReplicasOf(ctx, master)
-	c.check("ReplicasOf "+master, err)
-	return rs
+	v, err := q(ctx)
+	c.check(what, err)
+	return v
 }
 
 // Kill kill -9s the node; it stays down until Start.
@@ -188,6 +186,23 @@ func (c *Cluster) WaitPromoted(oldMaster string, d time.Duration) {
 	defer cancel()
 	if err := c.lc.WaitPromoted(ctx, oldMaster); err != nil {
 		c.tb.Fatalf("clustertest: no replica of %s promoted within %v: %v", oldMaster, d, err)
+	}
+}
+
+// Eventually polls f until it returns nil, and fails tb with f's last
+// error when d has passed.
+func Eventually(tb testing.TB, d time.Duration, f func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("not within %v: %v", d, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
 	"github.com/shardseq/shardseq/cluster"
 )
 
@@ -38,22 +39,6 @@ func requireRedis(t *testing.T) {
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// eventually polls f until it returns nil, failing the test at the deadline.
-func eventually(t *testing.T, what string, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v: %v", what, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond) // poll tick, not synchronisation
-	}
-}
 
 func TestCluster(t *testing.T) {
 	requireRedis(t)
@@ -136,7 +121,10 @@ func TestCluster(t *testing.T) {
 		master := lc.Addrs()[0]
 		before, _ := lc.NodeByAddr(master)
 		cl := c.Node(master)
-		key := keyOn(t, top, master)
+		const key = "b" // slot 3300: master 0 in the launcher's layout
+		if m, ok := top.MasterForSlot(cluster.Slot(key)); !ok || m.Addr != master {
+			t.Fatalf("%q is on %s, not %s", key, m.Addr, master)
+		}
 		if err := cl.Set(ctx, key, "v", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -180,7 +168,10 @@ func TestCluster(t *testing.T) {
 	t.Run("KillMasterFailover", func(t *testing.T) {
 		victim := lc.Addrs()[1]
 		replica := lc.Addrs()[4]
-		key := keyOn(t, top, victim)
+		const key = "c" // slot 7365: master 1 in the launcher's layout
+		if m, err := lc.MasterOf(ctx, key); err != nil || m != victim {
+			t.Fatalf("MasterOf(%q) = %s %v, want %s", key, m, err, victim)
+		}
 		t0 := time.Now()
 		if err := lc.Kill(victim); err != nil {
 			t.Fatal(err)
@@ -259,25 +250,11 @@ func TestCluster(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, StateFile)); !os.IsNotExist(err) {
 		t.Errorf("state file after Close: %v", err)
 	}
-	eventually(t, "goroutines to exit", 5*time.Second, func() error {
-		if n := runtime.NumGoroutine(); n > goroutines {
-			return fmt.Errorf("%d goroutines, %d before", n, goroutines)
-		}
-		return nil
-	})
-}
-
-// keyOn returns a key whose slot is served by addr.
-func keyOn(t *testing.T, top *cluster.Topology, addr string) string {
-	t.Helper()
-	for i := range 10000 {
-		k := fmt.Sprintf("k%d", i)
-		if m, ok := top.MasterForSlot(cluster.Slot(k)); ok && m.Addr == addr {
-			return k
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > goroutines; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after Close, %d before Start", runtime.NumGoroutine(), goroutines)
 		}
 	}
-	t.Fatalf("no key for %s", addr)
-	return ""
 }
 
 // TestEvenSlotRangesMatchRedisCLI builds a 3-master cluster with

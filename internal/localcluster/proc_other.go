@@ -12,13 +12,7 @@ import (
 // launcher falls back to kill(pid, 0) and ps(1), and attached nodes rely on
 // Close. Only Linux is tested.
 
-// sysProcAttr puts detached nodes in their own session so they outlive us.
-func sysProcAttr(detach bool) *syscall.SysProcAttr {
-	if detach {
-		return &syscall.SysProcAttr{Setsid: true}
-	}
-	return nil
-}
+func attachedProcAttr() *syscall.SysProcAttr { return nil }
 
 // processAlive reports whether pid exists; a zombie counts as alive, but our
 // own children are reaped as soon as they exit.

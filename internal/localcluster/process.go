@@ -78,6 +78,15 @@ func (lc *Cluster) spawn(n *localProc) error {
 	return nil
 }
 
+// sysProcAttr puts detached nodes in their own session so they outlive us;
+// attached ones die with us where the system allows (attachedProcAttr).
+func sysProcAttr(detach bool) *syscall.SysProcAttr {
+	if detach {
+		return &syscall.SysProcAttr{Setsid: true}
+	}
+	return attachedProcAttr()
+}
+
 // nodeError ties an error to a node so its log tail can be attached.
 type nodeError struct {
 	index int
