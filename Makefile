@@ -15,12 +15,25 @@ SHARDS       ?= 12
 STATICCHECK_VERSION ?= v0.8.2
 LAB          := lab
 
+# Version and commit stamped into the binary (internal/version; `shardseq
+# version`, shardseq_build_info). The version is the tag on HEAD if there is
+# one, else a Go pseudo-version of the commit, as `go install ...@<commit>`
+# would record it; +dirty when tracked files are changed. Outside a git
+# checkout both stay empty and the binary falls back to its Go build info.
+GIT_DIRTY    := $(shell git status --porcelain --untracked-files=no 2>/dev/null | head -c1)
+VERSION      ?= $(shell { git describe --tags --exact-match --match 'v[0-9]*' 2>/dev/null || \
+	TZ=UTC git log -1 --abbrev=12 --date=format-local:%Y%m%d%H%M%S --format=v0.0.0-%cd-%h 2>/dev/null; } | \
+	sed 's/$$/$(if $(GIT_DIRTY),+dirty)/')
+COMMIT       ?= $(shell git rev-parse HEAD 2>/dev/null)
+VERSION_PKG  := github.com/shardseq/shardseq/internal/version
+LDFLAGS      := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).revision=$(COMMIT)
+
 .PHONY: all build run redis cluster-up cluster-down cluster-status test vet lint chaos-long bench clean docker-build docker-up docker-down chaos docker-smoke
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/shardseq
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/shardseq
 
 # redis: make sure redis-server is installed (installs it on Debian/Ubuntu when root).
 redis:

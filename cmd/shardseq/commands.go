@@ -83,6 +83,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		}
 		m.Usage()
 		return nil
+	case "--version", "-version":
+		name, args = "version", args[:1] // the flag form of `shardseq version`
 	}
 	mk, ok := commands[name]
 	if !ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -120,9 +121,11 @@ func TestHelp(t *testing.T) {
 			t.Errorf("%s -h: exit %d, %q", name, code, out)
 		}
 	}
-	out, _, code = run(t, nil, "version")
-	if code != 0 || !strings.HasPrefix(out, "shardseq ") {
-		t.Fatalf("version: %d %q", code, out)
+	for _, arg := range []string{"version", "--version", "-version"} {
+		out, _, code = run(t, nil, arg)
+		if code != 0 || !strings.HasPrefix(out, "shardseq ") || !strings.Contains(out, runtime.Version()) {
+			t.Fatalf("%s: %d %q", arg, code, out)
+		}
 	}
 }
 

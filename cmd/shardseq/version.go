@@ -4,25 +4,14 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"runtime/debug"
+
+	"github.com/shardseq/shardseq/internal/version"
 )
 
-// Version is set at build time: go build -ldflags "-X main.Version=v1.2.3".
-var Version = ""
-
-// VersionCommand prints the version.
+// VersionCommand prints the version (stamped by `make build`, see
+// internal/version).
 type VersionCommand struct {
 	Main *Main
-}
-
-func version() string {
-	if Version != "" {
-		return Version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }
 
 // Run prints the version.
@@ -33,11 +22,11 @@ func (c *VersionCommand) Run(ctx context.Context, args []string) error {
 	if len(args) > 0 {
 		return usageErrorf("takes no arguments")
 	}
-	fmt.Fprintf(c.Main.Stdout, "shardseq %s %s %s/%s\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(c.Main.Stdout, "shardseq %s %s/%s\n", version.Get(), runtime.GOOS, runtime.GOARCH)
 	return nil
 }
 
 // Usage prints the help of version.
 func (c *VersionCommand) Usage() {
-	fmt.Fprintln(c.Main.Stdout, "Usage: shardseq version\n\nPrints the version of shardseq and of Go it was built with.")
+	fmt.Fprintln(c.Main.Stdout, "Usage: shardseq version (or shardseq --version)\n\nPrints the version and commit of shardseq and the Go it was built with.")
 }
