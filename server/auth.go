@@ -167,13 +167,13 @@ func (a *authenticator) require(h http.HandlerFunc) http.HandlerFunc {
 		hdr := r.Header.Get("Authorization")
 		if hdr == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="shardseq"`)
-			writeError(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
+			writeError(w, public(errUnauthorized, "missing bearer token: send Authorization: Bearer <token>"))
 			return
 		}
 		t, ok := bearerToken(hdr)
 		if !ok || !a.valid(t) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="shardseq", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "invalid bearer token")
+			writeError(w, public(errUnauthorized, "invalid bearer token"))
 			return
 		}
 		h(w, r)

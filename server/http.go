@@ -6,31 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/shardseq/shardseq/client"
-	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/failover"
 	"github.com/shardseq/shardseq/shard"
 )
 
 // maxBodyBytes bounds request bodies: no route needs one.
 const maxBodyBytes = 4 << 10
-
-// badNamespace answers a namespace that breaks shard.ValidNamespace.
-const badNamespace = "namespace must match " + shard.NamespacePattern
-
-// badRequest is a validation error (400); its message is the whole answer.
-type badRequest string
-
-func (e badRequest) Error() string { return string(e) }
 
 // NewHTTPServer returns an http.Server for h on addr with every timeout and
 // size limit set, so a slow or hostile client cannot hold connections or
@@ -64,7 +51,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/ids/{namespace}", api.require(s.handleIDs))
 	mux.HandleFunc("/v1/ids/{namespace}", api.require(methodNotAllowed(http.MethodPost)))
 	mux.HandleFunc("/v1/ids/", api.require(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusBadRequest, badNamespace)
+		writeError(w, errBadNamespace) // none, or with a slash
 	}))
 	mux.HandleFunc("GET /v1/shards", api.require(s.handleShards))
 	mux.HandleFunc("/v1/shards", api.require(methodNotAllowed(http.MethodGet, http.MethodHead)))
@@ -82,9 +69,7 @@ func (s *Server) routes() http.Handler {
 	return s.metrics.instrument(s.recoverer(limitBody(mux)))
 }
 
-func notFound(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotFound, "no route "+r.URL.Path+"; see GET / (health page), POST /v1/ids/{namespace}, GET /v1/shards, /metrics, /healthz, /readyz")
-}
+func notFound(w http.ResponseWriter, r *http.Request) { writeError(w, errNotFound) }
 
 // methodNotAllowed answers what ServeMux would, but in JSON.
 func methodNotAllowed(allowed ...string) http.HandlerFunc {
@@ -92,9 +77,10 @@ func methodNotAllowed(allowed ...string) http.HandlerFunc {
 	for _, m := range allowed[1:] {
 		allow += ", " + m
 	}
+	err := public(errMethodNotAllowed, "method not allowed; use %s", allow)
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
-		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use "+allow)
+		writeError(w, err)
 	}
 }
 
@@ -120,7 +106,7 @@ func (s *Server) recoverer(h http.Handler) http.Handler {
 				panic(v)
 			}
 			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-			writeError(w, http.StatusInternalServerError, "internal error")
+			writeError(w, fmt.Errorf("server: panic: %v", v))
 		}()
 		h.ServeHTTP(w, r)
 	})
@@ -130,14 +116,14 @@ func (s *Server) recoverer(h http.Handler) http.Handler {
 // request. An empty count means 1.
 func parseIDRequest(ns, countParam string) (string, int, error) {
 	if !shard.ValidNamespace(ns) {
-		return "", 0, badRequest(badNamespace)
+		return "", 0, errBadNamespace
 	}
 	if countParam == "" {
 		return ns, 1, nil
 	}
 	n, err := strconv.Atoi(countParam)
 	if err != nil || n < 1 || n > MaxCount {
-		return "", 0, badRequest("count must be an integer from 1 to " + strconv.Itoa(MaxCount))
+		return "", 0, errBadCount
 	}
 	return ns, n, nil
 }
@@ -151,7 +137,7 @@ func (s *Server) handleIDs(w http.ResponseWriter, r *http.Request) {
 	}
 	name, count, err := parseIDRequest(r.PathValue("namespace"), countParam)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
@@ -159,7 +145,7 @@ func (s *Server) handleIDs(w http.ResponseWriter, r *http.Request) {
 	c := s.lookup(name)
 	if c == nil {
 		if c, err = s.namespace(ctx, name); err != nil {
-			s.writeFailure(w, r, name, err)
+			s.fail(w, r, name, err)
 			return
 		}
 	}
@@ -171,7 +157,7 @@ func (s *Server) handleIDs(w http.ResponseWriter, r *http.Request) {
 		ids, err = c.NextN(ctx, count)
 	}
 	if err != nil {
-		s.writeFailure(w, r, name, err)
+		s.fail(w, r, name, err)
 		return
 	}
 	s.addIssued(name, len(ids))
@@ -198,48 +184,19 @@ func (s *Server) handleIDs(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// statusOf maps an error of opening a namespace or of handing out IDs to an
-// HTTP status.
-func statusOf(err error) int {
-	var netErr net.Error
+// fail answers a request that Redis or the server's state failed, and logs
+// it with the request and the whole error, which the answer leaves out.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, ns string, err error) {
+	e := writeError(w, err)
+	level, msg := slog.LevelWarn, "request failed"
 	switch {
-	case errors.As(err, new(badRequest)):
-		return http.StatusBadRequest
-	case errors.Is(err, client.ErrShardCountMismatch):
-		return http.StatusConflict
-	case errors.Is(err, client.ErrNoHealthyShard),
-		errors.Is(err, ErrTooManyNamespaces),
-		errors.Is(err, ErrClosed),
-		errors.Is(err, client.ErrClosed),
-		errors.Is(err, cluster.ErrClosed),
-		errors.Is(err, cluster.ErrUnreachable),
-		errors.Is(err, cluster.ErrNoMaster),
-		errors.Is(err, redis.ErrClosed),
-		errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, context.Canceled),
-		cluster.IsClusterDown(err),
-		errors.As(err, &netErr):
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
-func (s *Server) writeFailure(w http.ResponseWriter, r *http.Request, ns string, err error) {
-	code := statusOf(err)
-	msg := err.Error()
-	switch {
-	case code == http.StatusInternalServerError:
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "namespace", ns, "err", err)
+	case e.status == http.StatusInternalServerError:
+		level = slog.LevelError
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		// the caller went away: nobody reads the answer
-		s.log.Debug("request cancelled by caller", "namespace", ns)
-	default:
-		s.log.Warn("request failed", "namespace", ns, "status", code, "err", err)
+		level, msg = slog.LevelDebug, "request cancelled by caller" // nobody reads the answer
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		msg = fmt.Sprintf("timed out after %v: %v", s.cfg.RequestTimeout, err)
-	}
-	writeError(w, code, msg)
+	s.log.Log(r.Context(), level, msg, "method", r.Method, "path", r.URL.Path, "namespace", ns,
+		"status", e.status, "code", e.code, "err", err)
 }
 
 // shardsResponse is the body of GET /v1/shards.
@@ -275,11 +232,11 @@ func (s *Server) handleShards(w http.ResponseWriter, r *http.Request) {
 	if q := r.URL.Query(); q.Has("namespace") {
 		ns := q.Get("namespace")
 		if !shard.ValidNamespace(ns) {
-			writeError(w, http.StatusBadRequest, badNamespace)
+			writeError(w, errBadNamespace)
 			return
 		}
 		if s.lookup(ns) == nil {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("namespace %q is not open on this server; it opens on its first POST /v1/ids/%s", ns, ns))
+			writeError(w, public(errNamespaceNotOpen, "namespace %q is not open on this server; it opens on its first POST /v1/ids/%s", ns, ns))
 			return
 		}
 		names = []string{ns}
@@ -316,28 +273,30 @@ func (s *Server) handleShards(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	healthy := s.def.Healthy()
 	body := map[string]any{"ready": true, "namespace": DefaultNamespace, "healthy": healthy, "total": s.def.ShardCount()}
-	code := http.StatusOK
+	reason := ""
 	switch {
 	case s.draining.Load():
-		body["ready"], body["reason"] = false, "draining: the server is shutting down"
-		code = http.StatusServiceUnavailable
+		reason = "draining: the server is shutting down"
 	case s.isClosed():
-		body["ready"], body["reason"] = false, "closed"
-		code = http.StatusServiceUnavailable
+		reason = "closed"
 	case healthy == 0:
-		body["ready"], body["reason"] = false, "no healthy shard in namespace "+DefaultNamespace
-		code = http.StatusServiceUnavailable
+		reason = "no healthy shard in namespace " + DefaultNamespace
 	}
-	if code != http.StatusOK {
-		body["error"] = "not ready: " + body["reason"].(string)
+	if reason == "" {
+		writeJSON(w, http.StatusOK, body)
+		return
 	}
-	writeJSON(w, code, body)
+	// The readiness body, with the error members of every error answer.
+	e := errorOf(public(errNotReady, "not ready: %s", reason))
+	body["ready"], body["reason"], body["error"], body["code"] = false, reason, e.msg, e.code
+	e.header(w.Header())
+	writeJSON(w, e.status, body)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		code, b = http.StatusInternalServerError, []byte(`{"error":"encoding the response failed"}`)
+		code, b = http.StatusInternalServerError, []byte(`{"error":"encoding the response failed","code":"`+codeInternal+`"}`)
 	}
 	b = append(b, '\n')
 	h := w.Header()
@@ -347,10 +306,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(code)
 	_, _ = w.Write(b)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, struct {
-		Error string `json:"error"`
-	}{msg})
 }

@@ -12,8 +12,10 @@
 //	GET  /readyz                      200 while the default namespace can serve
 //
 // Every response but the page and /metrics is JSON; errors are
-// {"error":"..."}. With Config.Tokens, /v1/* (and optionally /metrics and
-// the page) need "Authorization: Bearer <token>".
+// {"error":"...","code":"..."} with a code from a small fixed set (README
+// "HTTP API", api/openapi.yaml), and 503s carry Retry-After. With
+// Config.Tokens, /v1/* (and optionally /metrics and the page) need
+// "Authorization: Bearer <token>".
 package server
 
 import (

@@ -7,18 +7,23 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/clustertest"
 	"github.com/shardseq/shardseq/internal/localcluster"
+	"github.com/shardseq/shardseq/shard"
 )
 
 // Ports of this package's clusters: 7400-7449 (bus ports +10000).
@@ -57,7 +62,9 @@ type result struct {
 }
 
 // do sends one request to h and checks what every answer must have: a JSON
-// object body, Content-Type application/json and Cache-Control no-store.
+// object body, Content-Type application/json and Cache-Control no-store;
+// and every error answer: a one-line message without a node address, a
+// documented code, and Retry-After exactly on 503 and 429.
 func do(tb testing.TB, h http.Handler, method, target string) result {
 	tb.Helper()
 	rec := httptest.NewRecorder()
@@ -75,11 +82,28 @@ func do(tb testing.TB, h http.Handler, method, target string) result {
 		}
 	}
 	if res.code != http.StatusOK && method != http.MethodHead {
-		if msg, _ := res.body["error"].(string); msg == "" {
-			tb.Errorf("%s %s: %d without an error message: %q", method, target, res.code, res.raw)
+		checkErrorBody(tb, method+" "+target, res.body)
+	}
+	if res.code != http.StatusOK {
+		retry := res.header.Get("Retry-After")
+		if busy := res.code == http.StatusServiceUnavailable || res.code == http.StatusTooManyRequests; busy != (retry != "") {
+			tb.Errorf("%s %s: %d with Retry-After %q", method, target, res.code, retry)
 		}
 	}
 	return res
+}
+
+// checkErrorBody checks the members of an error body.
+func checkErrorBody(tb testing.TB, what string, body map[string]any) {
+	tb.Helper()
+	msg, _ := body["error"].(string)
+	code, _ := body["code"].(string)
+	if msg == "" || strings.ContainsAny(msg, "\r\n") || strings.Contains(msg, "127.0.0.") {
+		tb.Errorf("%s: error message %q: want one line, without node addresses", what, msg)
+	}
+	if !slices.Contains(errorCodes, code) {
+		tb.Errorf("%s: code %q is not one of %v", what, code, errorCodes)
+	}
 }
 
 func ids(tb testing.TB, r result) []int64 {
@@ -124,7 +148,7 @@ func testStatusCodes(t *testing.T, cl *cluster.Cluster) {
 		code                 int
 		ids                  int    // 200: IDs in the answer
 		allow                string // 405: Allow header
-		errHas               string // substring of the error message
+		errCode              string // the error code
 	}{
 		{"default count", "POST", "/v1/ids/orders", 200, 1, "", ""},
 		{"count 5", "POST", "/v1/ids/orders?count=5", 200, 5, "", ""},
@@ -134,33 +158,33 @@ func testStatusCodes(t *testing.T, cl *cluster.Cluster) {
 		{"64 characters", "POST", "/v1/ids/" + long, 200, 1, "", ""},
 		{"every character class", "POST", "/v1/ids/Az09_.-?count=2", 200, 2, "", ""},
 
-		{"count 0", "POST", "/v1/ids/orders?count=0", 400, 0, "", "count must be an integer from 1 to 10000"},
-		{"count negative", "POST", "/v1/ids/orders?count=-1", 400, 0, "", "from 1 to 10000"},
-		{"count too big", "POST", "/v1/ids/orders?count=10001", 400, 0, "", "from 1 to 10000"},
-		{"count huge", "POST", "/v1/ids/orders?count=99999999999999999999", 400, 0, "", "from 1 to 10000"},
-		{"count not a number", "POST", "/v1/ids/orders?count=abc", 400, 0, "", "from 1 to 10000"},
-		{"count fraction", "POST", "/v1/ids/orders?count=1.5", 400, 0, "", "from 1 to 10000"},
-		{"65 characters", "POST", "/v1/ids/" + long + "a", 400, 0, "", "^[A-Za-z0-9_.-]{1,64}$"},
-		{"brace", "POST", "/v1/ids/a%7Bb%7D", 400, 0, "", "namespace must match"},
-		{"colon", "POST", "/v1/ids/a:b", 400, 0, "", "namespace must match"},
-		{"escaped slash", "POST", "/v1/ids/a%2Fb", 400, 0, "", "namespace must match"},
-		{"space", "POST", "/v1/ids/a%20b", 400, 0, "", "namespace must match"},
-		{"no namespace", "POST", "/v1/ids/", 400, 0, "", "namespace must match"},
-		{"two segments", "POST", "/v1/ids/a/b", 400, 0, "", "namespace must match"},
+		{"count 0", "POST", "/v1/ids/orders?count=0", 400, 0, "", codeBadCount},
+		{"count negative", "POST", "/v1/ids/orders?count=-1", 400, 0, "", codeBadCount},
+		{"count too big", "POST", "/v1/ids/orders?count=10001", 400, 0, "", codeBadCount},
+		{"count huge", "POST", "/v1/ids/orders?count=99999999999999999999", 400, 0, "", codeBadCount},
+		{"count not a number", "POST", "/v1/ids/orders?count=abc", 400, 0, "", codeBadCount},
+		{"count fraction", "POST", "/v1/ids/orders?count=1.5", 400, 0, "", codeBadCount},
+		{"65 characters", "POST", "/v1/ids/" + long + "a", 400, 0, "", codeBadNamespace},
+		{"brace", "POST", "/v1/ids/a%7Bb%7D", 400, 0, "", codeBadNamespace},
+		{"colon", "POST", "/v1/ids/a:b", 400, 0, "", codeBadNamespace},
+		{"escaped slash", "POST", "/v1/ids/a%2Fb", 400, 0, "", codeBadNamespace},
+		{"space", "POST", "/v1/ids/a%20b", 400, 0, "", codeBadNamespace},
+		{"no namespace", "POST", "/v1/ids/", 400, 0, "", codeBadNamespace},
+		{"two segments", "POST", "/v1/ids/a/b", 400, 0, "", codeBadNamespace},
 
-		{"GET ids", "GET", "/v1/ids/orders", 405, 0, "POST", "not allowed"},
-		{"PUT ids", "PUT", "/v1/ids/orders", 405, 0, "POST", "not allowed"},
-		{"DELETE ids", "DELETE", "/v1/ids/orders?count=3", 405, 0, "POST", "not allowed"},
-		{"POST shards", "POST", "/v1/shards", 405, 0, "GET, HEAD", "not allowed"},
-		{"POST healthz", "POST", "/healthz", 405, 0, "GET, HEAD", "not allowed"},
-		{"DELETE readyz", "DELETE", "/readyz", 405, 0, "GET, HEAD", "not allowed"},
+		{"GET ids", "GET", "/v1/ids/orders", 405, 0, "POST", codeMethodNotAllowed},
+		{"PUT ids", "PUT", "/v1/ids/orders", 405, 0, "POST", codeMethodNotAllowed},
+		{"DELETE ids", "DELETE", "/v1/ids/orders?count=3", 405, 0, "POST", codeMethodNotAllowed},
+		{"POST shards", "POST", "/v1/shards", 405, 0, "GET, HEAD", codeMethodNotAllowed},
+		{"POST healthz", "POST", "/healthz", 405, 0, "GET, HEAD", codeMethodNotAllowed},
+		{"DELETE readyz", "DELETE", "/readyz", 405, 0, "GET, HEAD", codeMethodNotAllowed},
 
-		{"shard count mismatch", "POST", "/v1/ids/x", 409, 0, "", "4 shards"},
-		{"shard count mismatch again", "POST", "/v1/ids/x?count=3", 409, 0, "", "shard count mismatch"},
+		{"shard count mismatch", "POST", "/v1/ids/x", 409, 0, "", codeNamespaceConflict},
+		{"shard count mismatch again", "POST", "/v1/ids/x?count=3", 409, 0, "", codeNamespaceConflict},
 
-		{"unknown route", "GET", "/v2/ids/orders", 404, 0, "", "no route"},
-		{"root POST", "POST", "/", 404, 0, "", "no route"},
-		{"unknown v1", "GET", "/v1/nope", 404, 0, "", "no route"},
+		{"unknown route", "GET", "/v2/ids/orders", 404, 0, "", codeNotFound},
+		{"root POST", "POST", "/", 404, 0, "", codeNotFound},
+		{"unknown v1", "GET", "/v1/nope", 404, 0, "", codeNotFound},
 	}
 	seen := map[int64]string{}
 	for _, tc := range tests {
@@ -172,10 +196,8 @@ func testStatusCodes(t *testing.T, cl *cluster.Cluster) {
 			if tc.allow != "" && r.header.Get("Allow") != tc.allow {
 				t.Errorf("Allow %q, want %q", r.header.Get("Allow"), tc.allow)
 			}
-			if tc.errHas != "" {
-				if msg, _ := r.body["error"].(string); !strings.Contains(msg, tc.errHas) {
-					t.Errorf("error %q does not mention %q", msg, tc.errHas)
-				}
+			if code, _ := r.body["code"].(string); code != tc.errCode {
+				t.Errorf("code %q, want %q: %s", code, tc.errCode, r.raw)
 			}
 			if tc.code != 200 {
 				return
@@ -381,8 +403,8 @@ func testMaxNamespaces(t *testing.T, cl *cluster.Cluster) {
 		}
 	}
 	r := do(t, h, "POST", "/v1/ids/m3")
-	if r.code != 503 || !strings.Contains(r.raw, "at most 3 namespaces") {
-		t.Fatalf("namespace beyond the limit: %d %s, want 503 naming the limit", r.code, r.raw)
+	if r.code != 503 || r.body["code"] != codeUnavailable || r.header.Get("Retry-After") != "60" {
+		t.Fatalf("namespace beyond the limit: %d %v %s, want 503 unavailable with Retry-After 60", r.code, r.header, r.raw)
 	}
 	// Namespaces already open keep serving.
 	if r := do(t, h, "POST", "/v1/ids/m2?count=2"); r.code != 200 {
@@ -484,25 +506,62 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
-func TestStatusOf(t *testing.T) {
+func TestErrorOf(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 7000}, Err: errors.New("connect: connection refused")}
+	everyShard := errors.Join(fmt.Errorf("shard 0 on 127.0.0.1:7000: %w", refused), errors.New("shard 1 on 127.0.0.2:7001: not replicated"))
 	tests := []struct {
-		err  error
-		code int
+		name   string
+		err    error
+		status int
+		code   string
+		retry  int
+		msgHas string
 	}{
-		{badRequest("x"), 400},
-		{fmt.Errorf("open: %w", client.ErrShardCountMismatch), 409},
-		{fmt.Errorf("next: %w", client.ErrNoHealthyShard), 503},
-		{ErrTooManyNamespaces, 503},
-		{ErrClosed, 503},
-		{client.ErrClosed, 503},
-		{fmt.Errorf("x: %w", cluster.ErrUnreachable), 503},
-		{context.DeadlineExceeded, 503},
-		{errors.New("something else"), 500},
+		{"bad namespace", errBadNamespace, 400, codeBadNamespace, 0, shard.NamespacePattern},
+		{"bad count", errBadCount, 400, codeBadCount, 0, "from 1 to 10000"},
+		{"unauthorized", public(errUnauthorized, "invalid bearer token"), 401, codeUnauthorized, 0, "invalid bearer token"},
+		{"no route", errNotFound, 404, codeNotFound, 0, "no route"},
+		{"namespace not open", public(errNamespaceNotOpen, "namespace %q is not open", "ns"), 404, codeNotFound, 0, `namespace "ns" is not open`},
+		{"method", public(errMethodNotAllowed, "use %s", "POST"), 405, codeMethodNotAllowed, 0, "use POST"},
+		{"shard count mismatch", fmt.Errorf("open: %w", client.ErrShardCountMismatch), 409, codeNamespaceConflict, 0, "another shard count"},
+		{"too many namespaces", fmt.Errorf("%w: at most 3", ErrTooManyNamespaces), 503, codeUnavailable, retryLong, "--max-namespaces"},
+		{"not ready", public(errNotReady, "not ready: draining"), 503, codeUnavailable, retryShort, "not ready: draining"},
+		{"server closed", ErrClosed, 503, codeUnavailable, retryShort, "shutting down"},
+		{"client closed", fmt.Errorf("x: %w", client.ErrClosed), 503, codeUnavailable, retryShort, "shutting down"},
+		{"cluster closed", cluster.ErrClosed, 503, codeUnavailable, retryShort, "shutting down"},
+		{"go-redis closed", redis.ErrClosed, 503, codeUnavailable, retryShort, "shutting down"},
+		{"no healthy shard, joined errors with addresses", fmt.Errorf("%w: %w", client.ErrNoHealthyShard, everyShard), 503, codeUnavailable, retryShort, "no shard"},
+		{"deadline", fmt.Errorf("next: %w", context.DeadlineExceeded), 503, codeUnavailable, retryShort, "timed out"},
+		{"cancelled", context.Canceled, 503, codeUnavailable, retryShort, "cancelled"},
+		{"unreachable", fmt.Errorf("x: %w: %w", cluster.ErrUnreachable, refused), 503, codeUnavailable, retryShort, "Redis Cluster"},
+		{"no master", cluster.ErrNoMaster, 503, codeUnavailable, retryShort, "Redis Cluster"},
+		{"network error alone", refused, 503, codeUnavailable, retryShort, "Redis Cluster"},
+		{"something else", fmt.Errorf("on 127.0.0.1:7000: %w", errors.New("boom\nsecond line")), 500, codeInternal, 0, "internal error"},
+		{"panic", fmt.Errorf("server: panic: %v", "boom"), 500, codeInternal, 0, "internal error"},
 	}
 	for _, tc := range tests {
-		if got := statusOf(tc.err); got != tc.code {
-			t.Errorf("statusOf(%v) = %d, want %d", tc.err, got, tc.code)
+		e := errorOf(tc.err)
+		if e.status != tc.status || e.code != tc.code || e.retryAfter != tc.retry || !strings.Contains(e.msg, tc.msgHas) {
+			t.Errorf("%s: errorOf(%q) = %+v, want %d %s retry %d with %q", tc.name, tc.err, e, tc.status, tc.code, tc.retry, tc.msgHas)
 		}
+		if strings.ContainsAny(e.msg, "\r\n") || strings.Contains(e.msg, "127.0.0.") || strings.Contains(e.msg, "boom") {
+			t.Errorf("%s: public message %q leaks the error %q", tc.name, e.msg, tc.err)
+		}
+		if busy := e.status == 503 || e.status == 429; busy != (e.retryAfter > 0) {
+			t.Errorf("%s: status %d with Retry-After %d", tc.name, e.status, e.retryAfter)
+		}
+		if !slices.Contains(errorCodes, e.code) {
+			t.Errorf("%s: undocumented code %q", tc.name, e.code)
+		}
+	}
+}
+
+func TestWriteError(t *testing.T) {
+	rec := httptest.NewRecorder()
+	writeError(rec, fmt.Errorf("%w: %w", client.ErrNoHealthyShard, errors.New("shard 0: dial 127.0.0.1:7000")))
+	want := `{"error":"no shard of the namespace can serve now: their masters are down or not replicating","code":"unavailable"}` + "\n"
+	if rec.Code != 503 || rec.Header().Get("Retry-After") != "1" || rec.Body.String() != want {
+		t.Fatalf("writeError: %d %v %q, want 503, Retry-After 1, %q", rec.Code, rec.Header(), rec.Body, want)
 	}
 }
 
@@ -552,8 +611,8 @@ func TestParseIDRequest(t *testing.T) {
 		if (err == nil) != tc.ok || (tc.ok && (ns != tc.ns || n != tc.wantN)) {
 			t.Errorf("parseIDRequest(%q, %q) = %q, %d, %v; want ok=%v n=%d", tc.ns, tc.count, ns, n, err, tc.ok, tc.wantN)
 		}
-		if err != nil && statusOf(err) != 400 {
-			t.Errorf("parseIDRequest(%q, %q): error %v maps to %d, want 400", tc.ns, tc.count, err, statusOf(err))
+		if err != nil && errorOf(err).status != 400 {
+			t.Errorf("parseIDRequest(%q, %q): error %v maps to %+v, want 400", tc.ns, tc.count, err, errorOf(err))
 		}
 	}
 }
@@ -568,8 +627,8 @@ func FuzzParseIDRequest(f *testing.F) {
 			if got != "" || n != 0 {
 				t.Fatalf("error with values %q %d", got, n)
 			}
-			if statusOf(err) != 400 {
-				t.Fatalf("error %v is not a 400", err)
+			if e := errorOf(err); e.status != 400 || (e.code != codeBadNamespace && e.code != codeBadCount) {
+				t.Fatalf("error %v is %+v, not a 400 bad_namespace or bad_count", err, e)
 			}
 			return
 		}

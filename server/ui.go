@@ -266,7 +266,7 @@ func (s *Server) handleUI(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	selected := q.Get("namespace")
 	if selected != "" && !shard.ValidNamespace(selected) {
-		writeError(w, http.StatusBadRequest, badNamespace)
+		writeError(w, errBadNamespace)
 		return
 	}
 	var nonceBytes [16]byte
@@ -280,7 +280,7 @@ func (s *Server) handleUI(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
 	if err := pageTemplate.ExecuteTemplate(&buf, name, d); err != nil {
 		s.log.Error("rendering the health page", "err", err)
-		writeError(w, http.StatusInternalServerError, "rendering the page failed")
+		writeError(w, fmt.Errorf("server: rendering the health page: %w", err))
 		return
 	}
 	h := w.Header()

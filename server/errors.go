@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardseq/shardseq/client"
+	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/shard"
+)
+
+// Error codes: the "code" of every error body, {"error":"...","code":"..."}.
+// Clients branch on the code, never on the text, which may change. README
+// "HTTP API" and api/openapi.yaml list them; a test keeps the three equal.
+const (
+	codeBadNamespace      = "bad_namespace"
+	codeBadCount          = "bad_count"
+	codeNamespaceConflict = "namespace_conflict"
+	codeUnavailable       = "unavailable"
+	codeUnauthorized      = "unauthorized"
+	codeNotFound          = "not_found"
+	codeMethodNotAllowed  = "method_not_allowed"
+	codeInternal          = "internal"
+
+	// Reserved: documented, so clients can know them, but not sent yet.
+	codeTooManyNamespaces = "too_many_namespaces"
+	codeNamespaceNotFound = "namespace_not_found"
+	codeRateLimited       = "rate_limited"
+)
+
+// errorCodes is the documented set, sent and reserved.
+var errorCodes = []string{codeBadNamespace, codeBadCount, codeNamespaceConflict, codeUnavailable, codeUnauthorized,
+	codeNotFound, codeMethodNotAllowed, codeInternal, codeTooManyNamespaces, codeNamespaceNotFound, codeRateLimited}
+
+// Errors of a request that never reached Redis. Their text is the public
+// message unless a publicError says more.
+var (
+	errBadNamespace     = errors.New("namespace must match " + shard.NamespacePattern)
+	errBadCount         = errors.New("count must be an integer from 1 to " + strconv.Itoa(MaxCount))
+	errUnauthorized     = errors.New("missing or invalid bearer token")
+	errNotFound         = errors.New("no route; see GET / (health page), POST /v1/ids/{namespace}, GET /v1/shards, GET /metrics, GET /healthz, GET /readyz")
+	errNamespaceNotOpen = errors.New("namespace not open on this server; it opens on its first POST /v1/ids/{namespace}")
+	errMethodNotAllowed = errors.New("method not allowed")
+	errNotReady         = errors.New("not ready")
+)
+
+// Retry-After, in seconds.
+const (
+	// retryShort: an open breaker tries its shard again after
+	// failover.BreakerConfig.OpenFor (1s by default), and Redis promotes a
+	// replica within a few seconds.
+	retryShort = 1
+	// retryLong: namespaces stay open, so a server full of them frees none;
+	// only another server (or a restart) helps.
+	retryLong = 60
+)
+
+// apiError is the answer to a failed request.
+type apiError struct {
+	status     int
+	code       string
+	msg        string // public: ours, one line, no node address
+	retryAfter int    // seconds; 0: no Retry-After header
+}
+
+// errorOf decides the answer to err: status, code, public message and
+// Retry-After. Every error answer of the server goes through it. The error
+// itself, with node addresses and the joined errors of every shard, is for
+// the log only.
+func errorOf(err error) apiError {
+	var netErr net.Error
+	var e apiError
+	switch {
+	case errors.Is(err, errBadNamespace), errors.Is(err, shard.ErrInvalidNamespace):
+		e = apiError{http.StatusBadRequest, codeBadNamespace, errBadNamespace.Error(), 0}
+	case errors.Is(err, errBadCount):
+		e = apiError{http.StatusBadRequest, codeBadCount, errBadCount.Error(), 0}
+	case errors.Is(err, errUnauthorized):
+		e = apiError{http.StatusUnauthorized, codeUnauthorized, errUnauthorized.Error(), 0}
+	case errors.Is(err, errNotFound):
+		e = apiError{http.StatusNotFound, codeNotFound, errNotFound.Error(), 0}
+	case errors.Is(err, errNamespaceNotOpen):
+		e = apiError{http.StatusNotFound, codeNotFound, errNamespaceNotOpen.Error(), 0}
+	case errors.Is(err, errMethodNotAllowed):
+		e = apiError{http.StatusMethodNotAllowed, codeMethodNotAllowed, errMethodNotAllowed.Error(), 0}
+	case errors.Is(err, client.ErrShardCountMismatch):
+		e = apiError{http.StatusConflict, codeNamespaceConflict,
+			"the namespace exists in Redis with another shard count than this server's (--shards); use a new namespace", 0}
+	case errors.Is(err, ErrTooManyNamespaces):
+		e = apiError{http.StatusServiceUnavailable, codeUnavailable,
+			"this server keeps as many namespaces open as it may (--max-namespaces); use one of them", retryLong}
+	case errors.Is(err, errNotReady):
+		e = apiError{http.StatusServiceUnavailable, codeUnavailable, errNotReady.Error(), retryShort}
+	case errors.Is(err, ErrClosed), errors.Is(err, client.ErrClosed), errors.Is(err, cluster.ErrClosed), errors.Is(err, redis.ErrClosed):
+		e = apiError{http.StatusServiceUnavailable, codeUnavailable, "the server is shutting down", retryShort}
+	case errors.Is(err, client.ErrNoHealthyShard):
+		e = apiError{http.StatusServiceUnavailable, codeUnavailable,
+			"no shard of the namespace can serve now: their masters are down or not replicating", retryShort}
+	case errors.Is(err, context.DeadlineExceeded):
+		e = apiError{http.StatusServiceUnavailable, codeUnavailable, "timed out: Redis did not answer in time", retryShort}
+	case errors.Is(err, context.Canceled):
+		e = apiError{http.StatusServiceUnavailable, codeUnavailable, "request cancelled", retryShort}
+	case errors.Is(err, cluster.ErrUnreachable), errors.Is(err, cluster.ErrNoMaster), cluster.IsClusterDown(err), errors.As(err, &netErr):
+		e = apiError{http.StatusServiceUnavailable, codeUnavailable, "the Redis Cluster cannot be reached or is not serving", retryShort}
+	default:
+		e = apiError{http.StatusInternalServerError, codeInternal, "internal error", 0}
+	}
+	if pe := (*publicError)(nil); errors.As(err, &pe) {
+		e.msg = pe.msg
+	}
+	return e
+}
+
+// publicError gives an error a more precise public message, written by us
+// from values the caller sent or the server's configuration, never from
+// another error's text. Error() is the wrapped error's, for the log.
+type publicError struct {
+	err error
+	msg string
+}
+
+func (e *publicError) Error() string { return e.err.Error() }
+func (e *publicError) Unwrap() error { return e.err }
+
+// public wraps err with the public message format, args.
+func public(err error, format string, args ...any) error {
+	return &publicError{err: err, msg: fmt.Sprintf(format, args...)}
+}
+
+// errorBody is the JSON of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// header sets the Retry-After header of e, if it has one.
+func (e apiError) header(h http.Header) {
+	if e.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.retryAfter))
+	}
+}
+
+// writeError answers err as errorOf decides and returns that answer.
+func writeError(w http.ResponseWriter, err error) apiError {
+	e := errorOf(err)
+	e.header(w.Header())
+	writeJSON(w, e.status, errorBody{Error: e.msg, Code: e.code})
+	return e
+}
