@@ -14,6 +14,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/shardseq/shardseq/failover"
+	"github.com/shardseq/shardseq/internal/version"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -36,8 +37,8 @@ type metrics struct {
 	reservations   *prometheus.CounterVec   // namespace, shard, result
 	ackFailures    *prometheus.CounterVec   // namespace, shard
 	reserveSeconds *prometheus.HistogramVec // namespace
-	httpRequests   *prometheus.CounterVec   // route, code
-	httpSeconds    *prometheus.HistogramVec // route
+	httpRequests   *prometheus.CounterVec   // method, route, code
+	httpSeconds    *prometheus.HistogramVec // method, route
 	next           failover.Observer        // the template's own Observer, if any
 }
 
@@ -60,13 +61,19 @@ func newMetrics(s *Server, next failover.Observer) *metrics {
 	}, []string{"namespace"})
 	m.httpRequests = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "shardseq_http_requests_total",
-		Help: "HTTP requests by route pattern and status code.",
-	}, []string{"route", "code"})
+		Help: "HTTP requests by method, route pattern and status code.",
+	}, []string{"method", "route", "code"})
 	m.httpSeconds = f.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "shardseq_http_request_duration_seconds",
-		Help:    "Time to answer an HTTP request, by route pattern.",
+		Help:    "Time to answer an HTTP request, by method and route pattern.",
 		Buckets: prometheus.DefBuckets,
-	}, []string{"route"})
+	}, []string{"method", "route"})
+	bi := version.Get()
+	f.NewGauge(prometheus.GaugeOpts{
+		Name:        "shardseq_build_info",
+		Help:        "Always 1; the labels tell the version, commit and Go version of this build.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion},
+	}).Set(1)
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "shardseq_namespaces_open",
 		Help: "Namespaces this server keeps open (at most --max-namespaces).",
@@ -108,8 +115,9 @@ func (m *metrics) handler() http.Handler {
 	})
 }
 
-// instrument counts every request by its route pattern (never the raw path:
-// a namespace or a scanner's random paths would make the label unbounded).
+// instrument counts every request by its method and route pattern (never the
+// raw path or method: a namespace or a scanner's random paths and methods
+// would make the labels unbounded).
 // It must wrap the ServeMux: the mux sets r.Pattern on the request it is
 // given, which is the one this middleware sees after ServeHTTP returns.
 func (m *metrics) instrument(h http.Handler) http.Handler {
@@ -121,11 +129,23 @@ func (m *metrics) instrument(h http.Handler) http.Handler {
 			if route == "" || route == "/" {
 				route = "other"
 			}
-			m.httpRequests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
-			m.httpSeconds.WithLabelValues(route).Observe(time.Since(start).Seconds())
+			method := methodLabel(r.Method)
+			m.httpRequests.WithLabelValues(method, route, strconv.Itoa(sw.code)).Inc()
+			m.httpSeconds.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 		}()
 		h.ServeHTTP(sw, r)
 	})
+}
+
+// methodLabel is the method label of a request: a method of RFC 9110, or
+// "other" (a method is any token a client sends).
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 // statusWriter remembers the status code written.
@@ -158,7 +178,7 @@ var (
 	descIssued = prometheus.NewDesc("shardseq_ids_issued_total",
 		"IDs this server handed to callers, by namespace.", []string{"namespace"}, nil)
 	descBreaker = prometheus.NewDesc("shardseq_breaker_state",
-		"Circuit breaker of a shard: 0 closed, 1 half-open, 2 open.", []string{"namespace", "shard"}, nil)
+		"Circuit breaker of a shard: 1 for its current state (closed, half-open or open), 0 for the others.", []string{"namespace", "shard", "state"}, nil)
 	descHealthy = prometheus.NewDesc("shardseq_shard_healthy",
 		"1 when the shard serves (breaker closed and last reservation good), 0 otherwise.", []string{"namespace", "shard"}, nil)
 	descFences = prometheus.NewDesc("shardseq_fence_events_total",
@@ -181,7 +201,9 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, st := range cl.Shards() {
 			sh := strconv.Itoa(st.Index)
-			ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, breakerValue(st.State), name, sh)
+			for _, state := range breakerStates {
+				ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, boolValue(st.State == state), name, sh, state)
+			}
 			ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, boolValue(st.Healthy), name, sh)
 			ch <- prometheus.MustNewConstMetric(descFences, prometheus.CounterValue, float64(st.FenceEvents), name, sh)
 			ch <- prometheus.MustNewConstMetric(descBlock, prometheus.GaugeValue, float64(st.BlockSize), name, sh)
@@ -190,15 +212,9 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func breakerValue(state string) float64 {
-	switch state {
-	case gobreaker.StateHalfOpen.String():
-		return 1
-	case gobreaker.StateOpen.String():
-		return 2
-	}
-	return 0
-}
+// breakerStates are the values of the state label of shardseq_breaker_state:
+// one series each, so that sum by (state) counts the shards in each.
+var breakerStates = []string{gobreaker.StateClosed.String(), gobreaker.StateHalfOpen.String(), gobreaker.StateOpen.String()}
 
 func boolValue(b bool) float64 {
 	if b {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"github.com/shardseq/shardseq/internal/clustertest"
 	"github.com/shardseq/shardseq/internal/localcluster"
 	"github.com/shardseq/shardseq/internal/tlstest"
+	"github.com/shardseq/shardseq/internal/version"
 )
 
 // Ports of the operations tests' cluster: 7700-7705 (bus ports +10000).
@@ -220,8 +222,10 @@ func testMetrics(t *testing.T, cl *cluster.Cluster) {
 	obs.mu.Unlock()
 	for i := range 4 {
 		l := map[string]string{"namespace": "orders", "shard": fmt.Sprint(i)}
-		if v := value(t, reg, "shardseq_breaker_state", l); v != 0 {
-			t.Errorf("breaker %v: %v, want 0 (closed)", l, v)
+		for state, want := range map[string]float64{"closed": 1, "half-open": 0, "open": 0} {
+			if v := value(t, reg, "shardseq_breaker_state", map[string]string{"namespace": "orders", "shard": fmt.Sprint(i), "state": state}); v != want {
+				t.Errorf("breaker %v state %s: %v, want %v", l, state, v, want)
+			}
 		}
 		if v := value(t, reg, "shardseq_shard_healthy", l); v != 1 {
 			t.Errorf("healthy %v: %v, want 1", l, v)
@@ -234,11 +238,22 @@ func testMetrics(t *testing.T, cl *cluster.Cluster) {
 	if v := value(t, reg, "shardseq_namespaces_open", nil); v != 2 {
 		t.Errorf("namespaces open: %v, want 2", v)
 	}
-	if v := value(t, reg, "shardseq_http_requests_total", map[string]string{"route": "POST /v1/ids/{namespace}", "code": "200"}); v != 3 {
+	if v := value(t, reg, "shardseq_http_requests_total", map[string]string{"method": "POST", "route": "POST /v1/ids/{namespace}", "code": "200"}); v != 3 {
 		t.Errorf("http requests: %v, want 3", v)
 	}
-	if v := value(t, reg, "shardseq_http_requests_total", map[string]string{"route": "other", "code": "404"}); v != 1 {
+	if v := value(t, reg, "shardseq_http_requests_total", map[string]string{"method": "GET", "route": "other", "code": "404"}); v != 1 {
 		t.Errorf("unmatched requests: %v, want 1", v)
+	}
+	if v := value(t, reg, "shardseq_http_request_duration_seconds", map[string]string{"method": "POST", "route": "POST /v1/ids/{namespace}"}); v != 4 {
+		t.Errorf("http latency samples of POST /v1/ids/{namespace}: %v, want 4", v)
+	}
+	send(h, "BREW", "/v1/ids/orders")
+	if v := value(t, reg, "shardseq_http_requests_total", map[string]string{"method": "other", "route": "/v1/ids/{namespace}", "code": "405"}); v != 1 {
+		t.Errorf("a made-up method: %v, want 1 under method=other", v)
+	}
+	bi := version.Get()
+	if v := value(t, reg, "shardseq_build_info", map[string]string{"version": bi.Version, "revision": bi.Revision, "goversion": runtime.Version()}); v != 1 {
+		t.Errorf("build info: %v, want 1", v)
 	}
 	value(t, reg, "go_goroutines", nil)
 	value(t, reg, "process_open_fds", nil)
@@ -265,8 +280,8 @@ func testMetrics(t *testing.T, cl *cluster.Cluster) {
 			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 		}
 	}
-	if n := testutil.CollectAndCount(&shardCollector{s: s}, "shardseq_breaker_state"); n != 8 {
-		t.Errorf("breaker state series: %d, want 8 (2 namespaces x 4 shards)", n)
+	if n := testutil.CollectAndCount(&shardCollector{s: s}, "shardseq_breaker_state"); n != 24 {
+		t.Errorf("breaker state series: %d, want 24 (2 namespaces x 4 shards x 3 states)", n)
 	}
 
 	// The exposition over HTTP.

@@ -453,6 +453,25 @@ func testClosedCluster(t *testing.T, lc *clustertest.Cluster) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// One breaker series per state: exactly one is 1 for each shard, and
+	// the shards that failed are not closed.
+	notClosed := 0.0
+	for i := range 6 {
+		sum := 0.0
+		for _, state := range breakerStates {
+			v := value(t, s.Metrics(), "shardseq_breaker_state", map[string]string{"namespace": DefaultNamespace, "shard": fmt.Sprint(i), "state": state})
+			sum += v
+			if state != "closed" {
+				notClosed += v
+			}
+		}
+		if sum != 1 {
+			t.Errorf("shard %d: the breaker state series add up to %v, want 1", i, sum)
+		}
+	}
+	if notClosed == 0 {
+		t.Errorf("every breaker of a closed cluster's namespace reports closed")
+	}
 }
 
 func testClosedServer(t *testing.T, cl *cluster.Cluster) {
