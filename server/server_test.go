@@ -131,6 +131,7 @@ func TestServer(t *testing.T) {
 	t.Run("ClosedCluster", func(t *testing.T) { testClosedCluster(t, lc) })
 	t.Run("ClosedServer", func(t *testing.T) { testClosedServer(t, cl) })
 	t.Run("HTTPServer", func(t *testing.T) { testHTTPServer(t, cl) })
+	t.Run("OpenAPI", func(t *testing.T) { testOpenAPI(t, cl) })
 }
 
 func testStatusCodes(t *testing.T, cl *cluster.Cluster) {

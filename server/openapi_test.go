@@ -1,0 +1,497 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/shardseq/shardseq/client"
+	"github.com/shardseq/shardseq/cluster"
+)
+
+// specFile is the API description the tests hold the server to.
+const specFile = "../api/openapi.yaml"
+
+// apiSpec is api/openapi.yaml loaded for checking answers: the document as
+// JSON values, and its schemas compiled (JSON Schema 2020-12, the dialect
+// of OpenAPI 3.1) as they are needed.
+type apiSpec struct {
+	doc      map[string]any
+	compiler *jsonschema.Compiler
+	compiled map[string]*jsonschema.Schema // by JSON pointer
+	seen     map[string]bool               // answered: "<operation pointer> <status>", or a shared response's pointer
+}
+
+// specURL names the document for the compiler; nothing is fetched.
+const specURL = "file:///shardseq/api/openapi.json"
+
+func loadSpec(t *testing.T) *apiSpec {
+	t.Helper()
+	b, err := os.ReadFile(specFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var y any
+	if err := yaml.Unmarshal(b, &y); err != nil {
+		t.Fatalf("%s: %v", specFile, err)
+	}
+	j, err := json.Marshal(y) // YAML to the JSON values the compiler takes
+	if err != nil {
+		t.Fatalf("%s: not JSON-compatible: %v", specFile, err)
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(j))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := v.(map[string]any)
+	if doc["openapi"] != "3.1.0" {
+		t.Fatalf("%s: openapi %v, want 3.1.0", specFile, doc["openapi"])
+	}
+	// Strict for the test, open for clients: every named object schema
+	// refuses members it does not list, so a member the server sends and
+	// the description lacks fails here (clients may still ignore additions).
+	for name, sch := range doc["components"].(map[string]any)["schemas"].(map[string]any) {
+		m := sch.(map[string]any)
+		if _, ok := m["properties"]; ok {
+			if _, set := m["additionalProperties"]; set {
+				t.Fatalf("schema %s sets additionalProperties; the test makes every schema strict itself", name)
+			}
+			m["additionalProperties"] = false
+		}
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.AssertFormat() // date-time
+	if err := c.AddResource(specURL, doc); err != nil {
+		t.Fatal(err)
+	}
+	return &apiSpec{doc: doc, compiler: c, compiled: map[string]*jsonschema.Schema{}, seen: map[string]bool{}}
+}
+
+// ptr joins JSON pointer tokens, escaped (RFC 6901).
+func ptr(base string, tokens ...string) string {
+	for _, tok := range tokens {
+		base += "/" + strings.ReplaceAll(strings.ReplaceAll(tok, "~", "~0"), "/", "~1")
+	}
+	return base
+}
+
+// at returns the node at JSON pointer p of the document, following a $ref
+// there, and the pointer of what it returns.
+func (s *apiSpec) at(t *testing.T, p string) (map[string]any, string) {
+	t.Helper()
+	var node any = s.doc
+	for _, tok := range strings.Split(p, "/")[1:] {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		switch n := node.(type) {
+		case map[string]any:
+			var ok bool
+			if node, ok = n[tok]; !ok {
+				return nil, p
+			}
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(n) {
+				return nil, p
+			}
+			node = n[i]
+		default:
+			t.Fatalf("spec: %s: nothing at %q", p, tok)
+		}
+	}
+	m, _ := node.(map[string]any)
+	if ref, ok := m["$ref"].(string); ok {
+		return s.at(t, strings.TrimPrefix(ref, "#"))
+	}
+	return m, p
+}
+
+// validate checks v against the schema at JSON pointer p.
+func (s *apiSpec) validate(t *testing.T, p string, v any) error {
+	t.Helper()
+	sch, ok := s.compiled[p]
+	if !ok {
+		// The pointer is a URI fragment: percent-encode what a URI may not hold.
+		frag := strings.NewReplacer("{", "%7B", "}", "%7D").Replace(p)
+		var err error
+		if sch, err = s.compiler.Compile(specURL + "#" + frag); err != nil {
+			t.Fatalf("spec: compiling the schema at %s: %v", p, err)
+		}
+		s.compiled[p] = sch
+	}
+	return sch.Validate(v)
+}
+
+// operation finds the operation of method and path: its pointer and the
+// values of its path parameters. "" when the path is not described (404);
+// the path's pointer and found false when the method is not (405).
+func (s *apiSpec) operation(method, path string) (op string, params map[string]string, found bool) {
+	segs := strings.Split(path, "/")
+	for tmpl, item := range s.doc["paths"].(map[string]any) {
+		tsegs := strings.Split(tmpl, "/")
+		if len(tsegs) != len(segs) {
+			continue
+		}
+		params = map[string]string{}
+		for i, ts := range tsegs {
+			if strings.HasPrefix(ts, "{") && strings.HasSuffix(ts, "}") && segs[i] != "" {
+				v, err := url.PathUnescape(segs[i])
+				if err != nil {
+					v = segs[i]
+				}
+				params[ts[1:len(ts)-1]] = v
+			} else if ts != segs[i] {
+				params = nil
+				break
+			}
+		}
+		if params == nil {
+			continue
+		}
+		p := ptr("/paths", tmpl)
+		if _, ok := item.(map[string]any)[strings.ToLower(method)]; !ok {
+			return p, params, false
+		}
+		return ptr(p, strings.ToLower(method)), params, true
+	}
+	return "", nil, false
+}
+
+// checkParams holds the description's parameter schemas to the server's
+// verdict: an answer 400 has a parameter the schemas refuse, any other
+// answer none.
+func (s *apiSpec) checkParams(t *testing.T, op string, pathParams map[string]string, query url.Values, status int) {
+	t.Helper()
+	node, _ := s.at(t, op)
+	list, _ := node["parameters"].([]any)
+	var refused []string
+	for i := range list {
+		prm, pp := s.at(t, ptr(op, "parameters", strconv.Itoa(i)))
+		name := prm["name"].(string)
+		var raw string
+		switch prm["in"] {
+		case "path":
+			raw = pathParams[name]
+		case "query":
+			raw = query.Get(name)
+			if raw == "" {
+				continue // absent, or empty: the default
+			}
+		default:
+			t.Fatalf("spec: %s: parameter in %v", op, prm["in"])
+		}
+		// Query and path values are text: a value is valid as text, or as
+		// the integer it spells.
+		err := s.validate(t, ptr(pp, "schema"), raw)
+		if n, perr := strconv.ParseInt(raw, 10, 64); err != nil && perr == nil {
+			err = s.validate(t, ptr(pp, "schema"), json.Number(strconv.FormatInt(n, 10)))
+		}
+		if err != nil {
+			refused = append(refused, fmt.Sprintf("%s=%q", name, raw))
+		}
+	}
+	switch {
+	case status == http.StatusBadRequest && len(refused) == 0:
+		t.Errorf("%s: the server refused parameters the description accepts: %v %v", op, pathParams, query)
+	case status != http.StatusBadRequest && len(refused) > 0:
+		t.Errorf("%s: the server accepted (%d) parameters the description refuses: %v", op, status, refused)
+	}
+}
+
+// checkAnswer holds one real answer to the description: its status is
+// documented for the operation, its content type is one documented, its
+// JSON body matches the schema, its required headers are there and valid.
+func (s *apiSpec) checkAnswer(t *testing.T, req *http.Request, resp *http.Response, body []byte) {
+	t.Helper()
+	what := req.Method + " " + req.URL.RequestURI()
+	op, params, found := s.operation(req.Method, req.URL.EscapedPath())
+	var rp string // pointer of the response description
+	switch {
+	case op == "":
+		rp = "/components/responses/NotFound"
+	case !found:
+		rp = "/components/responses/MethodNotAllowed"
+	default:
+		s.checkParams(t, op, params, req.URL.Query(), resp.StatusCode)
+		rp = ptr(op, "responses", strconv.Itoa(resp.StatusCode))
+	}
+	r, rp := s.at(t, rp)
+	if r == nil {
+		t.Errorf("%s: status %d is not in the description of %s", what, resp.StatusCode, op)
+		return
+	}
+	if found {
+		s.seen[op+" "+strconv.Itoa(resp.StatusCode)] = true
+	} else {
+		s.seen[rp] = true
+	}
+	headers, _ := r["headers"].(map[string]any)
+	for name := range headers {
+		h, hp := s.at(t, ptr(rp, "headers", name))
+		v := resp.Header.Get(name)
+		if v == "" {
+			if h["required"] == true {
+				t.Errorf("%s: %d without the header %s", what, resp.StatusCode, name)
+			}
+			continue
+		}
+		var val any = v
+		if _, err := strconv.ParseInt(v, 10, 64); err == nil {
+			val = json.Number(v)
+		}
+		if err := s.validate(t, ptr(hp, "schema"), val); err != nil {
+			t.Errorf("%s: header %s: %q: %v", what, name, v, err)
+		}
+	}
+	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil {
+		t.Errorf("%s: Content-Type %q: %v", what, resp.Header.Get("Content-Type"), err)
+		return
+	}
+	content, _ := r["content"].(map[string]any)
+	if _, ok := content[mt]; !ok {
+		t.Errorf("%s: %d answered %s; the description has %v", what, resp.StatusCode, mt, slices.Collect(maps.Keys(content)))
+		return
+	}
+	if mt != "application/json" {
+		return
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+	if err != nil {
+		t.Errorf("%s: not JSON: %v: %q", what, err, body)
+		return
+	}
+	if err := s.validate(t, ptr(rp, "content", mt, "schema"), v); err != nil {
+		t.Errorf("%s: %d body does not match the description: %v\n%.300s", what, resp.StatusCode, err, body)
+	}
+}
+
+// unseen lists the documented answers of every operation no check saw,
+// but 500s, which a healthy real server does not give on purpose.
+func (s *apiSpec) unseen(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for tmpl, item := range s.doc["paths"].(map[string]any) {
+		for method, o := range item.(map[string]any) {
+			for status := range o.(map[string]any)["responses"].(map[string]any) {
+				if key := ptr(ptr("/paths", tmpl), method) + " " + status; status != "500" && !s.seen[key] {
+					out = append(out, key)
+				}
+			}
+		}
+	}
+	for _, name := range []string{"NotFound", "MethodNotAllowed"} {
+		if !s.seen["/components/responses/"+name] {
+			out = append(out, "/components/responses/"+name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestOpenAPIDocument checks what the description says without a server:
+// its error codes are the server's, and the README lists them all.
+func TestOpenAPIDocument(t *testing.T) {
+	spec := loadSpec(t)
+	codes, _ := spec.at(t, "/components/schemas/ErrorCode")
+	var enum []string
+	for _, c := range codes["enum"].([]any) {
+		enum = append(enum, c.(string))
+	}
+	if !slices.Equal(enum, errorCodes) {
+		t.Errorf("ErrorCode enum %v, want the server's codes %v", enum, errorCodes)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range errorCodes {
+		if !bytes.Contains(readme, []byte("| `"+c+"` |")) {
+			t.Errorf("README's error code table lacks %s", c)
+		}
+	}
+	// What OpenAPI 3.1 requires of the objects used here: a response has a
+	// description, a parameter a name, a place and a schema, and a path
+	// parameter is required.
+	for tmpl, item := range spec.doc["paths"].(map[string]any) {
+		for method := range item.(map[string]any) {
+			op := ptr(ptr("/paths", tmpl), method)
+			node, _ := spec.at(t, op)
+			for status := range node["responses"].(map[string]any) {
+				if r, rp := spec.at(t, ptr(op, "responses", status)); r == nil || r["description"] == nil {
+					t.Errorf("%s: response %s without a description", rp, status)
+				}
+			}
+			params, _ := node["parameters"].([]any)
+			for i := range params {
+				prm, pp := spec.at(t, ptr(op, "parameters", strconv.Itoa(i)))
+				if prm["name"] == nil || prm["schema"] == nil || prm["in"] != "query" && (prm["in"] != "path" || prm["required"] != true) {
+					t.Errorf("%s: parameter %v", pp, prm)
+				}
+				if prm["in"] == "path" && !strings.Contains(tmpl, "{"+prm["name"].(string)+"}") {
+					t.Errorf("%s: path parameter %v not in %s", pp, prm["name"], tmpl)
+				}
+			}
+		}
+	}
+	// Every $ref resolves, and every schema compiles.
+	var walk func(p string, v any)
+	walk = func(p string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if ref, ok := v["$ref"].(string); ok {
+				if n, _ := spec.at(t, strings.TrimPrefix(ref, "#")); n == nil {
+					t.Errorf("%s: $ref %s resolves to nothing", p, ref)
+				}
+			}
+			if strings.HasSuffix(p, "/schema") || strings.HasPrefix(p, "/components/schemas/") && strings.Count(p, "/") == 3 {
+				_ = spec.validate(t, p, nil) // compiling is the check
+			}
+			for k, e := range v {
+				walk(ptr(p, k), e)
+			}
+		case []any:
+			for i, e := range v {
+				walk(ptr(p, strconv.Itoa(i)), e)
+			}
+		}
+	}
+	walk("", spec.doc)
+}
+
+// testOpenAPI sends real requests over HTTP to real servers on the test
+// cluster, holds every answer to api/openapi.yaml, and requires every
+// documented answer (but 500) to have been seen.
+func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
+	spec := loadSpec(t)
+	// "oa-conflict" exists with 4 shards; the servers use 6.
+	c4, err := client.New(context.Background(), client.Config{Cluster: cl, Namespace: "oa-conflict", Shards: 4, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c4.Close()
+
+	start := func(s *Server) *httptest.Server {
+		hs := httptest.NewUnstartedServer(s.Handler())
+		hs.Config = NewHTTPServer("", s.Handler(), quietLogger())
+		hs.Start()
+		t.Cleanup(hs.Close)
+		return hs
+	}
+	open := newServer(t, Config{Cluster: cl, Shards: 6, MaxNamespaces: 4})
+	locked := newServer(t, Config{Cluster: cl, Shards: 6, Tokens: []string{testToken}, AuthMetrics: true, AuthUI: true})
+	openURL, lockedURL := start(open).URL, start(locked).URL
+
+	check := func(base, method, target, token string, status int, code string) {
+		t.Helper()
+		req, err := http.NewRequest(method, base+target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, target, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != status {
+			t.Errorf("%s %s: %d, want %d: %s", method, target, resp.StatusCode, status, body)
+			return
+		}
+		spec.checkAnswer(t, req, resp, body)
+		if code != "" {
+			var e errorBody
+			if err := json.Unmarshal(body, &e); err != nil || e.Code != code {
+				t.Errorf("%s %s: code %q, want %q: %s", method, target, e.Code, code, body)
+			}
+		}
+	}
+
+	for _, c := range []struct {
+		method, target string
+		status         int
+		code           string
+	}{
+		{"POST", "/v1/ids/orders", 200, ""},
+		{"POST", "/v1/ids/orders?count=10000", 200, ""},
+		{"POST", "/v1/ids/Az09_.-?count=007", 200, ""},
+		{"POST", "/v1/ids/orders?count=0", 400, codeBadCount},
+		{"POST", "/v1/ids/orders?count=10001", 400, codeBadCount},
+		{"POST", "/v1/ids/orders?count=1e3", 400, codeBadCount},
+		{"POST", "/v1/ids/orders?count=%205", 400, codeBadCount},
+		{"POST", "/v1/ids/a%7Bb%7D", 400, codeBadNamespace},
+		{"POST", "/v1/ids/" + strings.Repeat("n", 65), 400, codeBadNamespace},
+		{"POST", "/v1/ids/a%2Fb", 400, codeBadNamespace},
+		{"POST", "/v1/ids/oa-conflict", 409, codeNamespaceConflict},
+		{"GET", "/v1/ids/orders", 405, codeMethodNotAllowed},
+		{"GET", "/v1/shards", 200, ""},
+		{"GET", "/v1/shards?namespace=orders", 200, ""},
+		{"GET", "/v1/shards?namespace=never-opened", 404, codeNotFound},
+		{"GET", "/v1/shards?namespace=a%3Ab", 400, codeBadNamespace},
+		{"DELETE", "/v1/shards", 405, codeMethodNotAllowed},
+		{"GET", "/healthz", 200, ""},
+		{"POST", "/healthz", 405, codeMethodNotAllowed},
+		{"GET", "/readyz", 200, ""},
+		{"GET", "/metrics", 200, ""},
+		{"GET", "/", 200, ""},
+		{"GET", "/?fragment=1&namespace=orders", 200, ""},
+		{"GET", "/?namespace=%3Cscript%3E", 400, codeBadNamespace},
+		{"GET", "/v2/ids/orders", 404, codeNotFound},
+		{"GET", "/v1/nope", 404, codeNotFound},
+		// default, orders, Az09_.- and n3 fill MaxNamespaces 4.
+		{"POST", "/v1/ids/n3", 200, ""},
+		{"POST", "/v1/ids/n4", 503, codeUnavailable},
+	} {
+		check(openURL, c.method, c.target, "", c.status, c.code)
+	}
+	for _, c := range []struct {
+		method, target, token string
+		status                int
+	}{
+		{"POST", "/v1/ids/orders", "", 401},
+		{"POST", "/v1/ids/orders", "wrong-token-0123456789", 401},
+		{"GET", "/v1/shards", "", 401},
+		{"GET", "/metrics", "", 401},
+		{"GET", "/", "", 401},
+		{"POST", "/v1/ids/orders?count=3", testToken, 200},
+		{"GET", "/v1/shards", testToken, 200},
+		{"GET", "/metrics", testToken, 200},
+	} {
+		code := ""
+		if c.status == 401 {
+			code = codeUnauthorized
+		}
+		check(lockedURL, c.method, c.target, c.token, c.status, code)
+	}
+	open.Drain()
+	check(openURL, "GET", "/readyz", "", 503, codeUnavailable)
+	if err := open.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check(openURL, "POST", "/v1/ids/orders", "", 503, codeUnavailable)
+
+	if missing := spec.unseen(t); len(missing) > 0 {
+		t.Errorf("documented answers no request got: %v", missing)
+	}
+}
