@@ -80,6 +80,44 @@ func TestMastersFromNodes(t *testing.T) {
 	}
 }
 
+func TestMastersFromShards(t *testing.T) {
+	node := func(id string, port int64, role, health string) redis.Node {
+		return redis.Node{ID: id, IP: "127.0.0.1", Endpoint: "127.0.0.1", Port: port, Role: role, Health: health}
+	}
+	slots := []redis.SlotRange{{Start: 5461, End: 10922}}
+	tests := []struct {
+		name  string
+		shard redis.ClusterShard
+		want  string // addr failed replicas, or "" when left out
+	}{
+		{"master and replica", redis.ClusterShard{Slots: slots, Nodes: []redis.Node{
+			node("a", 7101, "master", "online"), node("b", 7104, "replica", "online")}}, "127.0.0.1:7101 false 1"},
+		{"replica listed first", redis.ClusterShard{Slots: slots, Nodes: []redis.Node{
+			node("b", 7104, "replica", "online"), node("a", 7101, "master", "online")}}, "127.0.0.1:7101 false 1"},
+		{"master failed, not yet replaced", redis.ClusterShard{Slots: slots, Nodes: []redis.Node{
+			node("a", 7101, "master", "fail"), node("b", 7104, "replica", "online")}}, "127.0.0.1:7101 true 1"},
+		// Valkey 8.0 after a failover: the dead ex-master first, with role master.
+		{"promoted replica beside its failed ex-master", redis.ClusterShard{Slots: slots, Nodes: []redis.Node{
+			node("a", 7101, "master", "fail"), node("b", 7104, "master", "online")}}, "127.0.0.1:7104 false 0"},
+		{"promoted replica first", redis.ClusterShard{Slots: slots, Nodes: []redis.Node{
+			node("b", 7104, "master", "online"), node("a", 7101, "master", "fail"), node("c", 7107, "replica", "online")}}, "127.0.0.1:7104 false 1"},
+		// Redis 7.0 after a failover: the dead ex-master alone, without slots.
+		{"failed ex-master without slots", redis.ClusterShard{Nodes: []redis.Node{node("a", 7101, "master", "fail")}}, ""},
+		{"no master", redis.ClusterShard{Slots: slots, Nodes: []redis.Node{node("b", 7104, "replica", "online")}}, ""},
+	}
+	for _, tc := range tests {
+		got := ""
+		if ms := mastersFromShards([]redis.ClusterShard{tc.shard}, false); len(ms) == 1 {
+			got = fmt.Sprintf("%s %v %d", ms[0].Addr, ms[0].Failed, len(ms[0].Replicas))
+		} else if len(ms) > 1 {
+			got = fmt.Sprint(ms)
+		}
+		if got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestIsRedirect(t *testing.T) {
 	for _, tt := range []struct {
 		err       error

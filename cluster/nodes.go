@@ -15,7 +15,9 @@ import (
 
 // mastersFromShards converts CLUSTER SHARDS. A shard without slots whose
 // master is failed is a dead ex-master that lost its slots to a promoted
-// replica; it is left out.
+// replica; it is left out. Valkey 8 lists such an ex-master in the shard of
+// the replica that replaced it, with role master too: the shard's master is
+// the one not failed, and a failed ex-master beside it is left out as well.
 func mastersFromShards(shards []redis.ClusterShard, useTLS bool) []Master {
 	var out []Master
 	for _, sh := range shards {
@@ -24,12 +26,13 @@ func mastersFromShards(shards []redis.ClusterShard, useTLS bool) []Master {
 		var replicas []Node
 		for _, n := range sh.Nodes {
 			node := Node{ID: n.ID, Addr: shardNodeAddr(n, useTLS), Failed: n.Health == "fail" || n.Health == "failed"}
-			if n.Role == "master" && !found {
+			switch {
+			case n.Role != "master":
+				replicas = append(replicas, node)
+			case !found || m.Failed && !node.Failed:
 				node.Master = true
 				m.Node = node
 				found = true
-			} else {
-				replicas = append(replicas, node)
 			}
 		}
 		if !found {
