@@ -95,6 +95,13 @@ func testHostileRequests(t *testing.T, cl *cluster.Cluster) {
 		if rec.Code >= 500 && rec.Code != 503 {
 			t.Fatalf("%s %s: %d %s", req.Method, target, rec.Code, rec.Body)
 		}
+		if rec.Code != 200 && req.Method != "HEAD" && rec.Header().Get("Content-Type") == "application/json" {
+			var body map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatalf("%s %s: %d %q: %v", req.Method, target, rec.Code, rec.Body, err)
+			}
+			checkErrorBody(t, req.Method+" "+target, body)
+		}
 		if rec.Code == 200 && req.Method == "POST" && strings.HasPrefix(req.URL.Path, "/v1/ids/") {
 			var body struct {
 				Namespace string
