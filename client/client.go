@@ -57,6 +57,11 @@ type segment struct {
 	shard  int
 	shards int64
 	born   time.Time
+	// retire is when the segment stops handing out IDs (ordering); zero
+	// when it lives until used up. retired is set, under Client.mu, once it
+	// was closed and accounted for.
+	retire  time.Time
+	retired bool
 	// done has bit j set once lane j is used up: written once a lane,
 	// read by every call, so callers skip used-up lanes without writing to
 	// their cache lines.
@@ -106,9 +111,18 @@ func laneHint() int {
 	return int((p >> 10) * 0x9E3779B97F4A7C15 >> (64 - laneBits)) // top bits: 0..lanes-1
 }
 
-// closedPos is stored in every lane's pos by Close: every later Add lands
-// past the lane's end, so no ID is taken after Close counted what was left.
+// closedPos is stored in every lane's pos by close: every later Add lands
+// past the lane's end, so no ID is taken after close counted what was left.
 const closedPos = 1 << 62
+
+// close stops the segment handing out IDs and returns how many it handed out.
+func (s *segment) close() (used int64) {
+	for j := range s.lane {
+		used += min(s.lane[j].pos.Swap(closedPos), s.laneLen(j))
+	}
+	s.done.Store(allDone)
+	return used
+}
 
 // Client hands out IDs of one namespace.
 type Client struct {
@@ -127,6 +141,8 @@ type Client struct {
 	refilled  chan struct{} // closed when the running refill ends
 	refillErr error
 	blockSize int64
+	order     orderState // guarded by mu
+	retirer   *time.Timer
 	wg        sync.WaitGroup
 	closed    atomic.Bool
 	discarded atomic.Int64
@@ -134,7 +150,8 @@ type Client struct {
 
 // New validates cfg, connects to the cluster (unless cfg.Cluster is given),
 // opens the namespace (creating it on first use, refusing a different shard
-// count) and returns a ready Client.
+// count), learns the namespace's level from Redis (so that its first IDs
+// follow the ones handed out before it started) and returns a ready Client.
 func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -158,7 +175,11 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		}
 		return nil, err
 	}
-	c.set = failover.NewSet(ns, c.reg, c.cl.Topology, cfg.Breaker, c.log, cfg.Observer)
+	failover.EnsureRepairs(c.cl, failover.RepairConfig{Options: cfg.shardOptions(), Logger: c.log})
+	if cfg.ordered() {
+		c.order.settled = ns.Level(ctx)
+	}
+	c.set = failover.NewSet(ns, c.reg, c.cl, cfg.Breaker, c.log, cfg.Observer)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -170,7 +191,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 func openNamespace(ctx context.Context, cl *cluster.Cluster, cfg Config) (*shard.Namespace, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		ns, err := shard.Open(ctx, cl, cfg.Namespace, cfg.Shards, cfg.shardOptions())
+		ns, err := shard.Open(ctx, cl, cfg.Namespace, cfg.settings(), cfg.shardOptions())
 		if err == nil || !failover.Retryable(err) || time.Now().After(deadline) {
 			return ns, err
 		}
@@ -186,8 +207,11 @@ func openNamespace(ctx context.Context, cl *cluster.Cluster, cfg Config) (*shard
 // Namespace is the client's namespace.
 func (c *Client) Namespace() string { return c.cfg.Namespace }
 
-// ShardCount is N.
-func (c *Client) ShardCount() int { return c.cfg.Shards }
+// ShardCount is N, as stored with the namespace.
+func (c *Client) ShardCount() int { return len(c.set.Namespace().Shards) }
+
+// Start is the smallest ID the namespace hands out.
+func (c *Client) Start() int64 { return c.set.Namespace().Start }
 
 // Next returns a new ID. It fails only when no shard can serve (wrapping
 // ErrNoHealthyShard), when ctx ends, or when the client is closed.
@@ -283,19 +307,28 @@ func (c *Client) NextN(ctx context.Context, n int) ([]int64, error) {
 	return out, nil
 }
 
+// reserve is strict mode's reservation: one block handed out at once.
 func (c *Client) reserve(ctx context.Context, count int64) (shard.Block, error) {
 	if c.closed.Load() {
 		return shard.Block{}, ErrClosed
 	}
-	b, err := c.set.Reserve(ctx, count, -1)
+	sent := time.Now()
+	c.mu.Lock()
+	level := c.order.level(sent, c.cfg)
+	c.mu.Unlock()
+	b, err := c.set.Reserve(ctx, count, -1, level)
 	if err == nil {
 		c.set.Issued(b.Shard, uint64(b.Len()))
+		c.mu.Lock()
+		c.order.add(sent, b.Hi, c.cfg)
+		c.mu.Unlock()
 	}
 	return b, err
 }
 
-// advance replaces the exhausted segment old with the prefetched one, or
-// waits for a refill. Only arithmetic happens under the lock.
+// advance replaces the exhausted (or retired) segment old with the
+// prefetched one, or waits for a refill. Only arithmetic happens under the
+// lock.
 func (c *Client) advance(ctx context.Context, old *segment) error {
 	for {
 		if c.closed.Load() {
@@ -306,12 +339,19 @@ func (c *Client) advance(ctx context.Context, old *segment) error {
 			c.mu.Unlock()
 			return nil // another goroutine advanced already
 		}
+		if c.next != nil && !c.next.retire.IsZero() && !time.Now().Before(c.next.retire) {
+			// Reserved too long ago: handing it out now could put its IDs
+			// after higher ones of other processes. Its IDs become gaps.
+			c.discarded.Add(c.next.n)
+			c.next = nil
+		}
 		if c.next != nil {
 			if old != nil {
-				c.set.Issued(old.shard, uint64(old.n))
+				c.retireLocked(old)
 			}
 			c.next.born = time.Now()
 			c.cur.Store(c.next)
+			c.scheduleRetireLocked(c.next)
 			c.next = nil
 			c.mu.Unlock()
 			return nil
@@ -334,6 +374,37 @@ func (c *Client) advance(ctx context.Context, old *segment) error {
 			return err
 		}
 	}
+}
+
+// retireLocked stops old handing out IDs and accounts for it: what it
+// handed out as issued, the rest as gaps. Caller holds mu.
+func (c *Client) retireLocked(old *segment) {
+	if old.retired {
+		return
+	}
+	old.retired = true
+	used := old.close()
+	c.set.Issued(old.shard, uint64(used))
+	c.discarded.Add(old.n - used)
+}
+
+// scheduleRetireLocked arranges for seg, now current, to stop handing out
+// IDs at its retire time, even if nobody asks for IDs meanwhile (an idle
+// client must not hand out an old block's IDs later). Caller holds mu.
+func (c *Client) scheduleRetireLocked(seg *segment) {
+	if seg.retire.IsZero() {
+		return
+	}
+	if c.retirer != nil {
+		c.retirer.Stop()
+	}
+	c.retirer = time.AfterFunc(time.Until(seg.retire), func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.cur.Load() == seg && !c.closed.Load() {
+			c.retireLocked(seg)
+		}
+	})
 }
 
 // startRefill reserves the next block in the background unless a refill is
@@ -360,26 +431,32 @@ func (c *Client) refillLocked() <-chan struct{} {
 	c.refilled = make(chan struct{})
 	c.adaptLocked()
 	size := c.blockSize
+	sent := time.Now()
+	level := c.order.level(sent, c.cfg)
 	c.wg.Add(1)
-	go c.refill(size, c.refilled)
+	go c.refill(size, level, sent, c.refilled)
 	return c.refilled
 }
 
-func (c *Client) refill(size int64, done chan struct{}) {
+func (c *Client) refill(size, level int64, sent time.Time, done chan struct{}) {
 	defer c.wg.Done()
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-	b, err := c.set.Reserve(ctx, size, -1)
+	b, err := c.set.Reserve(ctx, size, -1, level)
 	cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.refilling = false
 	c.refillErr = err
 	if err == nil {
+		c.order.add(sent, b.Hi, c.cfg)
 		if c.closed.Load() {
 			c.discarded.Add(b.Len())
 		} else {
 			n := b.Len()
 			c.next = newSegment(b.Lo, n, b.Shard, int64(b.Shards), c.cfg.RefillAt)
+			if c.cfg.ordered() {
+				c.next.retire = sent.Add(c.cfg.retireAfter())
+			}
 		}
 	} else if !errors.Is(err, context.Canceled) {
 		c.log.Warn("refill failed", "namespace", c.cfg.Namespace, "err", err)
@@ -417,7 +494,11 @@ func (c *Client) BlockSize() int64 {
 // IDsIssued counts what was handed out, including the block in use.
 func (c *Client) Shards() []failover.ShardStatus {
 	rows := c.set.Status()
-	if seg := c.cur.Load(); seg != nil {
+	c.mu.Lock()
+	seg := c.cur.Load()
+	live := seg != nil && !seg.retired
+	c.mu.Unlock()
+	if live {
 		taken := seg.taken()
 		for k := range rows {
 			if rows[k].Index == seg.shard {
@@ -447,19 +528,16 @@ func (c *Client) Close() error {
 	// Refills start (wg.Add) under mu and not once closed is set: after this
 	// lock no new one can start, so wg.Wait does not race with wg.Add.
 	c.mu.Lock()
-	//lint:ignore SA2001 an empty critical section is the barrier described above
+	if c.retirer != nil {
+		c.retirer.Stop()
+	}
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
 	c.set.Close()
 	c.mu.Lock()
 	if seg := c.cur.Load(); seg != nil {
-		var used int64
-		for j := range seg.lane {
-			used += min(seg.lane[j].pos.Swap(closedPos), seg.laneLen(j))
-		}
-		c.discarded.Add(seg.n - used)
-		c.set.Issued(seg.shard, uint64(used))
+		c.retireLocked(seg)
 	}
 	if c.next != nil {
 		c.discarded.Add(c.next.n)

@@ -28,17 +28,14 @@ var (
 	ErrNoHealthyShard = failover.ErrNoHealthyShard
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("client: closed")
-)
-
-// Defaults of Config.
-const (
-	// DefaultNamespace is the namespace when Config.Namespace is empty.
-	DefaultNamespace = "default"
-	// DefaultShards is N when Config.Shards is 0.
-	DefaultShards = 12
-	// DefaultAckTimeout bounds the wait for replicas when Config.AckTimeout
-	// is 0.
-	DefaultAckTimeout = shard.DefaultAckTimeout
+	// ErrNamespaceNotFound: NoCreate is set and the namespace does not exist.
+	ErrNamespaceNotFound = shard.ErrNamespaceNotFound
+	// ErrNamespaceLost: the namespace's record is gone but traces of it are
+	// left; it is not created anew, which could repeat IDs.
+	ErrNamespaceLost = shard.ErrNamespaceLost
+	// ErrCeilingLost: a shard's counter lost its history and no trusted copy
+	// of its ceiling is left; that shard refuses, the others serve.
+	ErrCeilingLost = shard.ErrCeilingLost
 )
 
 // ConfigError names the field of a Config that is out of bounds.
@@ -53,6 +50,32 @@ func (e *ConfigError) Error() string {
 }
 
 func (e *ConfigError) Unwrap() []error { return []error{ErrInvalidConfig, e.Err} }
+
+// Defences selects how much protection against repeated IDs is on. Only
+// AllDefences (the zero value) is safe; the others exist for negative-control
+// tests that must find duplicates.
+type Defences = shard.Defences
+
+// The values of Defences.
+const (
+	AllDefences    = shard.AllDefences
+	LegacyDefences = shard.LegacyDefences
+	NoDefences     = shard.NoDefences
+)
+
+// Defaults of Config.
+const (
+	// DefaultNamespace is the namespace when Config.Namespace is empty.
+	DefaultNamespace = "default"
+	// DefaultShards is N of a namespace created without one.
+	DefaultShards = shard.DefaultShards
+	// DefaultAckTimeout bounds the wait for replicas when Config.AckTimeout
+	// is 0.
+	DefaultAckTimeout = shard.DefaultAckTimeout
+	// DefaultOrderWindow is the ordering window W: an ID requested more
+	// than W after another ID was handed out is larger than it.
+	DefaultOrderWindow = time.Second
+)
 
 // Config configures a Client. The zero value of every field but Addrs (or
 // Cluster) is a working default.
@@ -73,11 +96,18 @@ type Config struct {
 	// Namespace names the ID space. Default DefaultNamespace. 1 to 64
 	// characters of A-Z a-z 0-9 _ . - (shard.ValidNamespace).
 	Namespace string
-	// Shards is N, the number of shards of the namespace. Default
-	// DefaultShards (12). It is
-	// stored with the namespace on first use; a client with another N is
-	// refused with ErrShardCountMismatch.
+	// Shards is N, the number of shards of the namespace. 0 (default): the N
+	// the namespace was created with, or DefaultShards for a new one. An
+	// explicit N that differs from the stored one is refused with
+	// ErrShardCountMismatch.
 	Shards int
+	// Start is the smallest ID a new namespace hands out (to continue above
+	// an old counter's maximum). 0: 1. For an existing namespace an explicit
+	// Start must match the stored one.
+	Start int64
+	// NoCreate refuses to create a namespace that does not exist
+	// (ErrNamespaceNotFound) instead of creating it on first use.
+	NoCreate bool
 
 	// Strict reserves every ID with its own acknowledged round trip (B=1):
 	// no ID is ever held in this process. Default false (segment mode).
@@ -87,36 +117,54 @@ type Config struct {
 	// MinBlockSize and MaxBlockSize bound the adaptive block size.
 	// Defaults 100 and 1<<20.
 	MinBlockSize, MaxBlockSize int64
-	// BlockTarget is how long a block should last: the block size doubles
-	// when blocks run out faster than half of it and halves when they last
-	// more than twice it. Default 2s.
+	// BlockTarget is how long a block should last at the current rate.
+	// Default: with ordering, a twentieth of OrderWindow for 12 shards (so
+	// that the shards' counters advance together and IDs grow about as fast
+	// as they are handed out, see docs/CORRECTNESS.md), at most 0.2 x
+	// OrderWindow; without ordering 2s.
 	BlockTarget time.Duration
 	// RefillAt is the fraction of a block handed out before the next one is
 	// reserved in the background. Default 0.2.
 	RefillAt float64
+	// OrderWindow is W: an ID requested more than W after another ID of this
+	// client was handed out is larger than it; IDs handed out less than W
+	// apart may be in any order. Blocks are retired (their rest becomes
+	// gaps) 0.4 x W after they were reserved, and every block starts above
+	// the blocks reserved more than W/2 before it. Default
+	// DefaultOrderWindow; -1 hands IDs out in no particular order (blocks
+	// live until used up; fewest gaps and reservations). At least 10ms.
+	OrderWindow time.Duration
 
-	// AckReplicas: replicas that must confirm each reservation. 0 (default):
-	// all the master has, at least 1. -1: none (unsafe, see shard.Options).
+	// AckReplicas: replicas that must confirm each write. 0 (default): every
+	// replica that could be promoted, at least 1. -1: none (unsafe).
 	AckReplicas int
-	// AckTimeout bounds the wait for replicas. Default DefaultAckTimeout
-	// (250ms).
+	// AckTimeout bounds the wait for replicas. Default 250ms.
 	AckTimeout time.Duration
-	// FenceGap is the counter jump after a failover. Default 1<<32.
+	// FenceGap is how far above its ceiling a counter whose history changed
+	// restarts. Default 0; at most 2^40.
 	FenceGap int64
+	// CeilingLease is how long a raise of a shard's ceiling should last at
+	// the rate its counter grows; it must cover a failover of a ceiling
+	// copy's master. Default 1m. A fault that rewinds a counter skips up to
+	// a lease of sequence numbers.
+	CeilingLease time.Duration
 	// MaxID is the largest ID handed out. Default and upper bound 2^53-1.
 	MaxID int64
 	// Breaker tunes the per-shard circuit breakers.
 	Breaker failover.BreakerConfig
+	// ProbeInterval is how often the client's own cluster connection probes
+	// every master (ignored when Cluster is set). Default 1s.
+	ProbeInterval time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Observer, when set, learns the outcome and latency of every
 	// reservation (the server feeds Prometheus from it).
 	Observer failover.Observer
 
-	// UnsafeNoDefences switches off replication acknowledgement, fencing,
-	// the mirror and the regression check: a naive INCR generator that
-	// repeats IDs after a failover. For negative-control tests only.
-	UnsafeNoDefences bool
+	// UnsafeDefences weakens the protection against repeated IDs. Anything
+	// but AllDefences (the default) repeats IDs after some faults; it exists
+	// for negative-control tests only.
+	UnsafeDefences Defences
 }
 
 // DefaultConfig returns the defaults with the given seed addresses.
@@ -128,9 +176,6 @@ func (c Config) withDefaults() Config {
 	if c.Namespace == "" {
 		c.Namespace = DefaultNamespace
 	}
-	if c.Shards == 0 {
-		c.Shards = DefaultShards
-	}
 	if c.BlockSize == 0 {
 		c.BlockSize = 1000
 	}
@@ -140,8 +185,14 @@ func (c Config) withDefaults() Config {
 	if c.MaxBlockSize == 0 {
 		c.MaxBlockSize = 1 << 20
 	}
+	if c.OrderWindow == 0 {
+		c.OrderWindow = DefaultOrderWindow
+	}
 	if c.BlockTarget == 0 {
 		c.BlockTarget = 2 * time.Second
+		if c.ordered() {
+			c.BlockTarget = min(c.OrderWindow/20, c.OrderWindow/5)
+		}
 	}
 	if c.RefillAt == 0 {
 		c.RefillAt = 0.2
@@ -151,6 +202,17 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// ordered reports whether IDs are handed out in order (OrderWindow not -1).
+func (c Config) ordered() bool { return c.OrderWindow > 0 }
+
+// retireAfter is how long after its reservation was sent a block may hand
+// out IDs; levelLag how long before a reservation a block must have been
+// sent for the new block to start above it. retireAfter + levelLag stays
+// below OrderWindow, leaving a tenth of it for IDs taken just before a
+// block retired but returned just after.
+func (c Config) retireAfter() time.Duration { return c.OrderWindow * 4 / 10 }
+func (c Config) levelLag() time.Duration    { return c.OrderWindow / 2 }
 
 // Validate reports the first field out of bounds as a *ConfigError.
 func (c Config) Validate() error {
@@ -163,23 +225,32 @@ func (c Config) Validate() error {
 		return bad("Addrs", c.Addrs, "at least one seed address host:port is required")
 	case !shard.ValidNamespace(c.Namespace):
 		return &ConfigError{Field: "Namespace", Value: c.Namespace, Err: ErrInvalidNamespace}
-	case c.Shards < 1 || c.Shards > shard.MaxShards:
-		return bad("Shards", c.Shards, "want 1 to %d", shard.MaxShards)
+	case c.Shards < 0 || c.Shards > shard.MaxShards:
+		return bad("Shards", c.Shards, "want 1 to %d (0: the stored N, or %d for a new namespace)", shard.MaxShards, shard.DefaultShards)
+	case c.Start < 0:
+		return bad("Start", c.Start, "want 0 (default 1) or a positive ID")
 	case c.MinBlockSize < 1:
 		return bad("MinBlockSize", c.MinBlockSize, "want at least 1")
 	case c.MaxBlockSize < c.MinBlockSize || c.MaxBlockSize > 1<<24:
 		return bad("MaxBlockSize", c.MaxBlockSize, "want MinBlockSize (%d) to %d", c.MinBlockSize, 1<<24)
 	case c.BlockSize < c.MinBlockSize || c.BlockSize > c.MaxBlockSize:
 		return bad("BlockSize", c.BlockSize, "want MinBlockSize..MaxBlockSize (%d..%d)", c.MinBlockSize, c.MaxBlockSize)
-	case c.BlockTarget < 10*time.Millisecond || c.BlockTarget > time.Hour:
-		return bad("BlockTarget", c.BlockTarget, "want 10ms to 1h")
+	case c.OrderWindow != -1 && (c.OrderWindow < 10*time.Millisecond || c.OrderWindow > time.Hour):
+		return bad("OrderWindow", c.OrderWindow, "want 10ms to 1h, 0 (default %v) or -1 (unordered)", DefaultOrderWindow)
+	case c.BlockTarget < time.Millisecond || c.BlockTarget > time.Hour:
+		return bad("BlockTarget", c.BlockTarget, "want 1ms to 1h")
+	case c.ordered() && c.BlockTarget > c.retireAfter():
+		return bad("BlockTarget", c.BlockTarget, "want at most 0.4 x OrderWindow (%v): blocks retire then", c.retireAfter())
 	case c.RefillAt <= 0 || c.RefillAt >= 1:
 		return bad("RefillAt", c.RefillAt, "want a fraction between 0 and 1")
-	case c.MaxID != 0 && c.MaxID < int64(c.Shards)*1000:
-		return bad("MaxID", c.MaxID, "too small for %d shards", c.Shards)
+	case c.MaxID != 0 && c.MaxID < int64(max(c.Shards, shard.DefaultShards))*1000:
+		return bad("MaxID", c.MaxID, "too small for %d shards", max(c.Shards, shard.DefaultShards))
 	}
 	if err := c.shardOptions().Validate(); err != nil {
 		return &ConfigError{Field: "shard options", Value: "", Err: err}
+	}
+	if err := c.Breaker.Validate(); err != nil {
+		return &ConfigError{Field: "Breaker", Value: c.Breaker, Err: err}
 	}
 	if c.Cluster == nil {
 		if err := c.clusterConfig().Validate(); err != nil {
@@ -191,7 +262,11 @@ func (c Config) Validate() error {
 
 func (c Config) shardOptions() shard.Options {
 	return shard.Options{AckReplicas: c.AckReplicas, AckTimeout: c.AckTimeout, FenceGap: c.FenceGap,
-		MaxID: c.MaxID, Unsafe: c.UnsafeNoDefences}
+		CeilingLease: c.CeilingLease, MaxID: c.MaxID, Defences: c.UnsafeDefences}
+}
+
+func (c Config) settings() shard.Settings {
+	return shard.Settings{Shards: c.Shards, Start: c.Start, NoCreate: c.NoCreate}
 }
 
 func (c Config) clusterConfig() cluster.Config {
@@ -200,5 +275,5 @@ func (c Config) clusterConfig() cluster.Config {
 		ack = DefaultAckTimeout
 	}
 	return cluster.Config{Addrs: c.Addrs, Username: c.Username, Password: c.Password, TLSConfig: c.TLS,
-		ReadTimeout: ack + 750*time.Millisecond, Logger: c.Logger}
+		ReadTimeout: ack + 750*time.Millisecond, ProbeInterval: c.ProbeInterval, Logger: c.Logger}
 }

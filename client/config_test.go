@@ -31,6 +31,12 @@ func TestConfigValidate(t *testing.T) {
 		{"shard options", func(c *Config) { c.AckReplicas = -7 }},
 		{"shard options", func(c *Config) { c.AckTimeout = time.Hour }},
 		{"shard options", func(c *Config) { c.FenceGap = -9 }},
+		{"shard options", func(c *Config) { c.FenceGap = 1 << 50 }},
+		{"shard options", func(c *Config) { c.CeilingLease = 48 * time.Hour }},
+		{"OrderWindow", func(c *Config) { c.OrderWindow = time.Millisecond }},
+		{"BlockTarget", func(c *Config) { c.BlockTarget = time.Second }},
+		{"Start", func(c *Config) { c.Start = -1 }},
+		{"Breaker", func(c *Config) { c.Breaker.ReserveTimeout = -time.Second }},
 		{"shard options", func(c *Config) { c.MaxID = 1 << 60 }},
 	} {
 		c := ok
@@ -52,7 +58,7 @@ func TestNewRejectsInvalidConfigBeforeDialing(t *testing.T) {
 
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig("127.0.0.1:7000")
-	if c.Namespace != "default" || c.Shards != 12 || c.BlockSize != 1000 || c.Strict {
+	if c.Namespace != "default" || c.Shards != 0 || c.BlockSize != 1000 || c.Strict || c.OrderWindow != DefaultOrderWindow || c.BlockTarget != 50*time.Millisecond {
 		t.Fatalf("unexpected defaults %+v", c)
 	}
 }

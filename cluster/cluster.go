@@ -83,6 +83,13 @@ type Config struct {
 	// RefreshInterval is the period of the background topology reload;
 	// default 5s, -1 disables it (LazyReload and Reload still work).
 	RefreshInterval time.Duration
+	// ProbeInterval is how often every master is probed (INFO replication,
+	// one command per master): the health that breakers, readiness and
+	// repairs act on. Default 1s; -1 disables probing.
+	ProbeInterval time.Duration
+	// ProbeTimeout bounds one probe; a master that does not answer in time
+	// counts as down until it does. Default 500ms.
+	ProbeTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -92,6 +99,8 @@ const (
 	defaultReadTimeout     = time.Second
 	defaultWriteTimeout    = time.Second
 	defaultRefreshInterval = 5 * time.Second
+	defaultProbeInterval   = time.Second
+	defaultProbeTimeout    = 500 * time.Millisecond
 	// lazyReloadGap rate-limits LazyReload: a MOVED storm lasting seconds
 	// must not turn into back-to-back CLUSTER SHARDS calls.
 	lazyReloadGap = 100 * time.Millisecond
@@ -125,6 +134,12 @@ func (c Config) Validate() error {
 	if c.RefreshInterval < 0 && c.RefreshInterval != -1 {
 		return &ConfigError{Field: "RefreshInterval", Value: c.RefreshInterval, Err: errors.New("must be positive, 0 (default 5s) or -1 (disabled)")}
 	}
+	if (c.ProbeInterval < 0 && c.ProbeInterval != -1) || (c.ProbeInterval > 0 && c.ProbeInterval < 10*time.Millisecond) {
+		return &ConfigError{Field: "ProbeInterval", Value: c.ProbeInterval, Err: errors.New("must be at least 10ms, 0 (default 1s) or -1 (disabled)")}
+	}
+	if c.ProbeTimeout < 0 {
+		return &ConfigError{Field: "ProbeTimeout", Value: c.ProbeTimeout, Err: errors.New("must not be negative")}
+	}
 	return nil
 }
 
@@ -142,6 +157,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RefreshInterval == 0 {
 		c.RefreshInterval = defaultRefreshInterval
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = defaultProbeInterval
+	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = defaultProbeTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -163,10 +184,13 @@ type Cluster struct {
 	ctx    context.Context // cancelled by Close; bounds background reloads
 	cancel context.CancelFunc
 
-	mu     sync.Mutex               // guards nodes, closed and wg.Add
-	nodes  map[string]*redis.Client // addr -> client
-	closed bool
+	mu       sync.Mutex               // guards nodes, closed, attached and wg.Add
+	nodes    map[string]*redis.Client // addr -> client
+	closed   bool
+	attached map[any]func() // key -> stop, see Attach
 	wg     sync.WaitGroup // background goroutines
+
+	mon monitor // probes of every master
 
 	reloadMu      sync.Mutex // serialises reloads so generations stay monotonic
 	lastGood      atomic.Value
@@ -187,6 +211,7 @@ func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	cfg = cfg.withDefaults()
 	c := &Cluster{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*redis.Client)}
+	c.mon.subs, c.mon.seen = map[int]func(ProbeRound){}, map[string]string{}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.cc = redis.NewClusterClient(&redis.ClusterOptions{
 		Addrs:        cfg.Addrs,
@@ -209,6 +234,10 @@ func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.RefreshInterval > 0 {
 		c.wg.Add(1)
 		go c.refreshLoop(cfg.RefreshInterval)
+	}
+	if cfg.ProbeInterval > 0 {
+		c.wg.Add(1)
+		go c.probeLoop(cfg.ProbeInterval, cfg.ProbeTimeout)
 	}
 	return c, nil
 }
@@ -375,8 +404,37 @@ func (c *Cluster) MasterForKey(key string) (Master, *redis.Client, error) {
 	return m, c.Node(m.Addr), nil
 }
 
-// Close stops the background refresher, waits for it, and closes the cluster
-// client and every node client. It is idempotent.
+// Attach runs start once per key for the life of the connection: the first
+// call with a key starts a companion (e.g. the repairs that follow the master
+// probes, which must run once per connection however many clients share it),
+// later calls do nothing. Close calls every stop function, before it closes
+// the connection. It reports whether this call started it.
+func (c *Cluster) Attach(key any, start func() (stop func())) bool {
+	c.mu.Lock()
+	if _, ok := c.attached[key]; ok || c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	if c.attached == nil {
+		c.attached = map[any]func(){}
+	}
+	c.attached[key] = func() {} // taken; start runs outside the lock
+	c.mu.Unlock()
+	stop := start()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		stop() // Close ran meanwhile and did not see it
+		return true
+	}
+	c.attached[key] = stop
+	c.mu.Unlock()
+	return true
+}
+
+// Close stops every attached companion and the background refresher and
+// prober, waits for them, and closes the cluster client and every node
+// client. It is idempotent.
 func (c *Cluster) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -384,7 +442,12 @@ func (c *Cluster) Close() error {
 		return nil
 	}
 	c.closed = true
+	stops := c.attached
+	c.attached = nil
 	c.mu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
 	c.cancel()
 	c.wg.Wait()
 	c.mu.Lock()

@@ -15,9 +15,14 @@ import (
 	"github.com/shardseq/shardseq/shard"
 )
 
-// ErrNoHealthyShard means every shard of the namespace failed or has its
-// breaker open: nothing can be handed out until one recovers.
+// ErrNoHealthyShard means every shard of the namespace failed, has its
+// breaker open, or sits on a master whose last probe failed: nothing can be
+// handed out until one recovers.
 var ErrNoHealthyShard = errors.New("failover: no healthy shard")
+
+// ErrShardTimeout: a shard did not answer within AttemptTimeout (a frozen
+// master, or packets to a vanished host going nowhere).
+var ErrShardTimeout = errors.New("failover: shard did not answer in time")
 
 // BreakerConfig tunes the per-shard circuit breakers. Zero values are the
 // defaults.
@@ -27,26 +32,15 @@ type BreakerConfig struct {
 	Failures uint32
 	// OpenFor is how long a breaker stays open before one trial. Default 1s.
 	OpenFor time.Duration
-	// ProbeEvery is how often shards whose breaker is not closed are probed
-	// with a reservation of zero IDs, so they recover without caller traffic.
-	// Default 500ms; -1 disables.
-	ProbeEvery time.Duration
 	// AttemptTimeout bounds one reservation on one shard (script, WAIT and
-	// mirror raise); past it the shard counts a failure and the next shard
+	// ceiling raise); past it the shard counts a failure and the next shard
 	// is tried in the same call. It must exceed the acknowledgement timeout.
 	// Default 750ms.
 	AttemptTimeout time.Duration
+	// ReserveTimeout bounds one Reserve over every shard it tries, so a
+	// caller waits at most this long for a refill. Default 1s.
+	ReserveTimeout time.Duration
 }
-
-// Observer learns the outcome of every reservation (not of probes), for
-// metrics. It is called on the reserving goroutine: keep it cheap.
-type Observer interface {
-	Reserved(namespace string, shard int, ids int64, took time.Duration, err error)
-}
-
-// ErrShardTimeout: a shard did not answer within AttemptTimeout (a frozen
-// master, or packets to a vanished host going nowhere).
-var ErrShardTimeout = errors.New("failover: shard did not answer in time")
 
 func (c BreakerConfig) withDefaults() BreakerConfig {
 	if c.Failures == 0 {
@@ -55,38 +49,66 @@ func (c BreakerConfig) withDefaults() BreakerConfig {
 	if c.OpenFor == 0 {
 		c.OpenFor = time.Second
 	}
-	if c.ProbeEvery == 0 {
-		c.ProbeEvery = 500 * time.Millisecond
-	}
 	if c.AttemptTimeout == 0 {
 		c.AttemptTimeout = 750 * time.Millisecond
 	}
+	if c.ReserveTimeout == 0 {
+		c.ReserveTimeout = time.Second
+	}
 	return c
+}
+
+// Validate reports the first field out of bounds.
+func (c BreakerConfig) Validate() error {
+	switch {
+	case c.OpenFor < 0 || c.OpenFor > time.Minute:
+		return fmt.Errorf("OpenFor %v: want 0 (default 1s) up to 1m", c.OpenFor)
+	case c.AttemptTimeout < 0 || c.AttemptTimeout > 30*time.Second:
+		return fmt.Errorf("AttemptTimeout %v: want 0 (default 750ms) up to 30s", c.AttemptTimeout)
+	case c.ReserveTimeout < 0 || c.ReserveTimeout > time.Minute:
+		return fmt.Errorf("ReserveTimeout %v: want 0 (default 1s) up to 1m", c.ReserveTimeout)
+	}
+	return nil
+}
+
+// Observer learns the outcome of every reservation (not of probes), for
+// metrics. It is called on the reserving goroutine: keep it cheap.
+type Observer interface {
+	Reserved(namespace string, shard int, ids int64, took time.Duration, err error)
 }
 
 // Retryable decides, for the whole project, whether a failed reservation may
 // be tried again on another shard. Cancellation by the caller and
 // configuration errors are final; everything else (a dead or frozen master,
-// missing acknowledgement, CLUSTERDOWN, a regressed counter) is a fault of
-// that shard alone.
+// missing acknowledgement, CLUSTERDOWN, a regressed counter, a shard with no
+// trusted ceiling) is a fault of that shard alone.
 func Retryable(err error) bool {
 	switch {
 	case err == nil:
 		return false
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, cluster.ErrClosed):
 		return false
-	case errors.Is(err, shard.ErrShardCountMismatch), errors.Is(err, shard.ErrBadRecord) && !errors.Is(err, shard.ErrCounterRegressed):
+	case errors.Is(err, shard.ErrShardCountMismatch), errors.Is(err, shard.ErrSettingsMismatch),
+		errors.Is(err, shard.ErrNamespaceNotFound), errors.Is(err, shard.ErrNamespaceLost), errors.Is(err, shard.ErrInvalidNamespace):
+		return false
+	case errors.Is(err, shard.ErrBadRecord) && !errors.Is(err, shard.ErrCounterRegressed):
 		return false
 	}
 	return true
 }
 
 // excluded says whether err must not count against a shard's breaker: the
-// caller gave up, the shard count was refused, or the half-open breaker is
-// already probing.
+// caller gave up, or the shard's configuration (not its health) is wrong.
 func excluded(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, shard.ErrShardCountMismatch) || errors.Is(err, gobreaker.ErrTooManyRequests)
+}
+
+// Cluster is what a Set needs of the cluster connection (*cluster.Cluster).
+type Cluster interface {
+	Topology() *cluster.Topology
+	MasterState(addr string) (cluster.MasterState, bool)
+	Subscribe(fn func(cluster.ProbeRound)) (unsubscribe func())
 }
 
 type member struct {
@@ -98,10 +120,11 @@ type member struct {
 	issued       atomic.Uint64
 	blockSize    atomic.Int64
 	latencyNanos atomic.Int64
-	lastOK       atomic.Int64 // unix nanos of the last successful reservation or probe
+	trying       atomic.Bool // a trial after a master probe recovered is running
 	shownNode    atomic.Pointer[string]
 	shownHealthy atomic.Bool  // what the registry row says, to skip writes that change nothing
 	shownAt      atomic.Int64 // unix nanos of the last row write on success
+	downErr      atomic.Pointer[string]
 	fencesLogged atomic.Int64
 }
 
@@ -109,25 +132,26 @@ type member struct {
 type Set struct {
 	ns      *shard.Namespace
 	reg     *Registry
-	top     func() *cluster.Topology
+	cl      Cluster
 	log     *slog.Logger
 	members []*member
-	attempt time.Duration
+	cfg     BreakerConfig
 	obs     Observer
 	next    atomic.Uint64
-	stop    chan struct{}
-	done    chan struct{}
+	unsub   func()
+	closed  atomic.Bool
 }
 
-// NewSet puts every shard of ns behind a breaker named "shard-<ns>-<i>" and
-// registers it in reg. top gives the current topology, for the node columns.
-// Close stops its prober.
-func NewSet(ns *shard.Namespace, reg *Registry, top func() *cluster.Topology, cfg BreakerConfig, log *slog.Logger, obs Observer) *Set {
+// NewSet puts every shard of ns behind a breaker named "shard-<ns>-<i>",
+// registers it in reg, and follows the cluster's master probes: a shard on a
+// master whose last probe failed is skipped at once, and one whose breaker is
+// open gets a trial when its master answers again. Close stops following.
+func NewSet(ns *shard.Namespace, reg *Registry, cl Cluster, cfg BreakerConfig, log *slog.Logger, obs Observer) *Set {
 	cfg = cfg.withDefaults()
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Set{ns: ns, reg: reg, top: top, log: log, attempt: cfg.AttemptTimeout, obs: obs, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Set{ns: ns, reg: reg, cl: cl, log: log, cfg: cfg, obs: obs}
 	for _, sh := range ns.Shards {
 		m := &member{sh: sh, slot: cluster.Slot(sh.Key)}
 		idx := sh.Index
@@ -143,7 +167,7 @@ func NewSet(ns *shard.Namespace, reg *Registry, top func() *cluster.Topology, cf
 				s.log.Info("shard breaker", "breaker", name, "from", from.String(), "to", to.String())
 				reg.Update(ns.Name, idx, func(r *ShardStatus) {
 					r.State = to.String()
-					r.Healthy = to == gobreaker.StateClosed
+					r.Healthy = to == gobreaker.StateClosed && s.members[idx].downErr.Load() == nil
 				})
 				s.members[idx].shownHealthy.Store(to == gobreaker.StateClosed)
 			},
@@ -154,16 +178,12 @@ func NewSet(ns *shard.Namespace, reg *Registry, top func() *cluster.Topology, cf
 			s.fillNode(r, "")
 		})
 	}
-	if cfg.ProbeEvery > 0 {
-		go s.probe(cfg.ProbeEvery)
-	} else {
-		close(s.done)
-	}
+	s.unsub = cl.Subscribe(s.onProbe)
 	return s
 }
 
 func (s *Set) fillNode(r *ShardStatus, addr string) {
-	top := s.top()
+	top := s.cl.Topology()
 	if top == nil {
 		return
 	}
@@ -183,11 +203,33 @@ func (s *Set) fillNode(r *ShardStatus, addr string) {
 // Namespace is the namespace this set serves.
 func (s *Set) Namespace() *shard.Namespace { return s.ns }
 
-// Reserve reserves count IDs from one shard. It starts at shard prefer (or
-// round robin when prefer < 0) and moves on to the next shard whose breaker
-// lets it through whenever a shard fails with a retryable error, so the
-// caller sees an error only when no shard can serve.
-func (s *Set) Reserve(ctx context.Context, count int64, prefer int) (shard.Block, error) {
+// masterDown returns why the master serving m's counter cannot serve,
+// according to its last probe, or "".
+func (s *Set) masterDown(m *member) string {
+	top := s.cl.Topology()
+	if top == nil {
+		return ""
+	}
+	master, ok := top.MasterForSlot(m.slot)
+	if !ok {
+		return "slot " + strconv.Itoa(m.slot) + " has no master"
+	}
+	st, ok := s.cl.MasterState(master.Addr)
+	if !ok || st.OK {
+		return ""
+	}
+	return "master " + master.Addr + ": " + st.Err
+}
+
+// Reserve reserves count IDs from one shard, none at or below level. It
+// starts at shard prefer (or round robin when prefer < 0) and moves on to
+// the next shard that can serve whenever one fails with a retryable error,
+// so the caller sees an error only when no shard can serve. Shards whose
+// breaker is open or whose master's last probe failed are skipped without a
+// call; the whole call takes at most ReserveTimeout.
+func (s *Set) Reserve(parent context.Context, count int64, prefer int, level int64) (shard.Block, error) {
+	ctx, cancel := context.WithTimeout(parent, s.cfg.ReserveTimeout)
+	defer cancel()
 	n := len(s.members)
 	start := prefer
 	if start < 0 || start >= n {
@@ -199,14 +241,22 @@ func (s *Set) Reserve(ctx context.Context, count int64, prefer int) (shard.Block
 		if m.cb.State() == gobreaker.StateOpen {
 			continue
 		}
-		b, err := s.reserveOn(ctx, m, count)
+		if why := s.masterDown(m); why != "" {
+			errs = append(errs, fmt.Errorf("shard %d: %s", m.sh.Index, why))
+			continue
+		}
+		b, err := s.reserveOn(ctx, m, count, level)
 		if err == nil {
 			return b, nil
 		}
-		if !Retryable(err) {
+		if !Retryable(err) || parent.Err() != nil {
 			return shard.Block{}, err
 		}
 		errs = append(errs, fmt.Errorf("shard %d: %w", m.sh.Index, err))
+		if ctx.Err() != nil {
+			errs = append(errs, fmt.Errorf("no shard served within %v", s.cfg.ReserveTimeout))
+			break
+		}
 	}
 	if len(errs) == 0 {
 		errs = append(errs, errors.New("every breaker is open"))
@@ -214,15 +264,15 @@ func (s *Set) Reserve(ctx context.Context, count int64, prefer int) (shard.Block
 	return shard.Block{}, fmt.Errorf("%w in namespace %q: %w", ErrNoHealthyShard, s.ns.Name, errors.Join(errs...))
 }
 
-func (s *Set) reserveOn(ctx context.Context, m *member, count int64) (shard.Block, error) {
+func (s *Set) reserveOn(ctx context.Context, m *member, count, level int64) (shard.Block, error) {
 	t0 := time.Now()
 	b, err := m.cb.Execute(func() (shard.Block, error) {
-		actx, cancel := context.WithTimeout(ctx, s.attempt)
+		actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
 		defer cancel()
-		b, err := m.sh.Reserve(actx, count)
+		b, err := m.sh.Reserve(actx, count, level)
 		if err != nil && actx.Err() != nil && ctx.Err() == nil {
 			// The attempt's deadline, not the caller's: a fault of this shard.
-			err = fmt.Errorf("%w (%v): %v", ErrShardTimeout, s.attempt, err)
+			err = fmt.Errorf("%w (%v): %v", ErrShardTimeout, s.cfg.AttemptTimeout, err)
 		}
 		return b, err
 	})
@@ -230,7 +280,7 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64) (shard.Bloc
 	if f := m.sh.FenceCount.Load(); f != m.fencesLogged.Load() {
 		m.fencesLogged.Store(f)
 		s.log.Warn("shard fenced", "namespace", s.ns.Name, "shard", m.sh.Index, "fence_events", f,
-			"node", b.Node, "detail", "the counter jumped by the fence gap: its node's replication history changed, or it was restored from its mirror")
+			"node", b.Node, "detail", "the counter's history changed (a promotion, a restart, older data): it continues above its ceiling")
 	}
 	if s.obs != nil && count > 0 && !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
 		s.obs.Reserved(s.ns.Name, m.sh.Index, count, lat, err)
@@ -250,7 +300,6 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64) (shard.Bloc
 		}
 		return b, err
 	}
-	m.lastOK.Store(time.Now().UnixNano())
 	if count > 0 {
 		m.reservations.Add(1)
 		m.blockSize.Store(count)
@@ -263,9 +312,10 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64) (shard.Bloc
 	// wrong after two racing outcomes wrote it in the wrong order.
 	healthy := m.cb.State() == gobreaker.StateClosed
 	now := time.Now()
-	if shown := m.shownNode.Load(); shown == nil || *shown != b.Node || b.Fenced != 0 || m.shownHealthy.Load() != healthy ||
+	if shown := m.shownNode.Load(); shown == nil || *shown != b.Node || b.Fence != shard.NotFenced || m.shownHealthy.Load() != healthy ||
 		now.Sub(time.Unix(0, m.shownAt.Load())) > time.Second {
 		m.shownAt.Store(now.UnixNano())
+		m.downErr.Store(nil)
 		s.reg.Update(s.ns.Name, m.sh.Index, func(r *ShardStatus) {
 			if r.Node != "" && r.Node != b.Node {
 				s.log.Info("shard moved", "namespace", s.ns.Name, "shard", m.sh.Index, "from", r.Node, "to", b.Node)
@@ -279,6 +329,45 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64) (shard.Bloc
 		m.shownHealthy.Store(healthy)
 	}
 	return b, nil
+}
+
+// onProbe follows a round of master probes: a shard on a master that stopped
+// answering turns unhealthy at once, without caller traffic; one whose
+// breaker is open gets a trial (a reservation of nothing) once its master
+// answers again. Healthy idle shards cost nothing: their master's probe is
+// their health.
+func (s *Set) onProbe(cluster.ProbeRound) {
+	if s.closed.Load() {
+		return
+	}
+	for _, m := range s.members {
+		why := s.masterDown(m)
+		switch {
+		case why != "":
+			if old := m.downErr.Load(); old == nil || *old != why {
+				m.downErr.Store(&why)
+				s.reg.Update(s.ns.Name, m.sh.Index, func(r *ShardStatus) {
+					r.LastError, r.LastErrorAt, r.Healthy = why, time.Now(), false
+					s.fillNode(r, "")
+				})
+				m.shownHealthy.Store(false)
+			}
+		case m.cb.State() != gobreaker.StateClosed || m.downErr.Load() != nil:
+			if m.trying.CompareAndSwap(false, true) {
+				go func() {
+					defer m.trying.Store(false)
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+					defer cancel()
+					if _, err := s.reserveOn(ctx, m, 0, 0); err == nil {
+						m.downErr.Store(nil)
+						s.reg.Update(s.ns.Name, m.sh.Index, func(r *ShardStatus) {
+							r.Healthy = m.cb.State() == gobreaker.StateClosed
+						})
+					}
+				}()
+			}
+		}
+	}
 }
 
 // Issued records n IDs of shard i handed to callers.
@@ -304,53 +393,21 @@ func (s *Set) Status() []ShardStatus {
 	return rows
 }
 
-// Healthy is the number of shards whose breaker is closed.
+// Healthy is the number of shards whose breaker is closed and whose master
+// answered its last probe.
 func (s *Set) Healthy() int {
 	n := 0
 	for _, m := range s.members {
-		if m.cb.State() == gobreaker.StateClosed {
+		if m.cb.State() == gobreaker.StateClosed && s.masterDown(m) == "" {
 			n++
 		}
 	}
 	return n
 }
 
-// probe gives shards whose breaker is not closed a trial with a reservation
-// of zero IDs, so that a recovered shard is seen without caller traffic; and
-// probes idle shards every idleProbes ticks, so that a master that died while
-// nobody asked for IDs shows as unhealthy before the next caller finds out.
-func (s *Set) probe(every time.Duration) {
-	defer close(s.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
-		for _, m := range s.members {
-			idle := time.Since(time.Unix(0, m.lastOK.Load())) > idleProbes*every
-			if m.cb.State() == gobreaker.StateClosed && !idle {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, _ = s.reserveOn(ctx, m, 0)
-			cancel()
-		}
-	}
-}
-
-// idleProbes is how many probe periods a shard may go without a successful
-// reservation before it is probed anyway.
-const idleProbes = 10
-
-// Close stops the prober. It is idempotent.
+// Close stops following the master probes. It is idempotent.
 func (s *Set) Close() {
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
+	if s.closed.CompareAndSwap(false, true) {
+		s.unsub()
 	}
-	<-s.done
 }

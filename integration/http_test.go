@@ -23,9 +23,8 @@ import (
 // startServer runs a shardseq HTTP server over its own connection to c.
 func startServer(t testing.TB, c *clustertest.Cluster, shards int) string {
 	t.Helper()
-	cl := c.Dial(cluster.Config{ReadTimeout: time.Second})
-	srv, err := server.New(server.Config{Cluster: cl, Shards: shards, Logger: quiet(),
-		Client: client.Config{Breaker: failover.BreakerConfig{ProbeEvery: 100 * time.Millisecond}}})
+	cl := c.Dial(cluster.Config{ReadTimeout: time.Second, ProbeInterval: 100 * time.Millisecond})
+	srv, err := server.New(server.Config{Cluster: cl, Shards: shards, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

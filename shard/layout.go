@@ -12,9 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
-	"time"
+	"strings"
 
 	"github.com/shardseq/shardseq/cluster"
 )
@@ -33,7 +34,8 @@ const DefaultMaxID int64 = 1<<53 - 1
 const metaCopies = 3
 
 // The namespace rule: NamespacePattern is what ValidNamespace matches and
-// NamespaceRule says it in words, for messages.
+// NamespaceRule says it in words, for messages. No braces or colons, so a
+// name cannot break a hash tag or another namespace's key prefix.
 const (
 	NamespacePattern = `^[A-Za-z0-9_.-]{1,64}$`
 	NamespaceRule    = "1 to 64 characters of A-Z a-z 0-9 _ . -"
@@ -45,13 +47,8 @@ var ErrInvalidNamespace = errors.New("shard: invalid namespace: want " + Namespa
 
 var namespaceRE = regexp.MustCompile(NamespacePattern)
 
-// ValidNamespace reports whether ns may name a namespace: 1 to 64 characters
-// of A-Z a-z 0-9 _ . - (no braces or colons, so it cannot break a hash tag).
+// ValidNamespace reports whether ns may name a namespace (see NamespaceRule).
 func ValidNamespace(ns string) bool { return namespaceRE.MatchString(ns) }
-
-// DefaultAckTimeout is how long a reservation waits for its replicas when
-// Options.AckTimeout is 0.
-const DefaultAckTimeout = 250 * time.Millisecond
 
 // ID returns the ID of sequence number seq of shard i of n.
 func ID(seq int64, i, n int) int64 { return seq*int64(n) + int64(i) }
@@ -66,38 +63,50 @@ func Decode(id int64, n int) (i int, seq int64) {
 // ID above maxID.
 func MaxSeq(i, n int, maxID int64) int64 { return (maxID - int64(i)) / int64(n) }
 
+// CeilingCopies is how many copies of each shard's ceiling are kept, on
+// masters other than the counter's (and other than each other's when there
+// are three or more masters): a counter whose history rewinds restores from
+// the highest copy still trusted, so one master rewinding never stops a
+// shard.
+const CeilingCopies = 2
+
 // Layout names the keys of a namespace. It is planned once, when the namespace
 // is created, and stored in the namespace record: keys must never move, since
 // a counter at a new key would start again from zero.
 type Layout struct {
-	Shards   int      `json:"shards"`
-	Counters []string `json:"counters"` // hash tag of shard i's counter
-	Mirrors  []string `json:"mirrors"`  // hash tag of shard i's high-water-mark mirror
+	Shards   int        `json:"shards"`
+	Counters []string   `json:"counters"` // hash tag of shard i's counter
+	Ceilings [][]string `json:"ceilings"` // hash tags of shard i's ceiling copies
 }
 
 // CounterKey is the Redis key of shard i's counter.
-func (l Layout) CounterKey(ns string, i int) string {
+func (l Layout) CounterKey(i int) string {
 	return "shardseq:{" + l.Counters[i] + "}:seq"
 }
 
-// MirrorKey is the Redis key of shard i's high-water-mark mirror.
-func (l Layout) MirrorKey(ns string, i int) string {
-	return "shardseq:{" + l.Mirrors[i] + "}:hwm:" + ns + ":" + strconv.Itoa(i)
+// CeilingKey is the Redis key of copy c of shard i's ceiling.
+func (l Layout) CeilingKey(i, c int) string {
+	return "shardseq:{" + l.Ceilings[i][c] + "}:ceil"
 }
 
 // Validate checks a layout read back from Redis before it is trusted.
 func (l Layout) Validate(n int) error {
-	if l.Shards != n || len(l.Counters) != n || len(l.Mirrors) != n {
-		return fmt.Errorf("%w: layout for %d shards has %d counters and %d mirrors", ErrBadRecord, l.Shards, len(l.Counters), len(l.Mirrors))
+	if l.Shards != n || len(l.Counters) != n || len(l.Ceilings) != n {
+		return fmt.Errorf("%w: layout for %d shards has %d counters and %d ceilings (want %d each)", ErrBadRecord, l.Shards, len(l.Counters), len(l.Ceilings), n)
 	}
-	seen := make(map[string]bool, 2*n)
-	for _, tags := range [][]string{l.Counters, l.Mirrors} {
-		for _, t := range tags {
-			if t == "" || seen[t] || !validTag(t) {
-				return fmt.Errorf("%w: bad or repeated hash tag %q", ErrBadRecord, t)
-			}
-			seen[t] = true
+	seen := make(map[string]bool, (1+CeilingCopies)*n)
+	tags := slices.Clone(l.Counters)
+	for i, cs := range l.Ceilings {
+		if len(cs) != CeilingCopies {
+			return fmt.Errorf("%w: shard %d has %d ceiling copies, want %d", ErrBadRecord, i, len(cs), CeilingCopies)
 		}
+		tags = append(tags, cs...)
+	}
+	for _, t := range tags {
+		if t == "" || seen[t] || !validTag(t) {
+			return fmt.Errorf("%w: bad or repeated hash tag %q", ErrBadRecord, t)
+		}
+		seen[t] = true
 	}
 	return nil
 }
@@ -121,6 +130,9 @@ func decodeLayout(s string, n int) (Layout, error) {
 	if err := json.Unmarshal([]byte(s), &l); err != nil {
 		return Layout{}, fmt.Errorf("%w: layout is not JSON: %v", ErrBadRecord, err)
 	}
+	if l.Ceilings == nil && strings.Contains(s, `"mirrors"`) {
+		return Layout{}, fmt.Errorf("%w: the namespace was created by shardseq 0.1 (one mirror per shard); see CHANGELOG.md for the migration", ErrBadRecord)
+	}
 	return l, l.Validate(n)
 }
 
@@ -140,15 +152,27 @@ func MetaKeys(ns string) []string {
 	return keys
 }
 
-// PlanLayout places the N counters of a namespace. Shard i aims at the middle
-// of the i-th N-th of the slot space, then moves to another master if that
-// master already holds its share, so that the counters sit on distinct masters
-// whenever there are at least N masters and spread evenly otherwise. Each
-// shard's mirror sits on a master other than its counter's whenever there are
-// two or more. With no topology (or an empty one) the plan uses slot targets
-// alone.
+// IndexKeys are the keys of the copies of the index of namespaces, on the
+// thirds of the slot space like the namespace records.
+func IndexKeys() []string {
+	keys := make([]string, metaCopies)
+	for c := range keys {
+		target := (2*c + 1) * cluster.NumSlots / (2 * metaCopies)
+		tag := searchTag("index:"+strconv.Itoa(c)+":", func(s int) bool { return abs(s-target) <= cluster.NumSlots/(8*metaCopies) })
+		keys[c] = "shardseq:index:{" + tag + "}"
+	}
+	return keys
+}
+
+// PlanLayout places the N counters of a namespace and their ceilings. Shard
+// i aims at the middle of the i-th N-th of the slot space, then moves to
+// another master if that master already holds its share, so that the
+// counters sit on distinct masters whenever there are at least N masters and
+// spread evenly otherwise. The ceiling copies of a shard sit on masters other
+// than its counter's, and on distinct ones when there are three or more. With
+// no topology (or an empty one) the plan uses slot targets alone.
 func PlanLayout(ns string, n int, top *cluster.Topology) Layout {
-	l := Layout{Shards: n, Counters: make([]string, n), Mirrors: make([]string, n)}
+	l := Layout{Shards: n, Counters: make([]string, n), Ceilings: make([][]string, n)}
 	var masters []cluster.Master
 	if top != nil {
 		masters = top.Masters
@@ -186,13 +210,16 @@ func PlanLayout(ns string, n int, top *cluster.Topology) Layout {
 			load[want]++
 		}
 		counterOwner := owner(cluster.Slot(l.Counters[i]))
-
-		mtarget := (target + cluster.NumSlots/2) % cluster.NumSlots
-		mwant := owner(mtarget)
-		if len(masters) > 1 && mwant == counterOwner {
-			mwant = (counterOwner + 1) % len(masters)
+		l.Ceilings[i] = make([]string, CeilingCopies)
+		for c := range CeilingCopies {
+			ctarget := (target + (c+1)*cluster.NumSlots/(CeilingCopies+1)) % cluster.NumSlots
+			cwant := owner(ctarget)
+			if len(masters) > 1 && counterOwner >= 0 {
+				// The c-th master after the counter's, skipping it.
+				cwant = (counterOwner + 1 + c%(len(masters)-1)) % len(masters)
+			}
+			l.Ceilings[i][c] = placeTag(prefix+"c"+strconv.Itoa(c)+":", ctarget, tol, cwant, owner)
 		}
-		l.Mirrors[i] = placeTag(prefix+"m:", mtarget, tol, mwant, owner)
 	}
 	return l
 }
@@ -263,24 +290,3 @@ func abs(x int) int {
 	}
 	return x
 }
-
-// Errors of this package. Match them with errors.Is.
-var (
-	// ErrShardCountMismatch: the namespace exists in Redis with another N.
-	// Two values of N would overlap residue classes and repeat IDs.
-	ErrShardCountMismatch = errors.New("shard: shard count mismatch")
-	// ErrNotReplicated: the write did not reach the replicas in time, so its
-	// block was discarded.
-	ErrNotReplicated = errors.New("shard: not replicated")
-	// ErrCounterMissing: a counter and its mirror are both gone.
-	ErrCounterMissing = errors.New("shard: counter lost")
-	// ErrCounterRegressed: a counter returned a value at or below one it
-	// returned before; the block is refused.
-	ErrCounterRegressed = errors.New("shard: counter moved backwards")
-	// ErrExhausted: the shard reached the largest ID it may hand out.
-	ErrExhausted = errors.New("shard: ID space exhausted")
-	// ErrBadRecord: a value stored in Redis is not what shardseq writes.
-	ErrBadRecord = errors.New("shard: unexpected data in Redis")
-	// ErrRedirect: the key moved; the caller should reload the topology.
-	ErrRedirect = errors.New("shard: key moved")
-)

@@ -2,6 +2,7 @@ package shard
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/shardseq/shardseq/cluster"
@@ -71,8 +72,9 @@ func evenTopology(t testing.TB, m int) *cluster.Topology {
 }
 
 // Counters land on distinct masters whenever masters >= N, spread evenly
-// otherwise, and each mirror sits on another master than its counter, on the
-// slot maps redis-cli creates for 1, 3, 4 and 6 masters.
+// otherwise, and each ceiling copy sits on another master than its counter
+// (and than the other copy, with three or more masters), on the slot maps
+// redis-cli creates for 1, 3, 4 and 6 masters.
 func TestPlanLayoutPlacement(t *testing.T) {
 	for _, m := range []int{1, 3, 4, 6} {
 		for _, n := range []int{1, 2, 3, 4, 5, 6, 8, 12, 64} {
@@ -84,16 +86,26 @@ func TestPlanLayoutPlacement(t *testing.T) {
 				}
 				load := map[string]int{}
 				for i := 0; i < n; i++ {
-					cm, ok := top.MasterForSlot(cluster.Slot(l.CounterKey("orders", i)))
+					cm, ok := top.MasterForSlot(cluster.Slot(l.CounterKey(i)))
 					if !ok {
 						t.Fatalf("shard %d: slot unassigned", i)
 					}
 					load[cm.ID]++
-					mm, _ := top.MasterForSlot(cluster.Slot(l.MirrorKey("orders", i)))
-					if m > 1 && mm.ID == cm.ID {
-						t.Errorf("shard %d: mirror on the counter's own master %s", i, cm.Addr)
+					copies := map[string]bool{}
+					for c := range CeilingCopies {
+						mm, _ := top.MasterForSlot(cluster.Slot(l.CeilingKey(i, c)))
+						if m > 1 && mm.ID == cm.ID {
+							t.Errorf("shard %d: ceiling copy %d on the counter's own master %s", i, c, cm.Addr)
+						}
+						copies[mm.ID] = true
+						if cluster.Slot(l.CeilingKey(i, c)) != cluster.Slot(l.Ceilings[i][c]) {
+							t.Errorf("shard %d: ceiling key does not hash by its tag", i)
+						}
 					}
-					if cluster.Slot(l.CounterKey("orders", i)) != cluster.Slot(l.Counters[i]) {
+					if m >= 3 && len(copies) != CeilingCopies {
+						t.Errorf("shard %d: ceiling copies share a master with %d masters", i, m)
+					}
+					if cluster.Slot(l.CounterKey(i)) != cluster.Slot(l.Counters[i]) {
 						t.Errorf("shard %d: key does not hash by its tag", i)
 					}
 				}
@@ -126,26 +138,57 @@ func TestPlanLayoutDeterministic(t *testing.T) {
 	}
 }
 
-func TestMetaKeysSpreadOverThirds(t *testing.T) {
+func TestMetaAndIndexKeysSpreadOverThirds(t *testing.T) {
 	top := evenTopology(t, 3)
-	seen := map[string]bool{}
-	for _, k := range MetaKeys("orders") {
-		m, _ := top.MasterForSlot(cluster.Slot(k))
-		seen[m.ID] = true
+	for name, keys := range map[string][]string{"namespace record": MetaKeys("orders"), "index": IndexKeys()} {
+		seen := map[string]bool{}
+		for _, k := range keys {
+			m, _ := top.MasterForSlot(cluster.Slot(k))
+			seen[m.ID] = true
+		}
+		if len(seen) != 3 {
+			t.Errorf("%s copies must sit on 3 distinct masters, got %d", name, len(seen))
+		}
 	}
-	if len(seen) != 3 {
-		t.Fatalf("namespace record copies must sit on 3 distinct masters, got %d", len(seen))
+	// The index's keys are outside every namespace's key prefix, so the scan
+	// for a lost namespace's traces never matches them.
+	for _, k := range IndexKeys() {
+		if strings.HasPrefix(k, "shardseq:{") {
+			t.Errorf("index key %s looks like a namespace key", k)
+		}
+	}
+}
+
+func TestFirstSeq(t *testing.T) {
+	for _, tc := range []struct {
+		start int64
+		n     int
+	}{{1, 12}, {1000, 12}, {1001, 12}, {7, 1}, {13, 12}, {1 << 40, 1024}} {
+		for i := 0; i < tc.n; i++ {
+			s := firstSeq(tc.start, i, tc.n)
+			if id := ID(s, i, tc.n); id < tc.start || s < 1 {
+				t.Fatalf("start %d shard %d of %d: first seq %d gives ID %d", tc.start, i, tc.n, s, id)
+			}
+			if s > 1 && ID(s-1, i, tc.n) >= tc.start {
+				t.Fatalf("start %d shard %d of %d: seq %d is not the first", tc.start, i, tc.n, s)
+			}
+		}
 	}
 }
 
 func TestLayoutValidateRejectsBadRecords(t *testing.T) {
 	good := PlanLayout("ns", 3, nil)
+	oneCopy := [][]string{{"x"}, {"y"}, {"z"}}
+	sharedTag := [][]string{good.Ceilings[0], good.Ceilings[1], {good.Counters[0], "q"}}
 	for name, l := range map[string]Layout{
-		"wrong count":   {Shards: 3, Counters: good.Counters[:2], Mirrors: good.Mirrors},
-		"repeated tag":  {Shards: 3, Counters: []string{"a", "a", "b"}, Mirrors: good.Mirrors},
-		"brace in tag":  {Shards: 3, Counters: []string{"a}", "b", "c"}, Mirrors: good.Mirrors},
-		"empty tag":     {Shards: 3, Counters: []string{"", "b", "c"}, Mirrors: good.Mirrors},
-		"shards differ": {Shards: 4, Counters: good.Counters, Mirrors: good.Mirrors},
+		"wrong count":   {Shards: 3, Counters: good.Counters[:2], Ceilings: good.Ceilings},
+		"repeated tag":  {Shards: 3, Counters: []string{"a", "a", "b"}, Ceilings: good.Ceilings},
+		"brace in tag":  {Shards: 3, Counters: []string{"a}", "b", "c"}, Ceilings: good.Ceilings},
+		"empty tag":     {Shards: 3, Counters: []string{"", "b", "c"}, Ceilings: good.Ceilings},
+		"shards differ": {Shards: 4, Counters: good.Counters, Ceilings: good.Ceilings},
+		"one copy":      {Shards: 3, Counters: good.Counters, Ceilings: oneCopy},
+		"shared tag":    {Shards: 3, Counters: good.Counters, Ceilings: sharedTag},
+		"no ceilings":   {Shards: 3, Counters: good.Counters},
 	} {
 		if err := l.Validate(3); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -154,17 +197,20 @@ func TestLayoutValidateRejectsBadRecords(t *testing.T) {
 	if _, err := decodeLayout("{not json", 3); err == nil {
 		t.Error("bad JSON accepted")
 	}
+	if _, err := decodeLayout(`{"shards":1,"counters":["a"],"mirrors":["b"]}`, 1); err == nil || !strings.Contains(err.Error(), "0.1") {
+		t.Errorf("a 0.1 layout must be refused with a pointer to the migration, got %v", err)
+	}
 }
 
 func FuzzDecodeLayout(f *testing.F) {
 	f.Add(PlanLayout("ns", 3, nil).encode(), 3)
-	f.Add(`{"shards":1,"counters":["a"],"mirrors":["b"]}`, 1)
+	f.Add(`{"shards":1,"counters":["a"],"ceilings":[["b","c"]]}`, 1)
 	f.Fuzz(func(t *testing.T, s string, n int) {
 		l, err := decodeLayout(s, n)
 		if err != nil {
 			return
 		}
-		if l.Shards != n || len(l.Counters) != n || len(l.Mirrors) != n {
+		if l.Shards != n || len(l.Counters) != n || len(l.Ceilings) != n {
 			t.Fatalf("accepted inconsistent layout %+v for n=%d", l, n)
 		}
 	})

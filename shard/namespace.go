@@ -4,52 +4,84 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
-// Namespace is an opened namespace: its layout, read from (or written to) its
-// record in Redis, and its shards.
-type Namespace struct {
-	Name   string
-	Layout Layout
-	Shards []*Shard
-	r      Router
-	opt    Options
+// DefaultShards is N of a namespace created without one.
+const DefaultShards = 12
+
+// Settings are what a namespace is created with, and what Open checks an
+// existing one against.
+type Settings struct {
+	// Shards is N. 0: the stored N of an existing namespace, DefaultShards
+	// for a new one. An explicit N that differs from the stored one is
+	// refused with ErrShardCountMismatch: two values of N overlap residue
+	// classes.
+	Shards int
+	// Start is the smallest ID the namespace hands out (set it above the old
+	// maximum when migrating from another counter). 0: 1 for a new
+	// namespace; an explicit Start that differs from the stored one is
+	// refused with ErrSettingsMismatch.
+	Start int64
+	// NoCreate makes Open fail with ErrNamespaceNotFound instead of creating
+	// a namespace that does not exist.
+	NoCreate bool
 }
 
-// Open opens namespace name with n shards, creating it on first use.
+// Namespace is an opened namespace: its record, read from (or written to)
+// Redis, and its shards.
+type Namespace struct {
+	Name    string
+	Layout  Layout
+	Start   int64 // the smallest ID it hands out
+	Shards  []*Shard
+	Created bool // this Open created the namespace
+	r       Router
+	opt     Options
+}
+
+// Open opens namespace name, creating it on first use unless want.NoCreate.
 //
-// The namespace record (shard count and key layout) is kept in three copies.
-// If any copy exists it is the truth: a different n is refused with
-// ErrShardCountMismatch, and lost copies are rewritten. Otherwise the layout
-// is planned against the live slot map and the first writer's plan wins.
-func Open(ctx context.Context, r Router, name string, n int, opt Options) (*Namespace, error) {
-	if !ValidNamespace(name) {
-		return nil, fmt.Errorf("%w: %q", ErrInvalidNamespace, name)
+// The namespace record (shard count, start and key layout) is kept in three
+// copies. If any copy exists it is the truth and lost copies are rewritten.
+// If none exists but traces of the namespace do (an index entry, counters or
+// ceilings: its record was lost with its masters' data), Open fails with
+// ErrNamespaceLost rather than create it anew. Otherwise the layout is
+// planned against the live slot map and the first writer's plan wins.
+func Open(ctx context.Context, r Router, name string, want Settings, opt Options) (*Namespace, error) {
+	if err := ValidateNamespace(name); err != nil {
+		return nil, err
 	}
-	if n < 1 || n > MaxShards {
-		return nil, fmt.Errorf("shard: %d shards: want 1 to %d", n, MaxShards)
+	if want.Shards < 0 || want.Shards > MaxShards {
+		return nil, fmt.Errorf("shard: %d shards: want 1 to %d (0: the stored N, or %d)", want.Shards, MaxShards, DefaultShards)
 	}
 	if err := opt.Validate(); err != nil {
 		return nil, fmt.Errorf("shard: %w", err)
 	}
-	ns := &Namespace{Name: name, r: r, opt: opt.withDefaults()}
+	opt = opt.withDefaults()
+	if want.Start < 0 || want.Start > opt.MaxID/2 {
+		return nil, fmt.Errorf("shard: start %d: want 1 to %d (0: 1)", want.Start, opt.MaxID/2)
+	}
+	ns := &Namespace{Name: name, r: r, opt: opt}
 
 	keys := MetaKeys(name)
-	var found *metaRecord
+	var found *record
 	ready := false
 	var readErrs []error
 	var missing []string
 	for _, k := range keys {
-		rec, err := ns.readMeta(ctx, k)
+		rec, err := ns.readRecord(ctx, k)
 		switch {
 		case err != nil:
 			readErrs = append(readErrs, fmt.Errorf("namespace record %s: %w", k, err))
 		case rec == nil:
 			missing = append(missing, k)
 		default:
-			if found != nil && (rec.shards != found.shards || rec.layout != found.layout) {
+			if found != nil && (rec.shards != found.shards || rec.layout != found.layout || rec.start != found.start) {
 				return nil, fmt.Errorf("%w: copies of the record of namespace %q disagree (%d shards vs %d); fix or delete %v by hand", ErrBadRecord, name, rec.shards, found.shards, keys)
 			}
 			found = rec
@@ -61,157 +93,413 @@ func Open(ctx context.Context, r Router, name string, n int, opt Options) (*Name
 		// reachable copies were lost; creating it could overlap IDs.
 		return nil, fmt.Errorf("shard: cannot read namespace %q: %w", name, errors.Join(readErrs...))
 	}
-	if found != nil && found.shards != n {
-		return nil, fmt.Errorf("%w: namespace %q has %d shards in Redis but this client is configured with %d; use %d shards, or a new namespace",
-			ErrShardCountMismatch, name, found.shards, n, found.shards)
-	}
-
+	n, start := want.Shards, want.Start
 	var layout Layout
 	if found != nil {
+		if n != 0 && n != found.shards {
+			return nil, fmt.Errorf("%w: namespace %q has %d shards in Redis but this client is configured with %d; use %d shards, or a new namespace",
+				ErrShardCountMismatch, name, found.shards, n, found.shards)
+		}
+		if start != 0 && start != found.start {
+			return nil, fmt.Errorf("%w: namespace %q starts at %d in Redis, not %d", ErrSettingsMismatch, name, found.start, start)
+		}
+		n, start = found.shards, found.start
 		l, err := decodeLayout(found.layout, n)
 		if err != nil {
 			return nil, fmt.Errorf("namespace %q: %w", name, err)
 		}
 		layout = l
 	} else {
+		if want.NoCreate {
+			return nil, fmt.Errorf("%w: %q (create it first)", ErrNamespaceNotFound, name)
+		}
+		if opt.Defences == AllDefences {
+			if trace, err := ns.traces(ctx); err != nil {
+				return nil, fmt.Errorf("shard: cannot tell whether namespace %q is new: %w", name, err)
+			} else if trace != "" {
+				return nil, fmt.Errorf("%w: namespace %q has no record, but %s: its record was lost with its masters' data, and creating it anew could repeat IDs. %s",
+					ErrNamespaceLost, name, trace, ns.repairHint())
+			}
+		}
+		n, start = cmpOr(n, DefaultShards), cmpOr(start, 1)
 		layout = PlanLayout(name, n, r.Topology())
 	}
+	ns.Start = start
 	ns.setLayout(layout)
 
 	switch {
 	case !ready:
-		if err := ns.create(ctx, keys, false); err != nil {
+		if err := ns.create(ctx, keys, want.Start != 0); err != nil {
 			return nil, err
 		}
+		ns.Created = found == nil
 	case len(missing) > 0:
 		// A copy lost with its master's data: rewrite it, best effort. The
 		// namespace is usable from the copies that remain; a copy whose
 		// master is merely unreachable right now is left alone.
-		_ = ns.repair(ctx, missing)
+		_ = ns.repairRecord(ctx, missing)
 	}
 	return ns, nil
 }
 
-type metaRecord struct {
-	shards int
-	layout string
-	ready  bool
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
 }
 
-func (ns *Namespace) readMeta(ctx context.Context, key string) (*metaRecord, error) {
-	_, node, err := ns.r.MasterForKey(key)
+// repairHint names what an operator can do about a lost namespace or shard.
+func (ns *Namespace) repairHint() string {
+	return fmt.Sprintf("Restore the masters' data, or give the namespace a new name; `shardseq namespace show %s` lists what is left", ns.Name)
+}
+
+func (ns *Namespace) readRecord(ctx context.Context, key string) (*record, error) {
+	rep, err := runAcked(ctx, ns.r, metaScript, key, -1, 0, metaArgs{Op: metaRead}.argv())
 	if err != nil {
 		return nil, err
 	}
-	vals, err := node.HMGet(ctx, key, "shards", "layout", "ready").Result()
+	rec, _, err := parseMetaReply(rep.values)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	if vals[0] == nil {
-		return nil, nil
-	}
-	shards, err := strconv.Atoi(asString(vals[0]))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s shards=%v", ErrBadRecord, key, vals[0])
-	}
-	return &metaRecord{shards: shards, layout: asString(vals[1]), ready: asString(vals[2]) == "1"}, nil
+	return rec, nil
 }
 
 func (ns *Namespace) setLayout(l Layout) {
 	ns.Layout = l
 	ns.Shards = make([]*Shard, l.Shards)
 	for i := range ns.Shards {
-		ns.Shards[i] = &Shard{Index: i, Key: l.CounterKey(ns.Name, i), MirrorKey: l.MirrorKey(ns.Name, i),
-			maxSeq: MaxSeq(i, l.Shards, ns.opt.MaxID), ns: ns}
+		s := &Shard{Index: i, Key: l.CounterKey(i), maxSeq: MaxSeq(i, l.Shards, ns.opt.MaxID),
+			initSeq: firstSeq(ns.Start, i, l.Shards) - 1, ns: ns}
+		for c := range l.Ceilings[i] {
+			s.CeilingKeys = append(s.CeilingKeys, l.CeilingKey(i, c))
+		}
+		ns.Shards[i] = s
 	}
 }
 
-// create writes the namespace record, counters and mirrors, each only where
-// absent and each confirmed by the replicas, then marks the record ready. It
-// is idempotent, so a creator that died half-way is finished by the next
-// client. Once a namespace was ready, a missing counter is data loss, never a
-// new counter: it is left to Reserve, which restores it from its mirror.
-func (ns *Namespace) create(ctx context.Context, keys []string, wasReady bool) error {
+// firstSeq is the first sequence number of shard i of n whose ID is at
+// least start (and at least 1).
+func firstSeq(start int64, i, n int) int64 {
+	s := (start - int64(i) + int64(n) - 1) / int64(n)
+	return max(s, 1)
+}
+
+// createWait gives replicas longer to confirm creation and repairs than a
+// reservation gets (but less than the read timeout): they are rare and on
+// nobody's hot path.
+func (ns *Namespace) createWait() int64 {
+	return max(ns.opt.AckTimeout, 700*time.Millisecond).Milliseconds()
+}
+
+// create writes the namespace record, adds the name to the index, creates
+// counters and ceilings (each only where absent and each confirmed by the
+// replicas), then marks the record ready. It is idempotent, so a creator
+// that died half-way is finished by the next client. explicitStart says
+// whether a start was asked for (then another creator's different start is
+// an error rather than adopted).
+func (ns *Namespace) create(ctx context.Context, keys []string, explicitStart bool) error {
+	wait := ns.createWait()
 	n := ns.Layout.Shards
-	// Creation is rare and not on anyone's hot path: give replicas longer to
-	// confirm than a reservation gets (but less than the read timeout).
-	wait := max(ns.opt.AckTimeout, 700*time.Millisecond).Milliseconds()
-	claim := func(key, mark string) (*metaRecord, error) {
-		rep, err := runAcked(ctx, ns.r, metaScript, key, ns.opt.AckReplicas, wait, n, ns.Layout.encode(), mark)
+	claim := func(key string, op metaOp) (*record, error) {
+		rep, err := ns.acked(ctx, metaScript, key, wait, metaArgs{Op: op, Shards: n, Layout: ns.Layout.encode(), Start: ns.Start}.argv())
 		if err != nil {
 			return nil, fmt.Errorf("shard: writing namespace record %s: %w", key, err)
 		}
-		if len(rep.values) != 4 {
-			return nil, fmt.Errorf("%w: meta reply %v", ErrBadRecord, rep.values)
+		rec, _, err := parseMetaReply(rep.values)
+		if err == nil && rec == nil {
+			err = fmt.Errorf("%w: %s absent after a claim", ErrBadRecord, key)
 		}
-		shards, err := strconv.Atoi(asString(rep.values[0]))
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s shards=%v", ErrBadRecord, key, rep.values[0])
-		}
-		replicas, _ := asInt(rep.values[3])
-		if err := ns.checkAck(rep.node, int(replicas), rep.acked); err != nil {
-			return nil, fmt.Errorf("shard: namespace record %s: %w", key, err)
-		}
-		return &metaRecord{shards: shards, layout: asString(rep.values[1]), ready: asString(rep.values[2]) == "1"}, nil
+		return rec, err
 	}
 
 	// The first copy decides between concurrent creators.
-	won, err := claim(keys[0], "")
+	won, err := claim(keys[0], metaClaim)
 	if err != nil {
 		return err
 	}
-	if won.shards != n {
+	switch {
+	case won.shards != n:
 		return fmt.Errorf("%w: namespace %q was just created with %d shards by another client; this one has %d", ErrShardCountMismatch, ns.Name, won.shards, n)
-	}
-	if won.layout != ns.Layout.encode() {
+	case won.start != ns.Start && explicitStart:
+		return fmt.Errorf("%w: namespace %q was just created starting at %d by another client, not %d", ErrSettingsMismatch, ns.Name, won.start, ns.Start)
+	case won.layout != ns.Layout.encode() || won.start != ns.Start:
 		l, err := decodeLayout(won.layout, n)
 		if err != nil {
 			return err
 		}
+		ns.Start = won.start
 		ns.setLayout(l)
 	}
 	for _, k := range keys[1:] {
-		rec, err := claim(k, "")
+		rec, err := claim(k, metaClaim)
 		if err != nil {
 			return err
 		}
-		if rec.shards != n || rec.layout != won.layout {
+		if rec.shards != n || rec.layout != won.layout || rec.start != won.start {
 			return fmt.Errorf("%w: copy %s of namespace %q disagrees with %s", ErrBadRecord, k, ns.Name, keys[0])
 		}
 	}
-
-	if !wasReady {
-		for _, s := range ns.Shards {
-			rep, err := runAcked(ctx, ns.r, reserveScript, s.Key, ns.opt.AckReplicas, wait,
-				n, 0, ns.opt.FenceGap, "", s.maxSeq, "create", 0)
-			if err != nil {
-				return fmt.Errorf("shard: creating counter %s: %w", s.Key, s.classify(err))
-			}
-			replicas, _ := asInt(rep.values[2])
-			if err := ns.checkAck(rep.node, int(replicas), rep.acked); err != nil {
-				return fmt.Errorf("shard: creating counter %s: %w", s.Key, err)
-			}
-			if err := s.raiseMirror(ctx, 0, wait); err != nil {
-				return fmt.Errorf("shard: creating mirror %s: %w", s.MirrorKey, err)
-			}
+	if ns.opt.Defences != LegacyDefences {
+		if err := ns.addToIndex(ctx); err != nil {
+			return err
+		}
+	}
+	for _, s := range ns.Shards {
+		if err := s.create(ctx, wait); err != nil {
+			return err
 		}
 	}
 	for _, k := range keys {
-		if _, err := claim(k, "ready"); err != nil {
+		if _, err := claim(k, metaReady); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// repair rewrites lost copies of a ready namespace record.
-func (ns *Namespace) repair(ctx context.Context, keys []string) error {
-	wait := max(ns.opt.AckTimeout, 700*time.Millisecond).Milliseconds()
+// create creates the shard's counter at its first sequence number and its
+// ceiling copies, where absent. A counter is created only if none of its
+// ceiling copies exists: a ceiling without a counter means the counter was
+// created and lost, and must be restored above its ceiling, never restarted.
+func (s *Shard) create(ctx context.Context, wait int64) error {
+	legacy := s.ns.opt.Defences == LegacyDefences
+	if !legacy {
+		reps, errs := s.onCopies(ctx, ceilingArgs{Op: ceilRead})
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("shard: creating counter %s: %w", s.Key, err)
+		}
+		for _, r := range reps {
+			if r.V >= 0 {
+				return s.createCeilings(ctx, wait)
+			}
+		}
+	}
+	a := s.args(0, 0)
+	// The first lease is registered at once: blocks are handed out only once
+	// the record is ready, after every ceiling copy holds it.
+	a.Create, a.Init, a.Ceiling = true, s.initSeq, min(s.initSeq+MinLease, s.maxSeq)
+	rep, err := s.ns.acked(ctx, reserveScript, s.Key, wait, a.argv())
+	if err != nil {
+		return fmt.Errorf("shard: creating counter %s: %w", s.Key, s.classify(err))
+	}
+	if _, err := parseReserveReply(rep.values, 0, s.maxSeq); err != nil {
+		return fmt.Errorf("shard: creating counter %s: %w", s.Key, err)
+	}
+	return s.createCeilings(ctx, wait)
+}
+
+// createCeilings creates the ceiling copies a first lease ahead of the new
+// counter, so the first blocks need no raise.
+func (s *Shard) createCeilings(ctx context.Context, wait int64) error {
+	v := min(s.initSeq+MinLease, s.maxSeq)
+	for _, key := range s.CeilingKeys {
+		if _, err := s.ns.acked(ctx, ceilingScript, key, wait, ceilingArgs{Op: ceilCreate, Epoch: 1, Value: v}.argv()); err != nil {
+			return fmt.Errorf("shard: creating ceiling %s: %w", key, s.classify(err))
+		}
+	}
+	return nil
+}
+
+// repairRecord rewrites lost copies of a ready namespace record.
+func (ns *Namespace) repairRecord(ctx context.Context, keys []string) error {
 	var errs []error
 	for _, k := range keys {
-		if _, err := runAcked(ctx, ns.r, metaScript, k, ns.opt.AckReplicas, wait, ns.Layout.Shards, ns.Layout.encode(), "ready"); err != nil {
-			errs = append(errs, err)
+		for _, op := range []metaOp{metaClaim, metaReady} {
+			if _, err := ns.acked(ctx, metaScript, k, ns.createWait(),
+				metaArgs{Op: op, Shards: ns.Layout.Shards, Layout: ns.Layout.encode(), Start: ns.Start}.argv()); err != nil {
+				errs = append(errs, err)
+				break
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// addToIndex adds the namespace to every copy of the index; one confirmed
+// copy is enough (the others are repaired later).
+func (ns *Namespace) addToIndex(ctx context.Context) error {
+	var errs []error
+	ok := false
+	for _, k := range IndexKeys() {
+		_, err := ns.acked(ctx, indexScript, k, ns.createWait(), indexArgs{Add: true, Name: ns.Name}.argv())
+		ok = ok || err == nil
+		errs = append(errs, err)
+	}
+	if !ok {
+		return fmt.Errorf("shard: adding namespace %q to the index: %w", ns.Name, errors.Join(errs...))
+	}
+	return nil
+}
+
+// ListNamespaces returns the names in the index of namespaces: the union of
+// its copies. It fails only if no copy can be read.
+func ListNamespaces(ctx context.Context, r Router) ([]string, error) {
+	seen := map[string]bool{}
+	var errs []error
+	read := 0
+	for _, k := range IndexKeys() {
+		rep, err := runAcked(ctx, r, indexScript, k, -1, 0, indexArgs{}.argv())
+		if err == nil {
+			var names []string
+			if names, _, err = parseIndexReply(rep.values); err == nil {
+				read++
+				for _, n := range names {
+					seen[n] = true
+				}
+			}
+		}
+		errs = append(errs, err)
+	}
+	if read == 0 {
+		return nil, fmt.Errorf("shard: reading the index of namespaces: %w", errors.Join(errs...))
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// traces describes what is left of a namespace that has no record: its name
+// in the index, or keys under its hash-tag prefix on any master (a full SCAN
+// of each master, done only when a namespace is about to be created). It
+// returns "" when there is none.
+func (ns *Namespace) traces(ctx context.Context) (string, error) {
+	names, err := ListNamespaces(ctx, ns.r)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range names {
+		if n == ns.Name {
+			return "it is in the index of namespaces", nil
+		}
+	}
+	top := ns.r.Topology()
+	if top == nil {
+		return "", errors.New("no topology")
+	}
+	pattern := "shardseq:{" + ns.Name + ":*" // a namespace cannot hold ':' or glob characters
+	for _, m := range top.Masters {
+		if len(m.Slots) == 0 {
+			continue
+		}
+		key, err := scanFirst(ctx, ns.r.Node(m.Addr), pattern)
+		if err != nil {
+			return "", fmt.Errorf("scanning %s: %w", m.Addr, err)
+		}
+		if key != "" {
+			return fmt.Sprintf("key %s of it exists on %s", key, m.Addr), nil
+		}
+	}
+	return "", nil
+}
+
+func scanFirst(ctx context.Context, node *redis.Client, pattern string) (string, error) {
+	var cursor uint64
+	for {
+		keys, next, err := node.Scan(ctx, cursor, pattern, 1000).Result()
+		if err != nil {
+			return "", err
+		}
+		if len(keys) > 0 {
+			return keys[0], nil
+		}
+		if next == 0 {
+			return "", nil
+		}
+		cursor = next
+	}
+}
+
+// Level is the highest sequence number of the namespace's counters that can
+// be read now: a process starts its first block above it, so that its IDs
+// follow those handed out before it started.
+func (ns *Namespace) Level(ctx context.Context) int64 {
+	var mu sync.Mutex
+	var level int64
+	var wg sync.WaitGroup
+	for _, s := range ns.Shards {
+		wg.Go(func() {
+			_, node, err := ns.r.MasterForKey(s.Key)
+			if err != nil {
+				return
+			}
+			v, err := node.HGet(ctx, s.Key, "seq").Int64()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			level = max(level, v)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return level
+}
+
+// NamespaceRepair says what RepairNamespace did.
+type NamespaceRepair struct {
+	Shards   int // shards checked
+	Restored int // counters whose history had changed, restored
+	Copies   int // ceiling copies made trusted again
+}
+
+// RepairNamespace checks namespace name after masters changed history (a
+// restart, a promotion, a rewind): changed reports whether the master at an
+// address is one of them (nil: all). It rewrites lost copies of the record,
+// restores counters and repairs ceilings on those masters. It creates
+// nothing, and costs three reads per shard on a changed master.
+func RepairNamespace(ctx context.Context, r Router, name string, changed func(addr string) bool, opt Options) (NamespaceRepair, error) {
+	var rep NamespaceRepair
+	ns, err := Open(ctx, r, name, Settings{NoCreate: true}, opt)
+	if err != nil {
+		return rep, err
+	}
+	if opt.Defences != AllDefences {
+		return rep, nil
+	}
+	_ = ns.addToIndex(ctx)
+	on := func(key string) bool {
+		if changed == nil {
+			return true
+		}
+		m, _, err := r.MasterForKey(key)
+		return err != nil || changed(m.Addr)
+	}
+	var errs []error
+	for _, s := range ns.Shards {
+		hit := on(s.Key)
+		for _, k := range s.CeilingKeys {
+			hit = hit || on(k)
+		}
+		if !hit {
+			continue
+		}
+		rep.Shards++
+		res, err := s.Repair(ctx)
+		if res.Restored {
+			rep.Restored++
+		}
+		rep.Copies += res.Copies
+		if err != nil {
+			errs = append(errs, fmt.Errorf("shard %d: %w", s.Index, err))
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// ValidateNamespace returns an error saying what a namespace name must look
+// like, or nil.
+func ValidateNamespace(name string) error {
+	if ValidNamespace(name) {
+		return nil
+	}
+	shown := name
+	if len(shown) > 80 {
+		shown = shown[:80] + "..."
+	}
+	return fmt.Errorf("%w: %q", ErrInvalidNamespace, strings.ToValidUTF8(shown, "?"))
 }

@@ -2,28 +2,13 @@ package shard
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardseq/shardseq/cluster"
-)
-
-var (
-	//go:embed reserve.lua
-	reserveSrc string
-	//go:embed raise.lua
-	raiseSrc string
-	//go:embed meta.lua
-	metaSrc string
-
-	reserveScript = redis.NewScript(reserveSrc)
-	raiseScript   = redis.NewScript(raiseSrc)
-	metaScript    = redis.NewScript(metaSrc)
 )
 
 // Router finds the master that serves a key. *cluster.Cluster is one.
@@ -32,6 +17,7 @@ type Router interface {
 	MasterForKey(key string) (cluster.Master, *redis.Client, error)
 	Node(addr string) *redis.Client
 	LazyReload()
+	Reload(ctx context.Context) (*cluster.Topology, error)
 }
 
 // maxRedirects bounds how often one write follows MOVED/ASK before it gives
@@ -41,16 +27,19 @@ const maxRedirects = 3
 // ackedReply is the outcome of a script followed by WAIT on the same
 // connection.
 type ackedReply struct {
-	values []any  // the script's reply; it includes the master's connected replicas
+	values []any  // the script's reply; it ends with the node state
 	node   string // address of the master that ran it
-	acked  int    // replicas that confirmed the write within the timeout
+	state  nodeState
+	acked  int // replicas that confirmed the write within the timeout
 }
 
-// runAcked runs script on the master of key and, in the same pipeline and so
-// on the same connection, WAIT for want replicas (WAIT counts only the writes
-// of its own connection). want < 0 skips WAIT. MOVED and ASK are followed at
-// once and never reported as failures: they are routing, not faults.
-func runAcked(ctx context.Context, r Router, script *redis.Script, key string, want int, waitMillis int64, args ...any) (ackedReply, error) {
+// runAcked runs script with args on the master of key and, in the same
+// pipeline and so on the same connection, WAIT (WAIT counts only the writes
+// of its own connection). It waits for every replica the topology lists as
+// not failed; checkAck then compares with what the script saw. want < 0
+// skips WAIT. MOVED and ASK are followed at once and never reported as
+// failures: they are routing, not faults.
+func runAcked(ctx context.Context, r Router, script *redis.Script, key string, want int, waitMillis int64, args []any) (ackedReply, error) {
 	master, node, err := r.MasterForKey(key)
 	if err != nil {
 		r.LazyReload()
@@ -75,6 +64,20 @@ func runAcked(ctx context.Context, r Router, script *redis.Script, key string, w
 		}
 		to, ask, moved := cluster.IsRedirect(err)
 		if !moved {
+			if isRedisError(err) && !cluster.IsClusterDown(err) {
+				return rep, err
+			}
+			// A dead, frozen or demoted master: its slots may have a new
+			// master already. Look now, and try that one once.
+			if attempt < maxRedirects && ctx.Err() == nil {
+				if _, rerr := r.Reload(ctx); rerr == nil {
+					if m, n, merr := r.MasterForKey(key); merr == nil && m.Addr != addr {
+						addr, node, asking = m.Addr, n, false
+						continue
+					}
+				}
+			}
+			r.LazyReload()
 			return rep, err
 		}
 		r.LazyReload()
@@ -86,8 +89,7 @@ func runAcked(ctx context.Context, r Router, script *redis.Script, key string, w
 }
 
 func pipelineAcked(ctx context.Context, node *redis.Client, script *redis.Script, key string, want int, waitMillis int64, asking bool, args []any) (ackedReply, error) {
-	var eval *redis.Cmd
-	var wait *redis.Cmd
+	var eval, wait *redis.Cmd
 	_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if asking {
 			p.Do(ctx, "ASKING")
@@ -105,12 +107,14 @@ func pipelineAcked(ctx context.Context, node *redis.Client, script *redis.Script
 		return ackedReply{}, err
 	}
 	values, ok := eval.Val().([]any)
-	if !ok || len(values) < 2 {
+	if !ok {
 		return ackedReply{}, fmt.Errorf("%w: script reply %v", ErrBadRecord, eval.Val())
 	}
-	rep := ackedReply{values: values}
-	// Every script reports the master's connected replicas as its second-to-
-	// last (reserve) or last (raise, meta) value; the caller picks it out.
+	st, err := parseNodeState(values)
+	if err != nil {
+		return ackedReply{}, err
+	}
+	rep := ackedReply{values: values, state: st}
 	if wait != nil {
 		n, werr := wait.Int64()
 		if werr != nil {
@@ -133,27 +137,40 @@ func liveReplicas(m cluster.Master) int {
 	return max(n, 1)
 }
 
+func isRedisError(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re)
+}
+
 func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
-func asInt(v any) (int64, error) {
-	switch x := v.(type) {
-	case int64:
-		return x, nil
-	case string:
-		n, err := strconv.ParseInt(x, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%w: %q is not an integer", ErrBadRecord, x)
-		}
-		return n, nil
+// acked runs a script with WAIT and checks the acknowledgement.
+func (ns *Namespace) acked(ctx context.Context, script *redis.Script, key string, waitMillis int64, args []any) (ackedReply, error) {
+	rep, err := runAcked(ctx, ns.r, script, key, ns.opt.waitFor(), waitMillis, args)
+	if err != nil {
+		return rep, err
 	}
-	return 0, fmt.Errorf("%w: %v (%T) is not an integer", ErrBadRecord, v, v)
+	return rep, ns.checkAck(rep)
 }
 
-func asString(v any) string {
-	if s, ok := v.(string); ok {
-		return s
+// checkAck decides whether a write is durable enough to rely on: by default
+// every replica that could be promoted in place of the master (connected or
+// listed by the cluster and not failed), and at least one.
+func (ns *Namespace) checkAck(rep ackedReply) error {
+	want := ns.opt.AckReplicas
+	switch {
+	case want < 0 || ns.opt.Defences == NoDefences:
+		return nil
+	case want == 0 && ns.opt.Defences == LegacyDefences:
+		want = max(rep.state.Connected, 1) // the old rule: a dropped replica is not counted
+	case want == 0:
+		want = max(rep.state.Promotable, 1)
 	}
-	return ""
+	if rep.acked >= want {
+		return nil
+	}
+	ns.r.LazyReload() // the replica count we waited for may be stale
+	return fmt.Errorf("%w: %d of %d replicas of %s confirmed within %v", ErrNotReplicated, rep.acked, want, rep.node, ns.opt.AckTimeout)
 }

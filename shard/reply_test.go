@@ -5,31 +5,45 @@ import (
 	"testing"
 )
 
+// reserveValues builds a reserve.lua reply: {status, hi, fence, epoch,
+// mirrored, replid, connected, promotable}.
+func reserveValues(status string, hi any, fence, epoch, mirrored any, connected, promotable any) []any {
+	return []any{status, hi, fence, epoch, mirrored, "abc123", connected, promotable}
+}
+
 func TestParseReserveReply(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		values []any
 		count  int64
 		ok     bool
+		fence  bool
 	}{
-		{"good", []any{int64(10), int64(0), int64(1), "abc", int64(100)}, 5, true},
-		{"fenced restore", []any{int64(10), int64(2), int64(0), "abc", int64(0)}, 1, true},
-		{"too short", []any{int64(10), int64(0), int64(1)}, 5, false},
-		{"hi below count", []any{int64(3), int64(0), int64(1), "abc", int64(0)}, 5, false},
-		{"hi past limit", []any{int64(1 << 54), int64(0), int64(1), "abc", int64(0)}, 5, false},
-		{"string hi", []any{"ten", int64(0), int64(1), "abc", int64(0)}, 5, false},
-		{"numeric string", []any{"10", int64(0), int64(1), "abc", int64(0)}, 5, true},
-		{"trailing junk", []any{"10abc", int64(0), int64(1), "abc", int64(0)}, 5, false},
-		{"bad fence flag", []any{int64(10), int64(7), int64(1), "abc", int64(0)}, 5, false},
-		{"negative replicas", []any{int64(10), int64(0), int64(-1), "abc", int64(0)}, 5, false},
-		{"nil value", []any{nil, int64(0), int64(1), "abc", int64(0)}, 5, false},
+		{"good", reserveValues("ok", "10", int64(0), "1", "100", int64(1), int64(1)), 5, true, false},
+		{"restored", reserveValues("ok", "10", int64(2), "3", "0", int64(0), int64(1)), 1, true, false},
+		{"fence needed", reserveValues("fence", "-1", int64(0), "4", "0", int64(1), int64(1)), 5, true, true},
+		{"fence with bad hi", reserveValues("fence", "-7", int64(0), "4", "0", int64(1), int64(1)), 5, false, false},
+		{"unknown status", reserveValues("maybe", "10", int64(0), "1", "0", int64(1), int64(1)), 5, false, false},
+		{"too short", []any{"ok", "10", int64(0)}, 5, false, false},
+		{"hi below count", reserveValues("ok", "3", int64(0), "1", "0", int64(1), int64(1)), 5, false, false},
+		{"hi past limit", reserveValues("ok", int64(1<<54), int64(0), "1", "0", int64(1), int64(1)), 5, false, false},
+		{"string hi", reserveValues("ok", "ten", int64(0), "1", "0", int64(1), int64(1)), 5, false, false},
+		{"trailing junk", reserveValues("ok", "10abc", int64(0), "1", "0", int64(1), int64(1)), 5, false, false},
+		{"float formatting", reserveValues("ok", "1e+17", int64(0), "1", "0", int64(1), int64(1)), 5, false, false},
+		{"bad fence flag", reserveValues("ok", "10", int64(7), "1", "0", int64(1), int64(1)), 5, false, false},
+		{"negative epoch", reserveValues("ok", "10", int64(0), "-1", "0", int64(1), int64(1)), 5, false, false},
+		{"fewer promotable than connected", reserveValues("ok", "10", int64(0), "1", "0", int64(2), int64(1)), 5, false, false},
+		{"nil value", reserveValues("ok", nil, int64(0), "1", "0", int64(1), int64(1)), 5, false, false},
 	} {
-		_, _, _, _, err := parseReserveReply(tc.values, tc.count, DefaultMaxID)
+		rep, err := parseReserveReply(tc.values, tc.count, DefaultMaxID)
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: err=%v, want ok=%v", tc.name, err, tc.ok)
 		}
 		if err != nil && !errors.Is(err, ErrBadRecord) {
 			t.Errorf("%s: want ErrBadRecord, got %v", tc.name, err)
+		}
+		if err == nil && rep.NeedsFence != tc.fence {
+			t.Errorf("%s: NeedsFence=%v, want %v", tc.name, rep.NeedsFence, tc.fence)
 		}
 	}
 }
@@ -37,22 +51,85 @@ func TestParseReserveReply(t *testing.T) {
 // Whatever Redis (or something pretending to be it) replies, a block is
 // accepted only if it lies inside 1..maxSeq and has the size asked for.
 func FuzzParseReserveReply(f *testing.F) {
-	f.Add(int64(10), int64(0), int64(1), int64(0), "10", int64(5), true)
-	f.Add(int64(-1), int64(9), int64(-3), int64(-1), "x", int64(0), false)
-	f.Fuzz(func(t *testing.T, hi, fenced, replicas, mirrored int64, s string, count int64, asString bool) {
+	f.Add("ok", "10", int64(0), "1", "0", int64(1), int64(1), int64(5))
+	f.Add("fence", "-1", int64(9), "-3", "x", int64(2), int64(0), int64(0))
+	f.Fuzz(func(t *testing.T, status, hi string, fence int64, epoch, mirrored string, connected, promotable, count int64) {
 		if count < 0 {
 			return
 		}
-		var first any = hi
-		if asString {
-			first = s
-		}
-		got, _, _, _, err := parseReserveReply([]any{first, fenced, replicas, "id", mirrored}, count, DefaultMaxID)
-		if err != nil {
+		rep, err := parseReserveReply(reserveValues(status, hi, fence, epoch, mirrored, connected, promotable), count, DefaultMaxID)
+		if err != nil || rep.NeedsFence {
 			return
 		}
-		if got < count || got > DefaultMaxID || got-count+1 < 1 && count > 0 {
-			t.Fatalf("accepted block ending at %d for count %d", got, count)
+		if rep.Hi < count || rep.Hi > DefaultMaxID || (count > 0 && rep.Hi-count+1 < 1) {
+			t.Fatalf("accepted block ending at %d for count %d", rep.Hi, count)
+		}
+		if rep.Promotable < rep.Connected || rep.Connected < 0 {
+			t.Fatalf("accepted replica counts %d/%d", rep.Connected, rep.Promotable)
 		}
 	})
+}
+
+func TestParseCeilingReply(t *testing.T) {
+	row := func(status string, v any, trusted any, epoch any) []any {
+		return []any{status, v, trusted, epoch, "abc", int64(1), int64(1)}
+	}
+	for _, tc := range []struct {
+		name    string
+		values  []any
+		ok      bool
+		trusted bool
+		stale   bool
+	}{
+		{"trusted", row("ok", "100", int64(1), "2"), true, true, false},
+		{"suspect", row("ok", "100", int64(0), "2"), true, false, false},
+		{"absent", row("ok", "-1", int64(0), "0"), true, false, false},
+		{"stale", row("stale", "100", int64(1), "9"), true, true, true},
+		{"trusted but absent", row("ok", "-1", int64(1), "0"), false, false, false},
+		{"bad status", row("fine", "100", int64(1), "2"), false, false, false},
+		{"bad trust flag", row("ok", "100", int64(3), "2"), false, false, false},
+		{"value below -1", row("ok", "-5", int64(0), "2"), false, false, false},
+		{"short", []any{"ok", "1"}, false, false, false},
+	} {
+		rep, err := parseCeilingReply(tc.values)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err=%v, want ok=%v", tc.name, err, tc.ok)
+			continue
+		}
+		if err == nil && (rep.Trusted != tc.trusted || rep.Stale != tc.stale) {
+			t.Errorf("%s: trusted=%v stale=%v", tc.name, rep.Trusted, rep.Stale)
+		}
+	}
+}
+
+func TestParseMetaReply(t *testing.T) {
+	row := func(found int64, shards, layout, start, ready string) []any {
+		return []any{found, shards, layout, start, ready, "abc", int64(0), int64(0)}
+	}
+	if rec, _, err := parseMetaReply(row(0, "", "", "", "0")); err != nil || rec != nil {
+		t.Fatalf("absent copy: %v %v", rec, err)
+	}
+	rec, _, err := parseMetaReply(row(1, "12", "{}", "1000", "1"))
+	if err != nil || rec.shards != 12 || rec.start != 1000 || !rec.ready {
+		t.Fatalf("good copy: %+v %v", rec, err)
+	}
+	for _, bad := range [][]any{row(1, "0", "{}", "1", "1"), row(1, "12", "{}", "0", "1"), row(1, "x", "{}", "1", "1"), row(1, "12", "{}", "", "1")} {
+		if _, _, err := parseMetaReply(bad); !errors.Is(err, ErrBadRecord) {
+			t.Errorf("accepted %v", bad)
+		}
+	}
+}
+
+// The argument lists must have exactly the length the scripts' headers
+// document: a mismatch would shift every later argument.
+func TestArgvLengths(t *testing.T) {
+	if n := len(reserveArgs{}.argv()); n != 11 {
+		t.Errorf("reserve.lua takes 11 arguments, argv builds %d", n)
+	}
+	if n := len(ceilingArgs{}.argv()); n != 3 {
+		t.Errorf("ceiling.lua takes 3 arguments, argv builds %d", n)
+	}
+	if n := len(metaArgs{}.argv()); n != 4 {
+		t.Errorf("meta.lua takes 4 arguments, argv builds %d", n)
+	}
 }

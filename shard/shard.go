@@ -4,60 +4,103 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
+// Defences selects how much of the protection against repeated IDs is on.
+// Anything but AllDefences is unsafe and exists for negative controls: tests
+// that must find duplicates, or they prove nothing.
+type Defences int
+
+const (
+	// AllDefences is the default and the only safe choice.
+	AllDefences Defences = iota
+	// LegacyDefences is the behaviour before ceilings had identities: a
+	// counter whose history changed jumps by LegacyFenceGap from its own
+	// (possibly rewound) value, a missing counter restarts from any ceiling
+	// copy plus the gap, replicas are counted by connected_slaves only, and
+	// namespace records are repaired only when a client opens them.
+	LegacyDefences
+	// NoDefences is a naive INCR generator: no acknowledgement, no fence,
+	// no ceiling, no regression check.
+	NoDefences
+)
+
+func (d Defences) String() string {
+	switch d {
+	case AllDefences:
+		return "all"
+	case LegacyDefences:
+		return "legacy"
+	case NoDefences:
+		return "none"
+	}
+	return fmt.Sprintf("Defences(%d)", int(d))
+}
+
+// Bounds and defaults of Options.
+const (
+	// DefaultAckTimeout bounds the WAIT for replicas.
+	DefaultAckTimeout = 250 * time.Millisecond
+	// MaxFenceGap bounds FenceGap (and keeps the script's doubles exact).
+	MaxFenceGap int64 = 1 << 40
+	// MinLease and MaxLease bound how far ahead of a block its ceiling is
+	// raised. Every client's lease is at most MaxLease, which is what lets a
+	// copy be repaired from its counter alone (see Shard.repairCeilings).
+	MinLease int64 = 1 << 24
+	MaxLease int64 = 1 << 30
+	// LegacyFenceGap is the jump of LegacyDefences.
+	LegacyFenceGap int64 = 1 << 32
+	// DefaultCeilingLease covers a failover of a ceiling copy's master
+	// several times over with Redis's default cluster-node-timeout of 15s.
+	DefaultCeilingLease = time.Minute
+)
+
 // Options are the defences of a namespace. The zero value is the safe default.
 type Options struct {
-	// AckReplicas is how many replicas must confirm a write before its block
-	// is used. 0 (default): every replica the master has, and at least one;
-	// k > 0: at least k. -1 skips the acknowledgement: a failover can then
-	// lose blocks that were handed out (unsafe; tests and benchmarks only).
+	// AckReplicas is how many replicas must confirm a write before it is
+	// relied on. 0 (default): every replica that could be promoted (the
+	// connected ones and those the cluster lists as not failed), and at
+	// least one; k > 0: at least k. -1 skips the acknowledgement (unsafe).
 	AckReplicas int
-	// AckTimeout bounds the WAIT for replicas. Default DefaultAckTimeout.
+	// AckTimeout bounds the WAIT for replicas. Default DefaultAckTimeout,
+	// at most 10s.
 	AckTimeout time.Duration
-	// FenceGap is how far a counter jumps when the node serving it has
-	// another replication history than the one that last advanced it, and
-	// what a counter restored from its mirror is put ahead by. It must exceed
-	// every sequence number that can have been acknowledged and lost.
-	// Default 1<<32; -1 switches fencing off (unsafe; tests only).
+	// FenceGap is how far above its floor a counter whose history changed
+	// restarts. The floor is a ceiling confirmed before any ID below it was
+	// handed out, so nothing more is needed: default 0, at most MaxFenceGap.
 	FenceGap int64
-	// MirrorLease is how far ahead of the highest reserved sequence number
-	// the high-water-mark mirror is raised (at least 64 blocks), so that it is
-	// written about once per lease instead of once per block, and a shard
-	// keeps serving while its mirror's master fails over: a shard can hand
-	// out up to a lease while its mirror cannot be written. The lease costs
-	// no IDs; only a counter restored from its mirror skips up to a lease
-	// (plus the fence gap). Default 1<<30.
-	MirrorLease int64
+	// CeilingLease is how long a raise of a shard's ceiling should last at
+	// the rate its counter grows: it is raised that far ahead of a block's
+	// end, so ceilings are written rarely and a shard keeps serving while a
+	// ceiling copy's master fails over (detection, promotion and the resync
+	// of a replica, which WAIT needs). A restored counter skips up to a
+	// lease. Default DefaultCeilingLease; the lease is at least MinLease
+	// (and 64 blocks) and at most MaxLease sequence numbers.
+	CeilingLease time.Duration
 	// MaxID is the largest ID handed out. Default and upper bound
 	// DefaultMaxID (2^53-1): IDs stay exact in JavaScript, and so does the
 	// arithmetic of the reservation script (Lua numbers are doubles).
 	MaxID int64
-	// Unsafe switches off the mirror and the regression check as well as
-	// the fence and acknowledgement: the naive generator, for negative
-	// controls that must find duplicates.
-	Unsafe bool
+	// Defences: AllDefences unless a negative control says otherwise.
+	Defences Defences
 }
 
 func (o Options) withDefaults() Options {
 	if o.AckTimeout == 0 {
 		o.AckTimeout = DefaultAckTimeout
 	}
-	if o.FenceGap == 0 {
-		o.FenceGap = 1 << 32
-	}
-	if o.MirrorLease == 0 {
-		o.MirrorLease = 1 << 30
-	}
 	if o.MaxID == 0 {
 		o.MaxID = DefaultMaxID
 	}
-	if o.Unsafe {
-		o.AckReplicas, o.FenceGap = -1, -1
+	if o.CeilingLease == 0 {
+		o.CeilingLease = DefaultCeilingLease
+	}
+	if o.Defences == NoDefences {
+		o.AckReplicas = -1
 	}
 	return o
 }
@@ -69,25 +112,71 @@ func (o Options) Validate() error {
 		return fmt.Errorf("AckReplicas %d: want -1, 0 or a replica count", o.AckReplicas)
 	case o.AckTimeout < 0 || o.AckTimeout > 10*time.Second:
 		return fmt.Errorf("AckTimeout %v: want 0 (default %v) up to 10s", o.AckTimeout, DefaultAckTimeout)
-	case o.FenceGap < -1:
-		return fmt.Errorf("FenceGap %d: want -1, 0 (default 2^32) or a positive gap", o.FenceGap)
-	case o.MirrorLease < 0:
-		return fmt.Errorf("MirrorLease %d: want 0 (default 2^30) or positive", o.MirrorLease)
+	case o.FenceGap < 0 || o.FenceGap > MaxFenceGap:
+		return fmt.Errorf("FenceGap %d: want 0 (default) up to 2^40", o.FenceGap)
+	case o.CeilingLease < 0 || o.CeilingLease > 24*time.Hour:
+		return fmt.Errorf("CeilingLease %v: want 0 (default %v) up to 24h", o.CeilingLease, DefaultCeilingLease)
 	case o.MaxID < 0 || o.MaxID > DefaultMaxID:
 		return fmt.Errorf("MaxID %d: want 0 (default 2^53-1) or a positive value up to 2^53-1", o.MaxID)
+	case o.Defences < AllDefences || o.Defences > NoDefences:
+		return fmt.Errorf("Defences %d: want AllDefences, LegacyDefences or NoDefences", o.Defences)
 	}
 	return nil
+}
+
+// waitFor is the replica count sent with WAIT: 0 means every live replica
+// of the topology, -1 none.
+func (o Options) waitFor() int {
+	if o.Defences == NoDefences {
+		return -1
+	}
+	return o.AckReplicas
+}
+
+// growth follows how fast a shard's counter grows (all processes' blocks and
+// levelling together), to size its lease in sequence numbers.
+type growth struct {
+	mu     sync.Mutex
+	lastHi int64
+	lastAt time.Time
+	rate   float64 // sequence numbers per second, smoothed
+}
+
+func (g *growth) observe(hi int64, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if dt := now.Sub(g.lastAt).Seconds(); !g.lastAt.IsZero() && dt >= 0.01 && hi > g.lastHi {
+		inst := float64(hi-g.lastHi) / dt
+		if g.rate == 0 {
+			g.rate = inst
+		} else {
+			g.rate = 0.7*g.rate + 0.3*inst
+		}
+	}
+	if hi > g.lastHi || g.lastAt.IsZero() {
+		g.lastHi, g.lastAt = hi, now
+	}
+}
+
+// lease is how far ahead of a block of count its ceiling is raised: the
+// CeilingLease at the counter's rate, within MinLease (and 64 blocks) and
+// MaxLease.
+func (s *Shard) lease(count int64) int64 {
+	s.growth.mu.Lock()
+	rate := s.growth.rate
+	s.growth.mu.Unlock()
+	want := int64(min(rate*s.ns.opt.CeilingLease.Seconds(), float64(MaxLease)))
+	return min(max(want, 64*count, MinLease), MaxLease)
 }
 
 // Block is a reserved, replicated run of sequence numbers Lo..Hi of one shard.
 type Block struct {
 	Shard, Shards int
 	Lo, Hi        int64
-	Node          string // master that reserved it
-	Fenced        int    // 0 none, 1 node history changed, 2 restored from the mirror
-	Replicas      int    // replicas the master had
-	Acked         int    // replicas that confirmed it
-	mirrored      int64  // highest confirmed mirror value the counter knew
+	Node          string    // master that reserved it
+	Fence         FenceKind // whether this reservation restored the counter
+	Replicas      int       // replicas that could be promoted in the master's place
+	Acked         int       // replicas that confirmed it
 }
 
 // Len is the number of IDs in the block.
@@ -98,177 +187,316 @@ func (b Block) ID(k int64) int64 { return ID(b.Lo+k, b.Shard, b.Shards) }
 
 // Shard is one shard of a namespace.
 type Shard struct {
-	Index      int
-	Key        string // counter key
-	MirrorKey  string
-	maxSeq     int64
-	ns         *Namespace
-	highest    atomic.Int64 // highest sequence number this process reserved
-	ceiling    atomic.Int64 // mirror value this process knows to be replicated
-	raisedAt   atomic.Int64 // unix nanos of the last confirmed mirror write
-	FenceCount atomic.Int64
+	Index       int
+	Key         string   // counter key
+	CeilingKeys []string // the ceiling copies, on other masters
+	maxSeq      int64
+	initSeq     int64 // the counter's value when the namespace is created
+	ns          *Namespace
+	highest     atomic.Int64 // highest sequence number this process reserved
+	confirmed   atomic.Int64 // highest ceiling this process confirmed on every copy
+	raising     atomic.Bool  // a raise ahead of need is running
+	repairing   sync.Mutex   // one ceiling repair of this shard at a time
+	growth      growth
+	FenceCount  atomic.Int64
 }
 
-// Reserve reserves the next count sequence numbers of the shard. A block is
-// returned only once the counter write and, when needed, the mirror raise are
-// confirmed by the replicas; otherwise the write is discarded and the error
-// says why (ErrNotReplicated, a network error, CLUSTERDOWN...).
-func (s *Shard) Reserve(ctx context.Context, count int64) (Block, error) {
+// Reserve reserves the next count sequence numbers of the shard, none at or
+// below level (the namespace's level, for ordering). A block is returned only
+// once the counter write and, when the block passes the ceiling registered in
+// the counter, the raise of every ceiling copy are confirmed by replicas;
+// otherwise the write is discarded and the error says why. count 0 reserves
+// nothing: it checks the shard (and restores a counter whose history
+// changed).
+func (s *Shard) Reserve(ctx context.Context, count, level int64) (Block, error) {
 	o := s.ns.opt
 	before := s.highest.Load()
-	b, err := s.reserve(ctx, count, "")
-	if errors.Is(err, errEmpty) {
-		b, err = s.restore(ctx, count)
-	}
+	b, rep, err := s.reserve(ctx, count, level)
 	if err != nil {
 		return Block{}, err
 	}
-	if !o.Unsafe && b.Lo <= before {
+	if o.Defences == NoDefences || count == 0 {
+		return b, nil
+	}
+	if b.Lo <= before {
 		return Block{}, fmt.Errorf("%w: %s returned %d..%d after this process already had %d; refusing the block", ErrCounterRegressed, s.Key, b.Lo, b.Hi, before)
 	}
 	for cur := s.highest.Load(); b.Hi > cur && !s.highest.CompareAndSwap(cur, b.Hi); cur = s.highest.Load() {
 	}
-	// Every ID handed out must be at or below the replicated mirror. The
-	// counter tells every client the highest confirmed mirror value, so the
-	// mirror is written about once per lease for all clients together, and
-	// raised ahead of need (best effort) once half the lease is used, so that
-	// a shard keeps serving while its mirror's master fails over.
-	lease := max(o.MirrorLease, 64*count)
-	s.learnCeiling(b.mirrored)
-	if ceiling := s.ceiling.Load(); !o.Unsafe && b.Hi > ceiling {
-		if err := s.raiseMirror(ctx, b.Hi+lease, o.AckTimeout.Milliseconds()); err != nil {
-			return Block{}, fmt.Errorf("shard %d: mirror not raised past %d (known ceiling %d), block discarded: %w", s.Index, b.Hi, ceiling, err)
-		}
-	} else if last := s.raisedAt.Load(); !o.Unsafe && b.Hi > ceiling-lease/2 && s.raisedAt.CompareAndSwap(last, time.Now().UnixNano()) {
-		_ = s.raiseMirror(ctx, b.Hi+lease, o.AckTimeout.Milliseconds())
-	} else if last := s.raisedAt.Load(); !o.Unsafe && time.Since(time.Unix(0, last)) > mirrorRefresh &&
-		s.raisedAt.CompareAndSwap(last, time.Now().UnixNano()) {
-		// The mirror is also rewritten once per mirrorRefresh, so that a
-		// mirror lost with its own master's data is back within a second.
-		// The block is covered already; a failed refresh only means the
-		// mirror's master is down right now, which must not stop this shard.
-		// The CAS lets one caller a second try it.
-		_ = s.raiseMirror(ctx, s.ceiling.Load(), o.AckTimeout.Milliseconds())
-	}
-	return b, nil
-}
-
-var errEmpty = errors.New("shard: counter missing")
-
-// mirrorRefresh bounds how long a mirror lost with its master stays missing.
-const mirrorRefresh = time.Second
-
-func (s *Shard) reserve(ctx context.Context, count int64, floor string) (Block, error) {
-	o := s.ns.opt
-	rep, err := runAcked(ctx, s.ns.r, reserveScript, s.Key, o.AckReplicas, o.AckTimeout.Milliseconds(),
-		s.ns.Layout.Shards, count, o.FenceGap, floor, s.maxSeq, "", s.ceiling.Load())
-	if err != nil {
-		return Block{}, s.classify(err)
-	}
-	hi, fenced, replicas, mirrored, err := parseReserveReply(rep.values, count, s.maxSeq)
-	if err != nil {
-		return Block{}, fmt.Errorf("counter %s: %w", s.Key, err)
-	}
-	b := Block{Shard: s.Index, Shards: s.ns.Layout.Shards, Lo: hi - count + 1, Hi: hi, Node: rep.node,
-		Fenced: int(fenced), Replicas: int(replicas), Acked: rep.acked, mirrored: mirrored}
-	if b.Fenced != 0 {
-		// The jump happened in Redis whether or not this block survives.
-		s.FenceCount.Add(1)
-	}
-	if err := s.ns.checkAck(rep.node, int(replicas), rep.acked); err != nil {
-		return Block{}, fmt.Errorf("shard %d: block %d..%d discarded: %w", s.Index, b.Lo, b.Hi, err)
-	}
-	return b, nil
-}
-
-// parseReserveReply checks the reply of reserve.lua before anything in it is
-// used: a block that is not exactly what was asked for is never handed out.
-func parseReserveReply(values []any, count, maxSeq int64) (hi, fenced, replicas, mirrored int64, err error) {
-	if len(values) != 5 {
-		return 0, 0, 0, 0, fmt.Errorf("%w: reserve reply has %d values, want 5", ErrBadRecord, len(values))
-	}
-	hi, err1 := asInt(values[0])
-	fenced, err2 := asInt(values[1])
-	replicas, err3 := asInt(values[2])
-	mirrored, err4 := asInt(values[4])
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
-		return 0, 0, 0, 0, err
-	}
+	s.growth.observe(b.Hi, time.Now())
+	// Every ID handed out is at or below a ceiling confirmed on every copy.
+	// The counter registers the confirmed ceiling, so a block under it needs
+	// no write; the ceiling is raised a lease ahead, and again ahead of need
+	// once half the lease is used, so a shard keeps serving while a copy's
+	// master fails over.
+	lease := s.lease(count)
 	switch {
-	case hi < count || hi > maxSeq:
-		return 0, 0, 0, 0, fmt.Errorf("%w: counter at %d for a block of %d (largest sequence %d)", ErrBadRecord, hi, count, maxSeq)
-	case fenced < 0 || fenced > 2:
-		return 0, 0, 0, 0, fmt.Errorf("%w: fence flag %d", ErrBadRecord, fenced)
-	case replicas < 0 || mirrored < 0:
-		return 0, 0, 0, 0, fmt.Errorf("%w: replicas %d, mirrored %d", ErrBadRecord, replicas, mirrored)
-	}
-	return hi, fenced, replicas, mirrored, nil
-}
-
-// restore handles a counter that is missing although the namespace exists:
-// its master came back without its data. The counter restarts from its mirror,
-// read fresh from the other master, plus the fence gap.
-func (s *Shard) restore(ctx context.Context, count int64) (Block, error) {
-	_, node, err := s.ns.r.MasterForKey(s.MirrorKey)
-	if err != nil {
-		return Block{}, err
-	}
-	v, err := node.Get(ctx, s.MirrorKey).Result()
-	if err != nil {
-		if err.Error() == "redis: nil" {
-			return Block{}, fmt.Errorf("%w: %s and its mirror %s are both missing; two masters lost their data. Set the counter (HSET %s seq <past the last issued sequence>) or use a new namespace", ErrCounterMissing, s.Key, s.MirrorKey, s.Key)
+	case b.Hi > rep.Mirrored:
+		if err := s.raise(ctx, b.Hi+lease, rep.Epoch); err != nil {
+			return Block{}, fmt.Errorf("shard %d: ceiling not raised past %d (registered %d), block discarded: %w", s.Index, b.Hi, rep.Mirrored, err)
 		}
-		return Block{}, err
+	case b.Hi > rep.Mirrored-lease/2 && s.raising.CompareAndSwap(false, true):
+		_ = s.raise(ctx, b.Hi+lease, rep.Epoch) // best effort: the block is covered
+		s.raising.Store(false)
 	}
-	if _, err := strconv.ParseInt(v, 10, 64); err != nil {
-		return Block{}, fmt.Errorf("%w: mirror %s holds %q", ErrBadRecord, s.MirrorKey, v)
-	}
-	return s.reserve(ctx, count, v)
+	return b, nil
 }
 
-func (s *Shard) raiseMirror(ctx context.Context, to, waitMillis int64) error {
-	rep, err := runAcked(ctx, s.ns.r, raiseScript, s.MirrorKey, s.ns.opt.AckReplicas, waitMillis, to)
+// reserve runs reserve.lua, restoring the counter first when its history
+// changed.
+func (s *Shard) reserve(ctx context.Context, count, level int64) (Block, reserveReply, error) {
+	args := s.args(count, level)
+	for attempt := 0; ; attempt++ {
+		rep, node, acked, err := s.run(ctx, args)
+		if err != nil {
+			return Block{}, rep, err
+		}
+		if !rep.NeedsFence {
+			b := Block{Shard: s.Index, Shards: s.ns.Layout.Shards, Lo: rep.Hi - count + 1, Hi: rep.Hi, Node: node,
+				Fence: rep.Fence, Replicas: rep.Promotable, Acked: acked}
+			if count == 0 {
+				b.Lo = rep.Hi
+			}
+			if rep.Fence != NotFenced {
+				s.FenceCount.Add(1) // the counter moved in Redis whether or not this block survives
+			}
+			return b, rep, nil
+		}
+		if attempt >= 3 {
+			return Block{}, rep, fmt.Errorf("shard %d: %s keeps changing history (now %s); try again", s.Index, s.Key, rep.ReplID)
+		}
+		floor, epoch, err := s.claimFloor(ctx, rep)
+		if err != nil {
+			return Block{}, rep, err
+		}
+		args.Floor, args.FloorEpoch, args.FloorFor = floor, epoch, rep.ReplID
+	}
+}
+
+func (s *Shard) args(count, level int64) reserveArgs {
+	a := reserveArgs{Shards: s.ns.Layout.Shards, Count: count, Level: min(max(level, 0), s.maxSeq),
+		MaxSeq: s.maxSeq, Floor: -1, Ceiling: s.confirmed.Load(), LegacyGap: -1}
+	switch s.ns.opt.Defences {
+	case LegacyDefences:
+		a.LegacyGap = LegacyFenceGap
+	case NoDefences:
+		a.LegacyGap, a.Ceiling = 0, 0 // a changed history just carries on
+	}
+	return a
+}
+
+// run runs reserve.lua once and checks its reply and acknowledgement.
+func (s *Shard) run(ctx context.Context, a reserveArgs) (reserveReply, string, int, error) {
+	o := s.ns.opt
+	ack, err := runAcked(ctx, s.ns.r, reserveScript, s.Key, o.waitFor(), o.AckTimeout.Milliseconds(), a.argv())
 	if err != nil {
-		return err
+		return reserveReply{}, "", 0, s.classify(err)
 	}
-	if len(rep.values) != 2 {
-		return fmt.Errorf("%w: raise reply %v", ErrBadRecord, rep.values)
-	}
-	got, err := asInt(rep.values[0])
+	rep, err := parseReserveReply(ack.values, a.Count, s.maxSeq)
 	if err != nil {
-		return err
+		return reserveReply{}, ack.node, 0, fmt.Errorf("counter %s: %w", s.Key, err)
 	}
-	replicas, err := asInt(rep.values[1])
-	if err != nil {
-		return err
+	if rep.NeedsFence {
+		return rep, ack.node, ack.acked, nil // nothing was written
 	}
-	if err := s.ns.checkAck(rep.node, int(replicas), rep.acked); err != nil {
-		return err
+	if err := s.ns.checkAck(ack); err != nil {
+		return rep, ack.node, ack.acked, fmt.Errorf("shard %d: counter %s at %d discarded: %w", s.Index, s.Key, rep.Hi, err)
 	}
-	s.learnCeiling(got)
-	s.raisedAt.Store(time.Now().UnixNano())
+	return rep, ack.node, ack.acked, nil
+}
+
+// claimFloor is the restore of a counter whose history changed (stale is the
+// reserve reply that said so): it claims every ceiling copy for the counter's
+// new identity with a new epoch, after which no other history can raise them,
+// and returns the highest value a trusted copy held when claimed. Every ID
+// any history handed out is at or below a ceiling that was confirmed on every
+// copy first, so it is at or below that value.
+func (s *Shard) claimFloor(ctx context.Context, stale reserveReply) (floor, epoch int64, err error) {
+	if s.ns.opt.Defences == LegacyDefences {
+		return s.legacyFloor(ctx)
+	}
+	epoch = stale.Epoch + 1
+	for attempt := 0; attempt < 3; attempt++ {
+		reps, errs := s.onCopies(ctx, ceilingArgs{Op: ceilClaim, Epoch: epoch})
+		floor, newer, claimed := int64(-1), int64(0), 0
+		for c, r := range reps {
+			switch {
+			case errs[c] != nil:
+			case r.Stale:
+				newer = max(newer, r.Epoch)
+			default:
+				claimed++
+				if r.Trusted {
+					floor = max(floor, r.V)
+				}
+			}
+		}
+		if newer > 0 {
+			// Someone claimed with a newer epoch meanwhile: claim above it.
+			epoch = newer + 1
+			continue
+		}
+		if floor < 0 {
+			return 0, 0, fmt.Errorf("%w: shard %d of %q: the counter %s lost its history (now %s) and none of its ceiling copies %v is both reachable and trusted (claimed %d): %w. %s",
+				ErrCeilingLost, s.Index, s.ns.Name, s.Key, stale.ReplID, s.CeilingKeys, claimed, errors.Join(errs...), s.ns.repairHint())
+		}
+		return min(floor+s.ns.opt.FenceGap, s.maxSeq), epoch, nil
+	}
+	return 0, 0, fmt.Errorf("shard %d: ceiling copies of %s keep being claimed by newer epochs; try again", s.Index, s.Key)
+}
+
+// legacyFloor is LegacyDefences' restore: any copy's value, trusted or not,
+// plus the old gap.
+func (s *Shard) legacyFloor(ctx context.Context) (int64, int64, error) {
+	reps, errs := s.onCopies(ctx, ceilingArgs{Op: ceilRead})
+	for c, r := range reps {
+		if errs[c] == nil && r.V >= 0 {
+			return min(r.V+LegacyFenceGap, s.maxSeq), 0, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("%w: %s and its ceilings %v are all missing", ErrCounterMissing, s.Key, s.CeilingKeys)
+}
+
+// raise raises every ceiling copy to at least to for the counter's epoch. It
+// succeeds only if every copy confirmed it.
+func (s *Shard) raise(ctx context.Context, to, epoch int64) error {
+	op := ceilRaise
+	if s.ns.opt.Defences == LegacyDefences {
+		op = ceilLegacyRaise
+	}
+	reps, errs := s.onCopies(ctx, ceilingArgs{Op: op, Epoch: epoch, Value: to})
+	var suspect bool
+	for c, r := range reps {
+		switch {
+		case errs[c] != nil:
+			return fmt.Errorf("ceiling %s: %w", s.CeilingKeys[c], errs[c])
+		case r.Stale:
+			return fmt.Errorf("%w: ceiling %s belongs to epoch %d, this counter has %d: another node's history owns the shard now",
+				ErrFenced, s.CeilingKeys[c], r.Epoch, epoch)
+		case r.V < to:
+			return fmt.Errorf("%w: ceiling %s at %d after a raise to %d", ErrBadRecord, s.CeilingKeys[c], r.V, to)
+		}
+		suspect = suspect || !r.Trusted
+	}
+	for cur := s.confirmed.Load(); to > cur && !s.confirmed.CompareAndSwap(cur, to); cur = s.confirmed.Load() {
+	}
+	if suspect && s.ns.opt.Defences == AllDefences {
+		// A copy's master changed history since the copy was last trusted:
+		// make it trusted again now rather than at the next sweep.
+		go s.repairSoon()
+	}
 	return nil
 }
 
-// learnCeiling records a mirror value known to be confirmed by replicas.
-func (s *Shard) learnCeiling(v int64) {
-	for cur := s.ceiling.Load(); v > cur && !s.ceiling.CompareAndSwap(cur, v); cur = s.ceiling.Load() {
-	}
+func (s *Shard) repairSoon() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = s.repairCeilings(ctx)
 }
 
-// classify turns the script's error replies into this package's errors.
+// onCopies runs ceiling.lua on every copy at once (they sit on different
+// masters) and returns each copy's reply or error.
+func (s *Shard) onCopies(ctx context.Context, a ceilingArgs) ([]ceilingReply, []error) {
+	reps := make([]ceilingReply, len(s.CeilingKeys))
+	errs := make([]error, len(s.CeilingKeys))
+	wait := s.ns.opt.AckTimeout.Milliseconds()
+	var wg sync.WaitGroup
+	for c, key := range s.CeilingKeys {
+		wg.Go(func() {
+			ack, err := runAcked(ctx, s.ns.r, ceilingScript, key, s.ns.opt.waitFor(), wait, a.argv())
+			if err != nil {
+				errs[c] = s.classify(err)
+				return
+			}
+			r, err := parseCeilingReply(ack.values)
+			if err != nil {
+				errs[c] = fmt.Errorf("ceiling %s: %w", key, err)
+				return
+			}
+			reps[c] = r
+			if a.Op != ceilRead && !r.Stale {
+				errs[c] = s.ns.checkAck(ack)
+			}
+		})
+	}
+	wg.Wait()
+	return reps, errs
+}
+
+// RepairResult says what a repair of one shard did.
+type RepairResult struct {
+	Restored bool // the counter's history had changed; it was restored
+	Copies   int  // ceiling copies made trusted again
+}
+
+// Repair checks one shard after a master changed history: it restores the
+// counter if its history changed, and rewrites ceiling copies that are
+// missing or no longer trusted. It writes nothing when nothing changed.
+func (s *Shard) Repair(ctx context.Context) (RepairResult, error) {
+	return s.repairCeilings(ctx)
+}
+
+// repairCeilings makes every ceiling copy trusted again. A copy may be made
+// trusted only with a value at or above every ceiling ever confirmed: a
+// trusted copy holds that already; with no copy trusted, the counter's value
+// plus MaxLease does, since every ceiling was raised from a block at or below
+// the counter and no lease exceeds MaxLease.
+func (s *Shard) repairCeilings(ctx context.Context) (RepairResult, error) {
+	var res RepairResult
+	if s.ns.opt.Defences != AllDefences {
+		return res, nil
+	}
+	s.repairing.Lock()
+	defer s.repairing.Unlock()
+	b, rep, err := s.reserve(ctx, 0, 0)
+	if err != nil {
+		return res, err
+	}
+	res.Restored = b.Fence != NotFenced
+	reps, errs := s.onCopies(ctx, ceilingArgs{Op: ceilRead})
+	value, trusted := rep.Mirrored, false
+	for c, r := range reps {
+		if errs[c] == nil && r.Trusted {
+			value, trusted = max(value, r.V), true
+		}
+	}
+	if !trusted {
+		value = max(value, min(rep.Hi+MaxLease, s.maxSeq))
+	}
+	var failed []error
+	for c, r := range reps {
+		if errs[c] != nil || r.Trusted {
+			failed = append(failed, errs[c])
+			continue
+		}
+		ack, err := s.ns.acked(ctx, ceilingScript, s.CeilingKeys[c], s.ns.opt.AckTimeout.Milliseconds(),
+			ceilingArgs{Op: ceilRepair, Epoch: rep.Epoch, Value: value}.argv())
+		if err == nil {
+			var got ceilingReply
+			if got, err = parseCeilingReply(ack.values); err == nil && got.Stale {
+				err = fmt.Errorf("%w: ceiling %s belongs to epoch %d, the counter has %d", ErrFenced, s.CeilingKeys[c], got.Epoch, rep.Epoch)
+			}
+		}
+		if err != nil {
+			failed = append(failed, fmt.Errorf("ceiling %s: %w", s.CeilingKeys[c], err))
+			continue
+		}
+		res.Copies++
+	}
+	return res, errors.Join(failed...)
+}
+
+// classify turns the scripts' error replies into this package's errors.
 func (s *Shard) classify(err error) error {
 	msg := err.Error()
 	switch {
-	case strings.HasPrefix(msg, "SHARDSEQ_EMPTY"):
-		return errEmpty
 	case strings.HasPrefix(msg, "SHARDSEQ_SHARDS"):
 		f := strings.Fields(msg)
 		stored := "?"
 		if len(f) > 1 {
 			stored = f[1]
 		}
-		return fmt.Errorf("%w: namespace %q has %s shards in Redis (counter %s) but this client is configured with %d; use --shards %s, or a new namespace",
+		return fmt.Errorf("%w: namespace %q has %s shards in Redis (counter %s) but this client is configured with %d; use %s shards, or a new namespace",
 			ErrShardCountMismatch, s.ns.Name, stored, s.Key, s.ns.Layout.Shards, stored)
 	case strings.HasPrefix(msg, "SHARDSEQ_EXHAUSTED"):
 		return fmt.Errorf("%w: shard %d of %q reached MaxID %d", ErrExhausted, s.Index, s.ns.Name, s.ns.opt.MaxID)
@@ -276,22 +504,4 @@ func (s *Shard) classify(err error) error {
 		return fmt.Errorf("%w: %s: %v", ErrBadRecord, s.Key, err)
 	}
 	return err
-}
-
-// checkAck decides whether a write is durable enough to hand out what it
-// reserved: by default every replica the master had when the write ran, and
-// at least one.
-func (ns *Namespace) checkAck(node string, replicas, acked int) error {
-	want := ns.opt.AckReplicas
-	switch {
-	case want < 0:
-		return nil
-	case want == 0:
-		want = max(replicas, 1)
-	}
-	if acked >= want {
-		return nil
-	}
-	ns.r.LazyReload() // the replica count we waited for may be stale
-	return fmt.Errorf("%w: %d of %d replicas of %s confirmed within %v", ErrNotReplicated, acked, want, node, ns.opt.AckTimeout)
 }

@@ -144,7 +144,10 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	if len(cfg.Seeds) == 0 && !launch {
 		cfg.HTTPCallers = concurrency
 	}
-	cfg.Client = client.Config{UnsafeNoDefences: unsafe, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg.Client = client.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if unsafe {
+		cfg.Client.UnsafeDefences, cfg.Client.OrderWindow = client.NoDefences, -1
+	}
 	if unsafe {
 		cfg.Client.BlockSize, cfg.Client.MinBlockSize, cfg.Client.MaxBlockSize = 100, 100, 100
 	}

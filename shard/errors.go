@@ -1,0 +1,42 @@
+package shard
+
+import "errors"
+
+// Errors of this package. Match them with errors.Is.
+var (
+	// ErrShardCountMismatch: the namespace exists in Redis with another N.
+	// Two values of N would overlap residue classes and repeat IDs.
+	ErrShardCountMismatch = errors.New("shard: shard count mismatch")
+	// ErrSettingsMismatch: the namespace exists with other settings (its
+	// start) than the ones asked for.
+	ErrSettingsMismatch = errors.New("shard: namespace settings mismatch")
+	// ErrNotReplicated: the write did not reach the replicas in time, so it
+	// was not relied on (a block discarded).
+	ErrNotReplicated = errors.New("shard: not replicated")
+	// ErrCounterMissing: a counter and every copy of its ceiling are gone
+	// (LegacyDefences only; see ErrCeilingLost).
+	ErrCounterMissing = errors.New("shard: counter lost")
+	// ErrCeilingLost: a counter's history changed and no copy of its
+	// ceiling is both reachable and trusted, so there is no floor it could
+	// safely continue above. The shard refuses; the others serve.
+	ErrCeilingLost = errors.New("shard: no trusted ceiling")
+	// ErrFenced: another node's history owns the shard now (its ceiling
+	// copies were claimed with a newer epoch); the write was not relied on.
+	ErrFenced = errors.New("shard: fenced by a newer history")
+	// ErrCounterRegressed: a counter returned a value at or below one it
+	// returned before; the block is refused.
+	ErrCounterRegressed = errors.New("shard: counter moved backwards")
+	// ErrExhausted: the shard reached the largest ID it may hand out.
+	ErrExhausted = errors.New("shard: ID space exhausted")
+	// ErrNamespaceLost: the namespace has no record left, but keys of it
+	// (counters, ceilings, an index entry) exist: its record was lost with
+	// its masters' data. It is never created anew, which could repeat IDs.
+	ErrNamespaceLost = errors.New("shard: namespace record lost")
+	// ErrNamespaceNotFound: the namespace does not exist and creating it was
+	// not allowed.
+	ErrNamespaceNotFound = errors.New("shard: namespace not found")
+	// ErrBadRecord: a value stored in Redis is not what shardseq writes.
+	ErrBadRecord = errors.New("shard: unexpected data in Redis")
+	// ErrRedirect: the key moved; the caller should reload the topology.
+	ErrRedirect = errors.New("shard: key moved")
+)

@@ -1,0 +1,71 @@
+-- ceiling.lua: one copy of a shard's ceiling, kept on a master other than
+-- the counter's. Every sequence number a client may hand out is at or below
+-- a ceiling confirmed on every copy, so a counter whose history rewound (or
+-- vanished) can restart above the highest copy that is still trusted.
+--
+-- KEYS[1]  the copy, a hash:
+--            v      the ceiling
+--            id     master_replid of the history that last made v trusted
+--                   (create or repair); the copy is trusted while its
+--                   master still has that identity: no restart, promotion
+--                   or rewind happened since
+--            epoch  fence epoch: the newest counter history allowed to
+--                   raise it; older histories are refused ("stale")
+-- ARGV     built by ceilingArgs.argv in scripts.go:
+--   1 op     read | claim | raise | repair | create | legacy-raise
+--   2 epoch  the caller's counter epoch (claim: the new epoch)
+--   3 value  raise, repair, create: the ceiling to write (never lowers v)
+--
+-- A raise never makes a copy trusted: its value may be below a ceiling
+-- confirmed before the copy rewound. Only repair (with a value computed from
+-- trusted sources) and create set id.
+--
+-- Reply {status, v, trusted, epoch, replid, connected, promotable}; status
+-- "ok", or "stale" (nothing written: a newer epoch owns the copy). v is -1
+-- when the copy holds no value.
+local me = node()
+if me.err then return me end
+local op, e, value = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local cur = redis.call('HMGET', KEYS[1], 'v', 'id', 'epoch')
+local v, epoch = tonumber(cur[1] or '-1'), tonumber(cur[3] or '0')
+local trusted = (cur[1] and cur[2] == me.replid) and 1 or 0
+local function reply(status)
+  return {status, int(v), trusted, int(epoch), me.replid, me.connected, me.promotable}
+end
+
+if op == 'read' then
+  return reply('ok')
+elseif op == 'legacy-raise' then
+  if value > v then
+    v = value
+    redis.call('HSET', KEYS[1], 'v', int(v))
+  end
+  return reply('ok')
+elseif op == 'create' then
+  if cur[1] then
+    return reply('ok')
+  end
+  v, epoch, trusted = value, e, 1
+  redis.call('HSET', KEYS[1], 'v', int(v), 'id', me.replid, 'epoch', int(e))
+  return reply('ok')
+end
+
+if epoch > e then
+  return reply('stale')
+end
+if e > epoch then
+  epoch = e
+  redis.call('HSET', KEYS[1], 'epoch', int(epoch))
+end
+if op == 'claim' then
+  return reply('ok')
+end
+if value > v then
+  v = value
+  redis.call('HSET', KEYS[1], 'v', int(v))
+end
+if op == 'repair' and trusted == 0 then
+  trusted = 1
+  redis.call('HSET', KEYS[1], 'id', me.replid)
+end
+return reply('ok')
