@@ -188,7 +188,7 @@ type Cluster struct {
 	nodes    map[string]*redis.Client // addr -> client
 	closed   bool
 	attached map[any]func() // key -> stop, see Attach
-	wg     sync.WaitGroup // background goroutines
+	wg       sync.WaitGroup // background goroutines
 
 	mon monitor // probes of every master
 
