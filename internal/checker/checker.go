@@ -1,6 +1,10 @@
 // Package checker records every ID acknowledged to a caller and finds the
-// ones handed out twice, like Jepsen's unique-ids workload. It is shared by
-// the integration tests, `shardseq verify` and the docker load container.
+// ones handed out twice, like Jepsen's unique-ids workload. With WithOrder it
+// also measures how far IDs are from creation order: answer B is an
+// inversion (for a window W) when B's request was sent more than W after
+// some answer A had arrived, and B's smallest ID is below A's largest. It is
+// shared by the integration tests, `shardseq verify` and the docker load
+// container.
 package checker
 
 import (
@@ -21,6 +25,7 @@ type Checker struct {
 	recorders []*Recorder
 	start     time.Time
 	shards    int
+	window    time.Duration // > 0: record answers for the order measure
 }
 
 // New returns an empty checker; its clock starts now.
@@ -34,6 +39,13 @@ func (c *Checker) WithShards(n int) *Checker {
 	return c
 }
 
+// WithOrder makes the report measure order for window w (see the package
+// comment). It keeps 32 bytes per answer.
+func (c *Checker) WithOrder(w time.Duration) *Checker {
+	c.window = w
+	return c
+}
+
 // Recorder is one caller's log. It is not safe for concurrent use.
 type Recorder struct {
 	ids       []int64
@@ -41,23 +53,48 @@ type Recorder struct {
 	errors    int64
 	lastErr   string
 	lat       []time.Duration // per call, sampled
+	order     bool
+	answers   []answer
+}
+
+// answer is one successful call, for the order measure: when its request was
+// sent, when its answer arrived (unix nanoseconds, one process's clock), and
+// its smallest and largest ID.
+type answer struct {
+	sent, arrived int64
+	lo, hi        int64
 }
 
 // Recorder returns a new recorder for one caller.
 func (c *Checker) Recorder() *Recorder {
-	r := &Recorder{}
+	r := &Recorder{order: c.window > 0}
 	c.mu.Lock()
 	c.recorders = append(c.recorders, r)
 	c.mu.Unlock()
 	return r
 }
 
-// Ack records ids acknowledged by one successful call that took d.
+// Ack records ids acknowledged by one successful call that took d and
+// returned just now.
 func (r *Recorder) Ack(d time.Duration, ids ...int64) {
+	now := time.Now()
+	r.AckAt(now.Add(-d), now, ids...)
+}
+
+// AckAt records ids acknowledged by one successful call whose request was
+// sent at sent and whose answer arrived at arrived.
+func (r *Recorder) AckAt(sent, arrived time.Time, ids ...int64) {
 	r.attempted++
 	r.ids = append(r.ids, ids...)
 	if r.attempted%16 == 1 {
-		r.lat = append(r.lat, d)
+		r.lat = append(r.lat, arrived.Sub(sent))
+	}
+	if r.order && len(ids) > 0 {
+		a := answer{sent: sent.UnixNano(), arrived: arrived.UnixNano(), lo: ids[0], hi: ids[0]}
+		for _, id := range ids[1:] {
+			a.lo, a.hi = min(a.lo, id), max(a.hi, id)
+		}
+		r.answers = append(r.answers, a)
 	}
 }
 
@@ -88,6 +125,20 @@ type Report struct {
 	Seconds      float64       `json:"seconds"`
 	Faults       int           `json:"faults,omitempty"`
 	FaultLog     []string      `json:"fault_log,omitempty"`
+	// Growth is how fast IDs grow per ID handed out: (Max-Min+1) /
+	// Acknowledged. 1 is dense; N means only one shard's residues are used.
+	Growth float64 `json:"growth"`
+	// The order measure (WithOrder): answers that are inversions for
+	// Window, the largest backward step of one (how far below an earlier
+	// answer's largest ID its smallest ID was), and WindowNeeded, the
+	// smallest window for which no answer is an inversion.
+	Window       time.Duration `json:"-"`
+	WindowMs     float64       `json:"window_ms,omitempty"`
+	Answers      int64         `json:"answers,omitempty"`
+	Inversions   int64         `json:"inversions"`
+	MaxBackStep  int64         `json:"max_back_step,omitempty"`
+	WindowNeeded time.Duration `json:"-"`
+	NeededMs     float64       `json:"window_needed_ms,omitempty"`
 }
 
 // OK is true when no ID was handed out twice and every ID is positive.
@@ -105,9 +156,11 @@ func (c *Checker) Report() Report {
 	}
 	all := make([]int64, 0, total)
 	var lat []time.Duration
+	var answers []answer
 	for _, r := range c.recorders {
 		all = append(all, r.ids...)
 		lat = append(lat, r.lat...)
+		answers = append(answers, r.answers...)
 		rep.Attempted += r.attempted
 		rep.Errors += r.errors
 		if r.lastErr != "" {
@@ -131,6 +184,16 @@ func (c *Checker) Report() Report {
 		rep.Min, rep.Max = all[0], all[len(all)-1]
 	}
 	rep.Gaps = gaps(all, c.shards)
+	if rep.Acknowledged > 0 {
+		rep.Growth = float64(rep.Max-rep.Min+1) / float64(rep.Acknowledged)
+	}
+	if c.window > 0 {
+		o := newOrder(answers)
+		rep.Window, rep.WindowMs, rep.Answers = c.window, ms(c.window), int64(len(answers))
+		rep.Inversions, rep.MaxBackStep = o.inversions(c.window)
+		rep.WindowNeeded = o.needed()
+		rep.NeededMs = ms(rep.WindowNeeded)
+	}
 	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
 	pct := func(p float64) time.Duration {
 		if len(lat) == 0 {
@@ -187,6 +250,11 @@ func (r Report) String() string {
 	fmt.Fprintf(&b, "  calls attempted %d, failed %d; IDs acknowledged %d in %.1fs (%.0f IDs/s)\n",
 		r.Attempted, r.Errors, r.Acknowledged, r.Seconds, float64(r.Acknowledged)/max(r.Seconds, 1e-9))
 	fmt.Fprintf(&b, "  ID range %d..%d, %d skipped (gaps); call latency p50 %.3fms p99 %.3fms p999 %.3fms\n", r.Min, r.Max, r.Gaps, r.P50Ms, r.P99Ms, r.P999Ms)
+	fmt.Fprintf(&b, "  ID growth %.3f per ID handed out\n", r.Growth)
+	if r.Window > 0 {
+		fmt.Fprintf(&b, "  order: %d of %d answers are inversions at W=%v (largest backward step %d); no inversion for W >= %v\n",
+			r.Inversions, r.Answers, r.Window, r.MaxBackStep, r.WindowNeeded)
+	}
 	if r.Faults > 0 {
 		fmt.Fprintf(&b, "  faults injected %d: %s\n", r.Faults, strings.Join(r.FaultLog, "; "))
 	}

@@ -57,3 +57,49 @@ func TestReportCountsGapsPerShard(t *testing.T) {
 		t.Fatalf("want 2 gaps, got %+v", rep)
 	}
 }
+
+// The order measure on hand-made answers: times in milliseconds from t0.
+func TestOrderMeasure(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	type call struct {
+		sent, arrived int
+		ids           []int64
+	}
+	for _, tc := range []struct {
+		name       string
+		calls      []call
+		inversions int64
+		step       int64
+		needed     time.Duration
+	}{
+		{"increasing", []call{{0, 1, []int64{10}}, {1500, 1501, []int64{20, 21}}, {3000, 3001, []int64{30}}}, 0, 0, 0},
+		{"back step within the window", []call{{0, 1, []int64{50}}, {900, 901, []int64{40}}}, 0, 0, 899 * time.Millisecond},
+		{"back step past the window", []call{{0, 10, []int64{50, 60}}, {1500, 1501, []int64{40, 70}}}, 1, 20, 1490 * time.Millisecond},
+		{"one inversion counts once", []call{{0, 1, []int64{100}}, {5, 6, []int64{90}}, {2000, 2001, []int64{80}}}, 1, 20, 1999 * time.Millisecond},
+		{"concurrent calls never invert", []call{{0, 1000, []int64{9}}, {500, 600, []int64{1}}}, 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := New().WithOrder(time.Second)
+			r := c.Recorder()
+			for _, cl := range tc.calls {
+				r.AckAt(at(cl.sent), at(cl.arrived), cl.ids...)
+			}
+			rep := c.Report()
+			if rep.Inversions != tc.inversions || rep.MaxBackStep != tc.step {
+				t.Errorf("inversions %d (step %d), want %d (step %d)", rep.Inversions, rep.MaxBackStep, tc.inversions, tc.step)
+			}
+			if d := rep.WindowNeeded - tc.needed; d < -time.Millisecond || d > time.Millisecond {
+				t.Errorf("window needed %v, want %v", rep.WindowNeeded, tc.needed)
+			}
+		})
+	}
+}
+
+func TestGrowth(t *testing.T) {
+	c := New()
+	c.Recorder().Ack(time.Millisecond, 100, 112, 124, 136) // one shard of 12: every 12th ID
+	if rep := c.Report(); rep.Growth < 9.2 || rep.Growth > 9.3 {
+		t.Fatalf("growth %v, want 37/4", rep.Growth)
+	}
+}
