@@ -10,6 +10,7 @@
 package client
 
 import (
+	"os"
 	"context"
 	"errors"
 	"fmt"
@@ -141,6 +142,7 @@ type Client struct {
 	refilled  chan struct{} // closed when the running refill ends
 	refillErr error
 	blockSize int64
+	rate      float64    // IDs per second handed out, smoothed over whole blocks
 	order     orderState // guarded by mu
 	retirer   *time.Timer
 	wg        sync.WaitGroup
@@ -156,6 +158,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	explicitTarget := cfg.BlockTarget != 0
 	cfg = cfg.withDefaults()
 	c := &Client{cfg: cfg, cl: cfg.Cluster, reg: cfg.Registry, log: cfg.Logger, blockSize: cfg.BlockSize}
 	if c.cl == nil {
@@ -174,6 +177,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			_ = c.cl.Close()
 		}
 		return nil, err
+	}
+	if !explicitTarget {
+		c.cfg.BlockTarget = cfg.blockTargetFor(len(ns.Shards)) // N is known now
 	}
 	failover.EnsureRepairs(c.cl, failover.RepairConfig{Options: cfg.shardOptions(), Logger: c.log})
 	if cfg.ordered() {
@@ -386,6 +392,13 @@ func (c *Client) retireLocked(old *segment) {
 	used := old.close()
 	c.set.Issued(old.shard, uint64(used))
 	c.discarded.Add(old.n - used)
+	if life := time.Since(old.born).Seconds(); !old.born.IsZero() && life > 0 && used > 0 {
+		if r := float64(used) / life; c.rate == 0 {
+			c.rate = r
+		} else {
+			c.rate = 0.7*c.rate + 0.3*r
+		}
+	}
 }
 
 // scheduleRetireLocked arranges for seg, now current, to stop handing out
@@ -448,6 +461,9 @@ func (c *Client) refill(size, level int64, sent time.Time, done chan struct{}) {
 	c.refilling = false
 	c.refillErr = err
 	if err == nil {
+		if debugOrder {
+			fmt.Fprintf(os.Stderr, "DBG %d %s shard=%d size=%d level=%d lo=%d hi=%d\n", time.Now().UnixMilli()%100000, c.cfg.Namespace, b.Shard, size, level, b.Lo, b.Hi)
+		}
 		c.order.add(sent, b.Hi, c.cfg)
 		if c.closed.Load() {
 			c.discarded.Add(b.Len())
@@ -465,21 +481,26 @@ func (c *Client) refill(size, level int64, sent time.Time, done chan struct{}) {
 }
 
 // adaptLocked sizes the next reservation so that a block lasts about
-// BlockTarget at the rate the current block is being used: IDs taken from it
-// since it became current, over its age. It runs as each refill starts. The
-// size grows at most 8-fold per refill (a short burst must not reserve a
-// huge block) and follows a drop at once; both within Min/MaxBlockSize.
+// BlockTarget at the rate IDs are handed out: the rate of whole blocks
+// (smoothed: a block's first fifth alone is too noisy, since callers ask for
+// batches, and with ordering every spike in size is a skip on the other
+// shards), or, before the first block was used up, the current block's rate
+// so far. It runs as each
+// refill starts. The size grows at most 8-fold per refill (a short burst
+// must not reserve a huge block) and follows a drop at once; both within
+// Min/MaxBlockSize.
 func (c *Client) adaptLocked() {
-	cur := c.cur.Load()
-	if cur == nil || cur.born.IsZero() {
+	rate := c.rate
+	if cur := c.cur.Load(); cur != nil && !cur.born.IsZero() {
+		used, age := cur.taken(), time.Since(cur.born).Seconds()
+		if r := float64(used) / age; used > 0 && age > 0 && rate == 0 {
+			rate = r // the first block
+		}
+	}
+	if rate <= 0 {
 		return
 	}
-	used := cur.taken()
-	age := time.Since(cur.born)
-	if used <= 0 || age <= 0 {
-		return
-	}
-	want := int64(float64(used) * float64(c.cfg.BlockTarget) / float64(age))
+	want := int64(rate * c.cfg.BlockTarget.Seconds())
 	c.blockSize = min(max(want, c.cfg.MinBlockSize), c.blockSize*8, c.cfg.MaxBlockSize)
 }
 
@@ -552,3 +573,5 @@ func (c *Client) Close() error {
 
 // Discarded is how many reserved IDs were dropped unused (gaps), so far.
 func (c *Client) Discarded() int64 { return c.discarded.Load() }
+
+var debugOrder = os.Getenv("SHARDSEQ_DEBUG") != ""

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -118,10 +119,12 @@ type Config struct {
 	// Defaults 100 and 1<<20.
 	MinBlockSize, MaxBlockSize int64
 	// BlockTarget is how long a block should last at the current rate.
-	// Default: with ordering, a twentieth of OrderWindow for 12 shards (so
-	// that the shards' counters advance together and IDs grow about as fast
-	// as they are handed out, see docs/CORRECTNESS.md), at most 0.2 x
-	// OrderWindow; without ordering 2s.
+	// Default: with ordering, OrderWindow / (4 N), at most 0.2 x
+	// OrderWindow (21ms for 12 shards and 1s): every shard then gets a block
+	// at least once per half window, so each shard's counter moves by its
+	// own blocks and levelling skips next to nothing, and IDs grow about as
+	// fast as they are handed out (see docs/CORRECTNESS.md); without
+	// ordering 2s.
 	BlockTarget time.Duration
 	// RefillAt is the fraction of a block handed out before the next one is
 	// reserved in the background. Default 0.2.
@@ -189,10 +192,7 @@ func (c Config) withDefaults() Config {
 		c.OrderWindow = DefaultOrderWindow
 	}
 	if c.BlockTarget == 0 {
-		c.BlockTarget = 2 * time.Second
-		if c.ordered() {
-			c.BlockTarget = min(c.OrderWindow/20, c.OrderWindow/5)
-		}
+		c.BlockTarget = c.blockTargetFor(cmp.Or(c.Shards, DefaultShards))
 	}
 	if c.RefillAt == 0 {
 		c.RefillAt = 0.2
@@ -201,6 +201,14 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// blockTargetFor is the default BlockTarget for a namespace of n shards.
+func (c Config) blockTargetFor(n int) time.Duration {
+	if !c.ordered() {
+		return 2 * time.Second
+	}
+	return max(min(c.OrderWindow/time.Duration(4*n), c.OrderWindow/5), time.Millisecond)
 }
 
 // ordered reports whether IDs are handed out in order (OrderWindow not -1).

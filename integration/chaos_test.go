@@ -54,14 +54,14 @@ func TestFailover_KillMaster(t *testing.T) {
 		}
 	}()
 	// Steady state first: every shard's ceiling raised once for the load's
-	// rate. A namespace younger than that rides on its first lease (2^24),
+	// rate. A namespace younger than that rides on its first lease (shard.FirstLease),
 	// which a load this fast uses up within a failover (the shards then
 	// step aside until the master is back; nothing repeats).
 	rdb := probe.Cluster().ClusterClient()
 	clustertest.Eventually(t, 30*time.Second, func() error {
 		for _, st := range probe.Shards() {
 			m, err := rdb.HGet(context.Background(), st.Key, "mirrored").Int64()
-			if err != nil || m <= shard.MinLease {
+			if err != nil || m <= shard.FirstLease {
 				return fmt.Errorf("shard %d: ceiling %d not raised yet (%v)", st.Index, m, err)
 			}
 		}

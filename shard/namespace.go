@@ -280,7 +280,7 @@ func (s *Shard) create(ctx context.Context, wait int64) error {
 	a := s.args(0, 0)
 	// The first lease is registered at once: blocks are handed out only once
 	// the record is ready, after every ceiling copy holds it.
-	a.Create, a.Init, a.Ceiling = true, s.initSeq, min(s.initSeq+MinLease, s.maxSeq)
+	a.Create, a.Init, a.Ceiling = true, s.initSeq, min(s.initSeq+FirstLease, s.maxSeq)
 	rep, err := s.ns.acked(ctx, reserveScript, s.Key, wait, a.argv())
 	if err != nil {
 		return fmt.Errorf("shard: creating counter %s: %w", s.Key, s.classify(err))
@@ -294,7 +294,7 @@ func (s *Shard) create(ctx context.Context, wait int64) error {
 // createCeilings creates the ceiling copies a first lease ahead of the new
 // counter, so the first blocks need no raise.
 func (s *Shard) createCeilings(ctx context.Context, wait int64) error {
-	v := min(s.initSeq+MinLease, s.maxSeq)
+	v := min(s.initSeq+FirstLease, s.maxSeq)
 	for _, key := range s.CeilingKeys {
 		if _, err := s.ns.acked(ctx, ceilingScript, key, wait, ceilingArgs{Op: ceilCreate, Epoch: 1, Value: v}.argv()); err != nil {
 			return fmt.Errorf("shard: creating ceiling %s: %w", key, s.classify(err))

@@ -85,6 +85,7 @@ func TestParseCeilingReply(t *testing.T) {
 		{"suspect", row("ok", "100", int64(0), "2"), true, false, false},
 		{"absent", row("ok", "-1", int64(0), "0"), true, false, false},
 		{"stale", row("stale", "100", int64(1), "9"), true, true, true},
+		{"changed", row("changed", "100", int64(0), "2"), true, false, false},
 		{"trusted but absent", row("ok", "-1", int64(1), "0"), false, false, false},
 		{"bad status", row("fine", "100", int64(1), "2"), false, false, false},
 		{"bad trust flag", row("ok", "100", int64(3), "2"), false, false, false},
@@ -126,10 +127,29 @@ func TestArgvLengths(t *testing.T) {
 	if n := len(reserveArgs{}.argv()); n != 11 {
 		t.Errorf("reserve.lua takes 11 arguments, argv builds %d", n)
 	}
-	if n := len(ceilingArgs{}.argv()); n != 3 {
-		t.Errorf("ceiling.lua takes 3 arguments, argv builds %d", n)
+	if n := len(ceilingArgs{}.argv()); n != 4 {
+		t.Errorf("ceiling.lua takes 4 arguments, argv builds %d", n)
 	}
 	if n := len(metaArgs{}.argv()); n != 4 {
 		t.Errorf("meta.lua takes 4 arguments, argv builds %d", n)
+	}
+}
+
+func TestCeilingFor(t *testing.T) {
+	for _, tc := range []struct{ hi, lease, want int64 }{
+		{0, 1 << 20, 1 << 20},
+		{1, 1 << 20, 2 << 20},
+		{5 << 20, 1 << 20, 6 << 20},
+		{5<<20 + 7, 3 << 20, 12 << 20}, // grid 4M: 8M+7 rounds up to 12M
+		{DefaultMaxID - 10, 1 << 20, DefaultMaxID},
+	} {
+		got := ceilingFor(tc.hi, tc.lease, DefaultMaxID)
+		if got != tc.want || got < min(tc.hi+tc.lease, DefaultMaxID) {
+			t.Errorf("ceilingFor(%d, %d) = %d, want %d", tc.hi, tc.lease, got, tc.want)
+		}
+	}
+	// Shards at nearby levels share their ceiling.
+	if a, b := ceilingFor(10_000_000, 1<<20, DefaultMaxID), ceilingFor(10_300_000, 1<<20, DefaultMaxID); a != b {
+		t.Errorf("nearby shards got ceilings %d and %d", a, b)
 	}
 }

@@ -170,16 +170,18 @@ const (
 
 // ceilingArgs are the arguments of lua/ceiling.lua.
 type ceilingArgs struct {
-	Op    ceilingOp
-	Epoch int64
-	Value int64
+	Op     ceilingOp
+	Epoch  int64
+	Value  int64
+	Expect string // repair: the identity of the copy's master when it was read
 }
 
-func (a ceilingArgs) argv() []any { return []any{string(a.Op), a.Epoch, a.Value} }
+func (a ceilingArgs) argv() []any { return []any{string(a.Op), a.Epoch, a.Value, a.Expect} }
 
 // ceilingReply is the checked reply of lua/ceiling.lua.
 type ceilingReply struct {
-	Stale   bool  // a newer epoch owns the copy; nothing was written
+	Stale   bool  // a newer (for a claim: or equal) epoch owns the copy; nothing was written
+	Changed bool  // repair: the copy's master changed identity since it was read; nothing was written
 	V       int64 // -1: the copy holds no value
 	Trusted bool
 	Epoch   int64
@@ -198,10 +200,10 @@ func parseCeilingReply(values []any) (ceilingReply, error) {
 		return ceilingReply{}, err
 	}
 	status := asString(values[0])
-	if (status != "ok" && status != "stale") || v < -1 || epoch < 0 || trusted < 0 || trusted > 1 || (trusted == 1 && v < 0) {
+	if (status != "ok" && status != "stale" && status != "changed") || v < -1 || epoch < 0 || trusted < 0 || trusted > 1 || (trusted == 1 && v < 0) {
 		return ceilingReply{}, fmt.Errorf("%w: ceiling reply %v", ErrBadRecord, values)
 	}
-	return ceilingReply{Stale: status == "stale", V: v, Trusted: trusted == 1, Epoch: epoch, nodeState: st}, nil
+	return ceilingReply{Stale: status == "stale", Changed: status == "changed", V: v, Trusted: trusted == 1, Epoch: epoch, nodeState: st}, nil
 }
 
 // metaOp is an operation of lua/meta.lua.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,8 +51,12 @@ const (
 	// MinLease and MaxLease bound how far ahead of a block its ceiling is
 	// raised. Every client's lease is at most MaxLease, which is what lets a
 	// copy be repaired from its counter alone (see Shard.repairCeilings).
-	MinLease int64 = 1 << 24
+	MinLease int64 = 1 << 20
 	MaxLease int64 = 1 << 30
+	// FirstLease is how far ahead of a new namespace's counters their
+	// ceilings start: the rate is not known yet, and a young namespace must
+	// ride out a failover on it.
+	FirstLease int64 = 1 << 24
 	// LegacyFenceGap is the jump of LegacyDefences.
 	LegacyFenceGap int64 = 1 << 32
 	// DefaultCeilingLease covers a failover of a ceiling copy's master
@@ -232,14 +237,25 @@ func (s *Shard) Reserve(ctx context.Context, count, level int64) (Block, error) 
 	lease := s.lease(count)
 	switch {
 	case b.Hi > rep.Mirrored:
-		if err := s.raise(ctx, b.Hi+lease, rep.Epoch); err != nil {
+		if err := s.raise(ctx, ceilingFor(b.Hi, lease, s.maxSeq), rep.Epoch); err != nil {
 			return Block{}, fmt.Errorf("shard %d: ceiling not raised past %d (registered %d), block discarded: %w", s.Index, b.Hi, rep.Mirrored, err)
 		}
 	case b.Hi > rep.Mirrored-lease/2 && s.raising.CompareAndSwap(false, true):
-		_ = s.raise(ctx, b.Hi+lease, rep.Epoch) // best effort: the block is covered
+		_ = s.raise(ctx, ceilingFor(b.Hi, lease, s.maxSeq), rep.Epoch) // best effort: the block is covered
 		s.raising.Store(false)
 	}
 	return b, nil
+}
+
+// ceilingFor is the ceiling a raise for a block ending at hi aims at: a lease
+// ahead, rounded up to a multiple of the lease's power of two. The shards of
+// a namespace advance together (ordering), so their ceilings land on the
+// same multiple: when several counters restore above their ceilings in one
+// failover, they restore to one value, and the namespace skips one lease,
+// not one per shard.
+func ceilingFor(hi, lease, maxSeq int64) int64 {
+	grid := int64(1) << bits.Len64(uint64(lease-1))
+	return min((hi+lease+grid-1)/grid*grid, maxSeq)
 }
 
 // reserve runs reserve.lua, restoring the counter first when its history
@@ -307,10 +323,13 @@ func (s *Shard) run(ctx context.Context, a reserveArgs) (reserveReply, string, i
 
 // claimFloor is the restore of a counter whose history changed (stale is the
 // reserve reply that said so): it claims every ceiling copy for the counter's
-// new identity with a new epoch, after which no other history can raise them,
-// and returns the highest value a trusted copy held when claimed. Every ID
-// any history handed out is at or below a ceiling that was confirmed on every
-// copy first, so it is at or below that value.
+// new identity with an epoch above every copy's, after which no older
+// history can raise them (a raise carries its counter's epoch, and a copy
+// refuses any below its own), and returns the highest value a trusted copy
+// held when claimed. Every ID any history handed out is at or below a
+// ceiling that was confirmed on every copy first, so it is at or below that
+// value. The claim starts one above the counter's (possibly rewound) epoch
+// and moves above any copy that refuses it.
 func (s *Shard) claimFloor(ctx context.Context, stale reserveReply) (floor, epoch int64, err error) {
 	if s.ns.opt.Defences == LegacyDefences {
 		return s.legacyFloor(ctx)
@@ -470,11 +489,15 @@ func (s *Shard) repairCeilings(ctx context.Context) (RepairResult, error) {
 			continue
 		}
 		ack, err := s.ns.acked(ctx, ceilingScript, s.CeilingKeys[c], s.ns.opt.AckTimeout.Milliseconds(),
-			ceilingArgs{Op: ceilRepair, Epoch: rep.Epoch, Value: value}.argv())
+			ceilingArgs{Op: ceilRepair, Epoch: rep.Epoch, Value: value, Expect: r.ReplID}.argv())
 		if err == nil {
 			var got ceilingReply
-			if got, err = parseCeilingReply(ack.values); err == nil && got.Stale {
+			switch got, err = parseCeilingReply(ack.values); {
+			case err != nil:
+			case got.Stale:
 				err = fmt.Errorf("%w: ceiling %s belongs to epoch %d, the counter has %d", ErrFenced, s.CeilingKeys[c], got.Epoch, rep.Epoch)
+			case got.Changed:
+				err = fmt.Errorf("ceiling %s: its master changed history again while it was repaired; try again", s.CeilingKeys[c])
 			}
 		}
 		if err != nil {

@@ -139,6 +139,8 @@ type Report struct {
 	MaxBackStep  int64         `json:"max_back_step,omitempty"`
 	WindowNeeded time.Duration `json:"-"`
 	NeededMs     float64       `json:"window_needed_ms,omitempty"`
+	// InversionExamples are the first few inversions, for diagnosis.
+	InversionExamples []Inversion `json:"inversion_examples,omitempty"`
 }
 
 // OK is true when no ID was handed out twice and every ID is positive.
@@ -193,6 +195,7 @@ func (c *Checker) Report() Report {
 		rep.Inversions, rep.MaxBackStep = o.inversions(c.window)
 		rep.WindowNeeded = o.needed()
 		rep.NeededMs = ms(rep.WindowNeeded)
+		rep.InversionExamples = o.examples(c.window, c.start.UnixNano(), 5)
 	}
 	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
 	pct := func(p float64) time.Duration {
@@ -254,6 +257,10 @@ func (r Report) String() string {
 	if r.Window > 0 {
 		fmt.Fprintf(&b, "  order: %d of %d answers are inversions at W=%v (largest backward step %d); no inversion for W >= %v\n",
 			r.Inversions, r.Answers, r.Window, r.MaxBackStep, r.WindowNeeded)
+		for _, e := range r.InversionExamples {
+			fmt.Fprintf(&b, "    e.g. answer with ID %d sent at %v arrived at %v; answer sent at %v got ID %d\n",
+				e.AHi, e.ASent.Round(time.Millisecond), e.AArrived.Round(time.Millisecond), e.BSent.Round(time.Millisecond), e.BLo)
+		}
 	}
 	if r.Faults > 0 {
 		fmt.Fprintf(&b, "  faults injected %d: %s\n", r.Faults, strings.Join(r.FaultLog, "; "))

@@ -13,6 +13,8 @@ type order struct {
 	all     []answer
 	arrived []int64 // arrival times, sorted
 	runMax  []int64 // runMax[k]: largest ID of the first k+1 arrivals
+	argMax  []int   // argMax[k]: index in byArrival of that answer
+	byArr   []answer
 }
 
 func newOrder(answers []answer) *order {
@@ -21,12 +23,46 @@ func newOrder(answers []answer) *order {
 	slices.SortFunc(byArrival, func(a, b answer) int { return cmp.Compare(a.arrived, b.arrived) })
 	o.arrived = make([]int64, len(byArrival))
 	o.runMax = make([]int64, len(byArrival))
+	o.argMax = make([]int, len(byArrival))
+	o.byArr = byArrival
 	var m int64
+	arg := 0
 	for k, a := range byArrival {
-		m = max(m, a.hi)
-		o.arrived[k], o.runMax[k] = a.arrived, m
+		if a.hi > m {
+			m, arg = a.hi, k
+		}
+		o.arrived[k], o.runMax[k], o.argMax[k] = a.arrived, m, arg
 	}
 	return o
+}
+
+// Inversion is one answer B sent more than the window after answer A had
+// arrived, with its smallest ID below A's largest. Times are from the
+// checker's start.
+type Inversion struct {
+	ASent, AArrived, BSent time.Duration
+	AHi, BLo               int64
+}
+
+// examples returns up to n inversions for window w, earliest B first.
+func (o *order) examples(w time.Duration, start int64, n int) []Inversion {
+	var out []Inversion
+	bs := slices.Clone(o.all)
+	slices.SortFunc(bs, func(a, b answer) int { return cmp.Compare(a.sent, b.sent) })
+	for _, b := range bs {
+		if len(out) >= n {
+			break
+		}
+		t := b.sent - int64(w)
+		k := sort.Search(len(o.arrived), func(k int) bool { return o.arrived[k] >= t })
+		if k == 0 || o.runMax[k-1] <= b.lo {
+			continue
+		}
+		a := o.byArr[o.argMax[k-1]]
+		out = append(out, Inversion{ASent: time.Duration(a.sent - start), AArrived: time.Duration(a.arrived - start),
+			BSent: time.Duration(b.sent - start), AHi: a.hi, BLo: b.lo})
+	}
+	return out
 }
 
 // before is the largest ID of the answers that arrived before t, or 0.

@@ -13,16 +13,21 @@
 --                   raise it; older histories are refused ("stale")
 -- ARGV     built by ceilingArgs.argv in scripts.go:
 --   1 op     read | claim | raise | repair | create | legacy-raise
---   2 epoch  the caller's counter epoch (claim: the new epoch)
+--   2 epoch  the caller's counter epoch (claim: the new epoch, which must be
+--            above the copy's: an equal one would leave a raise of the old
+--            history with that epoch accepted after the restore)
 --   3 value  raise, repair, create: the ceiling to write (never lowers v)
+--   4 expect repair: the copy's master's identity when the caller read it;
+--            if it changed since, the copy may have rewound after the read
+--            and the value may be stale: nothing is written ("changed")
 --
 -- A raise never makes a copy trusted: its value may be below a ceiling
 -- confirmed before the copy rewound. Only repair (with a value computed from
 -- trusted sources) and create set id.
 --
 -- Reply {status, v, trusted, epoch, replid, connected, promotable}; status
--- "ok", or "stale" (nothing written: a newer epoch owns the copy). v is -1
--- when the copy holds no value.
+-- "ok", "stale" (nothing written: a newer or equal epoch owns the copy) or
+-- "changed" (repair only). v is -1 when the copy holds no value.
 local me = node()
 if me.err then return me end
 local op, e, value = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -50,8 +55,11 @@ elseif op == 'create' then
   return reply('ok')
 end
 
-if epoch > e then
+if epoch > e or (op == 'claim' and epoch == e) then
   return reply('stale')
+end
+if op == 'repair' and ARGV[4] ~= me.replid then
+  return reply('changed')
 end
 if e > epoch then
   epoch = e
