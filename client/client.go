@@ -10,7 +10,6 @@
 package client
 
 import (
-	"os"
 	"context"
 	"errors"
 	"fmt"
@@ -461,9 +460,6 @@ func (c *Client) refill(size, level int64, sent time.Time, done chan struct{}) {
 	c.refilling = false
 	c.refillErr = err
 	if err == nil {
-		if debugOrder {
-			fmt.Fprintf(os.Stderr, "DBG %d %s shard=%d size=%d level=%d lo=%d hi=%d\n", time.Now().UnixMilli()%100000, c.cfg.Namespace, b.Shard, size, level, b.Lo, b.Hi)
-		}
 		c.order.add(sent, b.Hi, c.cfg)
 		if c.closed.Load() {
 			c.discarded.Add(b.Len())
@@ -573,5 +569,3 @@ func (c *Client) Close() error {
 
 // Discarded is how many reserved IDs were dropped unused (gaps), so far.
 func (c *Client) Discarded() int64 { return c.discarded.Load() }
-
-var debugOrder = os.Getenv("SHARDSEQ_DEBUG") != ""

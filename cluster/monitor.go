@@ -18,25 +18,26 @@ import (
 type MasterState struct {
 	Addr string
 	ID   string
-	// OK: the master answered INFO replication within ProbeTimeout and
-	// still says it is a master.
+	// OK: the master answered INFO within ProbeTimeout and still says it is
+	// a master.
 	OK  bool
 	Err string // why not OK
-	// ReplID is its master_replid: it changes on promotion and on every
-	// restart, so a new one means the history it serves may have changed.
-	ReplID   string
+	// Identity is its master_replid and run_id: it changes on promotion and
+	// on every restart, so a new one means the history it serves may have
+	// changed (the same identity the reservation scripts read).
+	Identity string
 	Replicas int // connected_slaves
 	Latency  time.Duration
 	At       time.Time // when the probe ran
 }
 
-// Change is a master whose identity this process has not seen before: a
-// master_replid other than the last one probed at that address, or a master
+// Change is a master whose identity this process has not seen before: an
+// identity other than the last one probed at that address, or a master
 // probed for the first time (after a promotion, or when the process starts,
 // since nobody can tell what happened while it was not running).
 type Change struct {
-	Addr, ID          string
-	OldReplID, ReplID string // OldReplID is "" for a first probe
+	Addr, ID              string
+	OldIdentity, Identity string // OldIdentity is "" for a first probe
 }
 
 // ProbeRound is the outcome of one probe of every master.
@@ -51,7 +52,7 @@ type monitor struct {
 	mu      sync.Mutex // guards subs and seen
 	subs    map[int]func(ProbeRound)
 	nextSub int
-	seen    map[string]string // addr -> last master_replid
+	seen    map[string]string // addr -> last identity
 	rounds  atomic.Uint64
 }
 
@@ -149,12 +150,12 @@ func (c *Cluster) probeRound(timeout time.Duration) {
 	mon.mu.Lock()
 	var changes []Change
 	for addr, s := range out {
-		if !s.OK || s.ReplID == "" {
+		if !s.OK || s.Identity == "" {
 			continue
 		}
-		if old, ok := mon.seen[addr]; !ok || old != s.ReplID {
-			changes = append(changes, Change{Addr: addr, ID: s.ID, OldReplID: old, ReplID: s.ReplID})
-			mon.seen[addr] = s.ReplID
+		if old, ok := mon.seen[addr]; !ok || old != s.Identity {
+			changes = append(changes, Change{Addr: addr, ID: s.ID, OldIdentity: old, Identity: s.Identity})
+			mon.seen[addr] = s.Identity
 		}
 	}
 	subs := slices.Collect(maps.Values(mon.subs))
@@ -170,7 +171,7 @@ func (c *Cluster) probeRound(timeout time.Duration) {
 // probe asks one master for its replication state.
 func (c *Cluster) probe(ctx context.Context, m Master) MasterState {
 	s := MasterState{Addr: m.Addr, ID: m.ID, At: time.Now()}
-	info, err := c.Node(m.Addr).Info(ctx, "replication").Result()
+	info, err := c.Node(m.Addr).Info(ctx, "replication", "server").Result()
 	s.Latency = time.Since(s.At)
 	if err != nil {
 		s.Err = err.Error()
@@ -186,7 +187,9 @@ func (c *Cluster) probe(ctx context.Context, m Master) MasterState {
 			kv[k] = v
 		}
 	}
-	s.ReplID = kv["master_replid"]
+	if kv["master_replid"] != "" && kv["run_id"] != "" {
+		s.Identity = kv["master_replid"] + "-" + kv["run_id"]
+	}
 	s.Replicas, _ = strconv.Atoi(kv["connected_slaves"])
 	if role := kv["role"]; role != "master" {
 		s.Err = "not a master any more (role " + role + ")"

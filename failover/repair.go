@@ -157,16 +157,16 @@ func (r *Repairs) loop() {
 }
 
 // claimKey is where processes agree on who sweeps the change of the master
-// at addr to the history replid: "running:<owner>" while a sweep runs (it
+// at addr to the history identity: "running:<owner>" while a sweep runs (it
 // expires if that process dies), "done" after.
-func claimKey(addr, replid string) string { return "shardseq:repair:{" + addr + "}:" + replid }
+func claimKey(addr, identity string) string { return "shardseq:repair:{" + addr + "}:" + identity }
 
 // claim decides who sweeps change c: mine when this process took the claim
 // (or the claim cannot be read: better twice than never), done when another
 // process finished it; neither while another process is on it.
 func (r *Repairs) claim(ctx context.Context, c cluster.Change, owner string) (mine, done bool) {
 	cc := r.cl.ClusterClient()
-	key := claimKey(c.Addr, c.ReplID)
+	key := claimKey(c.Addr, c.Identity)
 	ok, err := cc.SetNX(ctx, key, "running:"+owner, 30*time.Second).Result()
 	if err != nil || ok {
 		return true, false
@@ -263,7 +263,7 @@ func (r *Repairs) sweep(pending map[string]cluster.Change) map[string]cluster.Ch
 		"restored", rep.Restored, "copies", rep.Copies, "errors", rep.Errors, "took", rep.Took.Round(time.Millisecond))
 	cc := r.cl.ClusterClient()
 	for addr, c := range mine {
-		key := claimKey(addr, c.ReplID)
+		key := claimKey(addr, c.Identity)
 		if failed || ctx.Err() != nil {
 			left[addr] = c
 			_ = cc.Del(context.Background(), key).Err() // let anyone retry

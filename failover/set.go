@@ -89,7 +89,8 @@ func Retryable(err error) bool {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, cluster.ErrClosed):
 		return false
 	case errors.Is(err, shard.ErrShardCountMismatch), errors.Is(err, shard.ErrSettingsMismatch),
-		errors.Is(err, shard.ErrNamespaceNotFound), errors.Is(err, shard.ErrNamespaceLost), errors.Is(err, shard.ErrInvalidNamespace):
+		errors.Is(err, shard.ErrNamespaceNotFound), errors.Is(err, shard.ErrNamespaceLost), errors.Is(err, shard.ErrInvalidNamespace),
+		errors.Is(err, shard.ErrUnsafeRedis):
 		return false
 	case errors.Is(err, shard.ErrBadRecord) && !errors.Is(err, shard.ErrCounterRegressed):
 		return false

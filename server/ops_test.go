@@ -420,7 +420,7 @@ func testPage(t *testing.T, cl *cluster.Cluster) {
 // "Security"); every command in it was found needed by removing it.
 var aclRules = []string{"on", "~shardseq:*", "resetchannels", "-@all",
 	"+evalsha", "+script|load", "+wait", "+info", "+cluster|shards", "+cluster|myid", "+cluster|replicas", "+asking",
-	"+hmget", "+hget", "+hset", "+sadd", "+smembers", "+scan", "+get", "+set", "+del"}
+	"+hmget", "+hget", "+hset", "+exists", "+sadd", "+smembers", "+scan", "+get", "+set", "+del"}
 
 func setACLUser(t *testing.T, lc *clustertest.Cluster, user, password string, rules []string) {
 	t.Helper()

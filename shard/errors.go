@@ -35,6 +35,10 @@ var (
 	// ErrNamespaceNotFound: the namespace does not exist and creating it was
 	// not allowed.
 	ErrNamespaceNotFound = errors.New("shard: namespace not found")
+	// ErrUnsafeRedis: a master is configured so that IDs could repeat (an
+	// eviction policy that deletes keys without a trace, CLUSTER REPLICAS
+	// refused); the error says what to change.
+	ErrUnsafeRedis = errors.New("shard: unsafe Redis configuration")
 	// ErrBadRecord: a value stored in Redis is not what shardseq writes.
 	ErrBadRecord = errors.New("shard: unexpected data in Redis")
 	// ErrRedirect: the key moved; the caller should reload the topology.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -72,7 +73,7 @@ func Open(ctx context.Context, r Router, name string, want Settings, opt Options
 	var found *record
 	ready := false
 	var readErrs []error
-	var missing []string
+	var missing []string // lost, or left unready by a creator that could not finish them
 	for _, k := range keys {
 		rec, err := ns.readRecord(ctx, k)
 		switch {
@@ -81,6 +82,9 @@ func Open(ctx context.Context, r Router, name string, want Settings, opt Options
 		case rec == nil:
 			missing = append(missing, k)
 		default:
+			if !rec.ready {
+				missing = append(missing, k)
+			}
 			if found != nil && (rec.shards != found.shards || rec.layout != found.layout || rec.start != found.start) {
 				return nil, fmt.Errorf("%w: copies of the record of namespace %q disagree (%d shards vs %d); fix or delete %v by hand", ErrBadRecord, name, rec.shards, found.shards, keys)
 			}
@@ -134,9 +138,11 @@ func Open(ctx context.Context, r Router, name string, want Settings, opt Options
 		}
 		ns.Created = found == nil
 	case len(missing) > 0:
-		// A copy lost with its master's data: rewrite it, best effort. The
-		// namespace is usable from the copies that remain; a copy whose
-		// master is merely unreachable right now is left alone.
+		// A copy lost with its master's data, or one a creator could not
+		// mark ready: rewrite it, best effort. A copy left unready would
+		// otherwise, once the ready ones are lost, send a later Open down
+		// the creation path. The namespace is usable from the copies that
+		// remain; a copy whose master is unreachable right now is left alone.
 		_ = ns.repairRecord(ctx, missing)
 	}
 	return ns, nil
@@ -158,7 +164,7 @@ func (ns *Namespace) repairHint() string {
 func (ns *Namespace) readRecord(ctx context.Context, key string) (*record, error) {
 	rep, err := runAcked(ctx, ns.r, metaScript, key, -1, 0, metaArgs{Op: metaRead}.argv())
 	if err != nil {
-		return nil, err
+		return nil, classifyNode(err)
 	}
 	rec, _, err := parseMetaReply(rep.values)
 	if err != nil {
@@ -242,14 +248,27 @@ func (ns *Namespace) create(ctx context.Context, keys []string, explicitStart bo
 			return fmt.Errorf("%w: copy %s of namespace %q disagrees with %s", ErrBadRecord, k, ns.Name, keys[0])
 		}
 	}
+	// A name in the index was created completely once (the index is
+	// written only after every counter and ceiling): it is never created
+	// again, only repaired, whatever its record copies say.
+	indexed := false
 	if ns.opt.Defences != LegacyDefences {
-		if err := ns.addToIndex(ctx); err != nil {
-			return err
+		names, err := ListNamespaces(ctx, ns.r)
+		if err != nil {
+			return fmt.Errorf("shard: cannot tell whether namespace %q was created before: %w", ns.Name, err)
 		}
+		indexed = slices.Contains(names, ns.Name)
 	}
-	for _, s := range ns.Shards {
-		if err := s.create(ctx, wait); err != nil {
-			return err
+	if !indexed {
+		for _, s := range ns.Shards {
+			if err := s.create(ctx, wait); err != nil {
+				return err
+			}
+		}
+		if ns.opt.Defences != LegacyDefences {
+			if err := ns.addToIndex(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	for _, k := range keys {
@@ -260,21 +279,32 @@ func (ns *Namespace) create(ctx context.Context, keys []string, explicitStart bo
 	return nil
 }
 
-// create creates the shard's counter at its first sequence number and its
-// ceiling copies, where absent. A counter is created only if none of its
-// ceiling copies exists: a ceiling without a counter means the counter was
-// created and lost, and must be restored above its ceiling, never restarted.
+// create creates the shard's counter at its first sequence number and then
+// its ceiling copies, only for a shard that has none of them: if the counter
+// or any copy exists, the shard was created before (by this creation, by a
+// creator that died half-way, or long ago, with keys lost since), and what
+// is missing is left to the restore and repair paths, which continue above
+// what is left instead of starting again.
 func (s *Shard) create(ctx context.Context, wait int64) error {
-	legacy := s.ns.opt.Defences == LegacyDefences
-	if !legacy {
+	if s.ns.opt.Defences != LegacyDefences {
 		reps, errs := s.onCopies(ctx, ceilingArgs{Op: ceilRead})
 		if err := errors.Join(errs...); err != nil {
 			return fmt.Errorf("shard: creating counter %s: %w", s.Key, err)
 		}
 		for _, r := range reps {
 			if r.V >= 0 {
-				return s.createCeilings(ctx, wait)
+				return nil
 			}
+		}
+		_, node, err := s.ns.r.MasterForKey(s.Key)
+		if err != nil {
+			return fmt.Errorf("shard: creating counter %s: %w", s.Key, err)
+		}
+		if n, err := node.Exists(ctx, s.Key).Result(); err != nil || n > 0 {
+			if err != nil {
+				return fmt.Errorf("shard: creating counter %s: %w", s.Key, err)
+			}
+			return nil
 		}
 	}
 	a := s.args(0, 0)

@@ -150,7 +150,7 @@ func isNoScript(err error) bool {
 func (ns *Namespace) acked(ctx context.Context, script *redis.Script, key string, waitMillis int64, args []any) (ackedReply, error) {
 	rep, err := runAcked(ctx, ns.r, script, key, ns.opt.waitFor(), waitMillis, args)
 	if err != nil {
-		return rep, err
+		return rep, classifyNode(err)
 	}
 	return rep, ns.checkAck(rep)
 }

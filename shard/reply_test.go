@@ -72,7 +72,7 @@ func FuzzParseReserveReply(f *testing.F) {
 
 func TestParseCeilingReply(t *testing.T) {
 	row := func(status string, v any, trusted any, epoch any) []any {
-		return []any{status, v, trusted, epoch, "abc", int64(1), int64(1)}
+		return []any{status, v, trusted, epoch, "owner", "abc", int64(1), int64(1)}
 	}
 	for _, tc := range []struct {
 		name    string
@@ -146,6 +146,15 @@ func TestCeilingFor(t *testing.T) {
 		got := ceilingFor(tc.hi, tc.lease, DefaultMaxID)
 		if got != tc.want || got < min(tc.hi+tc.lease, DefaultMaxID) {
 			t.Errorf("ceilingFor(%d, %d) = %d, want %d", tc.hi, tc.lease, got, tc.want)
+		}
+	}
+	// Never more than MaxLease ahead, whatever the grid: repairs from a
+	// counter alone rely on that bound.
+	for _, lease := range []int64{MaxLease/2 + 1, MaxLease - 1, MaxLease} {
+		for _, hi := range []int64{1, 12345, MaxLease + 7} {
+			if got := ceilingFor(hi, lease, DefaultMaxID); got > hi+MaxLease || got < hi+lease {
+				t.Errorf("ceilingFor(%d, %d) = %d, want within [%d, %d]", hi, lease, got, hi+lease, hi+MaxLease)
+			}
 		}
 	}
 	// Shards at nearby levels share their ceiling.

@@ -173,24 +173,25 @@ type ceilingArgs struct {
 	Op     ceilingOp
 	Epoch  int64
 	Value  int64
-	Expect string // repair: the identity of the copy's master when it was read
+	Expect string // repair: the identity of the copy's master when it was read; claim: the identity claimed for
 }
 
 func (a ceilingArgs) argv() []any { return []any{string(a.Op), a.Epoch, a.Value, a.Expect} }
 
 // ceilingReply is the checked reply of lua/ceiling.lua.
 type ceilingReply struct {
-	Stale   bool  // a newer (for a claim: or equal) epoch owns the copy; nothing was written
-	Changed bool  // repair: the copy's master changed identity since it was read; nothing was written
-	V       int64 // -1: the copy holds no value
-	Trusted bool
-	Epoch   int64
+	Stale   bool   // a newer (for a claim: or equal) epoch owns the copy; nothing was written
+	Changed bool   // repair: the copy's master changed identity since it was read; nothing was written
+	V       int64  // -1: the copy holds no value
+	Trusted bool   // its master still has the identity that last made it trusted
+	Epoch   int64  // the newest counter history allowed to raise it
+	Owner   string // the identity its last claim was for
 	nodeState
 }
 
 func parseCeilingReply(values []any) (ceilingReply, error) {
-	if len(values) != 7 {
-		return ceilingReply{}, fmt.Errorf("%w: ceiling reply has %d values, want 7", ErrBadRecord, len(values))
+	if len(values) != 8 {
+		return ceilingReply{}, fmt.Errorf("%w: ceiling reply has %d values, want 8", ErrBadRecord, len(values))
 	}
 	v, err1 := asInt(values[1])
 	trusted, err2 := asInt(values[2])
@@ -203,7 +204,8 @@ func parseCeilingReply(values []any) (ceilingReply, error) {
 	if (status != "ok" && status != "stale" && status != "changed") || v < -1 || epoch < 0 || trusted < 0 || trusted > 1 || (trusted == 1 && v < 0) {
 		return ceilingReply{}, fmt.Errorf("%w: ceiling reply %v", ErrBadRecord, values)
 	}
-	return ceilingReply{Stale: status == "stale", Changed: status == "changed", V: v, Trusted: trusted == 1, Epoch: epoch, nodeState: st}, nil
+	return ceilingReply{Stale: status == "stale", Changed: status == "changed", V: v, Trusted: trusted == 1, Epoch: epoch,
+		Owner: asString(values[4]), nodeState: st}, nil
 }
 
 // metaOp is an operation of lua/meta.lua.

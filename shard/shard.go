@@ -237,15 +237,73 @@ func (s *Shard) Reserve(ctx context.Context, count, level int64) (Block, error) 
 	lease := s.lease(count)
 	switch {
 	case b.Hi > rep.Mirrored:
-		if err := s.raise(ctx, ceilingFor(b.Hi, lease, s.maxSeq), rep.Epoch); err != nil {
+		if err := s.raiseFor(ctx, ceilingFor(b.Hi, lease, s.maxSeq), rep); err != nil {
 			return Block{}, fmt.Errorf("shard %d: ceiling not raised past %d (registered %d), block discarded: %w", s.Index, b.Hi, rep.Mirrored, err)
 		}
+		// The raise carried the counter's epoch, but a copy's epoch can
+		// rewind with the copy: if the counter was restored by another
+		// history since this block was reserved (this process stalled), and
+		// the copies then rewound to before that claim, the raise was
+		// accepted all the same. The counter itself tells: the block stands
+		// only if its history is still the one that reserved it.
+		if err := s.stillSame(ctx, rep); err != nil {
+			return Block{}, fmt.Errorf("shard %d: block %d..%d discarded: %w", s.Index, b.Lo, b.Hi, err)
+		}
 	case b.Hi > rep.Mirrored-lease/2 && s.raising.CompareAndSwap(false, true):
-		_ = s.raise(ctx, ceilingFor(b.Hi, lease, s.maxSeq), rep.Epoch) // best effort: the block is covered
+		_ = s.raiseFor(ctx, ceilingFor(b.Hi, lease, s.maxSeq), rep) // best effort: the block is covered
 		s.raising.Store(false)
 	}
 	return b, nil
 }
+
+// stillSame checks that the counter still has the history and epoch of rep:
+// a read (reserve.lua with nothing to reserve or register).
+func (s *Shard) stillSame(ctx context.Context, rep reserveReply) error {
+	a := s.args(0, 0)
+	a.Ceiling = 0
+	now, _, _, err := s.run(ctx, a)
+	switch {
+	case err != nil:
+		return err
+	case now.NeedsFence || now.ReplID != rep.ReplID || now.Epoch != rep.Epoch:
+		return fmt.Errorf("%w: the counter %s moved from history %s epoch %d to %s epoch %d while its ceiling was raised",
+			ErrFenced, s.Key, rep.ReplID, rep.Epoch, now.ReplID, now.Epoch)
+	}
+	return nil
+}
+
+// raiseFor raises the ceiling for a block of the counter history in rep. A
+// copy that refuses the raise because a claim made for this very history
+// (by a restorer that died or timed out before it restored) gave it a newer
+// epoch is not a newer history: the counter adopts that epoch and the raise
+// is tried once more. A claim for any other history fences this one.
+func (s *Shard) raiseFor(ctx context.Context, to int64, rep reserveReply) error {
+	err := s.raise(ctx, to, rep.Epoch, rep.ReplID)
+	var own *ownClaimError
+	if !errors.As(err, &own) {
+		return err
+	}
+	a := s.args(0, 0)
+	a.Floor, a.FloorEpoch, a.FloorFor = 0, own.epoch, rep.ReplID
+	now, _, _, aerr := s.run(ctx, a)
+	switch {
+	case aerr != nil:
+		return aerr
+	case now.NeedsFence || now.ReplID != rep.ReplID || now.Epoch < own.epoch:
+		return err
+	}
+	return s.raise(ctx, to, now.Epoch, rep.ReplID)
+}
+
+// ownClaimError: every copy that refused a raise was claimed for the
+// raising history itself, with a newer epoch.
+type ownClaimError struct {
+	epoch int64
+	err   error
+}
+
+func (e *ownClaimError) Error() string { return e.err.Error() }
+func (e *ownClaimError) Unwrap() error { return e.err }
 
 // ceilingFor is the ceiling a raise for a block ending at hi aims at: a lease
 // ahead, rounded up to a multiple of the lease's power of two. The shards of
@@ -255,7 +313,8 @@ func (s *Shard) Reserve(ctx context.Context, count, level int64) (Block, error) 
 // not one per shard.
 func ceilingFor(hi, lease, maxSeq int64) int64 {
 	grid := int64(1) << bits.Len64(uint64(lease-1))
-	return min((hi+lease+grid-1)/grid*grid, maxSeq)
+	// Never more than MaxLease ahead: repairs rely on that bound.
+	return min((hi+lease+grid-1)/grid*grid, hi+MaxLease, maxSeq)
 }
 
 // reserve runs reserve.lua, restoring the counter first when its history
@@ -336,7 +395,7 @@ func (s *Shard) claimFloor(ctx context.Context, stale reserveReply) (floor, epoc
 	}
 	epoch = stale.Epoch + 1
 	for attempt := 0; attempt < 3; attempt++ {
-		reps, errs := s.onCopies(ctx, ceilingArgs{Op: ceilClaim, Epoch: epoch})
+		reps, errs := s.onCopies(ctx, ceilingArgs{Op: ceilClaim, Epoch: epoch, Expect: stale.ReplID})
 		floor, newer, claimed := int64(-1), int64(0), 0
 		for c, r := range reps {
 			switch {
@@ -376,26 +435,39 @@ func (s *Shard) legacyFloor(ctx context.Context) (int64, int64, error) {
 	return 0, 0, fmt.Errorf("%w: %s and its ceilings %v are all missing", ErrCounterMissing, s.Key, s.CeilingKeys)
 }
 
-// raise raises every ceiling copy to at least to for the counter's epoch. It
-// succeeds only if every copy confirmed it.
-func (s *Shard) raise(ctx context.Context, to, epoch int64) error {
+// raise raises every ceiling copy to at least to for the counter's epoch
+// (of the history counter). It succeeds only if every copy confirmed it.
+func (s *Shard) raise(ctx context.Context, to, epoch int64, counter string) error {
 	op := ceilRaise
 	if s.ns.opt.Defences == LegacyDefences {
 		op = ceilLegacyRaise
 	}
 	reps, errs := s.onCopies(ctx, ceilingArgs{Op: op, Epoch: epoch, Value: to})
 	var suspect bool
+	var stale []ceilingReply
 	for c, r := range reps {
 		switch {
 		case errs[c] != nil:
 			return fmt.Errorf("ceiling %s: %w", s.CeilingKeys[c], errs[c])
 		case r.Stale:
-			return fmt.Errorf("%w: ceiling %s belongs to epoch %d, this counter has %d: another node's history owns the shard now",
-				ErrFenced, s.CeilingKeys[c], r.Epoch, epoch)
+			stale = append(stale, r)
 		case r.V < to:
 			return fmt.Errorf("%w: ceiling %s at %d after a raise to %d", ErrBadRecord, s.CeilingKeys[c], r.V, to)
 		}
 		suspect = suspect || !r.Trusted
+	}
+	if len(stale) > 0 {
+		err := fmt.Errorf("%w: ceiling copies of %s belong to epoch %d, this counter has %d: another history claimed them",
+			ErrFenced, s.Key, stale[0].Epoch, epoch)
+		newest, own := int64(0), counter != ""
+		for _, r := range stale {
+			newest = max(newest, r.Epoch)
+			own = own && r.Owner == counter
+		}
+		if own {
+			return &ownClaimError{epoch: newest, err: err}
+		}
+		return err
 	}
 	for cur := s.confirmed.Load(); to > cur && !s.confirmed.CompareAndSwap(cur, to); cur = s.confirmed.Load() {
 	}
@@ -523,8 +595,25 @@ func (s *Shard) classify(err error) error {
 			ErrShardCountMismatch, s.ns.Name, stored, s.Key, s.ns.Layout.Shards, stored)
 	case strings.HasPrefix(msg, "SHARDSEQ_EXHAUSTED"):
 		return fmt.Errorf("%w: shard %d of %q reached MaxID %d", ErrExhausted, s.Index, s.ns.Name, s.ns.opt.MaxID)
-	case strings.HasPrefix(msg, "SHARDSEQ_REPLY"), strings.HasPrefix(msg, "WRONGTYPE"):
+	case strings.HasPrefix(msg, "WRONGTYPE"):
 		return fmt.Errorf("%w: %s: %v", ErrBadRecord, s.Key, err)
+	}
+	return classifyNode(err)
+}
+
+// classifyNode turns the prelude's error replies (what every script checks
+// about the node it runs on) into this package's errors.
+func classifyNode(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.HasPrefix(msg, "SHARDSEQ_EVICTION"):
+		return fmt.Errorf("%w: a master uses maxmemory-policy %s, which can delete shardseq's keys without a trace (and so repeat IDs); set it to noeviction or a volatile-* policy",
+			ErrUnsafeRedis, strings.TrimSpace(strings.TrimPrefix(msg, "SHARDSEQ_EVICTION")))
+	case strings.HasPrefix(msg, "SHARDSEQ_REPLICAS"):
+		return fmt.Errorf("%w: a master refused CLUSTER REPLICAS (%s); grant the user +cluster|replicas: without the list, a promotable replica could be left out of the acknowledgement",
+			ErrUnsafeRedis, strings.TrimSpace(strings.TrimPrefix(msg, "SHARDSEQ_REPLICAS")))
+	case strings.HasPrefix(msg, "SHARDSEQ_REPLY"):
+		return fmt.Errorf("%w: %v", ErrBadRecord, err)
 	}
 	return err
 }

@@ -11,6 +11,10 @@
 --                   or rewind happened since
 --            epoch  fence epoch: the newest counter history allowed to
 --                   raise it; older histories are refused ("stale")
+--            owner  the identity the last claim was for: a history that
+--                   finds itself refused by a claim made for itself (a
+--                   restorer of the same history that died before it
+--                   restored) may adopt that epoch; any other may not
 -- ARGV     built by ceilingArgs.argv in scripts.go:
 --   1 op     read | claim | raise | repair | create | legacy-raise
 --   2 epoch  the caller's counter epoch (claim: the new epoch, which must be
@@ -19,23 +23,24 @@
 --   3 value  raise, repair, create: the ceiling to write (never lowers v)
 --   4 expect repair: the copy's master's identity when the caller read it;
 --            if it changed since, the copy may have rewound after the read
---            and the value may be stale: nothing is written ("changed")
+--            and the value may be stale: nothing is written ("changed");
+--            claim: the counter identity the claim is for (stored as owner)
 --
 -- A raise never makes a copy trusted: its value may be below a ceiling
 -- confirmed before the copy rewound. Only repair (with a value computed from
 -- trusted sources) and create set id.
 --
--- Reply {status, v, trusted, epoch, replid, connected, promotable}; status
+-- Reply {status, v, trusted, epoch, owner, replid, connected, promotable}; status
 -- "ok", "stale" (nothing written: a newer or equal epoch owns the copy) or
 -- "changed" (repair only). v is -1 when the copy holds no value.
 local me = node()
 if me.err then return me end
 local op, e, value = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local cur = redis.call('HMGET', KEYS[1], 'v', 'id', 'epoch')
-local v, epoch = tonumber(cur[1] or '-1'), tonumber(cur[3] or '0')
+local cur = redis.call('HMGET', KEYS[1], 'v', 'id', 'epoch', 'owner')
+local v, epoch, owner = tonumber(cur[1] or '-1'), tonumber(cur[3] or '0'), cur[4] or ''
 local trusted = (cur[1] and cur[2] == me.replid) and 1 or 0
 local function reply(status)
-  return {status, int(v), trusted, int(epoch), me.replid, me.connected, me.promotable}
+  return {status, int(v), trusted, int(epoch), owner, me.replid, me.connected, me.promotable}
 end
 
 if op == 'read' then
@@ -66,6 +71,8 @@ if e > epoch then
   redis.call('HSET', KEYS[1], 'epoch', int(epoch))
 end
 if op == 'claim' then
+  owner = ARGV[4]
+  redis.call('HSET', KEYS[1], 'owner', owner)
   return reply('ok')
 end
 if value > v then
