@@ -237,9 +237,11 @@ func (s *Shard) Reserve(ctx context.Context, count, level int64) (Block, error) 
 	lease := s.lease(count)
 	switch {
 	case b.Hi > rep.Mirrored:
-		if err := s.raiseFor(ctx, ceilingFor(b.Hi, lease, s.maxSeq), rep); err != nil {
+		epoch, err := s.raiseFor(ctx, ceilingFor(b.Hi, lease, s.maxSeq), rep)
+		if err != nil {
 			return Block{}, fmt.Errorf("shard %d: ceiling not raised past %d (registered %d), block discarded: %w", s.Index, b.Hi, rep.Mirrored, err)
 		}
+		rep.Epoch = epoch // a claim for this history may have been adopted
 		// The raise carried the counter's epoch, but a copy's epoch can
 		// rewind with the copy: if the counter was restored by another
 		// history since this block was reserved (this process stalled), and
@@ -250,7 +252,7 @@ func (s *Shard) Reserve(ctx context.Context, count, level int64) (Block, error) 
 			return Block{}, fmt.Errorf("shard %d: block %d..%d discarded: %w", s.Index, b.Lo, b.Hi, err)
 		}
 	case b.Hi > rep.Mirrored-lease/2 && s.raising.CompareAndSwap(false, true):
-		_ = s.raiseFor(ctx, ceilingFor(b.Hi, lease, s.maxSeq), rep) // best effort: the block is covered
+		_, _ = s.raiseFor(ctx, ceilingFor(b.Hi, lease, s.maxSeq), rep) // best effort: the block is covered
 		s.raising.Store(false)
 	}
 	return b, nil
@@ -277,22 +279,23 @@ func (s *Shard) stillSame(ctx context.Context, rep reserveReply) error {
 // (by a restorer that died or timed out before it restored) gave it a newer
 // epoch is not a newer history: the counter adopts that epoch and the raise
 // is tried once more. A claim for any other history fences this one.
-func (s *Shard) raiseFor(ctx context.Context, to int64, rep reserveReply) error {
+// It returns the epoch the raise succeeded with.
+func (s *Shard) raiseFor(ctx context.Context, to int64, rep reserveReply) (int64, error) {
 	err := s.raise(ctx, to, rep.Epoch, rep.ReplID)
 	var own *ownClaimError
 	if !errors.As(err, &own) {
-		return err
+		return rep.Epoch, err
 	}
 	a := s.args(0, 0)
 	a.Floor, a.FloorEpoch, a.FloorFor = 0, own.epoch, rep.ReplID
 	now, _, _, aerr := s.run(ctx, a)
 	switch {
 	case aerr != nil:
-		return aerr
+		return rep.Epoch, aerr
 	case now.NeedsFence || now.ReplID != rep.ReplID || now.Epoch < own.epoch:
-		return err
+		return rep.Epoch, err
 	}
-	return s.raise(ctx, to, now.Epoch, rep.ReplID)
+	return now.Epoch, s.raise(ctx, to, now.Epoch, rep.ReplID)
 }
 
 // ownClaimError: every copy that refused a raise was claimed for the
