@@ -317,18 +317,24 @@ func (c *Client) reserve(ctx context.Context, count int64) (shard.Block, error) 
 	if c.closed.Load() {
 		return shard.Block{}, ErrClosed
 	}
-	sent := time.Now()
-	c.mu.Lock()
-	level := c.order.level(sent, c.cfg)
-	c.mu.Unlock()
-	b, err := c.set.Reserve(ctx, count, -1, level)
+	b, err := c.set.Reserve(ctx, count, -1, c.level)
 	if err == nil {
 		c.set.Issued(b.Shard, uint64(b.Len()))
 		c.mu.Lock()
-		c.order.add(sent, b.Hi, c.cfg)
+		c.order.add(b.Sent, b.Hi, c.cfg)
 		c.mu.Unlock()
 	}
 	return b, err
+}
+
+// level is the sequence number a reservation sent now must start above; the
+// picker asks it right before each attempt, so a slow first attempt (a dead
+// master) does not leave the block that succeeds with an old level or an old
+// send time, which its retirement counts from.
+func (c *Client) level() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.level(time.Now(), c.cfg)
 }
 
 // advance replaces the exhausted (or retired) segment old with the
@@ -443,23 +449,22 @@ func (c *Client) refillLocked() <-chan struct{} {
 	c.refilled = make(chan struct{})
 	c.adaptLocked()
 	size := c.blockSize
-	sent := time.Now()
-	level := c.order.level(sent, c.cfg)
 	c.wg.Add(1)
-	go c.refill(size, level, sent, c.refilled)
+	go c.refill(size, c.refilled)
 	return c.refilled
 }
 
-func (c *Client) refill(size, level int64, sent time.Time, done chan struct{}) {
+func (c *Client) refill(size int64, done chan struct{}) {
 	defer c.wg.Done()
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-	b, err := c.set.Reserve(ctx, size, -1, level)
+	b, err := c.set.Reserve(ctx, size, -1, c.level)
 	cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.refilling = false
 	c.refillErr = err
 	if err == nil {
+		sent := b.Sent
 		c.order.add(sent, b.Hi, c.cfg)
 		if c.closed.Load() {
 			c.discarded.Add(b.Len())

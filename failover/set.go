@@ -222,15 +222,19 @@ func (s *Set) masterDown(m *member) string {
 	return "master " + master.Addr + ": " + st.Err
 }
 
-// Reserve reserves count IDs from one shard, none at or below level. It
+// Reserve reserves count IDs from one shard, none at or below level() (asked
+// right before each attempt is sent; nil: no level). It
 // starts at shard prefer (or round robin when prefer < 0) and moves on to
 // the next shard that can serve whenever one fails with a retryable error,
 // so the caller sees an error only when no shard can serve. Shards whose
 // breaker is open or whose master's last probe failed are skipped without a
 // call; the whole call takes at most ReserveTimeout.
-func (s *Set) Reserve(parent context.Context, count int64, prefer int, level int64) (shard.Block, error) {
+func (s *Set) Reserve(parent context.Context, count int64, prefer int, level func() int64) (shard.Block, error) {
 	ctx, cancel := context.WithTimeout(parent, s.cfg.ReserveTimeout)
 	defer cancel()
+	if level == nil {
+		level = func() int64 { return 0 }
+	}
 	n := len(s.members)
 	start := prefer
 	if start < 0 || start >= n {
@@ -265,12 +269,12 @@ func (s *Set) Reserve(parent context.Context, count int64, prefer int, level int
 	return shard.Block{}, fmt.Errorf("%w in namespace %q: %w", ErrNoHealthyShard, s.ns.Name, errors.Join(errs...))
 }
 
-func (s *Set) reserveOn(ctx context.Context, m *member, count, level int64) (shard.Block, error) {
+func (s *Set) reserveOn(ctx context.Context, m *member, count int64, level func() int64) (shard.Block, error) {
 	t0 := time.Now()
 	b, err := m.cb.Execute(func() (shard.Block, error) {
 		actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
 		defer cancel()
-		b, err := m.sh.Reserve(actx, count, level)
+		b, err := m.sh.ReserveAbove(actx, count, level)
 		if err != nil && actx.Err() != nil && ctx.Err() == nil {
 			// The attempt's deadline, not the caller's: a fault of this shard.
 			err = fmt.Errorf("%w (%v): %v", ErrShardTimeout, s.cfg.AttemptTimeout, err)
@@ -359,7 +363,7 @@ func (s *Set) onProbe(cluster.ProbeRound) {
 					defer m.trying.Store(false)
 					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 					defer cancel()
-					if _, err := s.reserveOn(ctx, m, 0, 0); err == nil {
+					if _, err := s.reserveOn(ctx, m, 0, func() int64 { return 0 }); err == nil {
 						m.downErr.Store(nil)
 						s.reg.Update(s.ns.Name, m.sh.Index, func(r *ShardStatus) {
 							r.Healthy = m.cb.State() == gobreaker.StateClosed

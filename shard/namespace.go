@@ -444,22 +444,29 @@ func scanFirst(ctx context.Context, node *redis.Client, pattern string) (string,
 	}
 }
 
-// Level is the highest sequence number of the namespace's counters that can
-// be read now: a process starts its first block above it, so that its IDs
-// follow those handed out before it started.
+// Level is the highest sequence number the namespace may have handed out, as
+// far as it can be told now: a process starts its first block above it, so
+// that its IDs follow those handed out before it started. Each counter is
+// checked with a reservation of nothing, which restores it first if its
+// history changed (a rewound counter's own value would be below IDs already
+// handed out); a shard whose counter cannot be reached counts with its
+// ceiling, which is above everything it handed out (a lease above, at most).
 func (ns *Namespace) Level(ctx context.Context) int64 {
 	var mu sync.Mutex
 	var level int64
 	var wg sync.WaitGroup
 	for _, s := range ns.Shards {
 		wg.Go(func() {
-			_, node, err := ns.r.MasterForKey(s.Key)
-			if err != nil {
-				return
-			}
-			v, err := node.HGet(ctx, s.Key, "seq").Int64()
-			if err != nil {
-				return
+			v := int64(-1)
+			if b, _, err := s.reserve(ctx, 0, func() int64 { return 0 }); err == nil {
+				v = b.Hi
+			} else {
+				reps, errs := s.onCopies(ctx, ceilingArgs{Op: ceilRead})
+				for c, r := range reps {
+					if errs[c] == nil {
+						v = max(v, r.V)
+					}
+				}
 			}
 			mu.Lock()
 			level = max(level, v)

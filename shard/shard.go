@@ -178,6 +178,7 @@ func (s *Shard) lease(count int64) int64 {
 type Block struct {
 	Shard, Shards int
 	Lo, Hi        int64
+	Sent          time.Time // when the reservation that made it was sent
 	Node          string    // master that reserved it
 	Fence         FenceKind // whether this reservation restored the counter
 	Replicas      int       // replicas that could be promoted in the master's place
@@ -214,6 +215,13 @@ type Shard struct {
 // nothing: it checks the shard (and restores a counter whose history
 // changed).
 func (s *Shard) Reserve(ctx context.Context, count, level int64) (Block, error) {
+	return s.ReserveAbove(ctx, count, func() int64 { return level })
+}
+
+// ReserveAbove is Reserve with the level asked for right before each
+// attempt is sent (a restore makes more than one), so that the level is as
+// of the reservation that counts; the block's Sent is that moment.
+func (s *Shard) ReserveAbove(ctx context.Context, count int64, level func() int64) (Block, error) {
 	o := s.ns.opt
 	before := s.highest.Load()
 	b, rep, err := s.reserve(ctx, count, level)
@@ -322,15 +330,17 @@ func ceilingFor(hi, lease, maxSeq int64) int64 {
 
 // reserve runs reserve.lua, restoring the counter first when its history
 // changed.
-func (s *Shard) reserve(ctx context.Context, count, level int64) (Block, reserveReply, error) {
-	args := s.args(count, level)
+func (s *Shard) reserve(ctx context.Context, count int64, level func() int64) (Block, reserveReply, error) {
+	args := s.args(count, 0)
 	for attempt := 0; ; attempt++ {
+		args.Level = min(max(level(), 0), s.maxSeq)
+		sent := time.Now()
 		rep, node, acked, err := s.run(ctx, args)
 		if err != nil {
 			return Block{}, rep, err
 		}
 		if !rep.NeedsFence {
-			b := Block{Shard: s.Index, Shards: s.ns.Layout.Shards, Lo: rep.Hi - count + 1, Hi: rep.Hi, Node: node,
+			b := Block{Shard: s.Index, Shards: s.ns.Layout.Shards, Lo: rep.Hi - count + 1, Hi: rep.Hi, Sent: sent, Node: node,
 				Fence: rep.Fence, Replicas: rep.Promotable, Acked: acked}
 			if count == 0 {
 				b.Lo = rep.Hi
@@ -542,7 +552,7 @@ func (s *Shard) repairCeilings(ctx context.Context) (RepairResult, error) {
 	}
 	s.repairing.Lock()
 	defer s.repairing.Unlock()
-	b, rep, err := s.reserve(ctx, 0, 0)
+	b, rep, err := s.reserve(ctx, 0, func() int64 { return 0 })
 	if err != nil {
 		return res, err
 	}
