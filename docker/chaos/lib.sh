@@ -171,6 +171,40 @@ unblock_container() {
   done < <(nsenter -t "$pid" -n iptables -w -S 2>/dev/null | grep -- "$RULE_TAG" || true)
 }
 
+# data_dir N: the host path of node N's /data (its volume: nodes.conf, dump.rdb, appendonlydir/).
+# The scripts run as root and change files there only for the faults that mean to (restart-empty,
+# restart-stale), never on a normal start.
+data_dir() {
+  local d
+  d=$(docker inspect -f '{{range .Mounts}}{{if eq .Destination "/data"}}{{.Source}}{{end}}{{end}}' "$(cname "$1")" 2>/dev/null || true)
+  [[ -n $d && -d $d ]] || die "no data dir for redis-$1: /data of $(cname "$1") is not mounted (stack down? docker/chaos/status)"
+  echo "$d"
+}
+
+# info_field N SECTION FIELD: one field of INFO SECTION on node N ("" if unreachable).
+info_field() { rcli "$1" info "$2" | sed -n "s/^$3://p"; }
+
+# bgsave N: BGSAVE on node N and wait until it finished: rdb_saves grew, rdb_bgsave_in_progress:0
+# and rdb_last_bgsave_status:ok. Then node N's dump.rdb holds its dataset of now, and a later
+# restart from that file rewinds to it. ("BGSAVE SCHEDULE": a running AOF rewrite delays it.)
+bgsave() {
+  local n=$1 before r
+  before=$(info_field "$n" persistence rdb_saves)
+  [[ $before =~ ^[0-9]+$ ]] || die "redis-$n: no rdb_saves in INFO persistence (unreachable?)"
+  r=$(rcli "$n" bgsave schedule)
+  [[ $r == *"Background saving"* ]] || die "redis-$n: BGSAVE refused: ${r:-no answer}"
+  wait_until "$WAIT_TIMEOUT" bgsave_done "$n" "$before" || die "redis-$n: BGSAVE did not finish within ${WAIT_TIMEOUT}s"
+}
+# bgsave_done N SAVES: a BGSAVE finished on node N since INFO said rdb_saves:SAVES (dies if it failed).
+bgsave_done() {
+  local out saves
+  out=$(rcli "$1" info persistence)
+  [[ $out == *rdb_bgsave_in_progress:0* ]] || return 1
+  saves=$(sed -n 's/^rdb_saves://p' <<<"$out")
+  ((${saves:-0} > $2)) || return 1
+  [[ $out == *rdb_last_bgsave_status:ok* ]] || die "redis-$1: BGSAVE failed (rdb_last_bgsave_status is not ok; docker logs $(cname "$1"))"
+}
+
 # probe_wait N: on master N, write a key of its own slots and WAIT 1 300 on the same connection;
 # prints the number of replicas that acknowledged (0 when the master is cut off from its replica).
 probe_wait() {
