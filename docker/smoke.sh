@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # smoke.sh — CI smoke test of the docker stack: build both images, bring up the Redis Cluster and
-# the two shardseq servers, run the checker for 100 s while 3 faults of different kinds are injected
-# (kill-master, partition-master, restart-empty), and require 0 duplicate IDs. The stack is always
-# torn down (down -v), also on failure or timeout; on failure the logs of the shardseq servers, the
-# checker and every container that exited non-zero are printed. Target runtime ~4 minutes; hard
-# limit 8 minutes (SMOKE_TIMEOUT seconds). Fewer than 3 injected faults fail the run.
+# the two shardseq servers, run the checker while 4 faults of different kinds are injected
+# (kill-master, restart-stale, partition-master, restart-empty: crash, rewind to an older dump
+# file, partition, data loss), both servers restarted after each fault (fresh processes serve
+# next: --fresh-servers), and require 0 duplicate IDs. The stack is always torn down (down -v),
+# also on failure or timeout; on failure the logs of the shardseq servers, the checker and every
+# container that exited non-zero are printed. Target runtime ~4-5 minutes (checker 210 s, the sum of
+# the faults' costs in chaos/run; SMOKE_DURATION overrides it); hard limit 8 minutes
+# (SMOKE_TIMEOUT seconds). A run that could not inject all 4 faults under load fails.
 #
-# usage: docker/smoke.sh [extra docker/chaos/run options, e.g. --no-build]
+# usage: docker/smoke.sh [extra docker/chaos/run options, e.g. --no-build, --persistence rdb]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 start=$(date +%s)
@@ -22,12 +25,19 @@ cleanup() {
 trap cleanup EXIT
 rc=0
 log=$(mktemp)
-timeout -s TERM "${SMOKE_TIMEOUT:-480}" "$here/chaos/run" --build --faults 3 \
-  --kinds kill-master,partition-master,restart-empty --duration "${SMOKE_DURATION:-170s}" "$@" 2>&1 | tee "$log" || rc=$?
-# The smoke scenario promises three faults of different kinds under load: a
+kinds=kill-master,restart-stale,partition-master,restart-empty
+faults=4
+args=(--build --faults "$faults" --kinds "$kinds" --fresh-servers)
+[[ -z ${SMOKE_DURATION:-} ]] || args+=(--duration "$SMOKE_DURATION")
+timeout -s TERM "${SMOKE_TIMEOUT:-480}" "$here/chaos/run" "${args[@]}" "$@" 2>&1 | tee "$log" || rc=$?
+# The smoke scenario promises four faults of different kinds under load, a rewind among them: a
 # run that had to skip one (a slow machine) does not count as a pass.
-if ((rc == 0)) && ! grep -q '3 of 3 fault(s) injected' "$log"; then
-  echo "smoke: fewer than 3 faults were injected under load; raise SMOKE_DURATION" >&2
+if ((rc == 0)) && ! grep -q "$faults of $faults fault(s) injected" "$log"; then
+  echo "smoke: fewer than $faults faults were injected under load; raise SMOKE_DURATION (e.g. SMOKE_DURATION=240s)" >&2
+  rc=1
+fi
+if ((rc == 0)) && ! grep -q '"fault":"restart-stale".*"rewound":"yes"' "$log"; then
+  echo "smoke: the restart-stale fault did not rewind (see its line above); the smoke needs one real rewind" >&2
   rc=1
 fi
 rm -f "$log"
