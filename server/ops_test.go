@@ -416,11 +416,12 @@ func testPage(t *testing.T, cl *cluster.Cluster) {
 	}
 }
 
-// aclLine is the minimal ACL of the user shardseq connects as (README
-// "Security"); every command in it was found needed by removing it.
+// aclRules are the minimal ACL of the user shardseq connects as (README
+// "Security"): each is used by shardseq (README "Compatible engines" says
+// by what), and the whole product runs as this user below.
 var aclRules = []string{"on", "~shardseq:*", "resetchannels", "-@all",
 	"+evalsha", "+script|load", "+wait", "+info", "+cluster|shards", "+cluster|myid", "+cluster|replicas", "+asking",
-	"+hmget", "+hget", "+hset", "+exists", "+sadd", "+smembers", "+scan", "+get", "+set", "+del"}
+	"+hmget", "+hset", "+exists", "+sadd", "+smembers", "+scan", "+get", "+set", "+del"}
 
 func setACLUser(t *testing.T, lc *clustertest.Cluster, user, password string, rules []string) {
 	t.Helper()
