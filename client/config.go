@@ -148,8 +148,8 @@ type Config struct {
 	FenceGap int64
 	// CeilingLease is how long a raise of a shard's ceiling should last at
 	// the rate its counter grows; it must cover a failover of a ceiling
-	// copy's master. Default 1m. A fault that rewinds a counter skips up to
-	// a lease of sequence numbers.
+	// copy's master and a replica's full resync. Default 10m. A fault that
+	// rewinds a counter skips up to a lease of sequence numbers.
 	CeilingLease time.Duration
 	// MaxID is the largest ID handed out. Default and upper bound 2^53-1.
 	MaxID int64

@@ -444,32 +444,29 @@ func scanFirst(ctx context.Context, node *redis.Client, pattern string) (string,
 	}
 }
 
-// Level is the highest sequence number the namespace may have handed out, as
-// far as it can be told now: a process starts its first block above it, so
-// that its IDs follow those handed out before it started. Each counter is
-// checked with a reservation of nothing, which restores it first if its
-// history changed (a rewound counter's own value would be below IDs already
-// handed out); a shard whose counter cannot be reached counts with its
-// ceiling, which is above everything it handed out (a lease above, at most).
+// Level is the highest sequence number the namespace's counters have
+// reached, as far as it can be told now: a process starts its first block
+// above it, so that its IDs follow those handed out before it started. Each
+// counter is checked with an acknowledged reservation of nothing, which
+// restores it first if its history changed (a rewound counter's own value
+// would be below IDs already handed out). A shard that cannot be checked (its
+// master down, or unable to get writes acknowledged) is left out: its value
+// may be one nobody could hand out (a restore written but never confirmed),
+// and starting every shard above it would take them all past their ceilings,
+// where raising needs that very master. Ordering is then only as good as the
+// other shards' levels, which the shards' levelling keeps close.
 func (ns *Namespace) Level(ctx context.Context) int64 {
 	var mu sync.Mutex
 	var level int64
 	var wg sync.WaitGroup
 	for _, s := range ns.Shards {
 		wg.Go(func() {
-			v := int64(-1)
-			if b, _, err := s.reserve(ctx, 0, func() int64 { return 0 }); err == nil {
-				v = b.Hi
-			} else {
-				reps, errs := s.onCopies(ctx, ceilingArgs{Op: ceilRead})
-				for c, r := range reps {
-					if errs[c] == nil {
-						v = max(v, r.V)
-					}
-				}
+			b, _, err := s.reserve(ctx, 0, func() int64 { return 0 })
+			if err != nil {
+				return
 			}
 			mu.Lock()
-			level = max(level, v)
+			level = max(level, b.Hi)
 			mu.Unlock()
 		})
 	}

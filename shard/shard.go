@@ -59,9 +59,12 @@ const (
 	FirstLease int64 = 1 << 24
 	// LegacyFenceGap is the jump of LegacyDefences.
 	LegacyFenceGap int64 = 1 << 32
-	// DefaultCeilingLease covers a failover of a ceiling copy's master
-	// several times over with Redis's default cluster-node-timeout of 15s.
-	DefaultCeilingLease = time.Minute
+	// DefaultCeilingLease covers a failover of a ceiling copy's master many
+	// times over with Redis's default cluster-node-timeout of 15s, and the
+	// full resync of a replica of a large dataset, during which that master
+	// cannot get writes acknowledged: the other shards keep serving from
+	// their leases meanwhile.
+	DefaultCeilingLease = 10 * time.Minute
 )
 
 // Options are the defences of a namespace. The zero value is the safe default.
