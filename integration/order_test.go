@@ -239,4 +239,3 @@ func TestOrder_TwoServersWindow(t *testing.T) {
 
 // crossServerWindow is the documented bound on inversions across servers.
 const crossServerWindow = 2 * orderWindow
-
