@@ -5,71 +5,15 @@ package integration
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/shardseq/shardseq/client"
-	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/failover"
 	"github.com/shardseq/shardseq/internal/checker"
 	"github.com/shardseq/shardseq/internal/clustertest"
 	"github.com/shardseq/shardseq/shard"
 )
-
-// stallRouter is a shard.Router whose ceiling raises wait at a gate: the
-// process that holds it stalls (a GC pause, SIGSTOP, a VM migration) between
-// its reservation and the raise of the ceiling that covers it.
-type stallRouter struct {
-	*cluster.Cluster
-	mu      sync.Mutex
-	nodes   map[string]*redis.Client
-	gate    chan struct{}
-	stalled chan struct{}
-	once    sync.Once
-}
-
-func (r *stallRouter) node(addr string) *redis.Client {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if n, ok := r.nodes[addr]; ok {
-		return n
-	}
-	n := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, ReadTimeout: 5 * time.Second})
-	n.AddHook(stallHook{r})
-	r.nodes[addr] = n
-	return n
-}
-
-func (r *stallRouter) Node(addr string) *redis.Client { return r.node(addr) }
-
-func (r *stallRouter) MasterForKey(key string) (cluster.Master, *redis.Client, error) {
-	m, _, err := r.Cluster.MasterForKey(key)
-	if err != nil {
-		return m, nil, err
-	}
-	return m, r.node(m.Addr), nil
-}
-
-type stallHook struct{ r *stallRouter }
-
-func (stallHook) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (stallHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (h stallHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			for _, a := range c.Args() {
-				if a == "raise" {
-					h.r.once.Do(func() { close(h.r.stalled) })
-					<-h.r.gate
-				}
-			}
-		}
-		return next(ctx, cmds)
-	}
-}
 
 // A process that stalls between its reservation and the raise of the
 // ceiling covering it, while the counter's master restarts empty and another
@@ -88,13 +32,10 @@ func TestStall_RaiseAcrossRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	conn := c.Dial(cluster.Config{})
-	r := &stallRouter{Cluster: conn, nodes: map[string]*redis.Client{}, gate: make(chan struct{}), stalled: make(chan struct{})}
-	t.Cleanup(func() {
-		for _, n := range r.nodes {
-			_ = n.Close()
-		}
-	})
+	// The stall is a gate in front of the raise (see gatedRouter).
+	raise := newGate(hasArg("raise"), false)
+	r := newGatedRouter(t, c, raise)
+	conn := r.Cluster
 	sns, err := shard.Open(context.Background(), r, ns, shard.Settings{}, shard.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +51,7 @@ func TestStall_RaiseAcrossRestore(t *testing.T) {
 		res <- result{b, err}
 	}()
 	select {
-	case <-r.stalled:
+	case <-raise.reached:
 	case rr := <-res:
 		t.Fatalf("reserve returned without a raise: %+v %v", rr.b, rr.err)
 	case <-time.After(10 * time.Second):
@@ -149,7 +90,7 @@ func TestStall_RaiseAcrossRestore(t *testing.T) {
 		rec.Ack(0, id)
 	}
 	state("T3 a fresh client restored the counter and took 1000 IDs")
-	close(r.gate)
+	close(raise.release)
 	rr := <-res
 	if rr.err != nil {
 		t.Logf("stalled reservation refused: %v", rr.err)
