@@ -1,12 +1,3 @@
-// Package client is the shardseq library: it hands out positive int64 IDs that
-// are never the same twice, reserved in acknowledged blocks from the shards
-// of a namespace on a Redis Cluster.
-//
-// A Client is safe for concurrent use. In segment mode (the default) Next
-// costs no I/O: IDs come from a block held in memory, and the next block is
-// reserved in the background before the current one runs out. IDs of blocks
-// still held when the process stops are never handed out by anyone: they are
-// gaps, not duplicates.
 package client
 
 import (
@@ -512,9 +503,9 @@ func (c *Client) BlockSize() int64 {
 	return c.blockSize
 }
 
-// Shards returns the health of every shard of the namespace.
+// Shards returns the health of every shard of the namespace, by index.
 // IDsIssued counts what was handed out, including the block in use.
-func (c *Client) Shards() []failover.ShardStatus {
+func (c *Client) Shards() []ShardStatus {
 	rows := c.set.Status()
 	c.mu.Lock()
 	seg := c.cur.Load()
@@ -534,14 +525,13 @@ func (c *Client) Shards() []failover.ShardStatus {
 // Healthy is the number of shards currently serving.
 func (c *Client) Healthy() int { return c.set.Healthy() }
 
-// Registry is the shard registry this client reports to.
-func (c *Client) Registry() *failover.Registry { return c.reg }
+// Registry is the shard registry this client reports to: Config.Registry,
+// or the client's own.
+func (c *Client) Registry() *Registry { return c.reg }
 
-// Cluster is the cluster connection in use.
-func (c *Client) Cluster() *cluster.Cluster { return c.cl }
-
-// Close stops background work and, when the client opened it, the cluster
-// connection. IDs still buffered are dropped: they become gaps and are never
+// Close stops background work and, when the client opened it (Config.URL
+// or Addrs, not Config.Cluster), the cluster connection with every go-redis
+// client of it. IDs still buffered are dropped: they become gaps and are never
 // handed out by anyone. Close is idempotent.
 func (c *Client) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {

@@ -8,49 +8,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/failover"
 	"github.com/shardseq/shardseq/shard"
 )
-
-// Errors returned by the client. Match them with errors.Is; they wrap the
-// lower packages' sentinels so callers need import only this one.
-var (
-	// ErrInvalidConfig is wrapped by every *ConfigError.
-	ErrInvalidConfig = errors.New("client: invalid config")
-	// ErrInvalidNamespace: the name breaks the namespace rule (1 to 64
-	// characters of A-Z a-z 0-9 _ . -); its text states the rule.
-	ErrInvalidNamespace = shard.ErrInvalidNamespace
-	// ErrShardCountMismatch: the namespace exists with another shard count.
-	ErrShardCountMismatch = shard.ErrShardCountMismatch
-	// ErrNotReplicated: a reservation was not confirmed by the replicas.
-	ErrNotReplicated = shard.ErrNotReplicated
-	// ErrNoHealthyShard: every shard failed; nothing was handed out.
-	ErrNoHealthyShard = failover.ErrNoHealthyShard
-	// ErrClosed: the client was closed.
-	ErrClosed = errors.New("client: closed")
-	// ErrNamespaceNotFound: NoCreate is set and the namespace does not exist.
-	ErrNamespaceNotFound = shard.ErrNamespaceNotFound
-	// ErrNamespaceLost: the namespace's record is gone but traces of it are
-	// left; it is not created anew, which could repeat IDs.
-	ErrNamespaceLost = shard.ErrNamespaceLost
-	// ErrCeilingLost: a shard's counter lost its history and no trusted copy
-	// of its ceiling is left; that shard refuses, the others serve.
-	ErrCeilingLost = shard.ErrCeilingLost
-)
-
-// ConfigError names the field of a Config that is out of bounds.
-type ConfigError struct {
-	Field string
-	Value any
-	Err   error
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("client: config %s=%v: %v", e.Field, e.Value, e.Err)
-}
-
-func (e *ConfigError) Unwrap() []error { return []error{ErrInvalidConfig, e.Err} }
 
 // Defences selects how much protection against repeated IDs is on. Only
 // AllDefences (the zero value) is safe; the others exist for negative-control
@@ -78,24 +40,45 @@ const (
 	DefaultOrderWindow = time.Second
 )
 
-// Config configures a Client. The zero value of every field but Addrs (or
-// Cluster) is a working default.
+// Config configures a Client. The zero value of every field but the
+// cluster's address (URL or Addrs, or Cluster) is a working default.
 type Config struct {
-	// Addrs are seed addresses of the Redis Cluster (host:port). Required
-	// unless Cluster is set.
+	// URL says where the Redis Cluster is and how to log in:
+	// redis://[user[:password]@]host[:port][?addr=host:port&addr=...], or
+	// rediss://... for TLS (certificates verified), or a
+	// host:port[,host:port...] list. Any node will do as a seed; addr
+	// parameters name more. Username, Password and TLS combine with it, each
+	// setting given in one place (a password in the URL and in Password is a
+	// *ConfigError); TLS with a rediss:// URL supplies a private CA or a
+	// client certificate. See cluster.ParseURL for every rule. Ignored when
+	// Cluster is set.
+	URL string
+	// Addrs are seed addresses of the Redis Cluster (host:port), the
+	// alternative to URL. Ignored when Cluster is set.
 	Addrs []string
-	// Username, Password and TLS authenticate to Redis (ACL user, password,
-	// TLS); ignored when Cluster is set.
+	// Username, Password and TLS authenticate to Redis (ACL user,
+	// password, TLS); ignored when Cluster is set.
 	Username, Password string
 	TLS                *tls.Config
-	// Cluster shares an open cluster connection between clients (the server
-	// opens one client per namespace). Close does not close it.
+	// NewRedisClient, when set, makes every go-redis client of the
+	// connection New opens, from the options shardseq chose: the hook for a
+	// custom Dialer, a CredentialsProvider, OnConnect, or instrumentation
+	// such as redisotel.InstrumentTracing on the new client. Return
+	// redis.NewClient(opt), changing opt only in what shardseq does not rely
+	// on (keep Addr, the timeouts, MaxRetries and DialerRetries). The
+	// clients belong to the Client: Close closes them. Ignored when Cluster
+	// is set (pass cluster.Config.NewClient to cluster.Dial instead).
+	NewRedisClient func(opt *redis.Options) *redis.Client
+	// Cluster shares an open cluster connection (cluster.Dial) between
+	// clients, e.g. one client per namespace as the server does. The caller
+	// owns it: Close does not close it, and it must outlive the clients.
 	Cluster *cluster.Cluster
-	// Registry shares a shard registry between clients; default a new one.
-	Registry *failover.Registry
+	// Registry shares a shard registry between clients (NewRegistry);
+	// default a new one per client.
+	Registry *Registry
 
-	// Namespace names the ID space. Default DefaultNamespace. 1 to 64
-	// characters of A-Z a-z 0-9 _ . - (shard.ValidNamespace).
+	// Namespace names the ID space. Default DefaultNamespace. NamespaceRule
+	// says what a name may be; ValidateNamespace checks one.
 	Namespace string
 	// Shards is N, the number of shards of the namespace. 0 (default): the N
 	// the namespace was created with, or DefaultShards for a new one. An
@@ -154,7 +137,7 @@ type Config struct {
 	// MaxID is the largest ID handed out. Default and upper bound 2^53-1.
 	MaxID int64
 	// Breaker tunes the per-shard circuit breakers.
-	Breaker failover.BreakerConfig
+	Breaker BreakerConfig
 	// ProbeInterval is how often the client's own cluster connection probes
 	// every master (ignored when Cluster is set). Default 1s.
 	ProbeInterval time.Duration
@@ -162,7 +145,7 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer, when set, learns the outcome and latency of every
 	// reservation (the server feeds Prometheus from it).
-	Observer failover.Observer
+	Observer Observer
 
 	// UnsafeDefences weakens the protection against repeated IDs. Anything
 	// but AllDefences (the default) repeats IDs after some faults; it exists
@@ -229,8 +212,8 @@ func (c Config) Validate() error {
 	}
 	c = c.withDefaults()
 	switch {
-	case len(c.Addrs) == 0 && c.Cluster == nil:
-		return bad("Addrs", c.Addrs, "at least one seed address host:port is required")
+	case len(c.Addrs) == 0 && c.URL == "" && c.Cluster == nil:
+		return bad("URL", "", "where is the Redis Cluster? Set URL (redis://host:port), Addrs (host:port seeds) or Cluster")
 	case !shard.ValidNamespace(c.Namespace):
 		return &ConfigError{Field: "Namespace", Value: c.Namespace, Err: ErrInvalidNamespace}
 	case c.Shards < 0 || c.Shards > shard.MaxShards:
@@ -262,7 +245,15 @@ func (c Config) Validate() error {
 	}
 	if c.Cluster == nil {
 		if err := c.clusterConfig().Validate(); err != nil {
-			return &ConfigError{Field: "Addrs", Value: c.Addrs, Err: err}
+			// The connection fields have the same names here but TLS.
+			ce := &ConfigError{Field: "Addrs", Value: c.Addrs, Err: err}
+			if cce := (*cluster.ConfigError)(nil); errors.As(err, &cce) {
+				ce.Field, ce.Value, ce.Err = cce.Field, cce.Value, cce.Err
+				if ce.Field == "TLSConfig" {
+					ce.Field = "TLS"
+				}
+			}
+			return ce
 		}
 	}
 	return nil
@@ -282,6 +273,6 @@ func (c Config) clusterConfig() cluster.Config {
 	if ack == 0 {
 		ack = DefaultAckTimeout
 	}
-	return cluster.Config{Addrs: c.Addrs, Username: c.Username, Password: c.Password, TLSConfig: c.TLS,
-		ReadTimeout: ack + 750*time.Millisecond, ProbeInterval: c.ProbeInterval, Logger: c.Logger}
+	return cluster.Config{URL: c.URL, Addrs: c.Addrs, Username: c.Username, Password: c.Password, TLSConfig: c.TLS,
+		NewClient: c.NewRedisClient, ReadTimeout: ack + 750*time.Millisecond, ProbeInterval: c.ProbeInterval, Logger: c.Logger}
 }

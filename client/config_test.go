@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -16,8 +18,14 @@ func TestConfigValidate(t *testing.T) {
 		field string
 		mod   func(*Config)
 	}{
-		{"Addrs", func(c *Config) { c.Addrs = nil }},
+		{"URL", func(c *Config) { c.Addrs = nil }},
 		{"Addrs", func(c *Config) { c.Addrs = []string{"no-port"} }},
+		{"URL", func(c *Config) { c.Addrs, c.URL = nil, "http://h:1" }},
+		{"URL", func(c *Config) { c.Addrs, c.URL = nil, "redis://h:1?pool_size=3" }},
+		{"Addrs", func(c *Config) { c.URL = "redis://h:1" }},
+		{"Password", func(c *Config) { c.Addrs, c.URL, c.Password = nil, "redis://u:pw@h:1", "pw" }},
+		{"Username", func(c *Config) { c.Addrs, c.URL, c.Username = nil, "redis://u@h:1", "v" }},
+		{"TLS", func(c *Config) { c.Addrs, c.URL, c.TLS = nil, "redis://h:1", &tls.Config{} }},
 		{"Namespace", func(c *Config) { c.Namespace = "bad ns" }},
 		{"Namespace", func(c *Config) { c.Namespace = "a{b}" }},
 		{"Shards", func(c *Config) { c.Shards = -1 }},
@@ -60,5 +68,25 @@ func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig("127.0.0.1:7000")
 	if c.Namespace != "default" || c.Shards != 0 || c.BlockSize != 1000 || c.Strict || c.OrderWindow != DefaultOrderWindow || c.BlockTarget != time.Second/48 {
 		t.Fatalf("unexpected defaults %+v", c)
+	}
+}
+
+func TestConfigURL(t *testing.T) {
+	for _, c := range []Config{
+		{URL: "rediss://app:pw@10.0.0.1:6379?addr=10.0.0.2:6379"},
+		{URL: "rediss://app@10.0.0.1:6379", Password: "pw", TLS: &tls.Config{MinVersion: tls.VersionTLS13}},
+		{URL: "10.0.0.1:6379,10.0.0.2:6379", Username: "app", Password: "pw"},
+	} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%+v: %v", c, err)
+		}
+		cc, err := c.clusterConfig().Resolve()
+		if err != nil || len(cc.Addrs) == 0 || cc.Username != "app" || cc.Password != "pw" {
+			t.Errorf("%+v: cluster config %+v, %v", c, cc, err)
+		}
+	}
+	err := Config{URL: "redis://u:sekrit@h:1/9"}.Validate()
+	if !errors.Is(err, ErrInvalidConfig) || strings.Contains(err.Error(), "sekrit") || !strings.Contains(err.Error(), "database 0") {
+		t.Errorf("bad URL: %v", err)
 	}
 }

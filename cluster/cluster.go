@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,8 +60,14 @@ func (e *ConfigError) Unwrap() []error { return []error{ErrInvalidConfig, e.Err}
 // Config configures Dial. Zero values mean the documented default; -1
 // disables where noted.
 type Config struct {
-	// Addrs are seed nodes (host:port); at least one is required. Any node of
-	// the cluster will do: the full topology is discovered from it.
+	// URL says where the cluster is and how to log in, as
+	// redis://user:password@host:port?addr=host:port (rediss:// for TLS) or
+	// a host:port[,host:port...] list; see ParseURL. It is an alternative
+	// to Addrs, and combines with Username, Password and TLSConfig as long
+	// as each setting is given once (see Resolve).
+	URL string
+	// Addrs are seed nodes (host:port); Addrs or URL is required. Any node
+	// of the cluster will do: the full topology is discovered from it.
 	Addrs []string
 	// Username and Password authenticate with Redis ACL (or requirepass when
 	// Username is empty).
@@ -70,6 +75,16 @@ type Config struct {
 	// TLSConfig enables TLS when non-nil; topology addresses then use each
 	// node's tls-port when it announces one.
 	TLSConfig *tls.Config
+	// NewClient, when set, makes every go-redis client the connection
+	// opens (the cluster client's node clients and the pooled per-node
+	// clients of Node) from the options shardseq chose, as go-redis's
+	// ClusterOptions.NewClient does: the place for a custom Dialer, a
+	// CredentialsProvider, OnConnect or hooks (e.g. redisotel's
+	// InstrumentTracing on the new client). It should return
+	// redis.NewClient(opt) after changing opt, if at all, only in what
+	// shardseq does not rely on: keep Addr, the timeouts, MaxRetries and
+	// DialerRetries. The clients belong to the Cluster, which closes them.
+	NewClient func(opt *redis.Options) *redis.Client
 	// DialTimeout defaults to 500ms.
 	DialTimeout time.Duration
 	// ReadTimeout defaults to 1s. Callers that send WAIT must raise it above
@@ -108,16 +123,16 @@ const (
 
 // Validate checks cfg and returns a *ConfigError naming the first bad field.
 func (c Config) Validate() error {
+	c, err := c.Resolve()
+	if err != nil {
+		return err
+	}
 	if len(c.Addrs) == 0 {
-		return &ConfigError{Field: "Addrs", Value: c.Addrs, Err: errors.New("at least one seed address is required")}
+		return &ConfigError{Field: "Addrs", Value: c.Addrs, Err: errors.New("at least one seed address (Addrs or URL) is required")}
 	}
 	for _, a := range c.Addrs {
-		host, port, err := net.SplitHostPort(a)
-		if err != nil {
-			return &ConfigError{Field: "Addrs", Value: a, Err: fmt.Errorf("want host:port: %w", err)}
-		}
-		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 || host == "" {
-			return &ConfigError{Field: "Addrs", Value: a, Err: errors.New("want host:port with a port in 1..65535")}
+		if err := checkAddr(a); err != nil {
+			return &ConfigError{Field: "Addrs", Value: a, Err: err}
 		}
 	}
 	for _, d := range []struct {
@@ -209,6 +224,7 @@ func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg, _ = cfg.Resolve() // Validate resolved it without error
 	cfg = cfg.withDefaults()
 	c := &Cluster{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*redis.Client)}
 	c.mon.subs, c.mon.seen = map[int]func(ProbeRound){}, map[string]string{}
@@ -222,6 +238,7 @@ func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
 		ReadTimeout:  cfg.ReadTimeout,
 		WriteTimeout: cfg.WriteTimeout,
 		PoolSize:     cfg.PoolSize,
+		NewClient:    cfg.NewClient,
 	})
 	t, err := c.Reload(ctx)
 	if err != nil {
@@ -354,7 +371,11 @@ func (c *Cluster) Node(addr string) *redis.Client {
 	if cl, ok := c.nodes[addr]; ok {
 		return cl
 	}
-	cl := redis.NewClient(c.nodeOptions(addr))
+	newClient := redis.NewClient
+	if c.cfg.NewClient != nil {
+		newClient = c.cfg.NewClient
+	}
+	cl := newClient(c.nodeOptions(addr))
 	if c.closed {
 		_ = cl.Close()
 		return cl
@@ -573,23 +594,22 @@ func (c *Cluster) loadFrom(ctx context.Context, addr string) ([]Master, error) {
 	if !isRedisError(err) {
 		return nil, err
 	}
-	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "cluster support disabled"):
+	case clusterDisabled(err):
 		return nil, notCluster(addr, err)
 	case redis.IsLoadingError(err):
 		return nil, fmt.Errorf("%w: %w", errNodeUnusable, err)
-	case strings.HasPrefix(msg, "ERR unknown") || strings.Contains(msg, "Unknown subcommand"):
+	case unknownCommand(err):
 		// Older than Redis 7, or SHARDS renamed: fall back to NODES.
 	default:
 		return nil, err
 	}
 	text, err := cl.ClusterNodes(ctx).Result()
 	if err != nil {
-		if isRedisError(err) && strings.Contains(err.Error(), "cluster support disabled") {
+		if clusterDisabled(err) {
 			return nil, notCluster(addr, err)
 		}
-		if isRedisError(err) && strings.HasPrefix(err.Error(), "ERR unknown") {
+		if unknownCommand(err) {
 			return nil, c.confirmNotCluster(ctx, cl, addr, err)
 		}
 		return nil, err
@@ -625,27 +645,31 @@ func isRedisError(err error) bool {
 	return errors.As(err, &re)
 }
 
+// unknownCommand reports a server that does not know the command or
+// subcommand ("ERR unknown command", "ERR unknown subcommand", and the
+// "ERR Unknown subcommand or wrong number of arguments" of Redis 6). go-redis
+// has no predicate for it.
+func unknownCommand(err error) bool {
+	return redis.HasErrorPrefix(err, "unknown ") || redis.HasErrorPrefix(err, "Unknown subcommand")
+}
+
+// clusterDisabled reports "ERR This instance has cluster support disabled",
+// a standalone server's answer to CLUSTER commands (no go-redis predicate).
+func clusterDisabled(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.Contains(re.Error(), "cluster support disabled")
+}
+
 // IsRedirect reports whether err is a MOVED or ASK redirection and returns the
 // address to retry at. Redirects are routing, not failures: callers should
 // retry at addr (sending ASKING first when ask is true) and, for MOVED,
 // schedule a LazyReload, without counting a failure.
 func IsRedirect(err error) (addr string, ask bool, ok bool) {
-	if err == nil {
-		return "", false, false
-	}
 	if a, ok := redis.IsMovedError(err); ok {
 		return a, false, true
 	}
 	if a, ok := redis.IsAskError(err); ok {
 		return a, true, true
-	}
-	var re redis.Error
-	if !errors.As(err, &re) {
-		return "", false, false
-	}
-	f := strings.Fields(re.Error())
-	if len(f) == 3 && (f[0] == "MOVED" || f[0] == "ASK") {
-		return f[2], f[0] == "ASK", true
 	}
 	return "", false, false
 }
@@ -655,21 +679,8 @@ func IsRedirect(err error) (addr string, ask bool, ok bool) {
 // cannot serve the slot right now, typically during a failover. The topology
 // should be reloaded and the shard treated as temporarily unavailable.
 func IsClusterDown(err error) bool {
-	var re redis.Error
-	if err == nil || !errors.As(err, &re) {
-		return false
-	}
-	if redis.IsClusterDownError(err) || redis.IsTryAgainError(err) || redis.IsLoadingError(err) ||
-		redis.IsReadOnlyError(err) || redis.IsMasterDownError(err) {
-		return true
-	}
-	msg := re.Error()
-	for _, p := range []string{"CLUSTERDOWN", "TRYAGAIN", "LOADING", "READONLY", "MASTERDOWN"} {
-		if strings.HasPrefix(msg, p) {
-			return true
-		}
-	}
-	return false
+	return isRedisError(err) && (redis.IsClusterDownError(err) || redis.IsTryAgainError(err) ||
+		redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsMasterDownError(err))
 }
 
 func formatRanges(rs [][2]int) string {

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -126,10 +128,10 @@ func TestIsRedirect(t *testing.T) {
 	}{
 		{nil, "", false, false},
 		{errors.New("MOVED 3999 127.0.0.1:6381"), "127.0.0.1:6381", false, true}, // go-redis parses text too
-		{redisErr("MOVED 3999 127.0.0.1:6381"), "127.0.0.1:6381", false, true},
-		{redisErr("ASK 3999 127.0.0.1:6382"), "127.0.0.1:6382", true, true},
-		{fmt.Errorf("wrapped: %w", redisErr("MOVED 1 10.0.0.1:7000")), "10.0.0.1:7000", false, true},
-		{redisErr("ERR wrong number of arguments"), "", false, false},
+		{replyErr(t, "MOVED 3999 127.0.0.1:6381"), "127.0.0.1:6381", false, true},
+		{replyErr(t, "ASK 3999 127.0.0.1:6382"), "127.0.0.1:6382", true, true},
+		{fmt.Errorf("wrapped: %w", replyErr(t, "MOVED 1 10.0.0.1:7000")), "10.0.0.1:7000", false, true},
+		{replyErr(t, "ERR wrong number of arguments"), "", false, false},
 		{redis.Nil, "", false, false},
 	} {
 		addr, ask, ok := IsRedirect(tt.err)
@@ -147,23 +149,71 @@ func TestIsClusterDown(t *testing.T) {
 		"READONLY You can't write against a read only replica.",
 		"MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
 	} {
-		if !IsClusterDown(redisErr(msg)) {
+		err := replyErr(t, msg)
+		if !IsClusterDown(err) {
 			t.Errorf("IsClusterDown(%q) = false", msg)
 		}
-		if !IsClusterDown(fmt.Errorf("x: %w", redisErr(msg))) {
+		if !IsClusterDown(fmt.Errorf("x: %w", err)) {
 			t.Errorf("IsClusterDown(wrapped %q) = false", msg)
 		}
 	}
-	for _, err := range []error{nil, errors.New("CLUSTERDOWN"), redisErr("MOVED 1 h:1"), redisErr("ERR x"), redis.Nil} {
+	for _, err := range []error{nil, errors.New("CLUSTERDOWN The cluster is down"), replyErr(t, "MOVED 1 h:1"), replyErr(t, "ERR x"), redis.Nil} {
 		if IsClusterDown(err) {
 			t.Errorf("IsClusterDown(%v) = true", err)
 		}
 	}
 }
 
-// redisErr stands for a server error reply: go-redis exposes no constructor,
-// but any type implementing redis.Error is treated as one.
-type redisErr string
+func TestServerErrorPredicates(t *testing.T) {
+	for _, tt := range []struct {
+		msg              string
+		unknown, noClstr bool
+	}{
+		{"ERR unknown command 'CLUSTER', with args beginning with: 'SHARDS'", true, false},
+		{"ERR unknown subcommand 'SHARDS'. Try CLUSTER HELP.", true, false},
+		{"ERR Unknown subcommand or wrong number of arguments for 'SHARDS'. Try CLUSTER HELP.", true, false},
+		{"ERR This instance has cluster support disabled", false, true},
+		{"ERR wrong number of arguments", false, false},
+	} {
+		err := fmt.Errorf("wrapped: %w", replyErr(t, tt.msg))
+		if got := unknownCommand(err); got != tt.unknown {
+			t.Errorf("unknownCommand(%q) = %v", tt.msg, got)
+		}
+		if got := clusterDisabled(err); got != tt.noClstr {
+			t.Errorf("clusterDisabled(%q) = %v", tt.msg, got)
+		}
+	}
+	if unknownCommand(errors.New("ERR unknown command")) || clusterDisabled(errors.New("cluster support disabled")) {
+		t.Error("an error that is not a server reply was taken for one")
+	}
+}
 
-func (e redisErr) Error() string { return string(e) }
-func (redisErr) RedisError()     {}
+// replyErr returns the error go-redis makes of a server's error reply msg:
+// a client whose connection is a pipe to a fake server that answers every
+// command with -msg.
+func replyErr(t *testing.T, msg string) error {
+	t.Helper()
+	srv, conn := net.Pipe()
+	go func() {
+		defer srv.Close()
+		buf := make([]byte, 4096)
+		for {
+			if _, err := srv.Read(buf); err != nil {
+				return
+			}
+			if _, err := srv.Write([]byte("-" + msg + "\r\n")); err != nil {
+				return
+			}
+		}
+	}()
+	rc := redis.NewClient(&redis.Options{Addr: "fake:1", Protocol: 2, DisableIdentity: true, MaxRetries: -1, PoolSize: 1,
+		Dialer: func(context.Context, string, string) (net.Conn, error) { return conn, nil }})
+	defer rc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := rc.Get(ctx, "k").Err()
+	if err == nil || err.Error() != msg {
+		t.Fatalf("fake server: got %v, want the reply %q", err, msg)
+	}
+	return err
+}

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,6 +133,37 @@ func TestLive(t *testing.T) {
 		}
 		if g := c.Topology().Generation; g != 1 {
 			t.Fatalf("unchanged topology bumped generation to %d", g)
+		}
+	})
+
+	// A URL with addr parameters names the seeds, and NewClient makes every
+	// go-redis client: the cluster client's node clients and Node's, so a
+	// hook added there sees every command.
+	t.Run("URLAndNewClient", func(t *testing.T) {
+		var made, seen atomic.Int64
+		hook := countHook{&seen}
+		c2, err := cluster.Dial(ctx, cluster.Config{URL: "redis://" + addrs[0] + "?addr=" + addrs[1], RefreshInterval: -1, ProbeInterval: -1,
+			Logger: quietLogger(), NewClient: func(opt *redis.Options) *redis.Client {
+				made.Add(1)
+				rc := redis.NewClient(opt)
+				rc.AddHook(hook)
+				return rc
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c2.Close()
+		if !cluster.EqualContent(c2.Topology(), top) {
+			t.Fatalf("topology through the URL: %+v", c2.Topology().Masters)
+		}
+		if err := c2.ClusterClient().Set(ctx, "url-test", "1", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c2.Node(addrs[2]).Ping(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if made.Load() < 2 || seen.Load() < 3 { // CLUSTER SHARDS, SET, PING at least
+			t.Fatalf("NewClient made %d clients whose hooks saw %d commands", made.Load(), seen.Load())
 		}
 	})
 
@@ -261,5 +293,24 @@ func TestDialErrors(t *testing.T) {
 	}
 	if _, err := cluster.Dial(ctx, cluster.Config{}); !errors.Is(err, cluster.ErrInvalidConfig) {
 		t.Fatalf("Dial(empty config) = %v", err)
+	}
+}
+
+// countHook counts the commands sent through the clients it is added to.
+type countHook struct{ n *atomic.Int64 }
+
+func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
 	}
 }

@@ -57,7 +57,7 @@ func TestFailover_KillMaster(t *testing.T) {
 	// rate. A namespace younger than that rides on its first lease (shard.FirstLease),
 	// which a load this fast uses up within a failover (the shards then
 	// step aside until the master is back; nothing repeats).
-	rdb := probe.Cluster().ClusterClient()
+	rdb := rawRedis(t, c)
 	clustertest.Eventually(t, 30*time.Second, func() error {
 		for _, st := range probe.Shards() {
 			m, err := rdb.HGet(context.Background(), st.Key, "mirrored").Int64()

@@ -71,7 +71,7 @@ func TestFence_JumpsAfterPromotion(t *testing.T) {
 	t.Logf("promotion skipped %d sequence numbers", firstSeq-lastSeq-1)
 	// Whoever reached the promoted master first (a client, or the repairs
 	// that follow the master probes) restored the counter: its epoch moved.
-	epoch, err := before.Cluster().ClusterClient().HGet(context.Background(), victim.Key, "epoch").Int64()
+	epoch, err := rawRedis(t, c).HGet(context.Background(), victim.Key, "epoch").Int64()
 	if err != nil || epoch < 2 {
 		t.Fatalf("the counter's epoch is %d (%v); a restore must give it a new one", epoch, err)
 	}
@@ -93,7 +93,7 @@ func TestRestartEmpty_RestoresFromCeiling(t *testing.T) {
 	m := c.MasterOf(key)
 	c.RestartEmpty(m)
 	c.WaitHealthy(60 * time.Second)
-	rdb := cl.Cluster().ClusterClient()
+	rdb := rawRedis(t, c)
 	fresh := newClient(t, c, client.Config{Namespace: "wiped", Shards: n, Strict: true})
 	var got int64
 	clustertest.Eventually(t, 30*time.Second, func() error {
@@ -179,7 +179,7 @@ func TestCounterRegression_Refused(t *testing.T) {
 		}
 	}
 	key := cl.Shards()[0].Key
-	if err := cl.Cluster().ClusterClient().HSet(context.Background(), key, "seq", 3).Err(); err != nil {
+	if err := rawRedis(t, c).HSet(context.Background(), key, "seq", 3).Err(); err != nil {
 		t.Fatal(err)
 	}
 	_, err := cl.Next(context.Background())

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shardseq/shardseq/internal/clustertest"
 	"github.com/shardseq/shardseq/internal/localcluster"
 )
@@ -53,4 +55,12 @@ func callUntil(stop <-chan struct{}, f func()) {
 			f()
 		}
 	}
+}
+
+// rawRedis returns a go-redis client of c's cluster, to read and change
+// shardseq's keys behind its back; it is closed when the test ends.
+func rawRedis(t testing.TB, c *clustertest.Cluster) *redis.ClusterClient {
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
 }

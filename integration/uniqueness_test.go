@@ -71,7 +71,7 @@ func TestUniqueness_ConcurrentClients(t *testing.T) {
 
 	// Every sequence number must be at or below its shard's counter.
 	cl := newClient(t, c, client.Config{Namespace: "orders", Shards: shards})
-	rdb := cl.Cluster().ClusterClient()
+	rdb := rawRedis(t, c)
 	counters := map[int]int64{}
 	for _, st := range cl.Shards() {
 		v, err := rdb.HGet(context.Background(), st.Key, "seq").Int64()

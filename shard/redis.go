@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -142,9 +141,7 @@ func isRedisError(err error) bool {
 	return errors.As(err, &re)
 }
 
-func isNoScript(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
-}
+func isNoScript(err error) bool { return redis.HasErrorPrefix(err, "NOSCRIPT") }
 
 // acked runs a script with WAIT and checks the acknowledgement.
 func (ns *Namespace) acked(ctx context.Context, script *redis.Script, key string, waitMillis int64, args []any) (ackedReply, error) {

@@ -23,15 +23,16 @@ type BenchCommand struct {
 }
 
 type benchArgs struct {
-	cfg  bench.Config
-	json bool
+	cfg     bench.Config
+	rf      redisFlags
+	json    bool
+	warning string // of the Redis flags
 }
 
-// flagSet defines the command's flags on a, with the raw --redis and
-// --modes strings.
-func (a *benchArgs) flagSet(redisS, modes *string) *flag.FlagSet {
+// flagSet defines the command's flags on a, with the raw --modes string.
+func (a *benchArgs) flagSet(modes *string) *flag.FlagSet {
 	fs := newFlagSet("bench")
-	fs.StringVar(redisS, "redis", "", "Redis Cluster seed addresses, host:port[,host:port...] (env SHARDSEQ_REDIS)")
+	a.rf.register(fs)
 	fs.BoolVar(&a.cfg.Launch, "launch", false, "launch a local 3-master, 3-replica cluster for the run (needs redis-server)")
 	fs.IntVar(&a.cfg.Port, "port", 7550, "first data port of the launched cluster (6 nodes; bus ports +10000)")
 	fs.StringVar(&a.cfg.Dir, "dir", "", "directory of the launched cluster (default: a temporary one, removed)")
@@ -48,10 +49,10 @@ func (a *benchArgs) flagSet(redisS, modes *string) *flag.FlagSet {
 
 func (c *BenchCommand) parse(args []string) (benchArgs, error) {
 	var (
-		a             benchArgs
-		redisS, modes string
+		a     benchArgs
+		modes string
 	)
-	fs := a.flagSet(&redisS, &modes)
+	fs := a.flagSet(&modes)
 	pos, err := parseFlags(fs, args, c.Usage)
 	if err != nil {
 		return a, err
@@ -59,16 +60,24 @@ func (c *BenchCommand) parse(args []string) (benchArgs, error) {
 	if len(pos) > 0 {
 		return a, usageErrorf("unexpected argument %q", pos[0])
 	}
-	if _, err := applyEnv(fs, c.Main.Getenv, map[string]string{"redis": "SHARDSEQ_REDIS"}); err != nil {
+	fromEnv, err := applyEnv(fs, c.Main.Getenv, redisEnv)
+	if err != nil {
 		return a, err
 	}
-	if redisS != "" && !a.cfg.Launch {
-		if a.cfg.Redis, err = parseAddrs(redisS); err != nil {
-			return a, usageErrorf("--redis: %v", err)
+	switch {
+	case a.cfg.Launch:
+		// The SHARDSEQ_REDIS* variables are ignored: the cluster is ours.
+		if f := a.rf.onCommandLine(fs, fromEnv); f != "" {
+			return a, usageErrorf("%s and --launch exclude each other: --launch starts a local cluster, without ACL or TLS", f)
 		}
-	}
-	if !a.cfg.Launch && len(a.cfg.Redis) == 0 {
-		return a, usageErrorf("give --redis host:port (or SHARDSEQ_REDIS), or --launch to start a local cluster")
+	case a.rf.redis == "":
+		return a, usageErrorf("give --redis URL|host:port (or SHARDSEQ_REDIS), or --launch to start a local cluster")
+	default:
+		rc, err := a.rf.load(fromEnv)
+		if err != nil {
+			return a, err
+		}
+		a.cfg.Redis, a.warning = rc.Config, rc.warning
 	}
 	if a.cfg.Fault != "" && a.cfg.Fault != "kill-master" {
 		return a, usageErrorf("--fault %q: the only fault is kill-master", a.cfg.Fault)
@@ -102,6 +111,9 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if a.warning != "" {
+		fmt.Fprintln(c.Main.Stderr, "bench: warning: "+a.warning)
+	}
 	log := slog.New(slog.NewTextHandler(c.Main.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	redis.SetLogger(benchRedisLogger{})
 	a.cfg.Logger = log
@@ -125,7 +137,7 @@ func (benchRedisLogger) Printf(context.Context, string, ...any) {}
 
 // Usage prints the command's help.
 func (c *BenchCommand) Usage() {
-	fmt.Fprint(c.Main.Stdout, `Usage: shardseq bench [--redis host:port,... | --launch [--port 7550]] [flags]
+	fmt.Fprint(c.Main.Stdout, `Usage: shardseq bench [--redis URL|host:port,... | --launch [--port 7550]] [flags]
 
 Runs, one after the other on this machine, for --duration each:
   redis-incr          raw go-redis INCR per ID (the naive generator)
@@ -147,15 +159,16 @@ is started again, and prints latency and errors before, during and after.
 Flags:
 `)
 	var (
-		a    benchArgs
-		r, m string
+		a benchArgs
+		m string
 	)
-	fs := a.flagSet(&r, &m)
+	fs := a.flagSet(&m)
 	fs.SetOutput(c.Main.Stdout)
 	fs.PrintDefaults()
 	fmt.Fprintln(c.Main.Stdout, `
 Examples:
   shardseq bench --launch --json > docs/bench/main.json
   shardseq bench --redis 127.0.0.1:7000 --http http://127.0.0.1:8080 --modes shardseq-http-1,shardseq-http-1000
+  SHARDSEQ_REDIS=rediss://bench:PASSWORD@redis-0:6379 shardseq bench --redis-ca-file ca.pem --modes shardseq-segment
   shardseq bench --launch --fault kill-master --duration 20s --json > docs/bench/fault.json`)
 }

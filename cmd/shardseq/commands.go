@@ -7,14 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
+	"maps"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/shardseq/shardseq/client"
-	"github.com/shardseq/shardseq/shard"
 )
 
 // Command is one subcommand: its own file, its own FlagSet.
@@ -185,11 +182,16 @@ func parseFlags(fs *flag.FlagSet, args []string, usage func()) ([]string, error)
 
 // applyEnv sets every flag of fs not given on the command line from its
 // environment variable, when that is set, and returns the flags so set (flag
-// name -> variable), for error messages. A bad value is an error naming the
-// variable. Flags win over the environment.
-func applyEnv(fs *flag.FlagSet, getenv func(string) string, env map[string]string) (fromEnv map[string]string, err error) {
+// name -> variable), for error messages. envs are merged (a command's own
+// and redisEnv). A bad value is an error naming the variable. Flags win over
+// the environment.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string, envs ...map[string]string) (fromEnv map[string]string, err error) {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	env := map[string]string{}
+	for _, e := range envs {
+		maps.Copy(env, e)
+	}
 	names := make([]string, 0, len(env))
 	for name := range env {
 		names = append(names, name)
@@ -220,60 +222,22 @@ func source(fromEnv map[string]string, name string) string {
 	return "--" + name
 }
 
-// parseAddrs splits a comma-separated list of host:port addresses.
-func parseAddrs(s string) ([]string, error) {
-	var out []string
-	for a := range strings.SplitSeq(s, ",") {
-		a = strings.TrimSpace(a)
-		if a == "" {
-			continue
-		}
-		host, port, err := net.SplitHostPort(a)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not host:port", a)
-		}
-		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 || host == "" {
-			return nil, fmt.Errorf("%q is not host:port with a port from 1 to 65535", a)
-		}
-		out = append(out, a)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no address given")
-	}
-	return out, nil
+// registerShards defines --shards, N of the namespace (env SHARDSEQ_SHARDS
+// in shardsEnv); check it with checkShards after applyEnv.
+func registerShards(fs *flag.FlagSet, n *int) {
+	fs.IntVar(n, "shards", client.DefaultShards, "shards per namespace, N (env SHARDSEQ_SHARDS); must match the namespace's N in Redis")
 }
 
-// redisFlags is what every command that talks to Redis accepts.
-type redisFlags struct {
-	redis  string
-	shards int
-}
+var shardsEnv = map[string]string{"shards": "SHARDSEQ_SHARDS"}
 
-func (r *redisFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&r.redis, "redis", "", "Redis Cluster seed addresses, host:port[,host:port...] (env SHARDSEQ_REDIS)")
-	fs.IntVar(&r.shards, "shards", client.DefaultShards, "shards per namespace, N (env SHARDSEQ_SHARDS); must match the namespace's N in Redis")
-}
-
-var redisEnv = map[string]string{"redis": "SHARDSEQ_REDIS", "shards": "SHARDSEQ_SHARDS"}
-
-// validate checks the values after applyEnv and returns the seed addresses.
-func (r *redisFlags) validate(fromEnv map[string]string) ([]string, error) {
-	if err := checkShards(fromEnv, r.shards); err != nil {
-		return nil, err
-	}
-	if r.redis == "" {
-		return nil, usageErrorf("--redis is required (or set SHARDSEQ_REDIS), e.g. --redis 127.0.0.1:7000; 'shardseq cluster up' starts a local cluster and prints its addresses")
-	}
-	addrs, err := parseAddrs(r.redis)
-	if err != nil {
-		return nil, usageErrorf("%s: %v", source(fromEnv, "redis"), err)
-	}
-	return addrs, nil
+// requireRedis is the error of a command run without --redis.
+func requireRedis() error {
+	return usageErrorf("--redis is required (or set SHARDSEQ_REDIS), e.g. --redis 127.0.0.1:7000 or --redis rediss://user@host:6379; 'shardseq cluster up' starts a local cluster and prints its addresses")
 }
 
 func checkShards(fromEnv map[string]string, n int) error {
-	if n < 1 || n > shard.MaxShards {
-		return usageErrorf("%s=%d: the shard count must be from 1 to %d", source(fromEnv, "shards"), n, shard.MaxShards)
+	if n < 1 || n > client.MaxShards {
+		return usageErrorf("%s=%d: the shard count must be from 1 to %d", source(fromEnv, "shards"), n, client.MaxShards)
 	}
 	return nil
 }

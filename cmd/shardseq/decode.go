@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/shardseq/shardseq/client"
-	"github.com/shardseq/shardseq/shard"
 )
 
 // DecodeCommand prints which shard issued an ID and its sequence number.
@@ -36,7 +35,7 @@ func (c *DecodeCommand) Run(ctx context.Context, args []string) error {
 	if err != nil || id <= 0 {
 		return usageErrorf("%q is not an ID (a positive 64-bit integer)", pos[0])
 	}
-	i, seq := shard.Decode(id, *shards)
+	i, seq := client.Decode(id, *shards)
 	fmt.Fprintf(c.Main.Stdout, "id %d: shard %d of %d, sequence %d\n", id, i, *shards, seq)
 	return nil
 }

@@ -87,14 +87,14 @@ func TestFlagsWinOverEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(cfg.addrs, ",") != "a:1,b:2" || cfg.shards != 6 || cfg.listen != ":9999" {
+	if strings.Join(cfg.redis.Addrs, ",") != "a:1,b:2" || cfg.shards != 6 || cfg.listen != ":9999" {
 		t.Fatalf("got %+v, want flags for redis and shards, env for listen", cfg)
 	}
 	cfg, err = (&ServeCommand{Main: &Main{Getenv: func(string) string { return "" }}}).parse([]string{"--redis", " a:1 , b:2 ,"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(cfg.addrs, ",") != "a:1,b:2" || cfg.shards != 12 || cfg.listen != ":8080" || cfg.logFormat != "text" {
+	if strings.Join(cfg.redis.Addrs, ",") != "a:1,b:2" || cfg.shards != 12 || cfg.listen != ":8080" || cfg.logFormat != "text" {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -11,8 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardseq/shardseq/client"
-	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/shard"
 )
 
 // NextCommand prints new IDs, one per line, using the library directly.
@@ -21,7 +18,7 @@ type NextCommand struct {
 }
 
 type nextConfig struct {
-	addrs     []string
+	redis     redisConn
 	namespace string
 	count     int
 	shards    int
@@ -34,6 +31,7 @@ func (c *NextCommand) parse(args []string) (nextConfig, error) {
 		fs  = newFlagSet("next")
 	)
 	rf.register(fs)
+	registerShards(fs, &cfg.shards)
 	fs.StringVar(&cfg.namespace, "namespace", client.DefaultNamespace, "namespace")
 	fs.IntVar(&cfg.count, "count", 1, "number of IDs")
 	pos, err := parseFlags(fs, args, c.Usage)
@@ -43,16 +41,21 @@ func (c *NextCommand) parse(args []string) (nextConfig, error) {
 	if len(pos) > 0 {
 		return cfg, usageErrorf("unexpected argument %q", pos[0])
 	}
-	fromEnv, err := applyEnv(fs, c.Main.Getenv, redisEnv)
+	fromEnv, err := applyEnv(fs, c.Main.Getenv, redisEnv, shardsEnv)
 	if err != nil {
 		return cfg, err
 	}
-	if cfg.addrs, err = rf.validate(fromEnv); err != nil {
+	if err := checkShards(fromEnv, cfg.shards); err != nil {
 		return cfg, err
 	}
-	cfg.shards = rf.shards
-	if !shard.ValidNamespace(cfg.namespace) {
-		return cfg, usageErrorf("--namespace %q: want %s", cfg.namespace, shard.NamespaceRule)
+	if rf.redis == "" {
+		return cfg, requireRedis()
+	}
+	if cfg.redis, err = rf.load(fromEnv); err != nil {
+		return cfg, err
+	}
+	if client.ValidateNamespace(cfg.namespace) != nil {
+		return cfg, usageErrorf("--namespace %q: want %s", cfg.namespace, client.NamespaceRule)
 	}
 	if cfg.count < 1 || cfg.count > client.MaxBatch {
 		return cfg, usageErrorf("--count %d: want 1 to %d", cfg.count, client.MaxBatch)
@@ -69,14 +72,16 @@ func (c *NextCommand) Run(ctx context.Context, args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(c.Main.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	redis.SetLogger(redisLogger{log})
-	cl, err := client.New(ctx, client.Config{
-		Addrs: cfg.addrs, Namespace: cfg.namespace, Shards: cfg.shards,
-		Strict: true, Logger: log,
-	})
-	switch {
-	case errors.Is(err, cluster.ErrUnreachable):
-		return fmt.Errorf("next: Redis unreachable at %v: %w", cfg.addrs, err)
-	case err != nil:
+	if cfg.redis.warning != "" {
+		log.Warn(cfg.redis.warning)
+	}
+	cl, err := client.New(ctx, cfg.redis.clientConfig(client.Config{
+		Namespace: cfg.namespace, Shards: cfg.shards, Strict: true, Logger: log,
+	}))
+	if err != nil {
+		if derr := dialError("next", cfg.redis.Addrs, err); derr != nil {
+			return derr
+		}
 		return fmt.Errorf("next: %w", err)
 	}
 	defer cl.Close()
@@ -96,15 +101,15 @@ func (c *NextCommand) Run(ctx context.Context, args []string) error {
 
 // Usage prints the help of next.
 func (c *NextCommand) Usage() {
-	fmt.Fprintf(c.Main.Stdout, `Usage: shardseq next --redis host:port[,...] [--namespace ns] [--count K] [--shards N]
+	fmt.Fprintf(c.Main.Stdout, `Usage: shardseq next --redis URL|host:port[,...] [--namespace ns] [--count K] [--shards N]
 
 Prints K new IDs of namespace ns, one per line. It reserves exactly K IDs
 (one acknowledged reservation), so nothing is wasted.
 
 Flags:
-  --redis ADDRS     Redis Cluster seeds, comma-separated (env SHARDSEQ_REDIS; required)
   --namespace NS    namespace (default %q)
   --count K         number of IDs (default 1)
   --shards N        shards of the namespace (env SHARDSEQ_SHARDS; default %d)
-`, client.DefaultNamespace, client.DefaultShards)
+
+%s`, client.DefaultNamespace, client.DefaultShards, redisUsage)
 }

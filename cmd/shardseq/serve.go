@@ -3,16 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -32,10 +28,9 @@ type ServeCommand struct {
 
 // serveConfig is the parsed command line of serve.
 type serveConfig struct {
-	addrs           []string
-	redis           redisSecurity // ACL user, password, TLS to Redis
-	tokens          []string      // bearer tokens; none: no authentication
-	tokenWarning    string        // the token file is readable by others
+	redis           redisConn // the cluster's seeds, ACL user, password, TLS
+	tokens          []string  // bearer tokens; none: no authentication
+	tokenWarning    string    // the token file is readable by others
 	authMetrics     bool
 	authUI          bool
 	tls             *tls.Config // HTTPS; nil: plain HTTP
@@ -48,14 +43,13 @@ type serveConfig struct {
 	drainDelay      time.Duration
 }
 
+// serveEnv maps serve's own flags to their environment variables (the
+// Redis flags' are redisEnv, --shards' shardsEnv).
 var serveEnv = map[string]string{
-	"redis": "SHARDSEQ_REDIS", "shards": "SHARDSEQ_SHARDS", "listen": "SHARDSEQ_LISTEN",
+	"listen":         "SHARDSEQ_LISTEN",
 	"max-namespaces": "SHARDSEQ_MAX_NAMESPACES", "log-format": "SHARDSEQ_LOG_FORMAT", "log-level": "SHARDSEQ_LOG_LEVEL",
 	"token-file": "SHARDSEQ_TOKEN_FILE", "auth-metrics": "SHARDSEQ_AUTH_METRICS", "auth-ui": "SHARDSEQ_AUTH_UI",
 	"tls-cert": "SHARDSEQ_TLS_CERT", "tls-key": "SHARDSEQ_TLS_KEY",
-	"redis-user": "SHARDSEQ_REDIS_USER", "redis-password-file": "SHARDSEQ_REDIS_PASSWORD_FILE",
-	"redis-tls": "SHARDSEQ_REDIS_TLS", "redis-ca-file": "SHARDSEQ_REDIS_CA_FILE",
-	"redis-cert-file": "SHARDSEQ_REDIS_CERT_FILE", "redis-key-file": "SHARDSEQ_REDIS_KEY_FILE",
 }
 
 func (c *ServeCommand) parse(args []string) (serveConfig, error) {
@@ -63,12 +57,11 @@ func (c *ServeCommand) parse(args []string) (serveConfig, error) {
 		cfg                        serveConfig
 		rf                         redisFlags
 		logLevel                   string
-		rs                         redisSecurityFlags
 		tokenFile, tlsCert, tlsKey string
 		fs                         = newFlagSet("serve")
 	)
 	rf.register(fs)
-	rs.register(fs)
+	registerShards(fs, &cfg.shards)
 	fs.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one per line: enables authentication on /v1/* (env SHARDSEQ_TOKEN_FILE)")
 	fs.BoolVar(&cfg.authMetrics, "auth-metrics", false, "require a token on /metrics too (env SHARDSEQ_AUTH_METRICS)")
 	fs.BoolVar(&cfg.authUI, "auth-ui", false, "require a token on the health page / too (env SHARDSEQ_AUTH_UI)")
@@ -87,14 +80,19 @@ func (c *ServeCommand) parse(args []string) (serveConfig, error) {
 	if len(pos) > 0 {
 		return cfg, usageErrorf("unexpected argument %q", pos[0])
 	}
-	fromEnv, err := applyEnv(fs, c.Main.Getenv, serveEnv)
+	fromEnv, err := applyEnv(fs, c.Main.Getenv, serveEnv, redisEnv, shardsEnv)
 	if err != nil {
 		return cfg, err
 	}
-	if cfg.addrs, err = rf.validate(fromEnv); err != nil {
+	if err := checkShards(fromEnv, cfg.shards); err != nil {
 		return cfg, err
 	}
-	cfg.shards = rf.shards
+	if rf.redis == "" {
+		return cfg, requireRedis()
+	}
+	if cfg.redis, err = rf.load(fromEnv); err != nil {
+		return cfg, err
+	}
 	if _, port, err := net.SplitHostPort(cfg.listen); err != nil {
 		return cfg, usageErrorf("%s=%q: want [host]:port, e.g. :8080", source(fromEnv, "listen"), cfg.listen)
 	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
@@ -112,9 +110,6 @@ func (c *ServeCommand) parse(args []string) (serveConfig, error) {
 	if cfg.shutdownTimeout <= 0 || cfg.drainDelay < 0 {
 		return cfg, usageErrorf("--shutdown-timeout must be positive and --drain-delay not negative")
 	}
-	if cfg.redis, err = rs.load(fromEnv); err != nil {
-		return cfg, err
-	}
 	if tokenFile != "" {
 		if cfg.tokens, cfg.tokenWarning, err = server.LoadTokenFile(tokenFile); err != nil {
 			return cfg, usageErrorf("%s: %v", source(fromEnv, "token-file"), err)
@@ -131,72 +126,6 @@ func (c *ServeCommand) parse(args []string) (serveConfig, error) {
 		return cfg, usageErrorf("--tls-cert and --tls-key go together")
 	}
 	return cfg, nil
-}
-
-// redisSecurityFlags are the flags that authenticate to Redis and encrypt
-// the connection: an ACL user and its password (read from a file, never
-// given on the command line where ps shows it), and TLS. There is no flag
-// to skip certificate verification.
-type redisSecurityFlags struct {
-	user, passwordFile        string
-	useTLS                    bool
-	caFile, certFile, keyFile string
-}
-
-// redisSecurity is what cluster.Config needs of them.
-type redisSecurity struct {
-	user, password string
-	tls            *tls.Config
-}
-
-func (r *redisSecurityFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&r.user, "redis-user", "", "Redis ACL user (env SHARDSEQ_REDIS_USER; default: the default user)")
-	fs.StringVar(&r.passwordFile, "redis-password-file", "", "file holding the Redis password (env SHARDSEQ_REDIS_PASSWORD_FILE)")
-	fs.BoolVar(&r.useTLS, "redis-tls", false, "connect to Redis with TLS, verifying its certificate (env SHARDSEQ_REDIS_TLS)")
-	fs.StringVar(&r.caFile, "redis-ca-file", "", "CA certificates (PEM) that sign the Redis nodes' certificates; implies --redis-tls (env SHARDSEQ_REDIS_CA_FILE; default: the system's)")
-	fs.StringVar(&r.certFile, "redis-cert-file", "", "client certificate (PEM) for Redis nodes with tls-auth-clients; implies --redis-tls (env SHARDSEQ_REDIS_CERT_FILE)")
-	fs.StringVar(&r.keyFile, "redis-key-file", "", "private key of --redis-cert-file (env SHARDSEQ_REDIS_KEY_FILE)")
-}
-
-// load reads the files named by the flags.
-func (r *redisSecurityFlags) load(fromEnv map[string]string) (redisSecurity, error) {
-	var out redisSecurity
-	out.user = r.user
-	if r.passwordFile != "" {
-		pw, err := server.ReadSecretFile(r.passwordFile)
-		if err != nil {
-			return out, usageErrorf("%s: %v", source(fromEnv, "redis-password-file"), err)
-		}
-		out.password = pw
-	} else if r.user != "" {
-		return out, usageErrorf("%s needs --redis-password-file (or SHARDSEQ_REDIS_PASSWORD_FILE)", source(fromEnv, "redis-user"))
-	}
-	if !r.useTLS && r.caFile == "" && r.certFile == "" && r.keyFile == "" {
-		return out, nil
-	}
-	out.tls = &tls.Config{MinVersion: tls.VersionTLS12}
-	if r.caFile != "" {
-		pem, err := os.ReadFile(r.caFile)
-		if err != nil {
-			return out, usageErrorf("%s: %v", source(fromEnv, "redis-ca-file"), err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return out, usageErrorf("%s=%s: no PEM certificate in it", source(fromEnv, "redis-ca-file"), r.caFile)
-		}
-		out.tls.RootCAs = pool
-	}
-	switch {
-	case r.certFile != "" && r.keyFile != "":
-		cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
-		if err != nil {
-			return out, usageErrorf("--redis-cert-file/--redis-key-file: %v", err)
-		}
-		out.tls.Certificates = []tls.Certificate{cert}
-	case r.certFile != "" || r.keyFile != "":
-		return out, usageErrorf("--redis-cert-file and --redis-key-file go together")
-	}
-	return out, nil
 }
 
 func (cfg serveConfig) logger(c *ServeCommand) *slog.Logger {
@@ -218,19 +147,19 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	slog.SetDefault(log)
 	redis.SetLogger(redisLogger{log})
 
+	if cfg.redis.warning != "" {
+		log.Warn(cfg.redis.warning)
+	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	cl, err := cluster.Dial(dctx, cluster.Config{Addrs: cfg.addrs, Logger: log,
-		Username: cfg.redis.user, Password: cfg.redis.password, TLSConfig: cfg.redis.tls})
+	ccfg := cfg.redis.Config
+	ccfg.Logger = log
+	cl, err := cluster.Dial(dctx, ccfg)
 	cancel()
-	switch {
-	case isAuthError(err):
-		return fmt.Errorf("serve: Redis refused the credentials (check --redis-user and --redis-password-file, and the user's ACL): %w", err)
-	case errors.Is(err, cluster.ErrUnreachable):
-		return fmt.Errorf("serve: Redis unreachable at %v (start a local cluster with 'shardseq cluster up' or 'make run'): %w", cfg.addrs, err)
-	case errors.Is(err, cluster.ErrNotCluster):
-		return fmt.Errorf("serve: %v is not a Redis Cluster (shardseq needs cluster-enabled yes): %w", cfg.addrs, err)
-	case err != nil:
-		return fmt.Errorf("serve: connecting to Redis at %v: %w", cfg.addrs, err)
+	if err != nil {
+		if derr := dialError("serve", ccfg.Addrs, err); derr != nil {
+			return derr
+		}
+		return fmt.Errorf("serve: connecting to Redis at %v: %w", ccfg.Addrs, err)
 	}
 	defer cl.Close()
 	top := cl.Topology()
@@ -260,8 +189,8 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	if c.listening != nil {
 		c.listening(ln.Addr().String())
 	}
-	log.Info("serving", "listen", ln.Addr().String(), "scheme", scheme, "shards", cfg.shards, "redis", cfg.addrs,
-		"auth", len(cfg.tokens) > 0, "auth_metrics", cfg.authMetrics, "auth_ui", cfg.authUI, "redis_tls", cfg.redis.tls != nil, "redis_user", cfg.redis.user)
+	log.Info("serving", "listen", ln.Addr().String(), "scheme", scheme, "shards", cfg.shards, "redis", cfg.redis.Addrs,
+		"auth", len(cfg.tokens) > 0, "auth_metrics", cfg.authMetrics, "auth_ui", cfg.authUI, "redis_tls", cfg.redis.TLSConfig != nil, "redis_user", cfg.redis.Username)
 	return serveUntil(ctx, srv, hs, ln, cfg.drainDelay, cfg.shutdownTimeout, log)
 }
 
@@ -299,20 +228,9 @@ func serveUntil(ctx context.Context, srv *server.Server, hs *http.Server, ln net
 	return nil
 }
 
-// isAuthError reports a Redis refusal of the credentials: a wrong password
-// (WRONGPASS), no password where one is needed (NOAUTH) or a user not
-// allowed to run what shardseq needs (NOPERM).
-func isAuthError(err error) bool {
-	if err == nil {
-		return false
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "WRONGPASS") || strings.Contains(msg, "NOAUTH") || strings.Contains(msg, "NOPERM")
-}
-
 // Usage prints the help of serve.
 func (c *ServeCommand) Usage() {
-	fmt.Fprintf(c.Main.Stdout, `Usage: shardseq serve --redis host:port[,host:port...] [flags]
+	fmt.Fprintf(c.Main.Stdout, `Usage: shardseq serve --redis redis://host:port|rediss://...|host:port[,host:port...] [flags]
 
 Serves IDs over HTTP:
   POST /v1/ids/{namespace}?count=K   K new IDs (1..10000, default 1)
@@ -322,7 +240,6 @@ Serves IDs over HTTP:
   GET  /healthz, GET /readyz         liveness, readiness
 
 Flags (flags win over environment variables):
-  --redis ADDRS             Redis Cluster seeds, comma-separated (env SHARDSEQ_REDIS; required)
   --listen ADDR             HTTP listen address (env SHARDSEQ_LISTEN; default :8080)
   --shards N                shards per namespace (env SHARDSEQ_SHARDS; default %d)
   --max-namespaces K        namespaces kept open at most (env SHARDSEQ_MAX_NAMESPACES; default 1000)
@@ -336,11 +253,6 @@ Security (see README "Security"):
   --auth-metrics            /metrics needs a token too (env SHARDSEQ_AUTH_METRICS; default false)
   --auth-ui                 the health page needs a token too (env SHARDSEQ_AUTH_UI; default false)
   --tls-cert F, --tls-key F serve HTTPS, TLS 1.2 or later (env SHARDSEQ_TLS_CERT, SHARDSEQ_TLS_KEY)
-  --redis-user U            Redis ACL user (env SHARDSEQ_REDIS_USER)
-  --redis-password-file F   file holding its password (env SHARDSEQ_REDIS_PASSWORD_FILE)
-  --redis-tls               TLS to Redis, certificates verified (env SHARDSEQ_REDIS_TLS)
-  --redis-ca-file F         CA of the Redis certificates; implies --redis-tls (env SHARDSEQ_REDIS_CA_FILE)
-  --redis-cert-file F, --redis-key-file F
-                            client certificate for tls-auth-clients (env SHARDSEQ_REDIS_CERT_FILE, _KEY_FILE)
-`, client.DefaultShards)
+
+%s`, client.DefaultShards, redisUsage)
 }

@@ -88,10 +88,10 @@ func TestServeSecurityFlags(t *testing.T) {
 		t.Errorf("tokens %q", cfg.tokens)
 	case !strings.Contains(cfg.tokenWarning, "chmod 600"):
 		t.Errorf("a 0644 token file gave no warning: %q", cfg.tokenWarning)
-	case cfg.redis.user != "shardseq" || cfg.redis.password != "s3cret":
-		t.Errorf("redis credentials %q %q", cfg.redis.user, cfg.redis.password)
-	case cfg.redis.tls == nil || cfg.redis.tls.RootCAs == nil || cfg.redis.tls.InsecureSkipVerify || cfg.redis.tls.MinVersion != tls.VersionTLS12:
-		t.Errorf("redis TLS %+v", cfg.redis.tls)
+	case cfg.redis.Username != "shardseq" || cfg.redis.Password != "s3cret":
+		t.Errorf("redis credentials %q %q", cfg.redis.Username, cfg.redis.Password)
+	case cfg.redis.TLSConfig == nil || cfg.redis.TLSConfig.RootCAs == nil || cfg.redis.TLSConfig.InsecureSkipVerify || cfg.redis.TLSConfig.MinVersion != tls.VersionTLS12:
+		t.Errorf("redis TLS %+v", cfg.redis.TLSConfig)
 	case cfg.tls == nil || cfg.tls.MinVersion != tls.VersionTLS12 || len(cfg.tls.Certificates) != 1:
 		t.Errorf("HTTP TLS %+v", cfg.tls)
 	case !cfg.authMetrics || !cfg.authUI:

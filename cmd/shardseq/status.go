@@ -14,7 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/shardseq/shardseq/failover"
+	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/server"
 )
 
@@ -28,10 +28,10 @@ var statusEnv = map[string]string{"server": "SHARDSEQ_SERVER", "token-file": "SH
 
 // statusResponse is what status reads of GET /v1/shards.
 type statusResponse struct {
-	Shards     []failover.ShardStatus `json:"shards"`
-	Namespaces int                    `json:"namespaces"`
-	Healthy    int                    `json:"healthy"`
-	Total      int                    `json:"total"`
+	Shards     []client.ShardStatus `json:"shards"`
+	Namespaces int                  `json:"namespaces"`
+	Healthy    int                  `json:"healthy"`
+	Total      int                  `json:"total"`
 	Cluster    struct {
 		Covered    bool   `json:"covered"`
 		Generation uint64 `json:"generation"`

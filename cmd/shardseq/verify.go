@@ -18,7 +18,6 @@ import (
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/internal/chaos"
 	"github.com/shardseq/shardseq/internal/localcluster"
-	"github.com/shardseq/shardseq/shard"
 )
 
 // VerifyCommand runs the uniqueness scenario: callers take IDs through the
@@ -45,7 +44,8 @@ Examples:
   shardseq verify --http http://127.0.0.1:8080 --duration 60s --concurrency 8 --json
 
 Flags:
-  --redis addrs        Redis Cluster seeds for library callers (env SHARDSEQ_REDIS)
+  --redis URL|addrs    the cluster of the library callers (env SHARDSEQ_REDIS; with the
+                       --redis-* flags below)
   --launch             start a local 3-master/3-replica cluster for the run (and stop it after)
   --port n             first data port of the launched cluster (default 7600)
   --http urls          server base URLs for HTTP callers, comma-separated
@@ -61,20 +61,22 @@ Flags:
   --namespace ns       namespace (default verify-<time>)
   --unsafe             switch every defence off: a negative control that should find duplicates
   --json               print the report as JSON
-`)
+
+`+redisUsage)
 }
 
 // Run runs the scenario.
 func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("verify")
 	var (
-		redisAddrs, httpList, faults, namespace string
-		launch, unsafe, asJSON                  bool
-		port, concurrency, shards               int
-		ids                                     int64
-		duration, maxDuration                   time.Duration
+		rf                          redisFlags
+		httpList, faults, namespace string
+		launch, unsafe, asJSON      bool
+		port, concurrency, shards   int
+		ids                         int64
+		duration, maxDuration       time.Duration
 	)
-	fs.StringVar(&redisAddrs, "redis", "", "")
+	rf.register(fs)
 	fs.BoolVar(&launch, "launch", false, "")
 	fs.IntVar(&port, "port", 7600, "")
 	fs.StringVar(&httpList, "http", "", "")
@@ -94,8 +96,16 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	if len(pos) > 0 {
 		return usageErrorf("unexpected argument %q", pos[0])
 	}
-	if redisAddrs == "" {
-		redisAddrs = c.Main.Getenv("SHARDSEQ_REDIS")
+	fromEnv, err := applyEnv(fs, c.Main.Getenv, redisEnv)
+	if err != nil {
+		return err
+	}
+	if launch {
+		// The SHARDSEQ_REDIS* variables are ignored: the cluster is ours.
+		if f := rf.onCommandLine(fs, fromEnv); f != "" {
+			return usageErrorf("%s and --launch exclude each other: --launch starts a local cluster, without ACL or TLS", f)
+		}
+		rf = redisFlags{}
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -112,13 +122,11 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 		return usageErrorf("--ids %d: want 0 or more", ids)
 	case maxDuration <= 0:
 		return usageErrorf("--max-duration %v: want a positive duration", maxDuration)
-	case launch && redisAddrs != "":
-		return usageErrorf("--launch and --redis exclude each other")
-	case !launch && redisAddrs == "" && httpList == "":
+	case !launch && rf.redis == "" && httpList == "":
 		return usageErrorf("say where to take IDs from: --redis, --launch or --http")
 	}
-	if namespace != "" && !shard.ValidNamespace(namespace) {
-		return usageErrorf("--namespace %q: want %s", namespace, shard.NamespaceRule)
+	if namespace != "" && client.ValidateNamespace(namespace) != nil {
+		return usageErrorf("--namespace %q: want %s", namespace, client.NamespaceRule)
 	}
 	if httpList != "" {
 		for _, u := range strings.Split(httpList, ",") {
@@ -135,16 +143,20 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	if len(cfg.Faults) > 0 && !launch {
 		return usageErrorf("--faults needs --launch: faults are injected into a cluster this command started")
 	}
-	if redisAddrs != "" {
-		if cfg.Seeds, err = parseAddrs(redisAddrs); err != nil {
-			return usageErrorf("--redis: %v", err)
-		}
+	rc, err := rf.load(fromEnv)
+	if err != nil {
+		return err
 	}
+	if rc.warning != "" {
+		fmt.Fprintln(c.Main.Stderr, "verify: warning: "+rc.warning)
+	}
+	cfg.Seeds = rc.Addrs
 	cfg.Callers = concurrency
 	if len(cfg.Seeds) == 0 && !launch {
 		cfg.HTTPCallers = concurrency
 	}
-	cfg.Client = client.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg.Client = client.Config{Username: rc.Username, Password: rc.Password, TLS: rc.TLSConfig,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if unsafe {
 		cfg.Client.UnsafeDefences, cfg.Client.OrderWindow = client.NoDefences, -1
 	}

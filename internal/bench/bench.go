@@ -67,8 +67,10 @@ const (
 
 // Config configures Run. Zero values are the documented defaults.
 type Config struct {
-	// Redis are seed addresses of the cluster; required unless Launch.
-	Redis []string
+	// Redis is where the cluster is and how to log in (URL or Addrs,
+	// Username, Password, TLSConfig); required unless Launch. Its timeouts
+	// are the benchmark's; PoolSize defaults to 64.
+	Redis cluster.Config
 	// Launch starts a local 3-master, 3-replica cluster at Port.
 	Launch bool
 	// Port is the first data port of the launched cluster; default 7550.
@@ -147,7 +149,7 @@ func (c Config) withCluster() (Config, error) {
 	switch {
 	case err != nil:
 		return c, err
-	case !c.Launch && len(c.Redis) == 0:
+	case !c.Launch && len(c.Redis.Addrs) == 0 && c.Redis.URL == "":
 		return c, errors.New("bench: give the cluster's addresses (--redis) or --launch")
 	case c.Fault != "" && !c.Launch:
 		return c, errors.New("bench: --fault kill-master needs --launch (it kills a node of a cluster it owns)")
@@ -260,7 +262,7 @@ func (c Config) progressf(format string, args ...any) {
 // connect launches the cluster when asked, dials it and hooks every
 // connection with the round-trip counter.
 func (e *env) connect(ctx context.Context) error {
-	addrs := e.cfg.Redis
+	cc := e.cfg.Redis
 	if e.cfg.Launch {
 		dir := e.cfg.Dir
 		if dir == "" {
@@ -280,12 +282,15 @@ func (e *env) connect(ctx context.Context) error {
 		}
 		e.lc = lc
 		e.closers = append(e.closers, func() { _ = lc.Close() })
-		addrs = lc.Addrs()
+		cc = cluster.Config{Addrs: lc.Addrs()}
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cl, err := cluster.Dial(dctx, cluster.Config{Addrs: addrs, ReadTimeout: time.Second, Logger: e.cfg.Logger,
-		PoolSize: 64})
+	cc.ReadTimeout, cc.Logger = time.Second, e.cfg.Logger
+	if cc.PoolSize == 0 {
+		cc.PoolSize = 64
+	}
+	cl, err := cluster.Dial(dctx, cc)
 	if err != nil {
 		return err
 	}

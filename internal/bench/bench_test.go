@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shardseq/shardseq/cluster"
 )
 
 // Ports of this package's tests: 7520-7529 (bus ports +10000).
@@ -87,7 +89,7 @@ func TestRunGenerators(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	for _, c := range []Config{
 		{},
-		{Redis: []string{"x:1"}, Fault: "kill-master"},
+		{Redis: cluster.Config{Addrs: []string{"x:1"}}, Fault: "kill-master"},
 		{Launch: true, Fault: "nope"},
 		{Launch: true, Modes: []string{"nope"}},
 		{Launch: true, Duration: time.Millisecond},
