@@ -171,6 +171,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if !explicitTarget {
 		c.cfg.BlockTarget = cfg.blockTargetFor(len(ns.Shards)) // N is known now
 	}
+	c.cfg.Strict = c.cfg.Strict || ns.Strict // the namespace's stored mode
+
 	failover.EnsureRepairs(c.cl, failover.RepairConfig{Options: cfg.shardOptions(), Logger: c.log})
 	if cfg.ordered() {
 		c.order.settled = ns.Level(ctx)
@@ -208,6 +210,10 @@ func (c *Client) ShardCount() int { return len(c.set.Namespace().Shards) }
 
 // Start is the smallest ID the namespace hands out.
 func (c *Client) Start() int64 { return c.set.Namespace().Start }
+
+// Strict reports whether the client reserves every ID with its own round
+// trip: Config.Strict, or the namespace's stored strict mode.
+func (c *Client) Strict() bool { return c.cfg.Strict }
 
 // Next returns a new ID. It fails only when no shard can serve (wrapping
 // ErrNoHealthyShard), when ctx ends, or when the client is closed.

@@ -90,11 +90,25 @@ type Config struct {
 	// Start must match the stored one.
 	Start int64
 	// NoCreate refuses to create a namespace that does not exist
-	// (ErrNamespaceNotFound) instead of creating it on first use.
+	// (ErrNamespaceNotFound) instead of creating it on first use, and to
+	// recreate one that was deleted (ErrNamespaceDeleted). Without it, a
+	// deleted namespace is recreated: it continues above every ID it handed
+	// out.
 	NoCreate bool
+	// CreateShards is N of a namespace this client creates when Shards is
+	// 0 (default DefaultShards). Unlike Shards it is not checked against an
+	// existing namespace, which is opened with its stored N (`serve
+	// --shards`).
+	CreateShards int
+	// CreateStrict stores strict mode with a namespace this client creates
+	// (see Strict). An existing namespace keeps its stored mode.
+	CreateStrict bool
 
 	// Strict reserves every ID with its own acknowledged round trip (B=1):
-	// no ID is ever held in this process. Default false (segment mode).
+	// no ID is ever held in this process. Default false (segment mode). A
+	// namespace stored strict (CreateStrict, `PUT /v1/namespaces/{ns}` with
+	// "strict": true) is served strict by every client whatever this says:
+	// the client is strict when either asks for it.
 	Strict bool
 	// BlockSize is the first block size in segment mode. Default 1000.
 	BlockSize int64
@@ -175,7 +189,7 @@ func (c Config) withDefaults() Config {
 		c.OrderWindow = DefaultOrderWindow
 	}
 	if c.BlockTarget == 0 {
-		c.BlockTarget = c.blockTargetFor(cmp.Or(c.Shards, DefaultShards))
+		c.BlockTarget = c.blockTargetFor(cmp.Or(c.Shards, c.CreateShards, DefaultShards))
 	}
 	if c.RefillAt == 0 {
 		c.RefillAt = 0.2
@@ -218,8 +232,10 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "Namespace", Value: c.Namespace, Err: ErrInvalidNamespace}
 	case c.Shards < 0 || c.Shards > shard.MaxShards:
 		return bad("Shards", c.Shards, "want 1 to %d (0: the stored N, or %d for a new namespace)", shard.MaxShards, shard.DefaultShards)
-	case c.Start < 0:
-		return bad("Start", c.Start, "want 0 (default 1) or a positive ID")
+	case c.CreateShards < 0 || c.CreateShards > shard.MaxShards:
+		return bad("CreateShards", c.CreateShards, "want 1 to %d (0: %d)", shard.MaxShards, shard.DefaultShards)
+	case c.Start < 0 || c.Start > shard.MaxStart(c.MaxID):
+		return bad("Start", c.Start, "want 0 (default 1) or a positive ID up to %d (half of MaxID)", shard.MaxStart(c.MaxID))
 	case c.MinBlockSize < 1:
 		return bad("MinBlockSize", c.MinBlockSize, "want at least 1")
 	case c.MaxBlockSize < c.MinBlockSize || c.MaxBlockSize > 1<<24:
@@ -259,13 +275,18 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// ShardOptions are the shard-level options this configuration gives: what
+// the namespace functions of package shard (Put, Describe, Delete) take to
+// act as this client would.
+func (c Config) ShardOptions() shard.Options { return c.shardOptions() }
+
 func (c Config) shardOptions() shard.Options {
 	return shard.Options{AckReplicas: c.AckReplicas, AckTimeout: c.AckTimeout, FenceGap: c.FenceGap,
 		CeilingLease: c.CeilingLease, MaxID: c.MaxID, Defences: c.UnsafeDefences}
 }
 
 func (c Config) settings() shard.Settings {
-	return shard.Settings{Shards: c.Shards, Start: c.Start, NoCreate: c.NoCreate}
+	return shard.Settings{Shards: c.Shards, Start: c.Start, NoCreate: c.NoCreate, CreateShards: c.CreateShards, Strict: c.CreateStrict}
 }
 
 func (c Config) clusterConfig() cluster.Config {

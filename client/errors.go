@@ -31,10 +31,14 @@ var (
 	ErrInvalidNamespace = shard.ErrInvalidNamespace
 	// ErrShardCountMismatch: the namespace exists with another shard count.
 	ErrShardCountMismatch = shard.ErrShardCountMismatch
-	// ErrSettingsMismatch: the namespace exists with another Start.
+	// ErrSettingsMismatch: the namespace exists with another Start (or, for
+	// shard.Put, another strict mode).
 	ErrSettingsMismatch = shard.ErrSettingsMismatch
 	// ErrNamespaceNotFound: NoCreate is set and the namespace does not exist.
 	ErrNamespaceNotFound = shard.ErrNamespaceNotFound
+	// ErrNamespaceDeleted: NoCreate is set and the namespace was deleted
+	// (shard.Delete); it matches ErrNamespaceNotFound too.
+	ErrNamespaceDeleted = shard.ErrNamespaceDeleted
 	// ErrNamespaceLost: the namespace's record is gone but traces of it are
 	// left; it is not created anew, which could repeat IDs.
 	ErrNamespaceLost = shard.ErrNamespaceLost

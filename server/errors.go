@@ -27,16 +27,21 @@ const (
 	codeNotFound          = "not_found"
 	codeMethodNotAllowed  = "method_not_allowed"
 	codeInternal          = "internal"
+	codeNamespaceNotFound = "namespace_not_found"
+	codeNamespaceDeleted  = "namespace_deleted"
+	codeBadBody           = "bad_body"
+	codeBadLimit          = "bad_limit"
+	codeBadCursor         = "bad_cursor"
 
 	// Reserved: documented, so clients can know them, but not sent yet.
 	codeTooManyNamespaces = "too_many_namespaces"
-	codeNamespaceNotFound = "namespace_not_found"
 	codeRateLimited       = "rate_limited"
 )
 
 // errorCodes is the documented set, sent and reserved.
 var errorCodes = []string{codeBadNamespace, codeBadCount, codeNamespaceConflict, codeUnavailable, codeUnauthorized,
-	codeNotFound, codeMethodNotAllowed, codeInternal, codeTooManyNamespaces, codeNamespaceNotFound, codeRateLimited}
+	codeNotFound, codeMethodNotAllowed, codeInternal, codeNamespaceNotFound, codeNamespaceDeleted, codeBadBody,
+	codeBadLimit, codeBadCursor, codeTooManyNamespaces, codeRateLimited}
 
 // Errors of a request that never reached Redis. Their text is the public
 // message unless a publicError says more.
@@ -44,10 +49,15 @@ var (
 	errBadNamespace     = errors.New("namespace must match " + shard.NamespacePattern)
 	errBadCount         = errors.New("count must be an integer from 1 to " + strconv.Itoa(MaxCount))
 	errUnauthorized     = errors.New("missing or invalid bearer token")
-	errNotFound         = errors.New("no route; see GET / (health page), POST /v1/ids/{namespace}, GET /v1/shards, GET /metrics, GET /healthz, GET /readyz")
+	errNotFound         = errors.New("no route; see GET / (health page), POST /v1/ids/{namespace}, /v1/namespaces, GET /v1/shards, GET /metrics, GET /healthz, GET /readyz")
 	errNamespaceNotOpen = errors.New("namespace not open on this server; it opens on its first POST /v1/ids/{namespace}")
 	errMethodNotAllowed = errors.New("method not allowed")
 	errNotReady         = errors.New("not ready")
+	// Of the namespace routes (namespaces.go).
+	errBadBody           = errors.New(`body must be a JSON object {"shards":N,"start":S,"strict":B}, every member optional, at most 4096 bytes`)
+	errBadLimit          = errors.New("limit must be an integer from 1 to " + strconv.Itoa(shard.MaxListLimit))
+	errBadCursor         = errors.New("cursor must be a namespace name (next_cursor of the previous page)")
+	errNamespaceConflict = errors.New("namespace conflict")
 )
 
 // Retry-After, in seconds.
@@ -81,6 +91,12 @@ func errorOf(err error) apiError {
 		e = apiError{http.StatusBadRequest, codeBadNamespace, errBadNamespace.Error(), 0}
 	case errors.Is(err, errBadCount):
 		e = apiError{http.StatusBadRequest, codeBadCount, errBadCount.Error(), 0}
+	case errors.Is(err, errBadBody):
+		e = apiError{http.StatusBadRequest, codeBadBody, errBadBody.Error(), 0}
+	case errors.Is(err, errBadLimit):
+		e = apiError{http.StatusBadRequest, codeBadLimit, errBadLimit.Error(), 0}
+	case errors.Is(err, errBadCursor):
+		e = apiError{http.StatusBadRequest, codeBadCursor, errBadCursor.Error(), 0}
 	case errors.Is(err, errUnauthorized):
 		e = apiError{http.StatusUnauthorized, codeUnauthorized, errUnauthorized.Error(), 0}
 	case errors.Is(err, errNotFound):
@@ -89,9 +105,15 @@ func errorOf(err error) apiError {
 		e = apiError{http.StatusNotFound, codeNotFound, errNamespaceNotOpen.Error(), 0}
 	case errors.Is(err, errMethodNotAllowed):
 		e = apiError{http.StatusMethodNotAllowed, codeMethodNotAllowed, errMethodNotAllowed.Error(), 0}
-	case errors.Is(err, client.ErrShardCountMismatch):
+	case errors.Is(err, shard.ErrNamespaceDeleted):
+		e = apiError{http.StatusNotFound, codeNamespaceDeleted,
+			"the namespace was deleted; PUT /v1/namespaces/{namespace} recreates it (it continues above every ID it handed out)", 0}
+	case errors.Is(err, shard.ErrNamespaceNotFound):
+		e = apiError{http.StatusNotFound, codeNamespaceNotFound,
+			"no such namespace; PUT /v1/namespaces/{namespace} creates it", 0}
+	case errors.Is(err, client.ErrShardCountMismatch), errors.Is(err, shard.ErrSettingsMismatch), errors.Is(err, errNamespaceConflict):
 		e = apiError{http.StatusConflict, codeNamespaceConflict,
-			"the namespace exists in Redis with another shard count than this server's (--shards); use a new namespace", 0}
+			"the namespace exists in Redis with another shard count or start than asked for; use its own, or a new namespace", 0}
 	case errors.Is(err, ErrTooManyNamespaces):
 		e = apiError{http.StatusServiceUnavailable, codeUnavailable,
 			"this server keeps as many namespaces open as it may (--max-namespaces); use one of them", retryLong}
@@ -108,6 +130,9 @@ func errorOf(err error) apiError {
 		e = apiError{http.StatusServiceUnavailable, codeUnavailable, "request cancelled", retryShort}
 	case errors.Is(err, cluster.ErrUnreachable), errors.Is(err, cluster.ErrNoMaster), cluster.IsClusterDown(err), errors.As(err, &netErr):
 		e = apiError{http.StatusServiceUnavailable, codeUnavailable, "the Redis Cluster cannot be reached or is not serving", retryShort}
+	case errors.Is(err, shard.ErrNamespaceLost):
+		e = apiError{http.StatusInternalServerError, codeInternal,
+			"the namespace's record was lost with its masters' data; it is not created anew, which could repeat IDs (see the server log)", 0}
 	default:
 		e = apiError{http.StatusInternalServerError, codeInternal, "internal error", 0}
 	}

@@ -16,7 +16,8 @@ import (
 	"github.com/shardseq/shardseq/shard"
 )
 
-// maxBodyBytes bounds request bodies: no route needs one.
+// maxBodyBytes bounds request bodies: only PUT /v1/namespaces/{namespace}
+// reads one, a small JSON object.
 const maxBodyBytes = 4 << 10
 
 // NewHTTPServer returns an http.Server for h on addr with every timeout and
@@ -53,6 +54,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/v1/ids/", api.require(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errBadNamespace) // none, or with a slash
 	}))
+	s.namespaceRoutes(mux, api) // PUT, GET, DELETE /v1/namespaces/{namespace}, GET /v1/namespaces
 	mux.HandleFunc("GET /v1/shards", api.require(s.handleShards))
 	mux.HandleFunc("/v1/shards", api.require(methodNotAllowed(http.MethodGet, http.MethodHead)))
 	mux.HandleFunc("/v1/", api.require(notFound)) // unknown /v1 paths say nothing without a token

@@ -213,10 +213,50 @@ func (s *apiSpec) checkParams(t *testing.T, op string, pathParams map[string]str
 	}
 }
 
+// checkRequestBody holds the description's request body schema to the
+// server's verdict on the body sent (reqBody): an answer bad_body has a body
+// the schema refuses (or one too large, or one the operation requires and
+// the request lacks), an answer 2xx or 409 one it accepts.
+func (s *apiSpec) checkRequestBody(t *testing.T, op string, reqBody []byte, status int, badBody bool) {
+	t.Helper()
+	node, _ := s.at(t, op)
+	rb, _ := node["requestBody"].(map[string]any)
+	if rb == nil {
+		if badBody {
+			t.Errorf("%s: bad_body from an operation that takes no body", op)
+		}
+		return
+	}
+	valid := true
+	why := ""
+	switch {
+	case len(bytes.TrimSpace(reqBody)) == 0:
+		valid, why = rb["required"] != true, "required body missing"
+	case len(reqBody) > maxBodyBytes:
+		valid, why = false, "too large"
+	default:
+		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(reqBody))
+		if err == nil {
+			err = s.validate(t, ptr(op, "requestBody", "content", "application/json", "schema"), v)
+		}
+		if err != nil {
+			valid, why = false, err.Error()
+		}
+	}
+	switch {
+	case badBody && valid:
+		t.Errorf("%s: the server refused a body the description accepts: %.200s", op, reqBody)
+	case !valid && (status < 300 || status == http.StatusConflict):
+		t.Errorf("%s: the server accepted (%d) a body the description refuses (%s): %.200s", op, status, why, reqBody)
+	}
+}
+
 // checkAnswer holds one real answer to the description: its status is
 // documented for the operation, its content type is one documented, its
-// JSON body matches the schema, its required headers are there and valid.
-func (s *apiSpec) checkAnswer(t *testing.T, req *http.Request, resp *http.Response, body []byte) {
+// JSON body matches the schema, its required headers are there and valid,
+// and the verdict on the parameters and the request body sent (reqBody) is
+// the description's.
+func (s *apiSpec) checkAnswer(t *testing.T, req *http.Request, reqBody []byte, resp *http.Response, body []byte) {
 	t.Helper()
 	what := req.Method + " " + req.URL.RequestURI()
 	op, params, found := s.operation(req.Method, req.URL.EscapedPath())
@@ -227,7 +267,13 @@ func (s *apiSpec) checkAnswer(t *testing.T, req *http.Request, resp *http.Respon
 	case !found:
 		rp = "/components/responses/MethodNotAllowed"
 	default:
-		s.checkParams(t, op, params, req.URL.Query(), resp.StatusCode)
+		var e errorBody
+		_ = json.Unmarshal(body, &e)
+		badBody := resp.StatusCode == http.StatusBadRequest && e.Code == codeBadBody
+		if !badBody {
+			s.checkParams(t, op, params, req.URL.Query(), resp.StatusCode)
+		}
+		s.checkRequestBody(t, op, reqBody, resp.StatusCode, badBody)
 		rp = ptr(op, "responses", strconv.Itoa(resp.StatusCode))
 	}
 	r, rp := s.at(t, rp)
@@ -258,12 +304,18 @@ func (s *apiSpec) checkAnswer(t *testing.T, req *http.Request, resp *http.Respon
 			t.Errorf("%s: header %s: %q: %v", what, name, v, err)
 		}
 	}
+	content, _ := r["content"].(map[string]any)
+	if content == nil {
+		if len(body) > 0 || resp.Header.Get("Content-Type") != "" {
+			t.Errorf("%s: %d has no content in the description, but answered %q (%s)", what, resp.StatusCode, body, resp.Header.Get("Content-Type"))
+		}
+		return
+	}
 	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if err != nil {
 		t.Errorf("%s: Content-Type %q: %v", what, resp.Header.Get("Content-Type"), err)
 		return
 	}
-	content, _ := r["content"].(map[string]any)
 	if _, ok := content[mt]; !ok {
 		t.Errorf("%s: %d answered %s; the description has %v", what, resp.StatusCode, mt, slices.Collect(maps.Keys(content)))
 		return
@@ -397,9 +449,13 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 	locked := newServer(t, Config{Cluster: cl, Shards: 6, Tokens: []string{testToken}, AuthMetrics: true, AuthUI: true})
 	openURL, lockedURL := start(open).URL, start(locked).URL
 
-	check := func(base, method, target, token string, status int, code string) {
+	exchange := func(base, method, target, token, reqBody string, status int, code string) {
 		t.Helper()
-		req, err := http.NewRequest(method, base+target, nil)
+		var rb io.Reader
+		if reqBody != "" {
+			rb = strings.NewReader(reqBody)
+		}
+		req, err := http.NewRequest(method, base+target, rb)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -419,13 +475,17 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 			t.Errorf("%s %s: %d, want %d: %s", method, target, resp.StatusCode, status, body)
 			return
 		}
-		spec.checkAnswer(t, req, resp, body)
+		spec.checkAnswer(t, req, []byte(reqBody), resp, body)
 		if code != "" {
 			var e errorBody
 			if err := json.Unmarshal(body, &e); err != nil || e.Code != code {
 				t.Errorf("%s %s: code %q, want %q: %s", method, target, e.Code, code, body)
 			}
 		}
+	}
+	check := func(base, method, target, token string, status int, code string) {
+		t.Helper()
+		exchange(base, method, target, token, "", status, code)
 	}
 
 	for _, c := range []struct {
@@ -443,7 +503,6 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 		{"POST", "/v1/ids/a%7Bb%7D", 400, codeBadNamespace},
 		{"POST", "/v1/ids/" + strings.Repeat("n", 65), 400, codeBadNamespace},
 		{"POST", "/v1/ids/a%2Fb", 400, codeBadNamespace},
-		{"POST", "/v1/ids/oa-conflict", 409, codeNamespaceConflict},
 		{"GET", "/v1/ids/orders", 405, codeMethodNotAllowed},
 		{"GET", "/v1/shards", 200, ""},
 		{"GET", "/v1/shards?namespace=orders", 200, ""},
@@ -465,6 +524,46 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 	} {
 		check(openURL, c.method, c.target, "", c.status, c.code)
 	}
+	// The namespace routes (they open nothing on the server).
+	for _, c := range []struct {
+		method, target, body string
+		status               int
+		code                 string
+	}{
+		{"PUT", "/v1/namespaces/oa-ns", `{"shards":3,"start":100}`, 201, ""},
+		{"PUT", "/v1/namespaces/oa-ns", `{"shards":3,"start":100,"strict":false}`, 200, ""},
+		{"PUT", "/v1/namespaces/oa-ns", "", 200, ""},
+		{"PUT", "/v1/namespaces/oa-ns", `{"shards":null}`, 200, ""},
+		{"PUT", "/v1/namespaces/oa-conflict", `{"shards":6}`, 409, codeNamespaceConflict},
+		{"PUT", "/v1/namespaces/oa-ns", `{"shards":0}`, 400, codeBadBody},
+		{"PUT", "/v1/namespaces/oa-ns", `{"shards":2.5}`, 400, codeBadBody},
+		{"PUT", "/v1/namespaces/oa-ns", `{"start":4503599627370496}`, 400, codeBadBody},
+		{"PUT", "/v1/namespaces/oa-ns", `{"strict":"yes"}`, 400, codeBadBody},
+		{"PUT", "/v1/namespaces/oa-ns", `{"nope":1}`, 400, codeBadBody},
+		{"PUT", "/v1/namespaces/oa-ns", `[]`, 400, codeBadBody},
+		{"PUT", "/v1/namespaces/oa-ns", `{"shards":3` + strings.Repeat(" ", maxBodyBytes) + `}`, 400, codeBadBody},
+		{"PUT", "/v1/namespaces/a%3Ab", `{}`, 400, codeBadNamespace},
+		{"PUT", "/v1/namespaces/oa-del", `{"shards":1}`, 201, ""},
+		{"GET", "/v1/namespaces/oa-ns", "", 200, ""},
+		{"GET", "/v1/namespaces/oa-never", "", 404, codeNamespaceNotFound},
+		{"GET", "/v1/namespaces/a%7Bb", "", 400, codeBadNamespace},
+		{"GET", "/v1/namespaces", "", 200, ""},
+		{"GET", "/v1/namespaces?limit=1", "", 200, ""},
+		{"GET", "/v1/namespaces?limit=2&cursor=oa-conflict", "", 200, ""},
+		{"GET", "/v1/namespaces?limit=0", "", 400, codeBadLimit},
+		{"GET", "/v1/namespaces?limit=1001", "", 400, codeBadLimit},
+		{"GET", "/v1/namespaces?cursor=a%3Ab", "", 400, codeBadCursor},
+		{"DELETE", "/v1/namespaces/oa-del", "", 204, ""},
+		{"DELETE", "/v1/namespaces/oa-del", "", 204, ""},
+		{"GET", "/v1/namespaces/oa-del", "", 200, ""},
+		{"DELETE", "/v1/namespaces/oa-never", "", 404, codeNamespaceNotFound},
+		{"DELETE", "/v1/namespaces/default", "", 409, codeNamespaceConflict},
+		{"DELETE", "/v1/namespaces/a%3Ab", "", 400, codeBadNamespace},
+		{"POST", "/v1/namespaces", "", 405, codeMethodNotAllowed},
+		{"PATCH", "/v1/namespaces/oa-ns", `{}`, 405, codeMethodNotAllowed},
+	} {
+		exchange(openURL, c.method, c.target, "", c.body, c.status, c.code)
+	}
 	for _, c := range []struct {
 		method, target, token string
 		status                int
@@ -474,6 +573,11 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 		{"GET", "/v1/shards", "", 401},
 		{"GET", "/metrics", "", 401},
 		{"GET", "/", "", 401},
+		{"PUT", "/v1/namespaces/oa-locked", "", 401},
+		{"GET", "/v1/namespaces/oa-locked", "", 401},
+		{"DELETE", "/v1/namespaces/oa-locked", "", 401},
+		{"GET", "/v1/namespaces", "", 401},
+		{"GET", "/v1/namespaces", testToken, 200},
 		{"POST", "/v1/ids/orders?count=3", testToken, 200},
 		{"GET", "/v1/shards", testToken, 200},
 		{"GET", "/metrics", testToken, 200},
@@ -490,6 +594,11 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 		t.Fatal(err)
 	}
 	check(openURL, "POST", "/v1/ids/orders", "", 503, codeUnavailable)
+	for _, c := range []struct{ method, target string }{
+		{"PUT", "/v1/namespaces/oa-ns"}, {"GET", "/v1/namespaces/oa-ns"}, {"DELETE", "/v1/namespaces/oa-ns"}, {"GET", "/v1/namespaces"},
+	} {
+		check(openURL, c.method, c.target, "", 503, codeUnavailable)
+	}
 
 	if missing := spec.unseen(t); len(missing) > 0 {
 		t.Errorf("documented answers no request got: %v", missing)

@@ -5,6 +5,8 @@
 // Routes:
 //
 //	POST /v1/ids/{namespace}?count=K  IDs (K from 1 to MaxCount, default 1)
+//	PUT, GET, DELETE /v1/namespaces/{namespace}, GET /v1/namespaces
+//	                                  namespaces as objects (namespaces.go)
 //	GET  /v1/shards[?namespace=ns]    shard health and cluster topology
 //	GET  /                            shard-health page for people (HTML)
 //	GET  /metrics                     Prometheus metrics
@@ -46,7 +48,7 @@ const (
 	DefaultNamespace = client.DefaultNamespace
 	// DefaultMaxNamespaces bounds the namespaces one server keeps open.
 	DefaultMaxNamespaces = 1000
-	// DefaultShards is N for every namespace when Config.Shards is 0.
+	// DefaultShards is N of new namespaces when Config.Shards is 0.
 	DefaultShards = client.DefaultShards
 )
 
@@ -80,9 +82,10 @@ type Config struct {
 	// Cluster is the shared cluster connection; required. The Server does
 	// not close it.
 	Cluster *cluster.Cluster
-	// Shards is N for every namespace this server opens. Default
-	// DefaultShards (12). A
-	// namespace that exists in Redis with another N is refused (409).
+	// Shards is N of the namespaces this server creates (on first use, or
+	// PUT /v1/namespaces/{namespace} without "shards"). Default
+	// DefaultShards (12). A namespace that exists is served with its stored
+	// N.
 	Shards int
 	// Client is the template of every namespace's client.Config (block
 	// sizes, acknowledgement, breakers...). Its Addrs, Cluster, Registry,
@@ -397,7 +400,7 @@ func (s *Server) open(name string, e *nsEntry) {
 	cc.Cluster = s.cfg.Cluster
 	cc.Registry = s.reg
 	cc.Namespace = name
-	cc.Shards = s.cfg.Shards
+	cc.Shards, cc.CreateShards = 0, s.cfg.Shards // an existing namespace keeps its N
 	cc.Logger = s.log
 	cc.Observer = s.metrics // it passes every event on to the template's Observer
 	start := time.Now()
@@ -410,7 +413,38 @@ func (s *Server) open(name string, e *nsEntry) {
 		s.mu.Unlock()
 		s.log.Warn("opening namespace failed", "namespace", name, "err", e.err)
 	} else {
-		s.log.Info("namespace open", "namespace", name, "shards", s.cfg.Shards, "took", time.Since(start).Round(time.Microsecond))
+		s.log.Info("namespace open", "namespace", name, "shards", e.c.ShardCount(), "start", e.c.Start(), "strict", e.c.Strict(),
+			"took", time.Since(start).Round(time.Microsecond))
 	}
 	close(e.done)
+}
+
+// forget closes this server's client of namespace name, if it has one (its
+// buffered IDs become gaps), so that the next request opens the namespace
+// again from its record: DELETE /v1/namespaces/{namespace} calls it. The
+// default namespace stays open. An opening in flight is closed when it ends.
+func (s *Server) forget(name string) {
+	if name == DefaultNamespace {
+		return
+	}
+	s.mu.Lock()
+	e := s.ns[name]
+	if e != nil {
+		delete(s.ns, name)
+	}
+	s.mu.Unlock()
+	if e == nil {
+		return
+	}
+	closeIt := func() {
+		if e.c != nil {
+			_ = e.c.Close()
+		}
+	}
+	select {
+	case <-e.done:
+		closeIt()
+	default:
+		go func() { <-e.done; closeIt() }()
+	}
 }

@@ -8,7 +8,7 @@ var (
 	// Two values of N would overlap residue classes and repeat IDs.
 	ErrShardCountMismatch = errors.New("shard: shard count mismatch")
 	// ErrSettingsMismatch: the namespace exists with other settings (its
-	// start) than the ones asked for.
+	// start, its strict mode) than the ones asked for.
 	ErrSettingsMismatch = errors.New("shard: namespace settings mismatch")
 	// ErrNotReplicated: the write did not reach the replicas in time, so it
 	// was not relied on (a block discarded).
@@ -35,6 +35,11 @@ var (
 	// ErrNamespaceNotFound: the namespace does not exist and creating it was
 	// not allowed.
 	ErrNamespaceNotFound = errors.New("shard: namespace not found")
+	// ErrNamespaceDeleted: the namespace was retired by Delete and was not
+	// to be recreated (Settings.NoCreate). It wraps ErrNamespaceNotFound:
+	// to a caller that may not create, a deleted namespace is one that does
+	// not exist.
+	ErrNamespaceDeleted error = &kindOf{"shard: namespace deleted", ErrNamespaceNotFound}
 	// ErrUnsafeRedis: a master is configured so that IDs could repeat (an
 	// eviction policy that deletes keys without a trace, CLUSTER REPLICAS
 	// refused); the error says what to change.
@@ -44,3 +49,13 @@ var (
 	// ErrRedirect: the key moved; the caller should reload the topology.
 	ErrRedirect = errors.New("shard: key moved")
 )
+
+// kindOf is a sentinel that is also a kind of another one (errors.Is matches
+// both), with a message of its own.
+type kindOf struct {
+	msg    string
+	parent error
+}
+
+func (e *kindOf) Error() string { return e.msg }
+func (e *kindOf) Unwrap() error { return e.parent }

@@ -18,7 +18,7 @@ const DefaultShards = 12
 // Settings are what a namespace is created with, and what Open checks an
 // existing one against.
 type Settings struct {
-	// Shards is N. 0: the stored N of an existing namespace, DefaultShards
+	// Shards is N. 0: the stored N of an existing namespace, CreateShards
 	// for a new one. An explicit N that differs from the stored one is
 	// refused with ErrShardCountMismatch: two values of N overlap residue
 	// classes.
@@ -29,53 +29,112 @@ type Settings struct {
 	// refused with ErrSettingsMismatch.
 	Start int64
 	// NoCreate makes Open fail with ErrNamespaceNotFound instead of creating
-	// a namespace that does not exist.
+	// a namespace that does not exist, and with ErrNamespaceDeleted instead
+	// of recreating one that was deleted.
 	NoCreate bool
+	// CreateShards is N of a namespace this Open creates when Shards is 0
+	// (0: DefaultShards). Unlike Shards it is not checked against an
+	// existing namespace, which keeps its stored N: it is `serve --shards`.
+	CreateShards int
+	// Strict is the strict mode stored with a namespace this Open creates.
+	// An existing namespace keeps its stored mode (Namespace.Strict), and so
+	// does one this Open recreates after Delete; Put changes it.
+	Strict bool
+
+	strict       *bool // Put: an explicit mode, checked against a live namespace and stored by a recreate
+	allowDeleted bool  // open a deleted namespace as it is, without recreating it (Describe, Delete, repairs)
+}
+
+// MaxStart is the largest Start of a namespace whose IDs go up to maxID
+// (0: DefaultMaxID): half the ID space, so that a namespace always has at
+// least as many IDs ahead as it skipped.
+func MaxStart(maxID int64) int64 {
+	if maxID <= 0 {
+		maxID = DefaultMaxID
+	}
+	return maxID / 2
+}
+
+// Validate reports the first setting out of its bounds for IDs up to maxID
+// (0: DefaultMaxID).
+func (s Settings) Validate(maxID int64) error {
+	switch {
+	case s.Shards < 0 || s.Shards > MaxShards:
+		return fmt.Errorf("shard: %d shards: want 1 to %d (0: the stored N, or %d)", s.Shards, MaxShards, DefaultShards)
+	case s.CreateShards < 0 || s.CreateShards > MaxShards:
+		return fmt.Errorf("shard: %d shards for new namespaces: want 1 to %d (0: %d)", s.CreateShards, MaxShards, DefaultShards)
+	case s.Start < 0 || s.Start > MaxStart(maxID):
+		return fmt.Errorf("shard: start %d: want 1 to %d (0: 1)", s.Start, MaxStart(maxID))
+	}
+	return nil
 }
 
 // Namespace is an opened namespace: its record, read from (or written to)
 // Redis, and its shards.
 type Namespace struct {
-	Name    string
-	Layout  Layout
-	Start   int64 // the smallest ID it hands out
-	Shards  []*Shard
-	Created bool // this Open created the namespace
-	r       Router
-	opt     Options
+	Name   string
+	Layout Layout
+	Start  int64 // the smallest ID it hands out
+	Shards []*Shard
+	// Created: this Open created the namespace, or recreated it after a
+	// Delete (then Recreated is set too).
+	Created, Recreated bool
+	// Strict is the namespace's stored strict mode.
+	Strict bool
+	// Generation counts the namespace's lives: 1 when created, +1 on each
+	// Delete and each recreation.
+	Generation int64
+	// Deleted: the namespace is retired behind a tombstone (only ever set
+	// for Describe and Delete, which open it as it is).
+	Deleted bool
+	// CreatedAt is when this generation was created; zero for a namespace
+	// created before the time was stored.
+	CreatedAt time.Time
+	r         Router
+	opt       Options
+	state     nsState
 }
 
 // Open opens namespace name, creating it on first use unless want.NoCreate.
 //
-// The namespace record (shard count, start and key layout) is kept in three
-// copies. If any copy exists it is the truth and lost copies are rewritten.
-// If none exists but traces of the namespace do (an index entry, counters or
-// ceilings: its record was lost with its masters' data), Open fails with
-// ErrNamespaceLost rather than create it anew. Otherwise the layout is
-// planned against the live slot map and the first writer's plan wins.
+// The namespace record (shard count, start, key layout, and its state:
+// strict mode, generation, tombstone) is kept in three copies. If any copy
+// exists it is the truth and lost copies are rewritten; copies disagree only
+// on the state, where the newest generation wins. If none exists but traces
+// of the namespace do (an index entry, counters or ceilings: its record was
+// lost with its masters' data), Open fails with ErrNamespaceLost rather than
+// create it anew. Otherwise the layout is planned against the live slot map
+// and the first writer's plan wins.
+//
+// A namespace retired by Delete is recreated (unless want.NoCreate, which
+// fails with ErrNamespaceDeleted): it keeps its record, counters and
+// ceilings, so it continues above everything it ever reserved.
 func Open(ctx context.Context, r Router, name string, want Settings, opt Options) (*Namespace, error) {
+	return open(ctx, r, name, want, opt, false)
+}
+
+func open(ctx context.Context, r Router, name string, want Settings, opt Options, again bool) (*Namespace, error) {
 	if err := ValidateNamespace(name); err != nil {
 		return nil, err
-	}
-	if want.Shards < 0 || want.Shards > MaxShards {
-		return nil, fmt.Errorf("shard: %d shards: want 1 to %d (0: the stored N, or %d)", want.Shards, MaxShards, DefaultShards)
 	}
 	if err := opt.Validate(); err != nil {
 		return nil, fmt.Errorf("shard: %w", err)
 	}
 	opt = opt.withDefaults()
-	if want.Start < 0 || want.Start > opt.MaxID/2 {
-		return nil, fmt.Errorf("shard: start %d: want 1 to %d (0: 1)", want.Start, opt.MaxID/2)
+	if err := want.Validate(opt.MaxID); err != nil {
+		return nil, err
 	}
 	ns := &Namespace{Name: name, r: r, opt: opt}
 
 	keys := MetaKeys(name)
 	var found *record
+	var state nsState
 	ready := false
 	var readErrs []error
 	var missing []string // lost, or left unready by a creator that could not finish them
-	for _, k := range keys {
-		rec, err := ns.readRecord(ctx, k)
+	recs := make([]*record, len(keys))
+	for c, k := range keys {
+		rec, err := readRecord(ctx, r, k)
 		switch {
 		case err != nil:
 			readErrs = append(readErrs, fmt.Errorf("namespace record %s: %w", k, err))
@@ -88,8 +147,12 @@ func Open(ctx context.Context, r Router, name string, want Settings, opt Options
 			if found != nil && (rec.shards != found.shards || rec.layout != found.layout || rec.start != found.start) {
 				return nil, fmt.Errorf("%w: copies of the record of namespace %q disagree (%d shards vs %d); fix or delete %v by hand", ErrBadRecord, name, rec.shards, found.shards, keys)
 			}
+			if found == nil || rec.newer(state) {
+				state = rec.nsState
+			}
 			found = rec
 			ready = ready || rec.ready
+			recs[c] = rec
 		}
 	}
 	if found == nil && len(readErrs) > 0 {
@@ -99,6 +162,7 @@ func Open(ctx context.Context, r Router, name string, want Settings, opt Options
 	}
 	n, start := want.Shards, want.Start
 	var layout Layout
+	recreate := false
 	if found != nil {
 		if n != 0 && n != found.shards {
 			return nil, fmt.Errorf("%w: namespace %q has %d shards in Redis but this client is configured with %d; use %d shards, or a new namespace",
@@ -106,6 +170,15 @@ func Open(ctx context.Context, r Router, name string, want Settings, opt Options
 		}
 		if start != 0 && start != found.start {
 			return nil, fmt.Errorf("%w: namespace %q starts at %d in Redis, not %d", ErrSettingsMismatch, name, found.start, start)
+		}
+		if state.deleted && !want.allowDeleted {
+			if want.NoCreate {
+				return nil, fmt.Errorf("%w: %q was deleted (recreate it first: it continues above every ID it handed out)", ErrNamespaceDeleted, name)
+			}
+			recreate = true
+		}
+		if want.strict != nil && *want.strict != state.strict && !recreate {
+			return nil, fmt.Errorf("%w: namespace %q has strict=%v in Redis, not %v", ErrSettingsMismatch, name, state.strict, *want.strict)
 		}
 		n, start = found.shards, found.start
 		l, err := decodeLayout(found.layout, n)
@@ -121,22 +194,33 @@ func Open(ctx context.Context, r Router, name string, want Settings, opt Options
 			if trace, err := ns.traces(ctx); err != nil {
 				return nil, fmt.Errorf("shard: cannot tell whether namespace %q is new: %w", name, err)
 			} else if trace != "" {
+				if !again && ns.anyRecord(ctx, keys) {
+					// A concurrent creator wrote its record after we read:
+					// open what it wrote (finishing its creation if need be).
+					return open(ctx, r, name, want, opt, true)
+				}
 				return nil, fmt.Errorf("%w: namespace %q has no record, but %s: its record was lost with its masters' data, and creating it anew could repeat IDs. %s",
 					ErrNamespaceLost, name, trace, ns.repairHint())
 			}
 		}
-		n, start = cmpOr(n, DefaultShards), cmpOr(start, 1)
+		n, start = cmpOr(n, cmpOr(want.CreateShards, DefaultShards)), cmpOr(start, 1)
 		layout = PlanLayout(name, n, r.Topology())
+		state = nsState{strict: want.Strict, gen: 1, created: time.Now().UnixMilli()}
+		if want.strict != nil {
+			state.strict = *want.strict
+		}
 	}
 	ns.Start = start
+	ns.state = state
 	ns.setLayout(layout)
 
 	switch {
 	case !ready:
-		if err := ns.create(ctx, keys, want.Start != 0); err != nil {
+		created, err := ns.create(ctx, keys, want)
+		if err != nil {
 			return nil, err
 		}
-		ns.Created = found == nil
+		ns.Created = created
 	case len(missing) > 0:
 		// A copy lost with its master's data, or one a creator could not
 		// mark ready: rewrite it, best effort. A copy left unready would
@@ -145,7 +229,83 @@ func Open(ctx context.Context, r Router, name string, want Settings, opt Options
 		// remain; a copy whose master is unreachable right now is left alone.
 		_ = ns.repairRecord(ctx, missing)
 	}
+	if recreate {
+		st := nsState{strict: ns.state.strict, gen: ns.state.gen + 1, created: time.Now().UnixMilli()}
+		if want.strict != nil {
+			st.strict = *want.strict
+		}
+		got, err := ns.writeState(ctx, keys, st)
+		if err != nil {
+			return nil, fmt.Errorf("shard: recreating namespace %q: %w", name, err)
+		}
+		if got.deleted {
+			return nil, fmt.Errorf("%w: %q was deleted again while it was recreated; try again", ErrNamespaceDeleted, name)
+		}
+		ns.state = got
+		ns.Created, ns.Recreated = true, true
+	} else {
+		var behind []string
+		for c, rec := range recs {
+			if rec != nil && ns.state.newer(rec.nsState) {
+				behind = append(behind, keys[c])
+			}
+		}
+		if len(behind) > 0 {
+			// A copy that missed a delete or a recreate (its master was
+			// down, or rewound): bring it up to date, best effort.
+			_, _ = ns.writeState(ctx, behind, ns.state)
+		}
+	}
+	ns.Strict, ns.Generation, ns.Deleted = ns.state.strict, ns.state.gen, ns.state.deleted
+	if ns.state.created > 0 {
+		ns.CreatedAt = time.UnixMilli(ns.state.created)
+	}
 	return ns, nil
+}
+
+// anyRecord reports whether a copy of the namespace's record exists now.
+func (ns *Namespace) anyRecord(ctx context.Context, keys []string) bool {
+	for _, k := range keys {
+		if rec, err := readRecord(ctx, ns.r, k); err == nil && rec != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// writeState writes st to the record copies keys (each only if st is newer
+// than what it holds) and returns the newest state they hold afterwards. It
+// fails only if no copy confirmed.
+func (ns *Namespace) writeState(ctx context.Context, keys []string, st nsState) (nsState, error) {
+	var errs []error
+	var best nsState
+	ok := false
+	for _, k := range keys {
+		rep, err := ns.acked(ctx, metaScript, k, ns.createWait(), ns.metaArgs(metaState, st).argv())
+		var rec *record
+		if err == nil {
+			if rec, _, err = parseMetaReply(rep.values); err == nil && rec == nil {
+				err = fmt.Errorf("%w: %s absent", ErrBadRecord, k)
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("namespace record %s: %w", k, err))
+			continue
+		}
+		if !ok || rec.newer(best) {
+			best = rec.nsState
+		}
+		ok = true
+	}
+	if !ok {
+		return nsState{}, errors.Join(errs...)
+	}
+	return best, nil
+}
+
+// metaArgs are the arguments of meta.lua for this namespace's record.
+func (ns *Namespace) metaArgs(op metaOp, st nsState) metaArgs {
+	return metaArgs{Op: op, Shards: ns.Layout.Shards, Layout: ns.Layout.encode(), Start: ns.Start, State: st}
 }
 
 func cmpOr[T comparable](v, def T) T {
@@ -161,8 +321,8 @@ func (ns *Namespace) repairHint() string {
 	return fmt.Sprintf("Restore the masters' data, or give the namespace a new name; `shardseq namespace show %s` lists what is left", ns.Name)
 }
 
-func (ns *Namespace) readRecord(ctx context.Context, key string) (*record, error) {
-	rep, err := runAcked(ctx, ns.r, metaScript, key, -1, 0, metaArgs{Op: metaRead}.argv())
+func readRecord(ctx context.Context, r Router, key string) (*record, error) {
+	rep, err := runAcked(ctx, r, metaScript, key, -1, 0, metaArgs{Op: metaRead}.argv())
 	if err != nil {
 		return nil, classifyNode(err)
 	}
@@ -203,49 +363,52 @@ func (ns *Namespace) createWait() int64 {
 // create writes the namespace record, adds the name to the index, creates
 // counters and ceilings (each only where absent and each confirmed by the
 // replicas), then marks the record ready. It is idempotent, so a creator
-// that died half-way is finished by the next client. explicitStart says
-// whether a start was asked for (then another creator's different start is
-// an error rather than adopted).
-func (ns *Namespace) create(ctx context.Context, keys []string, explicitStart bool) error {
+// that died half-way is finished by the next client. Another creator's
+// record, written first, is adopted, unless want asked explicitly for a
+// setting it does not have. It reports whether this call wrote the first
+// copy (created the namespace).
+func (ns *Namespace) create(ctx context.Context, keys []string, want Settings) (bool, error) {
 	wait := ns.createWait()
-	n := ns.Layout.Shards
-	claim := func(key string, op metaOp) (*record, error) {
-		rep, err := ns.acked(ctx, metaScript, key, wait, metaArgs{Op: op, Shards: n, Layout: ns.Layout.encode(), Start: ns.Start}.argv())
+	claim := func(key string, op metaOp) (*record, bool, error) {
+		rep, err := ns.acked(ctx, metaScript, key, wait, ns.metaArgs(op, ns.state).argv())
 		if err != nil {
-			return nil, fmt.Errorf("shard: writing namespace record %s: %w", key, err)
+			return nil, false, fmt.Errorf("shard: writing namespace record %s: %w", key, err)
 		}
-		rec, _, err := parseMetaReply(rep.values)
+		rec, created, _, err := parseMetaReplyFull(rep.values)
 		if err == nil && rec == nil {
 			err = fmt.Errorf("%w: %s absent after a claim", ErrBadRecord, key)
 		}
-		return rec, err
+		return rec, created, err
 	}
 
 	// The first copy decides between concurrent creators.
-	won, err := claim(keys[0], metaClaim)
+	won, created, err := claim(keys[0], metaClaim)
 	if err != nil {
-		return err
+		return false, err
 	}
 	switch {
-	case won.shards != n:
-		return fmt.Errorf("%w: namespace %q was just created with %d shards by another client; this one has %d", ErrShardCountMismatch, ns.Name, won.shards, n)
-	case won.start != ns.Start && explicitStart:
-		return fmt.Errorf("%w: namespace %q was just created starting at %d by another client, not %d", ErrSettingsMismatch, ns.Name, won.start, ns.Start)
+	case won.shards != ns.Layout.Shards && want.Shards != 0:
+		return false, fmt.Errorf("%w: namespace %q was just created with %d shards by another client; this one has %d", ErrShardCountMismatch, ns.Name, won.shards, want.Shards)
+	case won.start != ns.Start && want.Start != 0:
+		return false, fmt.Errorf("%w: namespace %q was just created starting at %d by another client, not %d", ErrSettingsMismatch, ns.Name, won.start, want.Start)
+	case !created && want.strict != nil && won.strict != *want.strict:
+		return false, fmt.Errorf("%w: namespace %q was just created with strict=%v by another client, not %v", ErrSettingsMismatch, ns.Name, won.strict, *want.strict)
 	case won.layout != ns.Layout.encode() || won.start != ns.Start:
-		l, err := decodeLayout(won.layout, n)
+		l, err := decodeLayout(won.layout, won.shards)
 		if err != nil {
-			return err
+			return false, err
 		}
 		ns.Start = won.start
 		ns.setLayout(l)
 	}
+	ns.state = won.nsState
 	for _, k := range keys[1:] {
-		rec, err := claim(k, metaClaim)
+		rec, _, err := claim(k, metaClaim)
 		if err != nil {
-			return err
+			return false, err
 		}
-		if rec.shards != n || rec.layout != won.layout || rec.start != won.start {
-			return fmt.Errorf("%w: copy %s of namespace %q disagrees with %s", ErrBadRecord, k, ns.Name, keys[0])
+		if rec.shards != won.shards || rec.layout != won.layout || rec.start != won.start {
+			return false, fmt.Errorf("%w: copy %s of namespace %q disagrees with %s", ErrBadRecord, k, ns.Name, keys[0])
 		}
 	}
 	// A name in the index was created completely once (the index is
@@ -255,28 +418,28 @@ func (ns *Namespace) create(ctx context.Context, keys []string, explicitStart bo
 	if ns.opt.Defences != LegacyDefences {
 		names, err := ListNamespaces(ctx, ns.r)
 		if err != nil {
-			return fmt.Errorf("shard: cannot tell whether namespace %q was created before: %w", ns.Name, err)
+			return false, fmt.Errorf("shard: cannot tell whether namespace %q was created before: %w", ns.Name, err)
 		}
 		indexed = slices.Contains(names, ns.Name)
 	}
 	if !indexed {
 		for _, s := range ns.Shards {
 			if err := s.create(ctx, wait); err != nil {
-				return err
+				return false, err
 			}
 		}
 		if ns.opt.Defences != LegacyDefences {
 			if err := ns.addToIndex(ctx); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
 	for _, k := range keys {
-		if _, err := claim(k, metaReady); err != nil {
-			return err
+		if _, _, err := claim(k, metaReady); err != nil {
+			return false, err
 		}
 	}
-	return nil
+	return created, nil
 }
 
 // create creates the shard's counter at its first sequence number and then
@@ -333,13 +496,13 @@ func (s *Shard) createCeilings(ctx context.Context, wait int64) error {
 	return nil
 }
 
-// repairRecord rewrites lost copies of a ready namespace record.
+// repairRecord rewrites lost copies of a ready namespace record, with the
+// namespace's state.
 func (ns *Namespace) repairRecord(ctx context.Context, keys []string) error {
 	var errs []error
 	for _, k := range keys {
 		for _, op := range []metaOp{metaClaim, metaReady} {
-			if _, err := ns.acked(ctx, metaScript, k, ns.createWait(),
-				metaArgs{Op: op, Shards: ns.Layout.Shards, Layout: ns.Layout.encode(), Start: ns.Start}.argv()); err != nil {
+			if _, err := ns.acked(ctx, metaScript, k, ns.createWait(), ns.metaArgs(op, ns.state).argv()); err != nil {
 				errs = append(errs, err)
 				break
 			}
@@ -488,7 +651,9 @@ type NamespaceRepair struct {
 // nothing, and costs three reads per shard on a changed master.
 func RepairNamespace(ctx context.Context, r Router, name string, changed func(addr string) bool, opt Options) (NamespaceRepair, error) {
 	var rep NamespaceRepair
-	ns, err := Open(ctx, r, name, Settings{NoCreate: true}, opt)
+	// A deleted namespace is repaired like any other: its counters and
+	// ceilings are what a recreation continues above.
+	ns, err := Open(ctx, r, name, Settings{NoCreate: true, allowDeleted: true}, opt)
 	if err != nil {
 		return rep, err
 	}

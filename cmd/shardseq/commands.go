@@ -37,6 +37,8 @@ var commands = map[string]func(m *Main) Command{
 	"verify":  func(m *Main) Command { return &VerifyCommand{Main: m} },
 	"bench":   func(m *Main) Command { return &BenchCommand{Main: m} },
 	"status":  func(m *Main) Command { return &StatusCommand{Main: m} },
+
+	"namespace": func(m *Main) Command { return &NamespaceCommand{Main: m} },
 }
 
 // summaries are the one-line descriptions shown by `shardseq help`.
@@ -49,6 +51,8 @@ var summaries = map[string]string{
 	"verify":  "check that IDs are never repeated under load",
 	"bench":   "measure throughput",
 	"status":  "print the shard table of a running server",
+
+	"namespace": "create, list, show or delete namespaces (create|list|show|delete)",
 }
 
 // Main holds what commands read and write, so tests can replace it.
@@ -107,7 +111,7 @@ func (m *Main) Usage() {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		fmt.Fprintf(m.Stdout, "  %-8s %s\n", name, summaries[name])
+		fmt.Fprintf(m.Stdout, "  %-9s %s\n", name, summaries[name])
 	}
 	fmt.Fprintln(m.Stdout, "\nRun 'shardseq help <command>' or 'shardseq <command> -h' for details.")
 }

@@ -1,0 +1,323 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/shardseq/shardseq/shard"
+)
+
+// Namespaces as objects:
+//
+//	PUT    /v1/namespaces/{namespace}  create (201), or check an existing one (200; 409 if other settings)
+//	GET    /v1/namespaces?limit=&cursor=  list, sorted by name, paginated
+//	GET    /v1/namespaces/{namespace}  settings and usage
+//	DELETE /v1/namespaces/{namespace}  retire behind a tombstone (204)
+//
+// They talk to Redis through package shard; none needs the namespace open
+// on this server. They sit under /v1, so the bearer tokens apply.
+
+// DefaultListLimit is the page size of GET /v1/namespaces without ?limit=.
+const DefaultListLimit = 100
+
+// namespaceRoutes registers the namespace routes on mux; routes() calls it.
+func (s *Server) namespaceRoutes(mux *http.ServeMux, api *authenticator) {
+	mux.HandleFunc("PUT /v1/namespaces/{namespace}", api.require(s.handlePutNamespace))
+	mux.HandleFunc("GET /v1/namespaces/{namespace}", api.require(s.handleGetNamespace))
+	mux.HandleFunc("DELETE /v1/namespaces/{namespace}", api.require(s.handleDeleteNamespace))
+	mux.HandleFunc("/v1/namespaces/{namespace}", api.require(methodNotAllowed(http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete)))
+	mux.HandleFunc("GET /v1/namespaces", api.require(s.handleListNamespaces))
+	mux.HandleFunc("/v1/namespaces", api.require(methodNotAllowed(http.MethodGet, http.MethodHead)))
+	mux.HandleFunc("/v1/namespaces/", api.require(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errBadNamespace) // none, or with a slash
+	}))
+}
+
+// namespaceJSON is a namespace in the answers of the namespace routes. For
+// state lost or unknown (a list only) just the name and state are known.
+type namespaceJSON struct {
+	Name       string     `json:"name"`
+	State      string     `json:"state"`
+	Deleted    *bool      `json:"deleted,omitempty"`
+	Shards     int        `json:"shards,omitempty"`
+	Start      int64      `json:"start,omitempty"`
+	Strict     *bool      `json:"strict,omitempty"`
+	Generation int64      `json:"generation,omitempty"`
+	CreatedAt  *time.Time `json:"created_at,omitempty"`
+	Usage      *usageJSON `json:"usage,omitempty"`
+}
+
+// usageJSON is shard.Usage.
+type usageJSON struct {
+	Reserved      int64   `json:"reserved"`
+	SpaceLeft     int64   `json:"space_left"`
+	Used          float64 `json:"used"`
+	HighestID     int64   `json:"highest_id"`
+	MaxID         int64   `json:"max_id"`
+	ShardsChecked int     `json:"shards_checked"`
+}
+
+func namespaceOf(in shard.Info) namespaceJSON {
+	out := namespaceJSON{Name: in.Name, State: string(in.State)}
+	if in.State != shard.StateActive && in.State != shard.StateDeleted {
+		return out
+	}
+	deleted, strict := in.State == shard.StateDeleted, in.Strict
+	out.Deleted, out.Strict = &deleted, &strict
+	out.Shards, out.Start, out.Generation = in.Shards, in.Start, in.Generation
+	if !in.CreatedAt.IsZero() {
+		at := in.CreatedAt.UTC()
+		out.CreatedAt = &at
+	}
+	return out
+}
+
+// listJSON is the body of GET /v1/namespaces.
+type listJSON struct {
+	Namespaces []namespaceJSON `json:"namespaces"`
+	NextCursor string          `json:"next_cursor"`
+}
+
+// namespaceBody is the body of PUT /v1/namespaces/{namespace}; a member left
+// out (or null) takes the stored value of an existing namespace, or the
+// default of a new one.
+type namespaceBody struct {
+	Shards *int   `json:"shards"`
+	Start  *int64 `json:"start"`
+	Strict *bool  `json:"strict"`
+}
+
+// decodeNamespaceBody reads a PUT body: empty, or one JSON object with no
+// member but shards (1 to shard.MaxShards), start (1 to maxStart) and
+// strict, each written as JSON writes it (an integer literal, true or
+// false; null is the same as leaving it out). Names are matched exactly.
+// Its errors wrap errBadBody, with a public message that says what is
+// wrong.
+func decodeNamespaceBody(b []byte, maxStart int64) (shard.Spec, error) {
+	bad := func(format string, args ...any) error {
+		return public(errBadBody, "body: "+format+`; want {"shards":N,"start":S,"strict":B}, every member optional`, args...)
+	}
+	b = bytes.Trim(b, " \t\r\n") // JSON's whitespace
+	if len(b) == 0 {
+		return shard.Spec{}, nil
+	}
+	if b[0] != '{' {
+		return shard.Spec{}, bad("not a JSON object")
+	}
+	var members map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&members); err != nil {
+		if syn := (*json.SyntaxError)(nil); errors.As(err, &syn) {
+			return shard.Spec{}, bad("not valid JSON at byte %d", syn.Offset)
+		}
+		return shard.Spec{}, bad("not a valid object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return shard.Spec{}, bad("more than one JSON value")
+	}
+	names := slices.Sorted(maps.Keys(members))
+	var body namespaceBody
+	for _, name := range names {
+		var target any
+		want := "an integer"
+		switch name {
+		case "shards":
+			target = &body.Shards
+		case "start":
+			target = &body.Start
+		case "strict":
+			target, want = &body.Strict, "true or false"
+		default:
+			return shard.Spec{}, bad("unknown member %s", quoted(name))
+		}
+		if err := json.Unmarshal(members[name], target); err != nil {
+			return shard.Spec{}, bad("%s must be %s", quoted(name), want)
+		}
+	}
+	switch {
+	case body.Shards != nil && (*body.Shards < 1 || *body.Shards > shard.MaxShards):
+		return shard.Spec{}, bad("shards %d: want 1 to %d", *body.Shards, shard.MaxShards)
+	case body.Start != nil && (*body.Start < 1 || *body.Start > maxStart):
+		return shard.Spec{}, bad("start %d: want 1 to %d", *body.Start, maxStart)
+	}
+	return shard.Spec{Shards: body.Shards, Start: body.Start, Strict: body.Strict}, nil
+}
+
+// quoted quotes s for a message, cut to 64 bytes of valid UTF-8.
+func quoted(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+		for !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+		s += "..."
+	}
+	return strconv.Quote(strings.ToValidUTF8(s, "?"))
+}
+
+// adminContext bounds a namespace route's work in Redis.
+func (s *Server) adminContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.cfg.OpenTimeout)
+}
+
+// closedAnswer answers 503 once the server is closed, as every route does,
+// and reports whether it did.
+func (s *Server) closedAnswer(w http.ResponseWriter) bool {
+	if s.isClosed() {
+		writeError(w, ErrClosed)
+		return true
+	}
+	return false
+}
+
+func (s *Server) handlePutNamespace(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("namespace")
+	if !shard.ValidNamespace(name) {
+		writeError(w, errBadNamespace)
+		return
+	}
+	if s.closedAnswer(w) {
+		return
+	}
+	opt := s.cfg.Client.ShardOptions()
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, public(errBadBody, "body: larger than %d bytes", tooBig.Limit))
+		} else {
+			writeError(w, public(errBadBody, "body: cannot be read"))
+		}
+		return
+	}
+	spec, err := decodeNamespaceBody(b, shard.MaxStart(opt.MaxID))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ctx, cancel := s.adminContext(r)
+	defer cancel()
+	ns, err := shard.Put(ctx, s.cfg.Cluster, name, spec, s.cfg.Shards, opt)
+	if errors.Is(err, shard.ErrShardCountMismatch) || errors.Is(err, shard.ErrSettingsMismatch) {
+		err = s.conflict(ctx, name, err)
+	}
+	if err != nil {
+		s.fail(w, r, name, err)
+		return
+	}
+	status := http.StatusOK
+	if ns.Created {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/v1/namespaces/"+name)
+		s.log.Info("namespace created", "namespace", name, "shards", ns.Layout.Shards, "start", ns.Start, "strict", ns.Strict,
+			"recreated", ns.Recreated, "generation", ns.Generation)
+	}
+	writeJSON(w, status, namespaceOf(ns.Info()))
+}
+
+// conflict gives a settings mismatch of namespace name a public message
+// with the stored settings.
+func (s *Server) conflict(ctx context.Context, name string, err error) error {
+	in := shard.Read(ctx, s.cfg.Cluster, name)
+	switch in.State {
+	case shard.StateActive:
+		return public(err, "namespace %q exists with shards %d, start %d, strict %v; PUT those, or leave them out", name, in.Shards, in.Start, in.Strict)
+	case shard.StateDeleted:
+		return public(err, "namespace %q was deleted; it can be recreated only with its shards %d and start %d (another N or start could repeat IDs)",
+			name, in.Shards, in.Start)
+	}
+	return err
+}
+
+func (s *Server) handleGetNamespace(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("namespace")
+	if !shard.ValidNamespace(name) {
+		writeError(w, errBadNamespace)
+		return
+	}
+	if s.closedAnswer(w) {
+		return
+	}
+	ctx, cancel := s.adminContext(r)
+	defer cancel()
+	d, err := shard.Describe(ctx, s.cfg.Cluster, name, s.cfg.Client.ShardOptions())
+	if err != nil {
+		s.fail(w, r, name, err)
+		return
+	}
+	out := namespaceOf(d.Info)
+	u := d.Usage
+	out.Usage = &usageJSON{Reserved: u.Reserved, SpaceLeft: u.SpaceLeft, Used: u.Used(), HighestID: u.HighestID, MaxID: u.MaxID, ShardsChecked: u.Checked}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleDeleteNamespace(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("namespace")
+	if !shard.ValidNamespace(name) {
+		writeError(w, errBadNamespace)
+		return
+	}
+	if s.closedAnswer(w) {
+		return
+	}
+	if name == DefaultNamespace {
+		writeError(w, public(errNamespaceConflict, "namespace %q is opened by every server at start (readiness) and cannot be deleted", name))
+		return
+	}
+	ctx, cancel := s.adminContext(r)
+	defer cancel()
+	deleted, err := shard.Delete(ctx, s.cfg.Cluster, name, s.cfg.Client.ShardOptions())
+	if err != nil {
+		s.fail(w, r, name, err)
+		return
+	}
+	s.forget(name)
+	if deleted {
+		s.log.Info("namespace deleted", "namespace", name)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleListNamespaces(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := DefaultListLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > shard.MaxListLimit {
+			writeError(w, errBadLimit)
+			return
+		}
+		limit = n
+	}
+	cursor := q.Get("cursor")
+	if cursor != "" && !shard.ValidNamespace(cursor) {
+		writeError(w, errBadCursor)
+		return
+	}
+	if s.closedAnswer(w) {
+		return
+	}
+	ctx, cancel := s.adminContext(r)
+	defer cancel()
+	page, err := shard.List(ctx, s.cfg.Cluster, cursor, limit)
+	if err != nil {
+		s.fail(w, r, "", err)
+		return
+	}
+	out := listJSON{Namespaces: make([]namespaceJSON, 0, len(page.Namespaces)), NextCursor: page.Next}
+	for _, in := range page.Namespaces {
+		out.Namespaces = append(out.Namespaces, namespaceOf(in))
+	}
+	writeJSON(w, http.StatusOK, out)
+}

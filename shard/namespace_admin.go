@@ -1,0 +1,302 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Namespaces as objects: create (Put), inspect (Describe, List) and retire
+// (Delete) them. What `PUT/GET/DELETE /v1/namespaces/...` and `shardseq
+// namespace ...` call.
+
+// State says what a namespace in the index is now.
+type State string
+
+// The values of State.
+const (
+	// StateActive: it hands out IDs.
+	StateActive State = "active"
+	// StateDeleted: retired behind a tombstone by Delete; recreating it
+	// continues above every ID it ever reserved.
+	StateDeleted State = "deleted"
+	// StateLost: in the index, but no copy of its record is left (lost with
+	// its masters' data); it is never created anew (ErrNamespaceLost).
+	StateLost State = "lost"
+	// StateUnknown: no copy of its record could be read now.
+	StateUnknown State = "unknown"
+)
+
+// Info is what a namespace's record says. For StateLost and StateUnknown
+// only Name and State are set.
+type Info struct {
+	Name       string
+	State      State
+	Shards     int
+	Start      int64
+	Strict     bool
+	Generation int64
+	CreatedAt  time.Time // zero when not stored (created by an older version)
+}
+
+// Info is what the namespace's record says.
+func (ns *Namespace) Info() Info {
+	st := StateActive
+	if ns.Deleted {
+		st = StateDeleted
+	}
+	return Info{Name: ns.Name, State: st, Shards: ns.Layout.Shards, Start: ns.Start, Strict: ns.Strict,
+		Generation: ns.Generation, CreatedAt: ns.CreatedAt}
+}
+
+// Usage is how much of a namespace's ID space is used, counted on the shards
+// whose counters could be checked.
+type Usage struct {
+	// Reserved is how many sequence numbers the checked shards reserved:
+	// IDs handed out, and gaps (blocks left unused, levelling, the skips of
+	// restores).
+	Reserved int64
+	// SpaceLeft is how many IDs the checked shards can still hand out before
+	// MaxID.
+	SpaceLeft int64
+	// HighestID is the largest ID reserved so far (0: none).
+	HighestID int64
+	// MaxID is the largest ID of the namespace (Options.MaxID: 2^53-1 by
+	// default, so IDs stay exact in JavaScript).
+	MaxID int64
+	// Checked is how many of the namespace's shards were checked; the
+	// others' masters could not answer.
+	Checked, Shards int
+}
+
+// Used is the fraction of the checked shards' ID space reserved, from 0 to 1.
+func (u Usage) Used() float64 {
+	if u.Reserved+u.SpaceLeft <= 0 {
+		return 0
+	}
+	return float64(u.Reserved) / (float64(u.Reserved) + float64(u.SpaceLeft))
+}
+
+// Usage checks every shard's counter (an acknowledged reservation of
+// nothing, as when a process opens the namespace, which restores a counter
+// whose history changed) and counts what is used and left.
+func (ns *Namespace) Usage(ctx context.Context) Usage {
+	u := Usage{MaxID: ns.opt.MaxID, Shards: len(ns.Shards)}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, s := range ns.Shards {
+		wg.Go(func() {
+			b, _, err := s.reserve(ctx, 0, func() int64 { return 0 })
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			u.Checked++
+			u.Reserved += max(b.Hi-s.initSeq, 0)
+			u.SpaceLeft += max(s.maxSeq-b.Hi, 0)
+			if b.Hi > s.initSeq {
+				u.HighestID = max(u.HighestID, ID(b.Hi, s.Index, len(ns.Shards)))
+			}
+		})
+	}
+	wg.Wait()
+	return u
+}
+
+// Spec is what a caller asks of a namespace it creates or ensures (`PUT
+// /v1/namespaces/{namespace}`, `shardseq namespace create`). A nil field
+// takes the stored value of an existing namespace, or the default of a new
+// one.
+type Spec struct {
+	Shards *int
+	Start  *int64
+	Strict *bool
+}
+
+// Put creates namespace name as spec says, recreates it if it was deleted,
+// or checks an existing one against spec. A field of spec that differs from
+// the stored value is refused with ErrShardCountMismatch (shards) or
+// ErrSettingsMismatch (start, strict); a deleted namespace is recreated with
+// its stored shards and start (its counters continue above everything it
+// reserved; another N or start could repeat IDs), and with spec's strict
+// mode if it has one. defaultShards is N of a new namespace when spec has
+// none (0: DefaultShards). The namespace's Created says whether this call
+// created it (or recreated it).
+func Put(ctx context.Context, r Router, name string, spec Spec, defaultShards int, opt Options) (*Namespace, error) {
+	want := Settings{CreateShards: defaultShards, strict: spec.Strict}
+	if spec.Shards != nil {
+		if *spec.Shards < 1 || *spec.Shards > MaxShards {
+			return nil, fmt.Errorf("shard: %d shards: want 1 to %d", *spec.Shards, MaxShards)
+		}
+		want.Shards = *spec.Shards
+	}
+	if spec.Start != nil {
+		if *spec.Start < 1 {
+			return nil, fmt.Errorf("shard: start %d: want 1 to %d", *spec.Start, MaxStart(opt.MaxID))
+		}
+		want.Start = *spec.Start
+	}
+	return Open(ctx, r, name, want, opt)
+}
+
+// Description is a namespace's record and usage.
+type Description struct {
+	Info
+	Usage Usage
+}
+
+// Describe reads namespace name, deleted or not, and checks its usage. It
+// creates nothing (it finishes a creation left half-way, as every Open
+// does). It fails with ErrNamespaceNotFound for a name never created, and
+// ErrNamespaceLost for one whose record is lost.
+func Describe(ctx context.Context, r Router, name string, opt Options) (Description, error) {
+	ns, err := openAsIs(ctx, r, name, opt)
+	if err != nil {
+		return Description{}, err
+	}
+	return Description{Info: ns.Info(), Usage: ns.Usage(ctx)}, nil
+}
+
+// openAsIs opens an existing namespace, deleted or not, and tells a lost
+// one (its name in the index) from one never created.
+func openAsIs(ctx context.Context, r Router, name string, opt Options) (*Namespace, error) {
+	ns, err := Open(ctx, r, name, Settings{NoCreate: true, allowDeleted: true}, opt)
+	if errors.Is(err, ErrNamespaceNotFound) {
+		if names, lerr := ListNamespaces(ctx, r); lerr == nil && slices.Contains(names, name) {
+			return nil, fmt.Errorf("%w: namespace %q is in the index of namespaces but no copy of its record is left. %s",
+				ErrNamespaceLost, name, (&Namespace{Name: name}).repairHint())
+		}
+	}
+	return ns, err
+}
+
+// Delete retires namespace name behind a tombstone: every copy of its
+// record is marked deleted (a new generation), and its name, counters and
+// ceilings stay, so that recreating it (Put, or an Open that may create)
+// continues above every ID it ever reserved. Opening it with NoCreate then
+// fails with ErrNamespaceDeleted.
+//
+// Clients that have it open keep handing out IDs (from their blocks and new
+// reservations, all unique) until they close: a reservation reads only its
+// shard's counter, never the record. A server closes its own client of the
+// namespace on DELETE; other processes see the tombstone when they next open
+// it. It reports whether it deleted the namespace (false: it was deleted
+// already). It succeeds once one copy of the record confirmed the tombstone;
+// copies that missed it are brought up to date by the next Open.
+func Delete(ctx context.Context, r Router, name string, opt Options) (bool, error) {
+	ns, err := openAsIs(ctx, r, name, opt)
+	if err != nil {
+		return false, err
+	}
+	if ns.Deleted {
+		return false, nil
+	}
+	st := ns.state
+	st.gen, st.deleted = st.gen+1, true
+	got, err := ns.writeState(ctx, MetaKeys(name), st)
+	if err != nil {
+		return false, fmt.Errorf("shard: deleting namespace %q: %w", name, err)
+	}
+	if !got.deleted {
+		return false, fmt.Errorf("shard: deleting namespace %q: it was recreated meanwhile (generation %d); try again", name, got.gen)
+	}
+	return true, nil
+}
+
+// Page is one page of List.
+type Page struct {
+	Namespaces []Info
+	// Next is the cursor of the next page; "" after the last one.
+	Next string
+}
+
+// MaxListLimit bounds the page size of List.
+const MaxListLimit = 1000
+
+// List returns the namespaces of the index, deleted ones included, sorted by
+// name: at most limit (1 to MaxListLimit) of them after cursor (a name; ""
+// for the first page). Each is read from its record copies (nothing is
+// written); one whose record cannot be read now is listed with
+// StateUnknown, one whose record is gone with StateLost.
+func List(ctx context.Context, r Router, cursor string, limit int) (Page, error) {
+	if limit < 1 || limit > MaxListLimit {
+		return Page{}, fmt.Errorf("shard: list limit %d: want 1 to %d", limit, MaxListLimit)
+	}
+	if cursor != "" {
+		if err := ValidateNamespace(cursor); err != nil {
+			return Page{}, fmt.Errorf("shard: list cursor: %w", err)
+		}
+	}
+	names, err := ListNamespaces(ctx, r)
+	if err != nil {
+		return Page{}, err
+	}
+	slices.Sort(names)
+	from, _ := slices.BinarySearch(names, cursor)
+	if from < len(names) && names[from] == cursor {
+		from++
+	}
+	names = names[from:]
+	var page Page
+	if len(names) > limit {
+		names = names[:limit]
+		page.Next = names[limit-1]
+	}
+	page.Namespaces = make([]Info, len(names))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(16, len(names)) {
+		wg.Go(func() {
+			for k := range work {
+				page.Namespaces[k] = Read(ctx, r, names[k])
+			}
+		})
+	}
+	for k := range names {
+		work <- k
+	}
+	close(work)
+	wg.Wait()
+	return page, nil
+}
+
+// Read reads the copies of namespace name's record, writing nothing (List
+// does it for each name). A name never created has StateLost, as one whose
+// record is gone: Read does not look at the index.
+func Read(ctx context.Context, r Router, name string) Info {
+	info := Info{Name: name, State: StateLost}
+	var found *record
+	var state nsState
+	for _, k := range MetaKeys(name) {
+		rec, err := readRecord(ctx, r, k)
+		switch {
+		case err != nil:
+			if found == nil {
+				info.State = StateUnknown
+			}
+		case rec != nil:
+			if found != nil && (rec.shards != found.shards || rec.start != found.start || rec.layout != found.layout) {
+				return Info{Name: name, State: StateUnknown} // copies disagree: Open says how
+			}
+			if found == nil || rec.newer(state) {
+				state = rec.nsState
+			}
+			found = rec
+		}
+	}
+	if found == nil {
+		return info
+	}
+	info = Info{Name: name, State: StateActive, Shards: found.shards, Start: found.start, Strict: state.strict, Generation: state.gen}
+	if state.deleted {
+		info.State = StateDeleted
+	}
+	if state.created > 0 {
+		info.CreatedAt = time.UnixMilli(state.created)
+	}
+	return info
+}
