@@ -22,7 +22,6 @@ type NamespaceCommand struct {
 	Main *Main
 }
 
-
 // namespaceArgs is a parsed namespace command line.
 type namespaceArgs struct {
 	action, name string
@@ -36,13 +35,13 @@ type namespaceArgs struct {
 
 func (c *NamespaceCommand) parse(args []string) (namespaceArgs, error) {
 	var (
-		a          namespaceArgs
-		rf         redisFlags
-		shards     int
-		start      int64
-		strict     bool
-		fs         = newFlagSet("namespace")
-		withName   = map[string]bool{"create": true, "show": true, "delete": true}
+		a        namespaceArgs
+		rf       redisFlags
+		shards   int
+		start    int64
+		strict   bool
+		fs       = newFlagSet("namespace")
+		withName = map[string]bool{"create": true, "show": true, "delete": true}
 	)
 	rf.register(fs)
 	fs.IntVar(&shards, "shards", 0, "create: N (default: the stored N, or 12 for a new namespace)")
