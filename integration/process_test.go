@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,16 +21,30 @@ import (
 	"github.com/shardseq/shardseq/internal/clustertest"
 )
 
-// buildShardseq builds the real binary once per test.
+// binDir holds the binary buildShardseq builds once for the package;
+// TestMain removes it.
+var (
+	binDir    string
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// buildShardseq builds the real binary, once per package run.
 func buildShardseq(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "shardseq")
-	cmd := exec.Command("go", "build", "-o", bin, "../cmd/shardseq")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		binPath = filepath.Join(binDir, "shardseq")
+		cmd := exec.Command("go", "build", "-o", binPath, "../cmd/shardseq")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return bin
+	return binPath
 }
 
 func freePort(t *testing.T) string {
@@ -44,10 +59,11 @@ func freePort(t *testing.T) string {
 
 // startServe runs `shardseq serve` as its own process; the test stops it by
 // PID.
-func startServe(t *testing.T, bin string, c *clustertest.Cluster, listen string) *exec.Cmd {
+func startServe(t *testing.T, bin string, c *clustertest.Cluster, listen string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--redis", strings.Join(c.Addrs(), ","), "--listen", listen, "--shards", "3", "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +73,7 @@ func startServe(t *testing.T, bin string, c *clustertest.Cluster, listen string)
 			_ = cmd.Wait()
 		}
 	})
-	clustertest.Eventually(t, 20*time.Second, func() error {
+	clustertest.Eventually(t, 60*time.Second, func() error {
 		resp, err := http.Get("http://" + listen + "/readyz")
 		if err != nil {
 			return err

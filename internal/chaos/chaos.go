@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,10 +50,40 @@ const (
 	// master so acknowledged writes stay in its memory, kill -9 it and let
 	// the stale replica be promoted: the classic lost-write failover.
 	LaggingReplicaKill Fault = "lagging-replica-kill"
+
+	// The rewinds and double faults: a node comes back with older data than
+	// it acknowledged, or two faults hit one shard.
+
+	// PromotedStaleRestart: the replica saves its dump file; its master is
+	// killed and the replica promoted (it serves); the old master rejoins as
+	// its replica; then the promoted node crashes and restarts at once from
+	// its older dump file, and its replica resyncs to that.
+	PromotedStaleRestart Fault = "promoted-stale-restart"
+	// RollingEmpty: every master in turn restarts without data, the cluster
+	// recovering between (a rolling restart without persistence).
+	RollingEmpty Fault = "rolling-empty"
+	// StaleMasterAndReplica: master and replica both save; a failover moves
+	// the shard to the replica, which serves past its save; then both crash
+	// together and restart from their files, the promoted node from its save
+	// of before it took over: the whole shard rewinds across a failover.
+	StaleMasterAndReplica Fault = "stale-master-and-replica"
+	// DroppedReplicaForce: the data link between a master and one replica is
+	// cut while the cluster bus stays up, until the master stops counting the
+	// replica (repl-timeout); the replica, still promotable, is promoted by
+	// CLUSTER FAILOVER FORCE; the old master is killed and restarted.
+	DroppedReplicaForce Fault = "dropped-replica-force"
 )
 
 // Faults is every fault kind, in the order a mixed scenario cycles them.
-var Faults = []Fault{KillMaster, PartitionReplica, PauseMaster, RestartEmpty, IsolateMaster, LaggingReplicaKill}
+var Faults = []Fault{KillMaster, PartitionReplica, PromotedStaleRestart, PauseMaster, RestartEmpty,
+	StaleMasterAndReplica, IsolateMaster, LaggingReplicaKill, RollingEmpty, DroppedReplicaForce}
+
+// Rewinds are the faults in which a node comes back with older data than it
+// acknowledged, or two faults hit one shard.
+var Rewinds = []Fault{PromotedStaleRestart, RollingEmpty, StaleMasterAndReplica, DroppedReplicaForce}
+
+// IsRewind reports whether f is one of Rewinds.
+func IsRewind(f Fault) bool { return slices.Contains(Rewinds, f) }
 
 // ParseFaults parses a comma-separated list of fault names.
 func ParseFaults(s string) ([]Fault, error) {
@@ -105,6 +136,11 @@ type Config struct {
 	// CallRate caps each library caller's calls per second (0: no cap), so a
 	// long run records a bounded number of IDs: the checker keeps them all.
 	CallRate int
+	// AfterFault runs after each fault, once the cluster is healthy again:
+	// the scenario opens fresh client processes there (a long-lived
+	// process's memory must not be what keeps IDs unique). An error ends
+	// the run.
+	AfterFault func(ctx context.Context, i int, f Fault) error
 	// Client is the template for every library client (block sizes, ack);
 	// Seeds, Namespace and Shards are filled in.
 	Client client.Config
@@ -198,6 +234,13 @@ func Run(ctx context.Context, cfg Config) (checker.Report, error) {
 		what, err := inject(ctx, cfg, f, i)
 		if err != nil {
 			runErr = fmt.Errorf("chaos: fault %d (%s): %w", i+1, f, err)
+			break
+		}
+		if cfg.AfterFault != nil {
+			err = cfg.AfterFault(ctx, i, f)
+		}
+		if err != nil {
+			runErr = fmt.Errorf("chaos: after fault %d (%s): %w", i+1, f, err)
 			break
 		}
 		line := fmt.Sprintf("%s %s (%.1fs)", f, what, time.Since(t0).Seconds())

@@ -165,13 +165,45 @@ func (lc *Cluster) CutReplication(replica, master string) error {
 	return lc.net.cutPort(r.Host, m.Host, m.Port)
 }
 
+// WaitReplicaDropped waits until master no longer lists replica among its
+// connected replicas (INFO replication): after CutReplication that takes
+// repl-timeout (default 60 s), while CLUSTER REPLICAS still shows it healthy.
+func (lc *Cluster) WaitReplicaDropped(ctx context.Context, master, replica string) error {
+	n, ok := lc.NodeByAddr(replica)
+	if !ok {
+		return fmt.Errorf("cluster: no node %s", replica)
+	}
+	entry := fmt.Sprintf("ip=%s,port=%d,", n.Host, n.Port)
+	rdb := lc.client(master)
+	return poll(ctx, replica+" dropped by "+master, func() error {
+		s, err := rdb.Info(ctx, "replication").Result()
+		if err != nil {
+			return err
+		}
+		if strings.Contains(s, entry) {
+			return errors.New("still connected")
+		}
+		return nil
+	})
+}
+
 // FailoverForce makes replica take over its master's slots at once, without
 // the master's agreement (CLUSTER FAILOVER FORCE), as an operator does when
 // the master seems gone.
 func (lc *Cluster) FailoverForce(ctx context.Context, replica string) error {
-	rdb := lc.client(replica)
-	if err := rdb.Do(ctx, "CLUSTER", "FAILOVER", "FORCE").Err(); err != nil {
-		return fmt.Errorf("cluster: CLUSTER FAILOVER FORCE on %s: %w", replica, err)
+	return lc.failover(ctx, replica, "FORCE")
+}
+
+// Failover makes replica take over its master's slots with the master's
+// agreement (CLUSTER FAILOVER): a planned switch-over.
+func (lc *Cluster) Failover(ctx context.Context, replica string) error {
+	return lc.failover(ctx, replica)
+}
+
+func (lc *Cluster) failover(ctx context.Context, replica string, mode ...any) error {
+	args := append([]any{"CLUSTER", "FAILOVER"}, mode...)
+	if err := lc.client(replica).Do(ctx, args...).Err(); err != nil {
+		return fmt.Errorf("cluster: %v on %s: %w", args, replica, err)
 	}
 	return nil
 }
