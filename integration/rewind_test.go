@@ -141,4 +141,3 @@ func TestRewind(t *testing.T) {
 		})
 	}
 }
-
