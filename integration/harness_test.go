@@ -32,7 +32,15 @@ type Opts struct {
 	// ExtraArgs are added to every redis-server; a test that sets one says
 	// why.
 	ExtraArgs []string
+	// Engine: redis (default, or SHARDSEQ_ENGINE) or valkey.
+	Engine localcluster.Engine
 }
+
+// shortReplTimeout is the one non-default Redis setting of the scenarios
+// with dropped-replica-force: the master drops a cut replica after
+// repl-timeout (default 60 s); 2 s keeps the fault short and changes
+// nothing else.
+var shortReplTimeout = []string{"--repl-timeout", "2"}
 
 // startCluster starts a cluster of real redis-server processes on this
 // package's ports (7300-7399) through the one test harness, and stops it
@@ -44,7 +52,7 @@ func startCluster(t testing.TB, o Opts) *clustertest.Cluster {
 	// to other ports and addresses, so it cannot touch the first one's nodes.
 	slot, _ := strconv.Atoi(os.Getenv("SHARDSEQ_IT_SLOT"))
 	cfg := localcluster.Config{BasePort: 7300 + 100*(slot%10) + 10*(k%10), Partitions: o.Partitions,
-		Replicas: o.Replicas, Persistence: o.Persistence, ExtraArgs: o.ExtraArgs}
+		Replicas: o.Replicas, Persistence: o.Persistence, ExtraArgs: o.ExtraArgs, Engine: o.Engine}
 	if o.Partitions {
 		cfg.IPBase = 11 + 120*(slot%2) + 10*(k%12)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -59,9 +60,9 @@ func freePort(t *testing.T) string {
 
 // startServe runs `shardseq serve` as its own process; the test stops it by
 // PID.
-func startServe(t *testing.T, bin string, c *clustertest.Cluster, listen string, env ...string) *exec.Cmd {
+func startServe(t *testing.T, bin string, c *clustertest.Cluster, listen string, shards int, env ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--redis", strings.Join(c.Addrs(), ","), "--listen", listen, "--shards", "3", "--log-level", "warn")
+	cmd := exec.Command(bin, "serve", "--redis", strings.Join(c.Addrs(), ","), "--listen", listen, "--shards", strconv.Itoa(shards), "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
@@ -85,6 +86,24 @@ func startServe(t *testing.T, bin string, c *clustertest.Cluster, listen string,
 		return nil
 	})
 	return cmd
+}
+
+// freshServe starts `shardseq serve` (env added to its environment) and
+// returns its base URL and a chaos.Config.AfterFault that kills it with
+// kill -9 (the blocks it holds become gaps) and starts a new process on the
+// same address: after every fault a process with no memory of the old one
+// serves.
+func freshServe(t *testing.T, c *clustertest.Cluster, shards int, env ...string) (string, func(context.Context, int, chaos.Fault) error) {
+	t.Helper()
+	bin := buildShardseq(t)
+	listen := freePort(t)
+	serve := startServe(t, bin, c, listen, shards, env...)
+	return "http://" + listen, func(context.Context, int, chaos.Fault) error {
+		_ = serve.Process.Kill()
+		_ = serve.Wait()
+		serve = startServe(t, bin, c, listen, shards, env...)
+		return nil
+	}
 }
 
 // Our own process: a server killed with kill -9 while it holds blocks, and
@@ -116,7 +135,7 @@ func TestProcess_KilledServerNeverReissues(t *testing.T) {
 		}
 	}
 	for round := 0; round < 3; round++ {
-		cmd := startServe(t, bin, c, listen)
+		cmd := startServe(t, bin, c, listen, 3)
 		take(200)
 		if err := cmd.Process.Kill(); err != nil { // SIGKILL: no Close, blocks held are lost
 			t.Fatal(err)

@@ -4,7 +4,6 @@ package integration
 
 import (
 	"context"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -54,8 +53,6 @@ func (r rewindRun) restartEvery() time.Duration {
 func (r rewindRun) run(t *testing.T) checker.Report {
 	t.Helper()
 	c := startCluster(t, r.opts)
-	bin := buildShardseq(t)
-	listen := freePort(t)
 	var env []string
 	switch r.defences {
 	case client.LegacyDefences:
@@ -63,15 +60,7 @@ func (r rewindRun) run(t *testing.T) checker.Report {
 	case client.NoDefences:
 		env = append(env, "SHARDSEQ_UNSAFE_DEFENCES=none")
 	}
-	var serve *exec.Cmd
-	restart := func() {
-		if serve != nil {
-			_ = serve.Process.Kill() // kill -9: the blocks it holds become gaps
-			_ = serve.Wait()
-		}
-		serve = startServe(t, bin, c, listen, env...)
-	}
-	restart()
+	base, restart := freshServe(t, c, 3, env...)
 	ns := "ids" // the namespace the HTTP callers use; 3 shards (startServe)
 	rep, err := chaos.Run(context.Background(), chaos.Config{
 		Seeds: c.Addrs(), Local: c.Local(),
@@ -80,18 +69,15 @@ func (r rewindRun) run(t *testing.T) checker.Report {
 		Shards:       3,
 		Callers:      4,
 		RestartEvery: r.restartEvery(),
-		HTTP:         []string{"http://" + listen},
+		HTTP:         []string{base},
 		HTTPCallers:  4,
 		HTTPBatch:    50,
 		MinIDs:       scale(r.minIDs),
 		MinDuration:  8 * time.Second, // load after the last fault: what a rewind re-issues comes now
 		MaxDuration:  4 * time.Minute,
 		Client:       r.client(),
-		AfterFault: func(ctx context.Context, i int, f chaos.Fault) error {
-			restart()
-			return nil
-		},
-		Logf: t.Logf,
+		AfterFault:   restart,
+		Logf:         t.Logf,
 	})
 	t.Logf("report:\n%s", rep)
 	if err != nil {
@@ -109,10 +95,6 @@ func (r rewindRun) run(t *testing.T) checker.Report {
 // rewinds issue) shows duplicates, so the scenario is one that breaks a
 // generator.
 func TestRewind(t *testing.T) {
-	// Why the one non-default setting: dropped-replica-force waits for the
-	// master to drop the cut replica, which takes repl-timeout (default
-	// 60 s); 2 s keeps the test short and changes nothing else.
-	short := []string{"--repl-timeout", "2"}
 	for _, tc := range []struct {
 		name string
 		run  rewindRun
@@ -122,7 +104,7 @@ func TestRewind(t *testing.T) {
 		{"stale-master-and-replica", rewindRun{faults: []chaos.Fault{chaos.StaleMasterAndReplica}, minIDs: 200_000}},
 		// Two replicas per master: with one, even the old rule waits for one
 		// ack, and a master with no replica left refuses anyway.
-		{"dropped-replica-force", rewindRun{opts: Opts{Partitions: true, Replicas: 2, ExtraArgs: short},
+		{"dropped-replica-force", rewindRun{opts: Opts{Partitions: true, Replicas: 2, ExtraArgs: shortReplTimeout},
 			faults: []chaos.Fault{chaos.DroppedReplicaForce}, minIDs: 200_000}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -45,6 +46,9 @@ func Start(tb testing.TB, cfg localcluster.Config) *Cluster {
 			engine = localcluster.EngineFromEnv()
 		}
 		if err := engine.Installed(); err != nil {
+			if os.Getenv("CI") != "" {
+				tb.Fatalf("%v: CI must install it (.ci/run)", err) // never skip what CI is meant to show
+			}
 			tb.Skipf("%v (or set Config.ServerBin)", err)
 		}
 	}
