@@ -141,6 +141,11 @@ type Config struct {
 	// process's memory must not be what keeps IDs unique). An error ends
 	// the run.
 	AfterFault func(ctx context.Context, i int, f Fault) error
+	// OrderWindow is the window of the order measure in the report (see
+	// internal/checker): default client.DefaultOrderWindow, -1 off. Callers
+	// of different processes (library callers, each server) are ordered
+	// only within the window measured across servers (docs/CORRECTNESS.md).
+	OrderWindow time.Duration
 	// Costs, when set, receives what each fault cost.
 	Costs *[]FaultCost
 	// Client is the template for every library client (block sizes, ack);
@@ -181,6 +186,9 @@ func (c Config) withDefaults() Config {
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
 	}
+	if c.OrderWindow == 0 {
+		c.OrderWindow = client.DefaultOrderWindow
+	}
 	return c
 }
 
@@ -211,6 +219,9 @@ func Run(ctx context.Context, cfg Config) (checker.Report, error) {
 	}
 
 	ck := checker.New().WithShards(cfg.Shards)
+	if cfg.OrderWindow > 0 {
+		ck = ck.WithOrder(cfg.OrderWindow)
+	}
 	var pr progress
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
