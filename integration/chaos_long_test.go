@@ -22,7 +22,7 @@ import (
 // IDs, a fresh `shardseq serve` after every fault, no ID twice; what each
 // kind of fault cost, as a table.
 func TestChaosLong_MixedFaults(t *testing.T) {
-	c := startCluster(t, Opts{Partitions: true, ExtraArgs: shortReplTimeout})
+	c := startCluster(t, Opts{Partitions: true})
 	base, restart := freshServe(t, c, 12)
 	faults := chaosFaults(t, 60)
 	var costs []chaos.FaultCost

@@ -158,7 +158,7 @@ func chaosFaults(t testing.TB, n int) []chaos.Fault {
 // client restarts) and HTTP callers of a `shardseq serve` process started
 // afresh after every fault: no ID twice.
 func TestChaos_MixedFaults(t *testing.T) {
-	mixedFaults(t, Opts{Partitions: true, ExtraArgs: shortReplTimeout}, chaosFaults(t, 10), 1_000_000)
+	mixedFaults(t, Opts{Partitions: true}, chaosFaults(t, 10), 1_000_000)
 }
 
 // The same guarantee on Valkey 8, the other engine users deploy: the
@@ -166,7 +166,7 @@ func TestChaos_MixedFaults(t *testing.T) {
 // backports); elsewhere the test is skipped when it is missing.
 func TestChaos_MixedFaultsValkey(t *testing.T) {
 	faults := append([]chaos.Fault{chaos.KillMaster}, chaos.Rewinds...)
-	mixedFaults(t, Opts{Partitions: true, ExtraArgs: shortReplTimeout, Engine: localcluster.EngineValkey}, faults, 500_000)
+	mixedFaults(t, Opts{Partitions: true, Engine: localcluster.EngineValkey}, faults, 500_000)
 }
 
 func mixedFaults(t *testing.T, o Opts, faults []chaos.Fault, minIDs int64) {

@@ -36,12 +36,6 @@ type Opts struct {
 	Engine localcluster.Engine
 }
 
-// shortReplTimeout is the one non-default Redis setting of the scenarios
-// with dropped-replica-force: the master drops a cut replica after
-// repl-timeout (default 60 s); 2 s keeps the fault short and changes
-// nothing else.
-var shortReplTimeout = []string{"--repl-timeout", "2"}
-
 // startCluster starts a cluster of real redis-server processes on this
 // package's ports (7300-7399) through the one test harness, and stops it
 // (removing every iptables rule it added) when the test ends.

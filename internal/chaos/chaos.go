@@ -67,10 +67,12 @@ const (
 	// together and restart from their files, the promoted node from its save
 	// of before it took over: the whole shard rewinds across a failover.
 	StaleMasterAndReplica Fault = "stale-master-and-replica"
-	// DroppedReplicaForce: the data link between a master and one replica is
-	// cut while the cluster bus stays up, until the master stops counting the
-	// replica (repl-timeout); the replica, still promotable, is promoted by
-	// CLUSTER FAILOVER FORCE; the old master is killed and restarted.
+	// DroppedReplicaForce: one replica's data links are cut while the
+	// cluster bus stays up, and its master drops it (as its output-buffer
+	// limit would); with a second replica, a planned failover moves the
+	// shard there and it serves; then the dropped replica, still promotable
+	// and stale, is promoted by CLUSTER FAILOVER FORCE, and the node it took
+	// over from crashes and restarts.
 	DroppedReplicaForce Fault = "dropped-replica-force"
 )
 

@@ -213,9 +213,13 @@ func inject(ctx context.Context, cfg Config, f Fault, i int) (string, error) {
 				return "", err
 			}
 		}
-		// The master drops r from its list once repl-timeout passes; the
-		// cluster still lists r healthy, so r can still be promoted.
-		err := waitDropped(ctx, lc, m, r)
+		// The master drops r, as its output-buffer limit would (or its
+		// repl-timeout, later); r cannot reconnect, yet the cluster still
+		// lists it healthy, so it can still be promoted.
+		err := lc.DropReplica(ctx, m, r)
+		if err == nil {
+			err = waitDropped(ctx, lc, m, r)
+		}
 		if err == nil {
 			_ = hold(ctx, 200*time.Millisecond) // the shard goes on without r
 		}
@@ -228,7 +232,7 @@ func inject(ctx context.Context, cfg Config, f Fault, i int) (string, error) {
 			}
 			if err == nil {
 				old = replicas[1]
-				_ = hold(ctx, time.Second)
+				_ = hold(ctx, 2*time.Second)
 			}
 		}
 		if err == nil {

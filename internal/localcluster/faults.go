@@ -165,6 +165,39 @@ func (lc *Cluster) CutReplication(replica, master string) error {
 	return lc.net.cutPort(r.Host, m.Host, m.Port)
 }
 
+// DropReplica makes master close its replication link to replica, as its
+// client-output-buffer-limit does to a replica that falls behind: master
+// stops counting it at once, while the cluster still lists it healthy.
+// After CutReplication it cannot reconnect until Heal.
+func (lc *Cluster) DropReplica(ctx context.Context, master, replica string) error {
+	r, ok := lc.NodeByAddr(replica)
+	if !ok {
+		return fmt.Errorf("cluster: no node %s", replica)
+	}
+	rdb := lc.client(master)
+	list, err := rdb.Do(ctx, "CLIENT", "LIST", "TYPE", "replica").Text()
+	if err != nil {
+		return fmt.Errorf("cluster: CLIENT LIST on %s: %w", master, err)
+	}
+	for _, line := range strings.Split(list, "\n") {
+		var id, addr string
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "id="); ok {
+				id = v
+			}
+			if v, ok := strings.CutPrefix(f, "addr="); ok {
+				addr = v
+			}
+		}
+		if host, _, _ := net.SplitHostPort(addr); host == r.Host && id != "" {
+			if err := rdb.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
+				return fmt.Errorf("cluster: CLIENT KILL ID %s on %s: %w", id, master, err)
+			}
+		}
+	}
+	return nil
+}
+
 // WaitReplicaDropped waits until master no longer lists replica among its
 // connected replicas (INFO replication): after CutReplication that takes
 // repl-timeout (default 60 s), while CLUSTER REPLICAS still shows it healthy.
