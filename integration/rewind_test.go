@@ -27,10 +27,18 @@ type rewindRun struct {
 	// open for the whole run too: reopening would repair what the scenario
 	// destroys (namespace records are repaired by Open under the old rules).
 	longLivedControl bool
-	// after is how long the load goes on after the fault (default 8 s):
-	// what a rewind re-issues is handed out then, once the rewound counter
-	// has climbed back over the range it lost.
+	// after is how long the negative control's load goes on after the
+	// fault (default 8 s): what a rewind re-issues is handed out then, once
+	// the rewound counter has climbed back over the range it lost.
 	after time.Duration
+}
+
+// loadAfter is how long the load goes on after the fault.
+func (r rewindRun) loadAfter() time.Duration {
+	if r.defences == client.AllDefences {
+		return 8 * time.Second
+	}
+	return cmp.Or(r.after, 8*time.Second)
 }
 
 // client is the library callers' configuration: the negative controls also
@@ -78,7 +86,7 @@ func (r rewindRun) run(t *testing.T) checker.Report {
 		HTTPCallers:  4,
 		HTTPBatch:    50,
 		MinIDs:       scale(r.minIDs),
-		MinDuration:  cmp.Or(r.after, 8*time.Second),
+		MinDuration:  r.loadAfter(),
 		MaxDuration:  4 * time.Minute,
 		Client:       r.client(),
 		AfterFault:   restart,
