@@ -5,33 +5,52 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/internal/chaos"
+	"github.com/shardseq/shardseq/internal/checker"
 )
 
 // The long run behind docs/CORRECTNESS.md (`make chaos-long`, not in CI):
-// >= 50 mixed faults and >= 20,000,000 IDs, no ID twice.
+// >= 60 mixed faults, >= 20 of them rewinds and double faults, >= 20,000,000
+// IDs, a fresh `shardseq serve` after every fault, no ID twice; what each
+// kind of fault cost, as a table.
 func TestChaosLong_MixedFaults(t *testing.T) {
 	c := startCluster(t, Opts{Partitions: true})
+	base, restart := freshServe(t, c, 12)
+	faults := chaosFaults(t, 60)
+	var costs []chaos.FaultCost
 	rep, err := chaos.Run(context.Background(), chaos.Config{
 		Seeds: c.Addrs(), Local: c.Local(),
-		Faults:      chaosFaults(t, 60),
+		Faults:      faults,
+		Namespace:   "long",
 		Shards:      12,
 		Callers:     12,
+		HTTP:        []string{base},
+		AfterFault:  restart,
 		MinIDs:      20_000_000,
-		MaxDuration: 50 * time.Minute,
+		MaxDuration: 55 * time.Minute,
 		CallRate:    10_000, // ~150k IDs/s in all: memory for every ID stays a few GB
 		Client:      client.Config{Logger: quiet()},
+		Costs:       &costs,
 		Logf:        t.Logf,
 	})
 	t.Logf("report:\n%s", rep)
+	table := costTable(costs)
+	t.Logf("what each fault cost:\n%s", table)
 	if out := os.Getenv("SHARDSEQ_CHAOS_REPORT"); out != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
+		b, _ := json.MarshalIndent(struct {
+			Report checker.Report    `json:"report"`
+			Costs  []chaos.FaultCost `json:"costs"`
+		}{rep, costs}, "", "  ")
 		_ = os.WriteFile(out, b, 0o644)
+		_ = os.WriteFile(strings.TrimSuffix(out, ".json")+".md", []byte(table), 0o644)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +58,39 @@ func TestChaosLong_MixedFaults(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("IDs handed out twice: %s", rep)
 	}
-	if rep.Faults < 50 || rep.Acknowledged < 20_000_000 {
-		t.Fatalf("too small a run: %d faults, %d IDs", rep.Faults, rep.Acknowledged)
+	rewinds := 0
+	for _, f := range faults[:rep.Faults] {
+		if chaos.IsRewind(f) {
+			rewinds++
+		}
 	}
+	if rep.Faults < 60 || rewinds < 20 || rep.Acknowledged < 20_000_000 {
+		t.Fatalf("too small a run: %d faults (%d rewinds), %d IDs", rep.Faults, rewinds, rep.Acknowledged)
+	}
+}
+
+// costTable sums the costs per kind of fault, as a Markdown table.
+func costTable(costs []chaos.FaultCost) string {
+	by := map[chaos.Fault][]chaos.FaultCost{}
+	for _, c := range costs {
+		by[c.Fault] = append(by[c.Fault], c)
+	}
+	var b strings.Builder
+	b.WriteString("| fault | count | seconds (mean) | failed calls (mean) | sequence numbers skipped (median / max) |\n|---|---|---|---|---|\n")
+	for _, f := range chaos.Faults {
+		cs := by[f]
+		if len(cs) == 0 {
+			continue
+		}
+		var secs, failed float64
+		var skipped []int64
+		for _, c := range cs {
+			secs += c.Seconds
+			failed += float64(c.FailedCalls)
+			skipped = append(skipped, c.Skipped)
+		}
+		slices.Sort(skipped)
+		fmt.Fprintf(&b, "| %s | %d | %.1f | %.0f | %d / %d |\n", f, len(cs), secs/float64(len(cs)), failed/float64(len(cs)), skipped[len(skipped)/2], skipped[len(skipped)-1])
+	}
+	return b.String()
 }

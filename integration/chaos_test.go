@@ -14,6 +14,7 @@ import (
 	"github.com/shardseq/shardseq/internal/chaos"
 	"github.com/shardseq/shardseq/internal/checker"
 	"github.com/shardseq/shardseq/internal/clustertest"
+	"github.com/shardseq/shardseq/internal/localcluster"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -152,17 +153,34 @@ func chaosFaults(t testing.TB, n int) []chaos.Fault {
 	return out
 }
 
-// The CI scenario: >= 10 mixed real faults and >= 1,000,000 IDs from 8+
-// callers (segment, strict, client restarts): no ID twice.
+// The CI scenario: >= 10 mixed real faults, the rewinds and double faults
+// among them, and >= 1,000,000 IDs from 8+ library callers (segment, strict,
+// client restarts) and HTTP callers of a `shardseq serve` process started
+// afresh after every fault: no ID twice.
 func TestChaos_MixedFaults(t *testing.T) {
-	c := startCluster(t, Opts{Partitions: true})
-	ctx := context.Background()
-	rep, err := chaos.Run(ctx, chaos.Config{
+	mixedFaults(t, Opts{Partitions: true}, chaosFaults(t, 10), 1_000_000)
+}
+
+// The same guarantee on Valkey 8, the other engine users deploy: the
+// rewinds, double faults and a kill. CI installs valkey-server (bookworm-
+// backports); elsewhere the test is skipped when it is missing.
+func TestChaos_MixedFaultsValkey(t *testing.T) {
+	faults := append([]chaos.Fault{chaos.KillMaster}, chaos.Rewinds...)
+	mixedFaults(t, Opts{Partitions: true, Engine: localcluster.EngineValkey}, faults, 500_000)
+}
+
+func mixedFaults(t *testing.T, o Opts, faults []chaos.Fault, minIDs int64) {
+	c := startCluster(t, o)
+	base, restart := freshServe(t, c, 6)
+	rep, err := chaos.Run(context.Background(), chaos.Config{
 		Seeds: c.Addrs(), Local: c.Local(),
-		Faults:      chaosFaults(t, 10),
+		Faults:      faults,
+		Namespace:   "mixed",
 		Shards:      6,
 		Callers:     8,
-		MinIDs:      scale(1_000_000),
+		HTTP:        []string{base},
+		AfterFault:  restart,
+		MinIDs:      scale(minIDs),
 		MaxDuration: 8 * time.Minute,
 		Client:      client.Config{BlockSize: 1000, MinBlockSize: 200, MaxBlockSize: 20_000, Logger: quiet()},
 		Logf:        t.Logf,
@@ -174,8 +192,8 @@ func TestChaos_MixedFaults(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("IDs handed out twice: %s", rep)
 	}
-	if rep.Faults < 10 {
-		t.Fatalf("only %d faults injected", rep.Faults)
+	if rep.Faults < len(faults) {
+		t.Fatalf("only %d of %d faults injected", rep.Faults, len(faults))
 	}
 }
 

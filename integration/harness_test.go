@@ -20,12 +20,22 @@ import (
 // addresses, so a cluster that lingers cannot collide with the next.
 var nextBase atomic.Int32
 
-// Opts shapes a test cluster: always 3 masters with 1 replica each.
+// Opts shapes a test cluster: always 3 masters.
 type Opts struct {
 	// Partitions gives every node its own 127.0.0.x address, so Partition
 	// and Heal can cut links with iptables. It needs root and iptables (the
 	// test is skipped otherwise).
 	Partitions bool
+	// Replicas per master; default 1.
+	Replicas int
+	// Persistence is the nodes' persistence mode; default none (replicas
+	// still write the dump.rdb of each full sync, and restarts load it).
+	Persistence localcluster.Persistence
+	// ExtraArgs are added to every redis-server; a test that sets one says
+	// why.
+	ExtraArgs []string
+	// Engine: redis (default, or SHARDSEQ_ENGINE) or valkey.
+	Engine localcluster.Engine
 }
 
 // startCluster starts a cluster of real redis-server processes on this
@@ -37,7 +47,8 @@ func startCluster(t testing.TB, o Opts) *clustertest.Cluster {
 	// SHARDSEQ_IT_SLOT (0-9) moves a second concurrent run of this package
 	// to other ports and addresses, so it cannot touch the first one's nodes.
 	slot, _ := strconv.Atoi(os.Getenv("SHARDSEQ_IT_SLOT"))
-	cfg := localcluster.Config{BasePort: 7300 + 100*(slot%10) + 10*(k%10), Partitions: o.Partitions}
+	cfg := localcluster.Config{BasePort: 7300 + 100*(slot%10) + 10*(k%10), Partitions: o.Partitions,
+		Replicas: o.Replicas, Persistence: o.Persistence, ExtraArgs: o.ExtraArgs, Engine: o.Engine}
 	if o.Partitions {
 		cfg.IPBase = 11 + 120*(slot%2) + 10*(k%12)
 	}

@@ -18,5 +18,12 @@ func TestMain(m *testing.M) {
 	// go-redis logs every refused dial; during fault tests that is noise, and
 	// the tests assert on outcomes instead.
 	redis.SetLogger(discardLogger{})
-	os.Exit(m.Run())
+	dir, err := os.MkdirTemp("", "shardseq-it-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
 }

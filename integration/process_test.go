@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,16 +22,30 @@ import (
 	"github.com/shardseq/shardseq/internal/clustertest"
 )
 
-// buildShardseq builds the real binary once per test.
+// binDir holds the binary buildShardseq builds once for the package;
+// TestMain removes it.
+var (
+	binDir    string
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// buildShardseq builds the real binary, once per package run.
 func buildShardseq(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "shardseq")
-	cmd := exec.Command("go", "build", "-o", bin, "../cmd/shardseq")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		binPath = filepath.Join(binDir, "shardseq")
+		cmd := exec.Command("go", "build", "-o", binPath, "../cmd/shardseq")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return bin
+	return binPath
 }
 
 func freePort(t *testing.T) string {
@@ -44,10 +60,11 @@ func freePort(t *testing.T) string {
 
 // startServe runs `shardseq serve` as its own process; the test stops it by
 // PID.
-func startServe(t *testing.T, bin string, c *clustertest.Cluster, listen string) *exec.Cmd {
+func startServe(t *testing.T, bin string, c *clustertest.Cluster, listen string, shards int, env ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--redis", strings.Join(c.Addrs(), ","), "--listen", listen, "--shards", "3", "--log-level", "warn")
+	cmd := exec.Command(bin, "serve", "--redis", strings.Join(c.Addrs(), ","), "--listen", listen, "--shards", strconv.Itoa(shards), "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +74,7 @@ func startServe(t *testing.T, bin string, c *clustertest.Cluster, listen string)
 			_ = cmd.Wait()
 		}
 	})
-	clustertest.Eventually(t, 20*time.Second, func() error {
+	clustertest.Eventually(t, 60*time.Second, func() error {
 		resp, err := http.Get("http://" + listen + "/readyz")
 		if err != nil {
 			return err
@@ -69,6 +86,24 @@ func startServe(t *testing.T, bin string, c *clustertest.Cluster, listen string)
 		return nil
 	})
 	return cmd
+}
+
+// freshServe starts `shardseq serve` (env added to its environment) and
+// returns its base URL and a chaos.Config.AfterFault that kills it with
+// kill -9 (the blocks it holds become gaps) and starts a new process on the
+// same address: after every fault a process with no memory of the old one
+// serves.
+func freshServe(t *testing.T, c *clustertest.Cluster, shards int, env ...string) (string, func(context.Context, int, chaos.Fault) error) {
+	t.Helper()
+	bin := buildShardseq(t)
+	listen := freePort(t)
+	serve := startServe(t, bin, c, listen, shards, env...)
+	return "http://" + listen, func(context.Context, int, chaos.Fault) error {
+		_ = serve.Process.Kill()
+		_ = serve.Wait()
+		serve = startServe(t, bin, c, listen, shards, env...)
+		return nil
+	}
 }
 
 // Our own process: a server killed with kill -9 while it holds blocks, and
@@ -100,7 +135,7 @@ func TestProcess_KilledServerNeverReissues(t *testing.T) {
 		}
 	}
 	for round := 0; round < 3; round++ {
-		cmd := startServe(t, bin, c, listen)
+		cmd := startServe(t, bin, c, listen, 3)
 		take(200)
 		if err := cmd.Process.Kill(); err != nil { // SIGKILL: no Close, blocks held are lost
 			t.Fatal(err)

@@ -142,7 +142,12 @@ func (o Options) waitFor() int {
 }
 
 // growth follows how fast a shard's counter grows (all processes' blocks and
-// levelling together), to size its lease in sequence numbers.
+// levelling together), to size its lease in sequence numbers. A jump (a
+// fence, or the level pulled up by another shard's fence) is a step, not a
+// rate: each observation may raise the smoothed rate at most 4x, so one jump
+// no more than doubles it, while a real rise in traffic still shows within a
+// few blocks. Without the bound one fence made every lease MaxLease, and the
+// next fence skipped that much on every shard.
 type growth struct {
 	mu     sync.Mutex
 	lastHi int64
@@ -150,15 +155,17 @@ type growth struct {
 	rate   float64 // sequence numbers per second, smoothed
 }
 
-func (g *growth) observe(hi int64, now time.Time) {
+func (g *growth) observe(hi, count int64, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if dt := now.Sub(g.lastAt).Seconds(); !g.lastAt.IsZero() && dt >= 0.01 && hi > g.lastHi {
 		inst := float64(hi-g.lastHi) / dt
 		if g.rate == 0 {
-			g.rate = inst
+			// No history to compare with: trust this process's own blocks,
+			// not what the counter jumped meanwhile.
+			g.rate = min(inst, float64(count)/dt)
 		} else {
-			g.rate = 0.7*g.rate + 0.3*inst
+			g.rate = 0.7*g.rate + 0.3*min(inst, 4*g.rate)
 		}
 	}
 	if hi > g.lastHi || g.lastAt.IsZero() {
@@ -239,7 +246,7 @@ func (s *Shard) ReserveAbove(ctx context.Context, count int64, level func() int6
 	}
 	for cur := s.highest.Load(); b.Hi > cur && !s.highest.CompareAndSwap(cur, b.Hi); cur = s.highest.Load() {
 	}
-	s.growth.observe(b.Hi, time.Now())
+	s.growth.observe(b.Hi, count, time.Now())
 	// Every ID handed out is at or below a ceiling confirmed on every copy.
 	// The counter registers the confirmed ceiling, so a block under it needs
 	// no write; the ceiling is raised a lease ahead, and again ahead of need

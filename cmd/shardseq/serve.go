@@ -168,8 +168,13 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	if cfg.tokenWarning != "" {
 		log.Warn("token file: " + cfg.tokenWarning)
 	}
+	clientTemplate, err := unsafeDefences(log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	srv, err := server.New(server.Config{Cluster: cl, Shards: cfg.shards, MaxNamespaces: cfg.maxNamespaces, Logger: log,
-		Tokens: cfg.tokens, AuthMetrics: cfg.authMetrics, AuthUI: cfg.authUI})
+		Tokens: cfg.tokens, AuthMetrics: cfg.authMetrics, AuthUI: cfg.authUI,
+		Client: clientTemplate})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,10 +50,42 @@ const (
 	// master so acknowledged writes stay in its memory, kill -9 it and let
 	// the stale replica be promoted: the classic lost-write failover.
 	LaggingReplicaKill Fault = "lagging-replica-kill"
+
+	// The rewinds and double faults: a node comes back with older data than
+	// it acknowledged, or two faults hit one shard.
+
+	// PromotedStaleRestart: the replica saves its dump file; its master is
+	// killed and the replica promoted (it serves); the old master rejoins as
+	// its replica; then the promoted node crashes and restarts at once from
+	// its older dump file, and its replica resyncs to that.
+	PromotedStaleRestart Fault = "promoted-stale-restart"
+	// RollingEmpty: every master in turn restarts without data, the cluster
+	// recovering between (a rolling restart without persistence).
+	RollingEmpty Fault = "rolling-empty"
+	// StaleMasterAndReplica: master and replica both save; a failover moves
+	// the shard to the replica, which serves past its save; then both crash
+	// together and restart from their files, the promoted node from its save
+	// of before it took over: the whole shard rewinds across a failover.
+	StaleMasterAndReplica Fault = "stale-master-and-replica"
+	// DroppedReplicaForce: one replica's data links are cut while the
+	// cluster bus stays up, and its master drops it (as its output-buffer
+	// limit would); with a second replica, a planned failover moves the
+	// shard there and it serves; then the dropped replica, still promotable
+	// and stale, is promoted by CLUSTER FAILOVER FORCE, and the node it took
+	// over from crashes and restarts.
+	DroppedReplicaForce Fault = "dropped-replica-force"
 )
 
 // Faults is every fault kind, in the order a mixed scenario cycles them.
-var Faults = []Fault{KillMaster, PartitionReplica, PauseMaster, RestartEmpty, IsolateMaster, LaggingReplicaKill}
+var Faults = []Fault{KillMaster, PartitionReplica, PromotedStaleRestart, PauseMaster, RestartEmpty,
+	StaleMasterAndReplica, IsolateMaster, LaggingReplicaKill, RollingEmpty, DroppedReplicaForce}
+
+// Rewinds are the faults in which a node comes back with older data than it
+// acknowledged, or two faults hit one shard.
+var Rewinds = []Fault{PromotedStaleRestart, RollingEmpty, StaleMasterAndReplica, DroppedReplicaForce}
+
+// IsRewind reports whether f is one of Rewinds.
+func IsRewind(f Fault) bool { return slices.Contains(Rewinds, f) }
 
 // ParseFaults parses a comma-separated list of fault names.
 func ParseFaults(s string) ([]Fault, error) {
@@ -105,6 +138,18 @@ type Config struct {
 	// CallRate caps each library caller's calls per second (0: no cap), so a
 	// long run records a bounded number of IDs: the checker keeps them all.
 	CallRate int
+	// AfterFault runs after each fault, once the cluster is healthy again:
+	// the scenario opens fresh client processes there (a long-lived
+	// process's memory must not be what keeps IDs unique). An error ends
+	// the run.
+	AfterFault func(ctx context.Context, i int, f Fault) error
+	// OrderWindow is the window of the order measure in the report (see
+	// internal/checker): default client.DefaultOrderWindow, -1 off. Callers
+	// of different processes (library callers, each server) are ordered
+	// only within the window measured across servers (docs/CORRECTNESS.md).
+	OrderWindow time.Duration
+	// Costs, when set, receives what each fault cost.
+	Costs *[]FaultCost
 	// Client is the template for every library client (block sizes, ack);
 	// Seeds, Namespace and Shards are filled in.
 	Client client.Config
@@ -143,6 +188,9 @@ func (c Config) withDefaults() Config {
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
 	}
+	if c.OrderWindow == 0 {
+		c.OrderWindow = client.DefaultOrderWindow
+	}
 	return c
 }
 
@@ -160,58 +208,81 @@ func Run(ctx context.Context, cfg Config) (checker.Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.MaxDuration)
 	defer cancel()
 
+	var counters *counterReader
 	if cfg.Callers > 0 {
 		// Create the namespace before the faults start, so every caller agrees.
 		first, err := client.New(ctx, cfg.clientConfig(false))
 		if err != nil {
 			return checker.Report{}, err
 		}
+		counters = newCounterReader(ctx, cfg.Seeds, first.Shards())
 		_ = first.Close()
+		defer counters.Close()
 	}
 
 	ck := checker.New().WithShards(cfg.Shards)
-	var acked atomic.Int64
+	if cfg.OrderWindow > 0 {
+		ck = ck.WithOrder(cfg.OrderWindow)
+	}
+	var pr progress
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.Callers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cfg.libraryCaller(ctx, stop, ck.Recorder(), &acked, i < cfg.StrictCallers, i)
+			cfg.libraryCaller(ctx, stop, ck.Recorder(), &pr, i < cfg.StrictCallers, i)
 		}()
 	}
 	for i := 0; i < cfg.HTTPCallers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cfg.httpCaller(ctx, stop, ck.Recorder(), &acked, cfg.HTTP[i%len(cfg.HTTP)])
+			cfg.httpCaller(ctx, stop, ck.Recorder(), &pr, cfg.HTTP[i%len(cfg.HTTP)])
 		}()
 	}
 
 	var log []string
+	var costs []FaultCost
 	var runErr error
 	for i, f := range cfg.Faults {
 		if ctx.Err() != nil {
 			break
 		}
 		t0 := time.Now()
+		seq0, acked0, failed0 := counters.sum(ctx), pr.acked.Load(), pr.failed.Load()
 		what, err := inject(ctx, cfg, f, i)
 		if err != nil {
 			runErr = fmt.Errorf("chaos: fault %d (%s): %w", i+1, f, err)
 			break
 		}
-		line := fmt.Sprintf("%s %s (%.1fs)", f, what, time.Since(t0).Seconds())
+		if cfg.AfterFault != nil {
+			err = cfg.AfterFault(ctx, i, f)
+		}
+		if err != nil {
+			runErr = fmt.Errorf("chaos: after fault %d (%s): %w", i+1, f, err)
+			break
+		}
+		cost := FaultCost{Fault: f, Target: what, Seconds: time.Since(t0).Seconds(),
+			IDs: pr.acked.Load() - acked0, FailedCalls: pr.failed.Load() - failed0}
+		if seq1 := counters.sum(ctx); seq0 >= 0 && seq1 >= 0 {
+			// What the counters advanced beyond what was handed out: the
+			// fence's jump, blocks abandoned, the level pulled up.
+			cost.Skipped = seq1 - seq0 - cost.IDs
+		}
+		costs = append(costs, cost)
+		line := cost.String()
 		log = append(log, line)
-		cfg.Logf("fault %d/%d: %s; %d IDs so far", i+1, len(cfg.Faults), line, acked.Load())
+		cfg.Logf("fault %d/%d: %s; %d IDs so far", i+1, len(cfg.Faults), line, pr.acked.Load())
 	}
 
 	start := time.Now()
 	tick := time.NewTicker(500 * time.Millisecond)
-	for ctx.Err() == nil && runErr == nil && (acked.Load() < cfg.MinIDs || time.Since(start) < cfg.MinDuration) {
+	for ctx.Err() == nil && runErr == nil && (pr.acked.Load() < cfg.MinIDs || time.Since(start) < cfg.MinDuration) {
 		select {
 		case <-ctx.Done():
 		case <-tick.C:
-			cfg.Logf("load: %d IDs acknowledged", acked.Load())
+			cfg.Logf("load: %d IDs acknowledged", pr.acked.Load())
 		}
 	}
 	tick.Stop()
@@ -219,8 +290,11 @@ func Run(ctx context.Context, cfg Config) (checker.Report, error) {
 	wg.Wait()
 	rep := ck.Report()
 	rep.Faults, rep.FaultLog = len(log), log
-	if runErr == nil && acked.Load() < cfg.MinIDs && cfg.MinDuration == 0 {
-		runErr = fmt.Errorf("chaos: only %d of %d IDs acknowledged before the %v limit", acked.Load(), cfg.MinIDs, cfg.MaxDuration)
+	if cfg.Costs != nil {
+		*cfg.Costs = costs
+	}
+	if runErr == nil && pr.acked.Load() < cfg.MinIDs && cfg.MinDuration == 0 {
+		runErr = fmt.Errorf("chaos: only %d of %d IDs acknowledged before the %v limit", pr.acked.Load(), cfg.MinIDs, cfg.MaxDuration)
 	}
 	return rep, runErr
 }
@@ -237,7 +311,7 @@ func (cfg Config) clientConfig(strict bool) client.Config {
 // libraryCaller takes IDs until stop, opening a new client every
 // RestartEvery as a restarted process would; a client is closed without
 // handing out what it still holds.
-func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *checker.Recorder, acked *atomic.Int64, strict bool, seed int) {
+func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *checker.Recorder, pr *progress, strict bool, seed int) {
 	var c *client.Client
 	defer func() {
 		if c != nil {
@@ -263,7 +337,7 @@ func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *
 			}
 			nc, err := client.New(ctx, cfg.clientConfig(strict))
 			if err != nil {
-				rec.Fail(err)
+				pr.fail(rec, err)
 				waitOrStop(stop, 100*time.Millisecond)
 				continue
 			}
@@ -275,25 +349,25 @@ func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *
 			ids, err := c.NextN(cctx, 16)
 			cancel()
 			if err != nil {
-				rec.Fail(err)
+				pr.fail(rec, err)
 				continue
 			}
 			rec.Ack(time.Since(t0), ids...)
-			acked.Add(int64(len(ids)))
+			pr.acked.Add(int64(len(ids)))
 			continue
 		}
 		id, err := c.Next(cctx)
 		cancel()
 		if err != nil {
-			rec.Fail(err)
+			pr.fail(rec, err)
 			continue
 		}
 		rec.Ack(time.Since(t0), id)
-		acked.Add(1)
+		pr.acked.Add(1)
 	}
 }
 
-func (cfg Config) httpCaller(ctx context.Context, stop <-chan struct{}, rec *checker.Recorder, acked *atomic.Int64, base string) {
+func (cfg Config) httpCaller(ctx context.Context, stop <-chan struct{}, rec *checker.Recorder, pr *progress, base string) {
 	hc := &http.Client{Timeout: 5 * time.Second}
 	url := strings.TrimRight(base, "/") + "/v1/ids/" + cfg.Namespace + "?count=" + strconv.Itoa(cfg.HTTPBatch)
 	for {
@@ -303,12 +377,12 @@ func (cfg Config) httpCaller(ctx context.Context, stop <-chan struct{}, rec *che
 		t0 := time.Now()
 		ids, err := postIDs(ctx, hc, url)
 		if err != nil {
-			rec.Fail(err)
+			pr.fail(rec, err)
 			waitOrStop(stop, 20*time.Millisecond)
 			continue
 		}
 		rec.Ack(time.Since(t0), ids...)
-		acked.Add(int64(len(ids)))
+		pr.acked.Add(int64(len(ids)))
 	}
 }
 
@@ -359,6 +433,31 @@ func ParseIDs(body []byte) ([]int64, error) {
 		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+// progress counts what the callers saw.
+type progress struct{ acked, failed atomic.Int64 }
+
+func (p *progress) fail(rec *checker.Recorder, err error) {
+	p.failed.Add(1)
+	rec.Fail(err)
+}
+
+// FaultCost is what one fault cost: its duration (until the cluster was
+// healthy again), the IDs handed out and the calls that failed meanwhile,
+// and the sequence numbers the counters advanced beyond the IDs handed out
+// (fences, abandoned blocks: ID space skipped; -1 when unknown).
+type FaultCost struct {
+	Fault       Fault   `json:"fault"`
+	Target      string  `json:"target"`
+	Seconds     float64 `json:"seconds"`
+	IDs         int64   `json:"ids"`
+	FailedCalls int64   `json:"failed_calls"`
+	Skipped     int64   `json:"skipped"`
+}
+
+func (c FaultCost) String() string {
+	return fmt.Sprintf("%s %s (%.1fs, %d IDs, %d failed calls, %d skipped)", c.Fault, c.Target, c.Seconds, c.IDs, c.FailedCalls, c.Skipped)
 }
 
 // stopped reports whether the run is over: stop closed or ctx done.

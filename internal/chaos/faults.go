@@ -118,6 +118,140 @@ func inject(ctx context.Context, cfg Config, f Fault, i int) (string, error) {
 		if err := lc.Start(m); err != nil {
 			return "", err
 		}
+	case PromotedStaleRestart:
+		if len(replicas) == 0 {
+			return "", errors.New("master has no replica")
+		}
+		r := replicas[0]
+		if err := lc.Save(ctx, r); err != nil {
+			return "", err
+		}
+		_ = hold(ctx, 200*time.Millisecond) // IDs handed out after the save
+		if err := lc.Kill(m); err != nil {
+			return "", err
+		}
+		if err := waitPromoted(ctx, lc, m); err != nil {
+			return "", err
+		}
+		if err := lc.Start(m); err != nil {
+			return "", err
+		}
+		if err := waitHealthy(ctx, lc); err != nil {
+			return "", err
+		}
+		_ = hold(ctx, time.Second) // the promoted node serves
+		if err := lc.RestartFromFiles(r); err != nil {
+			return "", err
+		}
+		if err := stillMaster(ctx, lc, r); err != nil {
+			return "", err
+		}
+		m = r
+	case RollingEmpty:
+		for k, mk := range masters {
+			if k > 0 {
+				if err := waitHealthy(ctx, lc); err != nil {
+					return "", err
+				}
+				_ = hold(ctx, 2*time.Second) // the load goes on between restarts
+			}
+			if err := lc.RestartEmpty(mk); err != nil {
+				return "", err
+			}
+		}
+		m = strings.Join(masters, ",")
+	case StaleMasterAndReplica:
+		if len(replicas) == 0 {
+			return "", errors.New("master has no replica")
+		}
+		r := replicas[0]
+		for _, n := range []string{m, r} {
+			if err := lc.Save(ctx, n); err != nil {
+				return "", err
+			}
+		}
+		_ = hold(ctx, time.Second) // IDs handed out after the saves
+		// A failover moves the shard to r, which serves past its saved state.
+		if err := lc.Kill(m); err != nil {
+			return "", err
+		}
+		if err := waitPromoted(ctx, lc, m); err != nil {
+			return "", err
+		}
+		if err := lc.Start(m); err != nil {
+			return "", err
+		}
+		if err := waitHealthy(ctx, lc); err != nil {
+			return "", err
+		}
+		_ = hold(ctx, time.Second)
+		// Both crash together and restart from their files: r from its save,
+		// from before it took over.
+		if err := lc.Kill(m); err != nil {
+			return "", err
+		}
+		if err := lc.RestartFromFiles(r); err != nil {
+			return "", err
+		}
+		if err := lc.Start(m); err != nil {
+			return "", err
+		}
+		if err := stillMaster(ctx, lc, r); err != nil {
+			return "", err
+		}
+		m = r
+	case DroppedReplicaForce:
+		if !lc.CanPartition() {
+			return "skipped: the cluster cannot be partitioned", nil
+		}
+		if len(replicas) == 0 {
+			return "", errors.New("master has no replica")
+		}
+		r, others := replicas[0], append([]string{m}, replicas[1:]...)
+		for _, o := range others {
+			if err := lc.CutReplication(r, o); err != nil {
+				return "", err
+			}
+		}
+		// The master drops r, as its output-buffer limit would (or its
+		// repl-timeout, later); r cannot reconnect, yet the cluster still
+		// lists it healthy, so it can still be promoted.
+		err := lc.DropReplica(ctx, m, r)
+		if err == nil {
+			err = waitDropped(ctx, lc, m, r)
+		}
+		if err == nil {
+			_ = hold(ctx, 200*time.Millisecond) // the shard goes on without r
+		}
+		old := m
+		if err == nil && len(replicas) > 1 {
+			// A planned switch-over to another replica: it takes the shard
+			// over with everything, and serves.
+			if err = lc.Failover(ctx, replicas[1]); err == nil {
+				err = waitPromoted(ctx, lc, m)
+			}
+			if err == nil {
+				old = replicas[1]
+				_ = hold(ctx, 2*time.Second)
+			}
+		}
+		if err == nil {
+			err = lc.FailoverForce(ctx, r)
+		}
+		if err == nil {
+			err = waitPromoted(ctx, lc, old)
+		}
+		if herr := lc.Heal(); herr != nil {
+			return "", herr
+		}
+		if err != nil {
+			return "", err
+		}
+		// Then the node it took over from crashes and restarts.
+		if err := lc.RestartFromFiles(old); err != nil {
+			return "", err
+		}
+		m = r
 	default:
 		return "", fmt.Errorf("unknown fault %q", f)
 	}
@@ -137,6 +271,29 @@ func waitPromoted(ctx context.Context, lc *localcluster.Cluster, addr string) er
 	ctx, cancel := context.WithTimeout(ctx, recoverTimeout)
 	defer cancel()
 	return lc.WaitPromoted(ctx, addr)
+}
+
+func waitDropped(ctx context.Context, lc *localcluster.Cluster, master, replica string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*recoverTimeout)
+	defer cancel()
+	return lc.WaitReplicaDropped(ctx, master, replica)
+}
+
+// stillMaster checks that addr, restarted to come back with older data, is
+// master once the cluster settled: had its replica taken over meanwhile, no
+// rewind would have happened and the fault would prove nothing.
+func stillMaster(ctx context.Context, lc *localcluster.Cluster, addr string) error {
+	if err := waitHealthy(ctx, lc); err != nil {
+		return err
+	}
+	masters, err := lc.Masters(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(masters, addr) {
+		return fmt.Errorf("%s restarted too slowly: its replica took over, so nothing rewound", addr)
+	}
+	return nil
 }
 
 // hold keeps a fault in place for its intended duration.

@@ -12,7 +12,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os/exec"
+	"os"
 	"testing"
 	"time"
 
@@ -41,8 +41,15 @@ type Cluster struct {
 func Start(tb testing.TB, cfg localcluster.Config) *Cluster {
 	tb.Helper()
 	if cfg.ServerBin == "" {
-		if _, err := exec.LookPath("redis-server"); err != nil {
-			tb.Skip("redis-server not in PATH; install it: apt-get install redis-server (Debian), or set Config.ServerBin")
+		engine := cfg.Engine
+		if engine == "" {
+			engine = localcluster.EngineFromEnv()
+		}
+		if err := engine.Installed(); err != nil {
+			if os.Getenv("CI") != "" {
+				tb.Fatalf("%v: CI must install it (.ci/run)", err) // never skip what CI is meant to show
+			}
+			tb.Skipf("%v (or set Config.ServerBin)", err)
 		}
 	}
 	if cfg.Partitions {
@@ -155,6 +162,30 @@ func (c *Cluster) RestartEmpty(addr string) {
 func (c *Cluster) RestartFromFiles(addr string) {
 	c.tb.Helper()
 	c.check("RestartFromFiles "+addr, c.lc.RestartFromFiles(addr))
+}
+
+// Save makes the node's files a snapshot of now (BGSAVE, or a copy of the
+// AOF), so that a later RestartFromFiles rewinds it to this moment.
+func (c *Cluster) Save(addr string) {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	c.check("Save "+addr, c.lc.Save(ctx, addr))
+}
+
+// CutReplication drops the data link between replica and master while the
+// cluster bus stays up (needs Config.Partitions); Heal restores it.
+func (c *Cluster) CutReplication(replica, master string) {
+	c.tb.Helper()
+	c.check("CutReplication "+replica, c.lc.CutReplication(replica, master))
+}
+
+// FailoverForce promotes replica at once (CLUSTER FAILOVER FORCE).
+func (c *Cluster) FailoverForce(replica string) {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	c.check("FailoverForce "+replica, c.lc.FailoverForce(ctx, replica))
 }
 
 // Partition cuts node off from each of from, both ways; the cluster must be

@@ -67,13 +67,178 @@ func (lc *Cluster) Start(addr string) error {
 
 // RestartFromFiles kills the node with SIGKILL and starts it again on its own
 // directory, before any failover can happen: it comes back with whatever its
-// files hold (nodes.conf, and dump.rdb or the AOF when it wrote them), like a
-// crashed server restarted from its disk.
+// files hold (nodes.conf, and the dump.rdb of its last save or full sync, or
+// its AOF), like a crashed server restarted from its disk. After Save on an
+// AOF node, the AOF is first put back as Save found it: that is the rewind
+// an AOF node suffers when its disk or backup is older than its memory.
 func (lc *Cluster) RestartFromFiles(addr string) error {
 	if err := lc.Kill(addr); err != nil {
 		return err
 	}
+	n, _ := lc.NodeByAddr(addr)
+	saved := filepath.Join(n.Dir, savedAOF)
+	if _, err := os.Stat(saved); err == nil {
+		live := filepath.Join(n.Dir, "appendonlydir")
+		if err := os.RemoveAll(live); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		if err := os.Rename(saved, live); err != nil {
+			return fmt.Errorf("cluster: restoring the saved AOF of %s: %w", addr, err)
+		}
+	}
 	return lc.Start(addr)
+}
+
+// savedAOF is where Save keeps an AOF node's copy of its appendonlydir.
+const savedAOF = "appendonlydir.saved"
+
+// Save makes the node's files a snapshot of now, so that a later
+// RestartFromFiles rewinds to it: BGSAVE, returning once the dump.rdb is
+// written (rdb_bgsave_in_progress:0 and the save time moved); on an AOF node,
+// which loads its AOF and not dump.rdb, a copy of the AOF directory instead,
+// taken when no rewrite runs.
+func (lc *Cluster) Save(ctx context.Context, addr string) error {
+	n, ok := lc.NodeByAddr(addr)
+	if !ok {
+		return fmt.Errorf("cluster: no node %s", addr)
+	}
+	rdb := lc.client(addr) // shared: not closed here
+	info := func() (map[string]string, error) {
+		s, err := rdb.Info(ctx, "persistence").Result()
+		return infoMap(s), err
+	}
+	if lc.cfg.Persistence == PersistAOF {
+		return poll(ctx, "AOF of "+addr+" idle to copy", func() error {
+			m, err := info()
+			if err != nil {
+				return err
+			}
+			if m["aof_rewrite_in_progress"] != "0" || m["aof_rewrite_scheduled"] != "0" {
+				return errors.New("AOF rewrite in progress")
+			}
+			dst := filepath.Join(n.Dir, savedAOF)
+			if err := os.RemoveAll(dst); err != nil {
+				return err
+			}
+			return os.CopyFS(dst, os.DirFS(filepath.Join(n.Dir, "appendonlydir")))
+		})
+	}
+	before, err := info()
+	if err != nil {
+		return fmt.Errorf("cluster: Save %s: %w", addr, err)
+	}
+	if err := poll(ctx, "BGSAVE accepted by "+addr, func() error {
+		// Refused while a save (or a full sync's) runs: try again after it.
+		return rdb.BgSave(ctx).Err()
+	}); err != nil {
+		return err
+	}
+	return poll(ctx, "BGSAVE of "+addr+" done", func() error {
+		m, err := info()
+		if err != nil {
+			return err
+		}
+		if m["rdb_bgsave_in_progress"] != "0" || m["rdb_last_save_time"] == before["rdb_last_save_time"] {
+			return errors.New("save in progress")
+		}
+		if m["rdb_last_bgsave_status"] != "ok" {
+			return fmt.Errorf("BGSAVE failed: rdb_last_bgsave_status:%s (see %s)", m["rdb_last_bgsave_status"], filepath.Join(n.Dir, "redis.log"))
+		}
+		return nil
+	})
+}
+
+// CutReplication drops the data link between replica and its master (both
+// ways, data ports only) while their cluster bus stays up: the master stops
+// counting the replica once repl-timeout passes, yet the cluster still sees
+// it healthy and it can be promoted (FailoverForce). Heal undoes it. It
+// needs Config.Partitions.
+func (lc *Cluster) CutReplication(replica, master string) error {
+	if lc.net == nil {
+		return errors.New("cluster: CutReplication needs a cluster started with Config.Partitions by this process")
+	}
+	r, ok1 := lc.NodeByAddr(replica)
+	m, ok2 := lc.NodeByAddr(master)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("cluster: no node %s or %s", replica, master)
+	}
+	return lc.net.cutPort(r.Host, m.Host, m.Port)
+}
+
+// DropReplica makes master close its replication link to replica, as its
+// client-output-buffer-limit does to a replica that falls behind: master
+// stops counting it at once, while the cluster still lists it healthy.
+// After CutReplication it cannot reconnect until Heal.
+func (lc *Cluster) DropReplica(ctx context.Context, master, replica string) error {
+	r, ok := lc.NodeByAddr(replica)
+	if !ok {
+		return fmt.Errorf("cluster: no node %s", replica)
+	}
+	rdb := lc.client(master)
+	list, err := rdb.Do(ctx, "CLIENT", "LIST", "TYPE", "replica").Text()
+	if err != nil {
+		return fmt.Errorf("cluster: CLIENT LIST on %s: %w", master, err)
+	}
+	for _, line := range strings.Split(list, "\n") {
+		var id, addr string
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "id="); ok {
+				id = v
+			}
+			if v, ok := strings.CutPrefix(f, "addr="); ok {
+				addr = v
+			}
+		}
+		if host, _, _ := net.SplitHostPort(addr); host == r.Host && id != "" {
+			if err := rdb.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
+				return fmt.Errorf("cluster: CLIENT KILL ID %s on %s: %w", id, master, err)
+			}
+		}
+	}
+	return nil
+}
+
+// WaitReplicaDropped waits until master no longer lists replica among its
+// connected replicas (INFO replication): after CutReplication that takes
+// repl-timeout (default 60 s), while CLUSTER REPLICAS still shows it healthy.
+func (lc *Cluster) WaitReplicaDropped(ctx context.Context, master, replica string) error {
+	n, ok := lc.NodeByAddr(replica)
+	if !ok {
+		return fmt.Errorf("cluster: no node %s", replica)
+	}
+	entry := fmt.Sprintf("ip=%s,port=%d,", n.Host, n.Port)
+	rdb := lc.client(master)
+	return poll(ctx, replica+" dropped by "+master, func() error {
+		s, err := rdb.Info(ctx, "replication").Result()
+		if err != nil {
+			return err
+		}
+		if strings.Contains(s, entry) {
+			return errors.New("still connected")
+		}
+		return nil
+	})
+}
+
+// FailoverForce makes replica take over its master's slots at once, without
+// the master's agreement (CLUSTER FAILOVER FORCE), as an operator does when
+// the master seems gone.
+func (lc *Cluster) FailoverForce(ctx context.Context, replica string) error {
+	return lc.failover(ctx, replica, "FORCE")
+}
+
+// Failover makes replica take over its master's slots with the master's
+// agreement (CLUSTER FAILOVER): a planned switch-over.
+func (lc *Cluster) Failover(ctx context.Context, replica string) error {
+	return lc.failover(ctx, replica)
+}
+
+func (lc *Cluster) failover(ctx context.Context, replica string, mode ...any) error {
+	args := append([]any{"CLUSTER", "FAILOVER"}, mode...)
+	if err := lc.client(replica).Do(ctx, args...).Err(); err != nil {
+		return fmt.Errorf("cluster: %v on %s: %w", args, replica, err)
+	}
+	return nil
 }
 
 // RestartEmpty kills the node, deletes its data (dump.rdb, AOF files) but

@@ -94,11 +94,16 @@ type Config struct {
 	// NodeTimeout is cluster-node-timeout; default 2s. Failover after a
 	// master dies takes roughly twice this.
 	NodeTimeout time.Duration `json:"node_timeout"`
-	// Persistence enables appendonly (fsync everysec). By default a node has
-	// no persistence at all (no RDB snapshots, and replicas load the
-	// replication stream straight into memory), so a restarted node comes
-	// back empty, as a production node without persistence would.
-	Persistence bool `json:"persistence"`
+	// Persistence is what a node writes and loads, as users run Redis:
+	// PersistNone (the default) has no save points and no AOF, but a replica
+	// still writes the dump.rdb of every full sync and a restart loads it, as
+	// Redis does; PersistRDB adds Debian's (and Redis's) save lines;
+	// PersistAOF is appendonly with fsync everysec.
+	Persistence Persistence `json:"persistence"`
+	// Engine picks redis-server/redis-cli or valkey-server/valkey-cli when
+	// ServerBin and CliBin are unset. Default EngineRedis, or the
+	// SHARDSEQ_ENGINE environment variable (redis or valkey).
+	Engine Engine `json:"engine"`
 	// ServerBin and CliBin default to redis-server and redis-cli in PATH.
 	ServerBin string `json:"server_bin"`
 	CliBin    string `json:"cli_bin"`
@@ -172,15 +177,27 @@ func (c Config) withDefaults() (Config, error) {
 		return c, bad("Dir", c.Dir, err.Error())
 	}
 	c.Dir = dir
+	if c.Persistence == "" {
+		c.Persistence = PersistNone
+	}
+	if !slices.Contains([]Persistence{PersistNone, PersistRDB, PersistAOF}, c.Persistence) {
+		return c, bad("Persistence", c.Persistence, "want none, rdb or aof")
+	}
+	if c.Engine == "" {
+		c.Engine = EngineFromEnv()
+	}
+	if c.Engine != EngineRedis && c.Engine != EngineValkey {
+		return c, bad("Engine", c.Engine, "want redis or valkey (SHARDSEQ_ENGINE)")
+	}
 	if c.ServerBin == "" {
-		p, err := exec.LookPath("redis-server")
+		p, err := exec.LookPath(c.Engine.server())
 		if err != nil {
-			return c, fmt.Errorf("%w: install it: apt-get install redis-server (Debian), or set ServerBin", ErrRedisNotInstalled)
+			return c, fmt.Errorf("%w: %s: install it: %s, or set ServerBin", ErrRedisNotInstalled, c.Engine.server(), c.Engine.installHint())
 		}
 		c.ServerBin = p
 	}
 	if c.CliBin == "" {
-		if p, err := exec.LookPath("redis-cli"); err == nil {
+		if p, err := exec.LookPath(c.Engine.cli()); err == nil {
 			c.CliBin = p
 		}
 	}

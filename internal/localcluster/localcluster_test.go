@@ -349,7 +349,7 @@ func TestDetachedPerNodeIP(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	lc, err := Start(ctx, Config{Masters: 1, Replicas: 1, BasePort: portDetached, Dir: dir,
-		PerNodeIP: true, IPBase: 41, Persistence: true, Detach: true})
+		PerNodeIP: true, IPBase: 41, Persistence: PersistAOF, Detach: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,6 +77,21 @@ func (n *netfilter) cut(a string, hosts ...string) error {
 	return nil
 }
 
+// cutPort drops the traffic between host a and port port of host b (both
+// directions of that one TCP service), leaving every other port alone.
+func (n *netfilter) cutPort(a, b string, port int) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.setup(); err != nil {
+		return err
+	}
+	p := strconv.Itoa(port)
+	if err := iptables("-A", n.chain, "-p", "tcp", "-s", a, "-d", b, "--dport", p, "-j", "DROP"); err != nil {
+		return err
+	}
+	return iptables("-A", n.chain, "-p", "tcp", "-s", b, "--sport", p, "-d", a, "-j", "DROP")
+}
+
 // heal removes every cut.
 func (n *netfilter) heal() error {
 	n.mu.Lock()

@@ -23,32 +23,17 @@ func (lc *Cluster) serverArgs(n *localProc) []string {
 		"--port", strconv.Itoa(n.Port),
 		"--cluster-enabled", "yes",
 		"--cluster-config-file", "nodes.conf",
-		"--cluster-node-timeout", strconv.FormatInt(c.NodeTimeout.Milliseconds(), 10),
-		"--cluster-allow-reads-when-down", "no",
-		// With full coverage required (the Redis default), every master
-		// refuses all writes from the moment one master is marked failed
-		// until its replica is promoted; without it, the other masters keep
-		// serving their own slots, which is what lets the other shards serve
-		// through a failover. shardseq recommends it for production too.
-		"--cluster-require-full-coverage", "no",
 		"--dir", n.Dir,
 		"--logfile", "redis.log",
 		"--daemonize", "no",
-		"--repl-diskless-sync", "yes",
-		"--repl-diskless-sync-delay", "0",
 	}
+	args = append(args, c.timingArgs()...)
 	if c.PerNodeIP {
 		args = append(args, "--bind", n.Host, "--bind-source-addr", n.Host, "--protected-mode", "no")
 	} else {
 		args = append(args, "--bind", n.Host)
 	}
-	if c.Persistence {
-		args = append(args, "--appendonly", "yes", "--appendfsync", "everysec")
-	} else {
-		// No snapshots, and replicas load the sync stream into memory
-		// (swapdb) instead of writing dump.rdb, which a restart would load.
-		args = append(args, "--save", "", "--appendonly", "no", "--repl-diskless-load", "swapdb")
-	}
+	args = append(args, c.Persistence.args()...)
 	return append(args, c.ExtraArgs...)
 }
 
