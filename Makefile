@@ -79,7 +79,7 @@ lint: vet
 		sc=staticcheck; else sc="$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)"; fi; \
 	$$sc -tags 'integration chaos' ./... && (cd $(LAB) && $$sc -tags 'integration chaos' ./...)
 
-# chaos-long: the long fault-injection run behind docs/CORRECTNESS.md: >= 50
+# chaos-long: the long fault-injection run behind docs/CORRECTNESS.md: >= 60 (>= 20 rewinds and double faults),
 # mixed faults, >= 20,000,000 IDs (without -race, so the load is real).
 chaos-long:
 	SHARDSEQ_CHAOS_REPORT=$(CURDIR)/.run/chaos-long.json $(GO) test -count=1 -tags 'integration chaos' -run TestChaosLong -timeout 60m -v ./integration/

@@ -173,6 +173,31 @@ func TestOrder_OneServerFaults(t *testing.T) {
 	c.Resume(m1)
 	c.WaitHealthy(60 * time.Second)
 	t.Logf("froze %s until its replica took over", m1)
+
+	// Rewinds: a master restarted empty, then a promoted replica restarted
+	// from the dump it saved before it took over; a fresh server after each.
+	m2 := c.Masters()[2]
+	c.RestartEmpty(m2)
+	c.WaitHealthy(60 * time.Second)
+	t.Logf("restarted %s without data", m2)
+	old = cur.Load()
+	cur.Store(startOrderServer(t, c, cc))
+	old.Close()
+	m3 := c.Masters()[0]
+	r3 := c.ReplicasOf(m3)[0]
+	c.Save(r3)
+	<-runFor(500 * time.Millisecond)
+	c.Kill(m3)
+	c.WaitPromoted(m3, 30*time.Second)
+	c.Start(m3)
+	c.WaitHealthy(60 * time.Second)
+	<-runFor(time.Second) // the promoted replica serves past its dump
+	c.RestartFromFiles(r3)
+	c.WaitHealthy(60 * time.Second)
+	t.Logf("promoted %s restarted from its older dump", r3)
+	old = cur.Load()
+	cur.Store(startOrderServer(t, c, cc))
+	old.Close()
 	<-runFor(2 * time.Second)
 	close(stop)
 	wait()
