@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -40,6 +42,7 @@ func TestNamespaceLifecycle(t *testing.T) {
 	t.Run("IdleGaps", func(t *testing.T) { testIdleGaps(t, cl) })
 	t.Run("CloseNamespace", func(t *testing.T) { testCloseNamespace(t, cl) })
 	t.Run("Explicit", func(t *testing.T) { testExplicit(t, cl) })
+	t.Run("Headroom", func(t *testing.T) { testHeadroomLive(t, cl) })
 	t.Run("Flood", func(t *testing.T) { testFlood(t, cl, CreateAuto) })
 }
 
@@ -217,6 +220,31 @@ func testExplicit(t *testing.T, cl *cluster.Cluster) {
 	post(t, h, DefaultNamespace, 5)
 }
 
+// testHeadroomLive: with a small MaxID, handing out most of a namespace's
+// space shows in shardseq_namespace_space_left_ratio and logs the 50% and
+// 90% warnings once each. (The gauge follows the IDs handed out; the
+// counters run ahead by the blocks buffered, at most MaxBlockSize per shard,
+// nothing next to 2^53 but much next to this MaxID: hence fixed blocks.)
+func testHeadroomLive(t *testing.T, cl *cluster.Cluster) {
+	rec := &recordingHandler{}
+	const maxID = 2_000_000
+	// Fixed blocks, handed out until used up: the counters stay within a
+	// block of the highest ID handed out.
+	s := newServer(t, Config{Cluster: cl, Shards: floodShards, Logger: slog.New(rec), Client: client.Config{MaxID: maxID,
+		OrderWindow: -1, BlockSize: MaxCount, MinBlockSize: MaxCount, MaxBlockSize: MaxCount}})
+	h := s.Handler()
+	var got []int64
+	for len(got) < maxID*95/100 {
+		got = append(got, post(t, h, "headroom", MaxCount)...)
+		if left := value(t, s.Metrics(), "shardseq_namespace_space_left_ratio", map[string]string{"namespace": "headroom"}); math.Abs(left-(1-float64(slices.Max(got))/maxID)) > 0.01 {
+			t.Fatalf("space left %v with %d of %d handed out, highest %d", left, len(got), maxID, slices.Max(got))
+		}
+	}
+	if w := rec.thresholds(); !equalFloats(w, []float64{50, 90}) {
+		t.Errorf("warnings at %v, want 50 and 90", w)
+	}
+}
+
 // precreate creates namespaces as `shardseq namespace create` would: with
 // shard.Open, 8 at a time.
 func precreate(t *testing.T, cl *cluster.Cluster, shards int, names ...string) {
@@ -285,9 +313,16 @@ func testFlood(t *testing.T, cl *cluster.Cluster, mode CreateMode) {
 	}
 	// Replicas slowed down by the flood (2 cores for 6 nodes and the test)
 	// get time to acknowledge: this test is about the lifecycle, not
-	// latency.
+	// latency. Under the race detector a creation can take longer than the
+	// 1s request timeout, which answers 503 "still being opened" (and the
+	// opening goes on): there requests get longer. Without it, the
+	// defaults: no 503.
+	timeout := time.Duration(0)
+	if raceEnabled {
+		timeout = 20 * time.Second
+	}
 	s := newServer(t, Config{Cluster: cl, Shards: floodShards, MaxNamespaces: floodMax, CreateNamespaces: mode,
-		CreateRate: floodRate, CreateBurst: floodBurst, RequestTimeout: 10 * time.Second,
+		CreateRate: floodRate, CreateBurst: floodBurst, RequestTimeout: timeout,
 		Client: client.Config{AckTimeout: time.Second, Breaker: failover.BreakerConfig{AttemptTimeout: 2 * time.Second, ReserveTimeout: 5 * time.Second}}})
 	h := s.Handler()
 
@@ -356,6 +391,7 @@ func testFlood(t *testing.T, cl *cluster.Cluster, mode CreateMode) {
 	}
 	open := len(s.Namespaces())
 	lru := value(t, s.Metrics(), "shardseq_namespace_evictions_total", map[string]string{"reason": "lru"})
+	t.Logf("%s: %d namespaces open, %v evicted (lru)", mode, open, lru)
 	if open > floodMax || lru < float64(byCode[200]+1-floodMax) || !slices.Contains(s.Namespaces(), DefaultNamespace) {
 		t.Errorf("%d open (at most %d, default among them), %v evicted (want at least %d)", open, floodMax, lru, byCode[200]+1-floodMax)
 	}

@@ -573,7 +573,7 @@ func (s *Server) namespace(ctx context.Context, name string) (*nsEntry, error) {
 			case <-e.done:
 				return e, e.err
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return nil, stillOpening(ctx, name)
 			}
 		}
 		// Opening needs Redis: fail at once when no master answers.
@@ -603,9 +603,15 @@ func (s *Server) namespace(ctx context.Context, name string) (*nsEntry, error) {
 		case <-e.done:
 			return e, e.err
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, stillOpening(ctx, name)
 		}
 	}
+}
+
+// stillOpening is the error of a request whose time ran out while its
+// namespace was being opened: the opening goes on, so a retry finds it open.
+func stillOpening(ctx context.Context, name string) error {
+	return public(ctx.Err(), "namespace %q is still being opened (creating one takes a few round trips to Redis per shard); retry in a second", name)
 }
 
 // open opens namespace e.name into e, creating it if it does not exist and

@@ -584,6 +584,7 @@ func TestErrorOf(t *testing.T) {
 		{"namespace not found", fmt.Errorf("open: %w", client.ErrNamespaceNotFound), 404, codeNamespaceNotFound, 0, "does not exist"},
 		{"namespace not found, explicit", public(fmt.Errorf("open: %w", client.ErrNamespaceNotFound), "namespace %q does not exist; create it", "x"), 404, codeNamespaceNotFound, 0, "create it"},
 		{"no master serving", ErrNoMasterServing, 503, codeUnavailable, retryShort, "last probe"},
+		{"still opening", stillOpening(expired(), "ns"), 503, codeUnavailable, retryShort, `namespace "ns" is still being opened`},
 		{"not ready", public(errNotReady, "not ready: draining"), 503, codeUnavailable, retryShort, "not ready: draining"},
 		{"server closed", ErrClosed, 503, codeUnavailable, retryShort, "shutting down"},
 		{"client closed", fmt.Errorf("x: %w", client.ErrClosed), 503, codeUnavailable, retryShort, "shutting down"},
@@ -613,6 +614,13 @@ func TestErrorOf(t *testing.T) {
 			t.Errorf("%s: undocumented code %q", tc.name, e.code)
 		}
 	}
+}
+
+// expired is a context whose deadline passed.
+func expired() context.Context {
+	ctx, cancel := context.WithDeadline(context.Background(), time.Unix(1, 0))
+	_ = cancel
+	return ctx
 }
 
 func TestWriteError(t *testing.T) {

@@ -161,8 +161,18 @@ func (s *Server) pageData(selected string, page int) pageData {
 		}
 	}
 	d.Open = len(all)
+	open := make(map[string]bool, len(all))
+	for _, sum := range all {
+		open[sum.name] = true
+	}
 	for _, state := range breakerStates {
-		d.Breakers = append(d.Breakers, stateN{State: state, N: len(s.reg.ByState(state))})
+		n := 0
+		for _, row := range s.reg.ByState(state) {
+			if open[row.Namespace] { // a closing namespace's last reservation may write its row late
+				n++
+			}
+		}
+		d.Breakers = append(d.Breakers, stateN{State: state, N: n})
 	}
 	switch {
 	case d.Total > 0 && d.Healthy == d.Total && d.Cluster.Covered && d.Cluster.Failed == 0:
