@@ -120,9 +120,8 @@ type shardView struct {
 
 const sparkW, sparkH = 160.0, 28.0
 
-// pageData gathers what the page shows. Every open namespace costs a
-// healthy count (atomics); shard rows and rates are read only for the
-// namespaces shown.
+// pageData gathers what the page shows. The summary is one read of the
+// registry; live counters and rates are read only for the namespaces shown.
 func (s *Server) pageData(selected string, page int) pageData {
 	d := pageData{Now: time.Now(), RefreshMs: s.cfg.PageRefresh.Milliseconds(), Selected: selected, SampleEvery: s.rates.every,
 		Window: s.rates.every * time.Duration(s.rates.keep)}
@@ -143,13 +142,33 @@ func (s *Server) pageData(selected string, page int) pageData {
 		e               *nsEntry
 		healthy, shards int
 	}
-	var all []nsSum
+	// One read of the registry for every shard's health and breaker, as the
+	// shard tables show them.
+	rows, _ := s.reg.List("")
+	type count struct{ healthy, total int }
+	counts := map[string]*count{}
+	states := map[string]int{}
 	for _, name := range s.Namespaces() {
+		counts[name] = &count{}
+	}
+	for _, row := range rows {
+		c := counts[row.Namespace]
+		if c == nil {
+			continue // a closing namespace's last reservation may write its row late
+		}
+		c.total++
+		if row.Healthy {
+			c.healthy++
+		}
+		states[row.State]++
+	}
+	var all []nsSum
+	for name, c := range counts {
 		e := s.openEntry(name)
 		if e == nil {
 			continue // closed meanwhile
 		}
-		sum := nsSum{name: name, e: e, healthy: e.c.Healthy(), shards: e.c.ShardCount()}
+		sum := nsSum{name: name, e: e, healthy: c.healthy, shards: c.total}
 		all = append(all, sum)
 		d.Healthy += sum.healthy
 		d.Total += sum.shards
@@ -161,18 +180,8 @@ func (s *Server) pageData(selected string, page int) pageData {
 		}
 	}
 	d.Open = len(all)
-	open := make(map[string]bool, len(all))
-	for _, sum := range all {
-		open[sum.name] = true
-	}
 	for _, state := range breakerStates {
-		n := 0
-		for _, row := range s.reg.ByState(state) {
-			if open[row.Namespace] { // a closing namespace's last reservation may write its row late
-				n++
-			}
-		}
-		d.Breakers = append(d.Breakers, stateN{State: state, N: n})
+		d.Breakers = append(d.Breakers, stateN{State: state, N: states[state]})
 	}
 	switch {
 	case d.Total > 0 && d.Healthy == d.Total && d.Cluster.Covered && d.Cluster.Failed == 0:
@@ -217,9 +226,9 @@ func (s *Server) pageData(selected string, page int) pageData {
 	d.Pages = max((len(all)+pageRows-1)/pageRows, 1)
 	d.Page = min(max(page, 1), d.Pages)
 	lo := (d.Page - 1) * pageRows
-	rows := all[lo:min(lo+pageRows, len(all))]
+	shown := all[lo:min(lo+pageRows, len(all))]
 	d.First = lo + 1
-	for _, sum := range rows {
+	for _, sum := range shown {
 		d.Namespaces = append(d.Namespaces, view(sum, false))
 	}
 	// Shard tables: every namespace when there are few, else those with
