@@ -207,7 +207,11 @@ type Cluster struct {
 
 	mon monitor // probes of every master
 
-	reloadMu      sync.Mutex // serialises reloads so generations stay monotonic
+	// reloadSem serialises reloads so generations stay monotonic: a
+	// one-slot semaphore rather than a mutex, so that a caller waiting for
+	// another reload (which may take a read timeout per node while every
+	// node is frozen) gives up when its context ends.
+	reloadSem     chan struct{}
 	lastGood      atomic.Value
 	reloading     atomic.Bool
 	reloadPending atomic.Bool
@@ -226,7 +230,7 @@ func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	cfg, _ = cfg.Resolve() // Validate resolved it without error
 	cfg = cfg.withDefaults()
-	c := &Cluster{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*redis.Client)}
+	c := &Cluster{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*redis.Client), reloadSem: make(chan struct{}, 1)}
 	c.mon.subs, c.mon.seen = map[int]func(ProbeRound){}, map[string]string{}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.cc = redis.NewClusterClient(&redis.ClusterOptions{
@@ -271,8 +275,12 @@ func (c *Cluster) ClusterClient() *redis.ClusterClient { return c.cc }
 // bumped only when the content differs from the current snapshot; otherwise
 // the current snapshot is returned unchanged.
 func (c *Cluster) Reload(ctx context.Context) (*Topology, error) {
-	c.reloadMu.Lock()
-	defer c.reloadMu.Unlock()
+	select {
+	case c.reloadSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("cluster: waiting for another topology reload: %w", ctx.Err())
+	}
+	defer func() { <-c.reloadSem }()
 	if c.isClosed() {
 		return nil, ErrClosed
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -32,10 +33,10 @@ const (
 	codeBadBody           = "bad_body"
 	codeBadLimit          = "bad_limit"
 	codeBadCursor         = "bad_cursor"
+	codeTooManyNamespaces = "too_many_namespaces"
 
 	// Reserved: documented, so clients can know them, but not sent yet.
-	codeTooManyNamespaces = "too_many_namespaces"
-	codeRateLimited       = "rate_limited"
+	codeRateLimited = "rate_limited"
 )
 
 // errorCodes is the documented set, sent and reserved.
@@ -66,9 +67,6 @@ const (
 	// failover.BreakerConfig.OpenFor (1s by default), and Redis promotes a
 	// replica within a few seconds.
 	retryShort = 1
-	// retryLong: namespaces stay open, so a server full of them frees none;
-	// only another server (or a restart) helps.
-	retryLong = 60
 )
 
 // apiError is the answer to a failed request.
@@ -115,8 +113,15 @@ func errorOf(err error) apiError {
 		e = apiError{http.StatusConflict, codeNamespaceConflict,
 			"the namespace exists in Redis with another shard count or start than asked for; use its own, or a new namespace", 0}
 	case errors.Is(err, ErrTooManyNamespaces):
+		e = apiError{http.StatusTooManyRequests, codeTooManyNamespaces, "too many new namespaces; retry later", retryShort}
+		if re := (*RetryError)(nil); errors.As(err, &re) {
+			e.msg, e.retryAfter = re.Msg, max(int(math.Ceil(re.RetryAfter.Seconds())), retryShort)
+		}
+	case errors.Is(err, client.ErrNamespaceNotFound):
+		e = apiError{http.StatusNotFound, codeNamespaceNotFound, "the namespace does not exist", 0}
+	case errors.Is(err, ErrNoMasterServing):
 		e = apiError{http.StatusServiceUnavailable, codeUnavailable,
-			"this server keeps as many namespaces open as it may (--max-namespaces); use one of them", retryLong}
+			"no Redis master answered its last probe: nothing can be reserved now", retryShort}
 	case errors.Is(err, errNotReady):
 		e = apiError{http.StatusServiceUnavailable, codeUnavailable, errNotReady.Error(), retryShort}
 	case errors.Is(err, ErrClosed), errors.Is(err, client.ErrClosed), errors.Is(err, cluster.ErrClosed), errors.Is(err, redis.ErrClosed):

@@ -144,25 +144,12 @@ func (s *Server) handleIDs(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	c := s.lookup(name)
-	if c == nil {
-		if c, err = s.namespace(ctx, name); err != nil {
-			s.fail(w, r, name, err)
-			return
-		}
-	}
 	var one [1]int64
-	ids := one[:]
-	if count == 1 {
-		ids[0], err = c.Next(ctx)
-	} else {
-		ids, err = c.NextN(ctx, count)
-	}
+	ids, err := s.take(ctx, name, count, one[:])
 	if err != nil {
 		s.fail(w, r, name, err)
 		return
 	}
-	s.addIssued(name, len(ids))
 	bp := bufPool.Get().(*[]byte)
 	b := append((*bp)[:0], `{"namespace":"`...)
 	b = append(b, name...) // ValidNamespace: nothing to escape
@@ -275,15 +262,7 @@ func (s *Server) handleShards(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	healthy := s.def.Healthy()
 	body := map[string]any{"ready": true, "namespace": DefaultNamespace, "healthy": healthy, "total": s.def.ShardCount()}
-	reason := ""
-	switch {
-	case s.draining.Load():
-		reason = "draining: the server is shutting down"
-	case s.isClosed():
-		reason = "closed"
-	case healthy == 0:
-		reason = "no healthy shard in namespace " + DefaultNamespace
-	}
+	reason := s.notReady()
 	if reason == "" {
 		writeJSON(w, http.StatusOK, body)
 		return

@@ -39,7 +39,11 @@ type metrics struct {
 	reserveSeconds *prometheus.HistogramVec // namespace
 	httpRequests   *prometheus.CounterVec   // method, route, code
 	httpSeconds    *prometheus.HistogramVec // method, route
-	next           failover.Observer        // the template's own Observer, if any
+	evictions      *prometheus.CounterVec   // reason: idle, lru
+	closeGaps      prometheus.Counter
+	created        prometheus.Counter
+	createsLimited prometheus.Counter
+	next           failover.Observer // the template's own Observer, if any
 }
 
 func newMetrics(s *Server, next failover.Observer) *metrics {
@@ -76,8 +80,27 @@ func newMetrics(s *Server, next failover.Observer) *metrics {
 	}).Set(1)
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "shardseq_namespaces_open",
-		Help: "Namespaces this server keeps open (at most --max-namespaces).",
-	}, func() float64 { return float64(len(s.Namespaces())) })
+		Help: "Namespaces this server keeps open (at most --max-namespaces; unused ones close after --namespace-idle).",
+	}, func() float64 { return float64(s.openCount()) })
+	m.evictions = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "shardseq_namespace_evictions_total",
+		Help: "Namespaces this server closed: idle (unused for --namespace-idle) or lru (the least recently used, to open another past --max-namespaces).",
+	}, []string{"reason"})
+	for _, r := range []string{reasonIdle, reasonLRU} {
+		m.evictions.WithLabelValues(r)
+	}
+	m.closeGaps = f.NewCounter(prometheus.CounterOpts{
+		Name: "shardseq_namespace_close_gap_ids_total",
+		Help: "IDs reserved but never handed out, dropped when a namespace closed (idle, evicted or deleted): gaps, never handed out by anyone.",
+	})
+	m.created = f.NewCounter(prometheus.CounterOpts{
+		Name: "shardseq_namespaces_created_total",
+		Help: "Namespaces this server created on their first request (--create-namespaces auto).",
+	})
+	m.createsLimited = f.NewCounter(prometheus.CounterOpts{
+		Name: "shardseq_namespace_creations_refused_total",
+		Help: "Requests for a new namespace refused (429) past the creation bound (--namespace-create-rate, --namespace-create-burst).",
+	})
 	reg.MustRegister(&shardCollector{s: s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -102,6 +125,17 @@ func (m *metrics) Reserved(ns string, i int, ids int64, took time.Duration, err 
 	m.reserveSeconds.WithLabelValues(ns).Observe(took.Seconds())
 	if m.next != nil {
 		m.next.Reserved(ns, i, ids, took, err)
+	}
+}
+
+// closedNamespace counts a namespace closed for reason and the IDs its
+// close dropped.
+func (m *metrics) closedNamespace(reason string, gaps int64) {
+	if reason == reasonIdle || reason == reasonLRU {
+		m.evictions.WithLabelValues(reason).Inc()
+	}
+	if gaps > 0 {
+		m.closeGaps.Add(float64(gaps))
 	}
 }
 
@@ -185,21 +219,27 @@ var (
 		"Failover fences: the counter jumped forward because another node (a promoted replica, a restarted master) served it.", []string{"namespace", "shard"}, nil)
 	descBlock = prometheus.NewDesc("shardseq_block_size",
 		"Size of the last block of IDs reserved on the shard.", []string{"namespace", "shard"}, nil)
+	descSpaceLeft = prometheus.NewDesc("shardseq_namespace_space_left_ratio",
+		"Fraction of the namespace's ID space (its start to the largest ID, 2^53-1 by default) above the highest ID this server handed out since it opened the namespace. Absent until one was.",
+		[]string{"namespace"}, nil)
 )
 
 func (c *shardCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descIssued, descBreaker, descHealthy, descFences, descBlock} {
+	for _, d := range []*prometheus.Desc{descIssued, descBreaker, descHealthy, descFences, descBlock, descSpaceLeft} {
 		ch <- d
 	}
 }
 
 func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, name := range c.s.Namespaces() {
-		cl := c.s.lookup(name)
-		if cl == nil {
+		e := c.s.openEntry(name)
+		if e == nil {
 			continue
 		}
-		for _, st := range cl.Shards() {
+		if left, ok := e.head.leftRatio(); ok {
+			ch <- prometheus.MustNewConstMetric(descSpaceLeft, prometheus.GaugeValue, left, name)
+		}
+		for _, st := range e.c.Shards() {
 			sh := strconv.Itoa(st.Index)
 			for _, state := range breakerStates {
 				ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, boolValue(st.State == state), name, sh, state)
@@ -208,7 +248,7 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descFences, prometheus.CounterValue, float64(st.FenceEvents), name, sh)
 			ch <- prometheus.MustNewConstMetric(descBlock, prometheus.GaugeValue, float64(st.BlockSize), name, sh)
 		}
-		ch <- prometheus.MustNewConstMetric(descIssued, prometheus.CounterValue, float64(c.s.issued(name)), name)
+		ch <- prometheus.MustNewConstMetric(descIssued, prometheus.CounterValue, float64(e.issued.Load()), name)
 	}
 }
 

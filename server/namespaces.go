@@ -281,7 +281,7 @@ func (s *Server) handleDeleteNamespace(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, name, err)
 		return
 	}
-	s.forget(name)
+	s.closeNamespace(name)
 	if deleted {
 		s.log.Info("namespace deleted", "namespace", name)
 	}

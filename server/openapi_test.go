@@ -518,9 +518,10 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 		{"GET", "/?namespace=%3Cscript%3E", 400, codeBadNamespace},
 		{"GET", "/v2/ids/orders", 404, codeNotFound},
 		{"GET", "/v1/nope", 404, codeNotFound},
-		// default, orders, Az09_.- and n3 fill MaxNamespaces 4.
+		// default, orders, Az09_.- and n3 fill MaxNamespaces 4: n4 closes
+		// the least recently used.
 		{"POST", "/v1/ids/n3", 200, ""},
-		{"POST", "/v1/ids/n4", 503, codeUnavailable},
+		{"POST", "/v1/ids/n4", 200, ""},
 	} {
 		check(openURL, c.method, c.target, "", c.status, c.code)
 	}
@@ -563,6 +564,27 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 		{"PATCH", "/v1/namespaces/oa-ns", `{}`, 405, codeMethodNotAllowed},
 	} {
 		exchange(openURL, c.method, c.target, "", c.body, c.status, c.code)
+	}
+	// Creation bound, explicit creation, a closed server.
+	limited := newServer(t, Config{Cluster: cl, Shards: 6, CreateRate: 0.001, CreateBurst: 1})
+	explicit := newServer(t, Config{Cluster: cl, Shards: 6, CreateNamespaces: CreateExplicit})
+	closed := newServer(t, Config{Cluster: cl, Shards: 6})
+	closedURL := start(closed).URL
+	if err := closed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		base, method, target string
+		status               int
+		code                 string
+	}{
+		{start(limited).URL, "POST", "/v1/ids/oa-new-1", 200, ""},
+		{start(limited).URL, "POST", "/v1/ids/oa-new-2", 429, codeTooManyNamespaces},
+		{start(explicit).URL, "POST", "/v1/ids/oa-never-created", 404, codeNamespaceNotFound},
+		{start(explicit).URL, "POST", "/v1/ids/orders", 200, ""},
+		{closedURL, "POST", "/v1/ids/orders", 503, codeUnavailable},
+	} {
+		check(c.base, c.method, c.target, "", c.status, c.code)
 	}
 	for _, c := range []struct {
 		method, target, token string

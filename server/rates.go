@@ -136,7 +136,7 @@ func (s *Server) sampleNow() {
 
 // sampleLoop samples until the server closes.
 func (s *Server) sampleLoop() {
-	defer close(s.sampled)
+	defer s.bg.Done()
 	t := time.NewTicker(s.rates.every)
 	defer t.Stop()
 	s.sampleNow()
@@ -148,4 +148,39 @@ func (s *Server) sampleLoop() {
 			s.sampleNow()
 		}
 	}
+}
+
+// tokenBucket bounds how fast namespaces are created: burst tokens, refilled
+// at rate per second; each creation takes one. rate <= 0: unbounded.
+type tokenBucket struct {
+	rate, burst float64
+	now         func() time.Time
+
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+func newTokenBucket(rate float64, burst int, now func() time.Time) *tokenBucket {
+	return &tokenBucket{rate: rate, burst: float64(burst), now: now, tokens: float64(burst), last: now()}
+}
+
+// take takes a token if there is one; otherwise it says how long until
+// there is.
+func (b *tokenBucket) take() (ok bool, wait time.Duration) {
+	if b.rate <= 0 {
+		return true, 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if dt := now.Sub(b.last).Seconds(); dt > 0 {
+		b.tokens = min(b.burst, b.tokens+dt*b.rate)
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
 }

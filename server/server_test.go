@@ -397,20 +397,54 @@ func testConcurrentOpen(t *testing.T, cl *cluster.Cluster) {
 	}
 }
 
+// testMaxNamespaces: past MaxNamespaces the least recently used namespace
+// (never the default one) closes to make room, and opens again on its next
+// request, above every ID it handed out.
 func testMaxNamespaces(t *testing.T, cl *cluster.Cluster) {
-	h := newServer(t, Config{Cluster: cl, Shards: 6, MaxNamespaces: 3}).Handler()
+	s := newServer(t, Config{Cluster: cl, Shards: 6, MaxNamespaces: 3})
+	h := s.Handler()
+	var m1 []int64
 	for _, ns := range []string{"m1", "m2", "m1", "default"} {
-		if r := do(t, h, "POST", "/v1/ids/"+ns); r.code != 200 {
+		r := do(t, h, "POST", "/v1/ids/"+ns+"?count=50")
+		if r.code != 200 {
 			t.Fatalf("%s: %d %s", ns, r.code, r.raw)
 		}
+		if ns == "m1" {
+			m1 = append(m1, ids(t, r)...)
+		}
 	}
-	r := do(t, h, "POST", "/v1/ids/m3")
-	if r.code != 503 || r.body["code"] != codeUnavailable || r.header.Get("Retry-After") != "60" {
-		t.Fatalf("namespace beyond the limit: %d %v %s, want 503 unavailable with Retry-After 60", r.code, r.header, r.raw)
+	// m2 is the least recently used now.
+	if r := do(t, h, "POST", "/v1/ids/m3"); r.code != 200 {
+		t.Fatalf("namespace beyond the limit: %d %s, want 200 (the least recently used one closes)", r.code, r.raw)
 	}
-	// Namespaces already open keep serving.
+	clustertest.Eventually(t, 5*time.Second, func() error {
+		if got := strings.Join(s.Namespaces(), ","); got != "default,m1,m3" {
+			return fmt.Errorf("open namespaces %s, want default,m1,m3 (m2 evicted)", got)
+		}
+		return nil
+	})
+	if v := value(t, s.Metrics(), "shardseq_namespace_evictions_total", map[string]string{"reason": "lru"}); v != 1 {
+		t.Errorf("lru evictions %v, want 1", v)
+	}
+	// m1 is the least recently used now; m2 reopens in its place.
 	if r := do(t, h, "POST", "/v1/ids/m2?count=2"); r.code != 200 {
-		t.Fatalf("m2 after the limit: %d %s", r.code, r.raw)
+		t.Fatalf("m2 after eviction: %d %s", r.code, r.raw)
+	}
+	clustertest.Eventually(t, 5*time.Second, func() error {
+		if got := strings.Join(s.Namespaces(), ","); got != "default,m2,m3" {
+			return fmt.Errorf("open namespaces %s, want default,m2,m3 (m1 evicted)", got)
+		}
+		return nil
+	})
+	r := do(t, h, "POST", "/v1/ids/m1?count=50")
+	if r.code != 200 {
+		t.Fatalf("m1 after eviction: %d %s", r.code, r.raw)
+	}
+	top := slices.Max(m1)
+	for _, id := range ids(t, r) {
+		if id <= top {
+			t.Fatalf("m1 reopened handed out %d, not above %d, the highest before it closed", id, top)
+		}
 	}
 }
 
@@ -545,7 +579,13 @@ func TestErrorOf(t *testing.T) {
 		{"namespace not open", public(errNamespaceNotOpen, "namespace %q is not open", "ns"), 404, codeNotFound, 0, `namespace "ns" is not open`},
 		{"method", public(errMethodNotAllowed, "use %s", "POST"), 405, codeMethodNotAllowed, 0, "use POST"},
 		{"shard count mismatch", fmt.Errorf("open: %w", client.ErrShardCountMismatch), 409, codeNamespaceConflict, 0, "another shard count"},
-		{"too many namespaces", fmt.Errorf("%w: at most 3", ErrTooManyNamespaces), 503, codeUnavailable, retryLong, "--max-namespaces"},
+		{"too many namespaces", fmt.Errorf("%w: at most 3", ErrTooManyNamespaces), 429, codeTooManyNamespaces, retryShort, "too many new namespaces"},
+		{"creation bound", &RetryError{Err: ErrTooManyNamespaces, RetryAfter: 2500 * time.Millisecond, Msg: "namespace \"x\" is new"}, 429, codeTooManyNamespaces, 3, `"x" is new`},
+		{"creation bound, short wait", &RetryError{Err: ErrTooManyNamespaces, RetryAfter: time.Millisecond, Msg: "new"}, 429, codeTooManyNamespaces, 1, "new"},
+		{"namespace not found", fmt.Errorf("open: %w", client.ErrNamespaceNotFound), 404, codeNamespaceNotFound, 0, "does not exist"},
+		{"namespace not found, explicit", public(fmt.Errorf("open: %w", client.ErrNamespaceNotFound), "namespace %q does not exist; create it", "x"), 404, codeNamespaceNotFound, 0, "create it"},
+		{"no master serving", ErrNoMasterServing, 503, codeUnavailable, retryShort, "last probe"},
+		{"still opening", stillOpening(expired(), "ns"), 503, codeUnavailable, retryShort, `namespace "ns" is still being opened`},
 		{"not ready", public(errNotReady, "not ready: draining"), 503, codeUnavailable, retryShort, "not ready: draining"},
 		{"server closed", ErrClosed, 503, codeUnavailable, retryShort, "shutting down"},
 		{"client closed", fmt.Errorf("x: %w", client.ErrClosed), 503, codeUnavailable, retryShort, "shutting down"},
@@ -575,6 +615,13 @@ func TestErrorOf(t *testing.T) {
 			t.Errorf("%s: undocumented code %q", tc.name, e.code)
 		}
 	}
+}
+
+// expired is a context whose deadline passed.
+func expired() context.Context {
+	ctx, cancel := context.WithDeadline(context.Background(), time.Unix(1, 0))
+	_ = cancel
+	return ctx
 }
 
 func TestWriteError(t *testing.T) {

@@ -21,9 +21,15 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-// maxPageNamespaces is how many namespaces' shard tables the page shows at
-// once; the others are one click away (?namespace=).
-const maxPageNamespaces = 8
+// The page stays small with any number of namespaces: a summary first,
+// then at most pageRows namespaces per page (those with unhealthy shards
+// first), and shard tables only of the namespace picked (?namespace=), of
+// at most maxPageNamespaces namespaces with unhealthy shards, or of every
+// namespace when there are no more than maxPageNamespaces.
+const (
+	maxPageNamespaces = 8
+	pageRows          = 50
+)
 
 // maxErrorShown bounds a shard's last error on the page; the whole text is
 // in its tooltip and in /v1/shards.
@@ -36,6 +42,7 @@ var pageTemplate = template.Must(template.New("page.html").Funcs(template.FuncMa
 	"ms":    func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
 	"short": func(id string) string { return id[:min(8, len(id))] },
 	"secs":  func(ms int64) string { return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64) },
+	"add":   func(a, b int) int { return a + b },
 	"trunc": func(s string) string {
 		if len(s) <= maxErrorShown {
 			return s
@@ -52,12 +59,26 @@ type pageData struct {
 	Total       int
 	Status      string // ok, degraded, down
 	Cluster     clusterView
-	Namespaces  []nsView
+	Open        int      // namespaces open
+	Degraded    int      // namespaces with some shards unhealthy
+	Down        int      // namespaces with no healthy shard
+	Breakers    []stateN // shards by breaker state
+	Namespaces  []nsView // the rows of this page
+	Page        int      // from 1
+	Pages       int
+	First       int      // number of the first row shown, from 1
 	Tables      []nsView // namespaces whose shard tables are shown
 	Selected    string
-	Hidden      int // namespaces whose tables are not shown
+	Missing     bool // Selected is not open
+	Hidden      int  // namespaces whose tables are not shown
 	SampleEvery time.Duration
 	Window      time.Duration
+}
+
+// stateN is how many shards have their breaker in State.
+type stateN struct {
+	State string
+	N     int
 }
 
 type clusterView struct {
@@ -99,7 +120,9 @@ type shardView struct {
 
 const sparkW, sparkH = 160.0, 28.0
 
-func (s *Server) pageData(selected string) pageData {
+// pageData gathers what the page shows. The summary is one read of the
+// registry; live counters and rates are read only for the namespaces shown.
+func (s *Server) pageData(selected string, page int) pageData {
 	d := pageData{Now: time.Now(), RefreshMs: s.cfg.PageRefresh.Milliseconds(), Selected: selected, SampleEvery: s.rates.every,
 		Window: s.rates.every * time.Duration(s.rates.keep)}
 	top := s.cfg.Cluster.Topology()
@@ -114,34 +137,51 @@ func (s *Server) pageData(selected string) pageData {
 		}
 		d.Cluster.Masters = append(d.Cluster.Masters, mv)
 	}
+	type nsSum struct {
+		name            string
+		e               *nsEntry
+		healthy, shards int
+	}
+	// One read of the registry for every shard's health and breaker, as the
+	// shard tables show them.
+	rows, _ := s.reg.List("")
+	type count struct{ healthy, total int }
+	counts := map[string]*count{}
+	states := map[string]int{}
 	for _, name := range s.Namespaces() {
-		c := s.lookup(name)
+		counts[name] = &count{}
+	}
+	for _, row := range rows {
+		c := counts[row.Namespace]
 		if c == nil {
-			continue
+			continue // a closing namespace's last reservation may write its row late
 		}
-		nv := nsView{Name: name}
-		for _, st := range c.Shards() {
-			sv := shardView{ShardStatus: st, Class: "ok", Health: "healthy"}
-			switch {
-			case !st.Healthy && st.State == "closed":
-				sv.Class, sv.Health = "warn", "unhealthy"
-			case !st.Healthy:
-				sv.Class, sv.Health = "bad", "unhealthy"
-			}
-			nv.Shards = append(nv.Shards, sv)
-			nv.Total++
-			if st.Healthy {
-				nv.Healthy++
-			}
+		c.total++
+		if row.Healthy {
+			c.healthy++
 		}
-		nv.Issued = s.issued(name)
-		points := s.rates.rates(name)
-		nv.HasSamples = len(points) > 0
-		nv.Rate = recent(points, s.rates.every, time.Minute)
-		nv.Spark, nv.SparkMax = sparkline(points, s.rates.keep-1)
-		d.Healthy += nv.Healthy
-		d.Total += nv.Total
-		d.Namespaces = append(d.Namespaces, nv)
+		states[row.State]++
+	}
+	var all []nsSum
+	for name, c := range counts {
+		e := s.openEntry(name)
+		if e == nil {
+			continue // closed meanwhile
+		}
+		sum := nsSum{name: name, e: e, healthy: c.healthy, shards: c.total}
+		all = append(all, sum)
+		d.Healthy += sum.healthy
+		d.Total += sum.shards
+		switch {
+		case sum.healthy == 0:
+			d.Down++
+		case sum.healthy < sum.shards:
+			d.Degraded++
+		}
+	}
+	d.Open = len(all)
+	for _, state := range breakerStates {
+		d.Breakers = append(d.Breakers, stateN{State: state, N: states[state]})
 	}
 	switch {
 	case d.Total > 0 && d.Healthy == d.Total && d.Cluster.Covered && d.Cluster.Failed == 0:
@@ -151,16 +191,78 @@ func (s *Server) pageData(selected string) pageData {
 	default:
 		d.Status = "down"
 	}
-	for _, nv := range d.Namespaces {
+	// Problems first: no healthy shard, then fewest healthy; then by name.
+	slices.SortStableFunc(all, func(a, b nsSum) int {
+		pa, pb := float64(a.healthy)/float64(max(a.shards, 1)), float64(b.healthy)/float64(max(b.shards, 1))
 		switch {
-		case selected != "" && nv.Name != selected:
-		case selected == "" && len(d.Tables) >= maxPageNamespaces:
+		case pa < pb:
+			return -1
+		case pa > pb:
+			return 1
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	view := func(sum nsSum, shards bool) nsView {
+		nv := nsView{Name: sum.name, Healthy: sum.healthy, Total: sum.shards, Issued: sum.e.issued.Load()}
+		points := s.rates.rates(sum.name)
+		nv.HasSamples = len(points) > 0
+		nv.Rate = recent(points, s.rates.every, time.Minute)
+		nv.Spark, nv.SparkMax = sparkline(points, s.rates.keep-1)
+		if shards {
+			nv.Shards, nv.Healthy, nv.Total = shardViews(sum.e.c.Shards())
+		}
+		return nv
+	}
+	if selected != "" {
+		k := slices.IndexFunc(all, func(sum nsSum) bool { return sum.name == selected })
+		if k < 0 {
+			d.Missing = true
+			return d
+		}
+		nv := view(all[k], true)
+		d.Namespaces, d.Tables, d.Page, d.Pages, d.First = []nsView{nv}, []nsView{nv}, 1, 1, 1
+		return d
+	}
+	d.Pages = max((len(all)+pageRows-1)/pageRows, 1)
+	d.Page = min(max(page, 1), d.Pages)
+	lo := (d.Page - 1) * pageRows
+	shown := all[lo:min(lo+pageRows, len(all))]
+	d.First = lo + 1
+	for _, sum := range shown {
+		d.Namespaces = append(d.Namespaces, view(sum, false))
+	}
+	// Shard tables: every namespace when there are few, else those with
+	// unhealthy shards (they sort first), up to maxPageNamespaces.
+	for _, sum := range all {
+		switch {
+		case len(d.Tables) >= maxPageNamespaces:
 			d.Hidden++
+		case len(all) <= maxPageNamespaces || sum.healthy < sum.shards:
+			d.Tables = append(d.Tables, view(sum, true))
 		default:
-			d.Tables = append(d.Tables, nv)
+			d.Hidden++
 		}
 	}
 	return d
+}
+
+// shardViews turns shard rows into the page's, and counts the healthy ones.
+func shardViews(rows []failover.ShardStatus) (out []shardView, healthy, total int) {
+	for _, st := range rows {
+		sv := shardView{ShardStatus: st, Class: "ok", Health: "healthy"}
+		switch {
+		case !st.Healthy && st.State == "closed":
+			sv.Class, sv.Health = "warn", "unhealthy"
+		case !st.Healthy:
+			sv.Class, sv.Health = "bad", "unhealthy"
+		}
+		out = append(out, sv)
+		total++
+		if st.Healthy {
+			healthy++
+		}
+	}
+	return out, healthy, total
 }
 
 // sparkline returns the points of an SVG polyline of the rates scaled to
@@ -269,9 +371,10 @@ func (s *Server) handleUI(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errBadNamespace)
 		return
 	}
+	page, _ := strconv.Atoi(q.Get("page")) // anything else: the first
 	var nonceBytes [16]byte
 	_, _ = rand.Read(nonceBytes[:])
-	d := s.pageData(selected)
+	d := s.pageData(selected, page)
 	d.Nonce = base64.StdEncoding.EncodeToString(nonceBytes[:])
 	name := "page.html"
 	if q.Get("fragment") == "1" {

@@ -41,6 +41,7 @@ type serveConfig struct {
 	logLevel        slog.Level
 	shutdownTimeout time.Duration
 	drainDelay      time.Duration
+	settings        serveSettings // namespaces: lifecycle and client settings
 }
 
 // serveEnv maps serve's own flags to their environment variables (the
@@ -62,13 +63,14 @@ func (c *ServeCommand) parse(args []string) (serveConfig, error) {
 	)
 	rf.register(fs)
 	registerShards(fs, &cfg.shards)
+	cfg.settings.register(fs)
 	fs.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one per line: enables authentication on /v1/* (env SHARDSEQ_TOKEN_FILE)")
 	fs.BoolVar(&cfg.authMetrics, "auth-metrics", false, "require a token on /metrics too (env SHARDSEQ_AUTH_METRICS)")
 	fs.BoolVar(&cfg.authUI, "auth-ui", false, "require a token on the health page / too (env SHARDSEQ_AUTH_UI)")
 	fs.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; env SHARDSEQ_TLS_CERT)")
 	fs.StringVar(&tlsKey, "tls-key", "", "private key of --tls-cert (PEM; env SHARDSEQ_TLS_KEY)")
 	fs.StringVar(&cfg.listen, "listen", ":8080", "HTTP listen address (env SHARDSEQ_LISTEN)")
-	fs.IntVar(&cfg.maxNamespaces, "max-namespaces", server.DefaultMaxNamespaces, "most namespaces kept open; requests for more get 503 (env SHARDSEQ_MAX_NAMESPACES)")
+	fs.IntVar(&cfg.maxNamespaces, "max-namespaces", server.DefaultMaxNamespaces, "most namespaces kept open; opening one more closes the least recently used (env SHARDSEQ_MAX_NAMESPACES)")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json, to stderr (env SHARDSEQ_LOG_FORMAT)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (env SHARDSEQ_LOG_LEVEL)")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM/SIGINT, how long in-flight requests may take to finish")
@@ -80,7 +82,7 @@ func (c *ServeCommand) parse(args []string) (serveConfig, error) {
 	if len(pos) > 0 {
 		return cfg, usageErrorf("unexpected argument %q", pos[0])
 	}
-	fromEnv, err := applyEnv(fs, c.Main.Getenv, serveEnv, redisEnv, shardsEnv)
+	fromEnv, err := applyEnv(fs, c.Main.Getenv, serveEnv, redisEnv, shardsEnv, serveSettingsEnv)
 	if err != nil {
 		return cfg, err
 	}
@@ -109,6 +111,9 @@ func (c *ServeCommand) parse(args []string) (serveConfig, error) {
 	}
 	if cfg.shutdownTimeout <= 0 || cfg.drainDelay < 0 {
 		return cfg, usageErrorf("--shutdown-timeout must be positive and --drain-delay not negative")
+	}
+	if err := cfg.settings.validate(fromEnv); err != nil {
+		return cfg, err
 	}
 	if tokenFile != "" {
 		if cfg.tokens, cfg.tokenWarning, err = server.LoadTokenFile(tokenFile); err != nil {
@@ -168,13 +173,18 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	if cfg.tokenWarning != "" {
 		log.Warn("token file: " + cfg.tokenWarning)
 	}
-	clientTemplate, err := unsafeDefences(log)
+	unsafe, err := unsafeDefences(log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv, err := server.New(server.Config{Cluster: cl, Shards: cfg.shards, MaxNamespaces: cfg.maxNamespaces, Logger: log,
-		Tokens: cfg.tokens, AuthMetrics: cfg.authMetrics, AuthUI: cfg.authUI,
-		Client: clientTemplate})
+	scfg := server.Config{Cluster: cl, Shards: cfg.shards, MaxNamespaces: cfg.maxNamespaces, Logger: log,
+		Tokens: cfg.tokens, AuthMetrics: cfg.authMetrics, AuthUI: cfg.authUI}
+	cfg.settings.apply(&scfg)
+	scfg.Client.UnsafeDefences = unsafe.UnsafeDefences
+	if unsafe.OrderWindow != 0 {
+		scfg.Client.OrderWindow = unsafe.OrderWindow
+	}
+	srv, err := server.New(scfg)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -194,6 +204,11 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	if c.listening != nil {
 		c.listening(ln.Addr().String())
 	}
+	st := cfg.settings
+	log.Info("namespaces", "max", cfg.maxNamespaces, "idle", st.namespaceIdle, "create", st.createNamespaces,
+		"create_rate", st.createRate, "create_burst", st.createBurst, "strict", st.strict, "block_target", st.blockTarget,
+		"min_block", st.minBlock, "max_block", st.maxBlock, "ack_replicas", st.ackReplicas, "ack_timeout", st.ackTimeout,
+		"request_timeout", st.requestTimeout)
 	log.Info("serving", "listen", ln.Addr().String(), "scheme", scheme, "shards", cfg.shards, "redis", cfg.redis.Addrs,
 		"auth", len(cfg.tokens) > 0, "auth_metrics", cfg.authMetrics, "auth_ui", cfg.authUI, "redis_tls", cfg.redis.TLSConfig != nil, "redis_user", cfg.redis.Username)
 	return serveUntil(ctx, srv, hs, ln, cfg.drainDelay, cfg.shutdownTimeout, log)
@@ -247,11 +262,32 @@ Serves IDs over HTTP:
 Flags (flags win over environment variables):
   --listen ADDR             HTTP listen address (env SHARDSEQ_LISTEN; default :8080)
   --shards N                shards per namespace (env SHARDSEQ_SHARDS; default %d)
-  --max-namespaces K        namespaces kept open at most (env SHARDSEQ_MAX_NAMESPACES; default 1000)
+  --max-namespaces K        namespaces kept open at most; one more closes the least recently used
+                            (env SHARDSEQ_MAX_NAMESPACES; default 1000)
+  --request-timeout D       every ID request is answered within D (env SHARDSEQ_REQUEST_TIMEOUT; default 1s)
   --log-format text|json    log format on stderr (env SHARDSEQ_LOG_FORMAT; default text)
   --log-level LEVEL         debug, info, warn or error (env SHARDSEQ_LOG_LEVEL; default info)
   --shutdown-timeout D      time for in-flight requests on SIGTERM/SIGINT (default 15s)
   --drain-delay D           time /readyz answers 503 before the listener closes (default 0s)
+
+Namespaces (see README "Namespaces on a server"):
+  --namespace-idle D        close a namespace unused for D; 0: never (env SHARDSEQ_NAMESPACE_IDLE; default 5m)
+  --create-namespaces M     auto: create a namespace on its first request; explicit: 404 for one
+                            nobody created (env SHARDSEQ_CREATE_NAMESPACES; default auto)
+  --namespace-create-rate R new namespaces per second past the burst, then 429; -1: no bound
+                            (env SHARDSEQ_NAMESPACE_CREATE_RATE; default 10)
+  --namespace-create-burst B new namespaces at once (env SHARDSEQ_NAMESPACE_CREATE_BURST; default 100)
+
+Client settings of every namespace it opens (see README "Configuration"):
+  --strict                  strict mode: every ID its own acknowledged reservation (env SHARDSEQ_STRICT)
+  --block-target D          a block lasts about D at the current rate, 1ms to 400ms; 0: 1s / (4 N)
+                            (env SHARDSEQ_BLOCK_TARGET; default 0)
+  --min-block K, --max-block K
+                            bounds of the adaptive block size (env SHARDSEQ_MIN_BLOCK, SHARDSEQ_MAX_BLOCK;
+                            defaults 100 and 1048576)
+  --ack-replicas K          replicas that confirm each reservation; 0: every promotable one; -1: none,
+                            unsafe (env SHARDSEQ_ACK_REPLICAS; default 0)
+  --ack-timeout D           wait for them at most D, 1ms to 500ms (env SHARDSEQ_ACK_TIMEOUT; default 250ms)
 
 Security (see README "Security"):
   --token-file F            bearer tokens, one per line: /v1/* needs one (env SHARDSEQ_TOKEN_FILE)

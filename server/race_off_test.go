@@ -1,0 +1,6 @@
+//go:build !race
+
+package server
+
+// raceEnabled: the race detector slows this process down several times.
+const raceEnabled = false
