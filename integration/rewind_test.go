@@ -5,6 +5,7 @@ package integration
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -102,6 +103,9 @@ func (r rewindRun) run(t *testing.T) checker.Report {
 	return rep
 }
 
+// controlTries bounds the tries of a negative control.
+const controlTries = 3
+
 // Each scenario gives 0 duplicates with every defence on, and its negative
 // control (the fence from the counter's own value, namespace repairs only in
 // Open, acks counted from connected replicas: the behaviour before the
@@ -131,10 +135,18 @@ func TestRewind(t *testing.T) {
 		t.Run(tc.name+"/negative-control", func(t *testing.T) {
 			r := tc.run
 			r.defences = client.LegacyDefences
-			rep := r.run(t)
-			if rep.Duplicated == 0 {
-				t.Fatalf("the old behaviour must repeat IDs in this scenario, or it proves nothing: %s", rep)
+			// Whether the old rules repeat depends on timing (which counter
+			// a caller touches first after the fault), so the hole must
+			// show within a few tries; each try is a new cluster.
+			for try := 1; try <= controlTries; try++ {
+				var rep checker.Report
+				t.Run(fmt.Sprintf("try-%d", try), func(t *testing.T) { rep = r.run(t) })
+				if rep.Duplicated > 0 {
+					t.Logf("the old rules repeated %d IDs on try %d", rep.Duplicated, try)
+					return
+				}
 			}
+			t.Fatalf("the old behaviour repeated no ID in %d tries of this scenario, so the scenario proves nothing", controlTries)
 		})
 	}
 }

@@ -108,7 +108,7 @@ func errorOf(err error) apiError {
 			"the namespace was deleted; PUT /v1/namespaces/{namespace} recreates it (it continues above every ID it handed out)", 0}
 	case errors.Is(err, shard.ErrNamespaceNotFound):
 		e = apiError{http.StatusNotFound, codeNamespaceNotFound,
-			"no such namespace; PUT /v1/namespaces/{namespace} creates it", 0}
+			"the namespace does not exist; PUT /v1/namespaces/{namespace} creates it", 0}
 	case errors.Is(err, client.ErrShardCountMismatch), errors.Is(err, shard.ErrSettingsMismatch), errors.Is(err, errNamespaceConflict):
 		e = apiError{http.StatusConflict, codeNamespaceConflict,
 			"the namespace exists in Redis with another shard count or start than asked for; use its own, or a new namespace", 0}
@@ -117,8 +117,6 @@ func errorOf(err error) apiError {
 		if re := (*RetryError)(nil); errors.As(err, &re) {
 			e.msg, e.retryAfter = re.Msg, max(int(math.Ceil(re.RetryAfter.Seconds())), retryShort)
 		}
-	case errors.Is(err, client.ErrNamespaceNotFound):
-		e = apiError{http.StatusNotFound, codeNamespaceNotFound, "the namespace does not exist", 0}
 	case errors.Is(err, ErrNoMasterServing):
 		e = apiError{http.StatusServiceUnavailable, codeUnavailable,
 			"no Redis master answered its last probe: nothing can be reserved now", retryShort}

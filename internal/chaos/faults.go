@@ -44,13 +44,7 @@ func inject(ctx context.Context, cfg Config, f Fault, i int) (string, error) {
 	}
 	switch f {
 	case KillMaster:
-		if err := lc.Kill(m); err != nil {
-			return "", err
-		}
-		if err := waitPromoted(ctx, lc, m); err != nil {
-			return "", err
-		}
-		if err := lc.Start(m); err != nil {
+		if err := killAndRejoin(ctx, lc, m); err != nil {
 			return "", err
 		}
 	case PauseMaster:
@@ -127,16 +121,7 @@ func inject(ctx context.Context, cfg Config, f Fault, i int) (string, error) {
 			return "", err
 		}
 		_ = hold(ctx, 200*time.Millisecond) // IDs handed out after the save
-		if err := lc.Kill(m); err != nil {
-			return "", err
-		}
-		if err := waitPromoted(ctx, lc, m); err != nil {
-			return "", err
-		}
-		if err := lc.Start(m); err != nil {
-			return "", err
-		}
-		if err := waitHealthy(ctx, lc); err != nil {
+		if err := killAndRejoin(ctx, lc, m); err != nil {
 			return "", err
 		}
 		_ = hold(ctx, time.Second) // the promoted node serves
@@ -172,16 +157,7 @@ func inject(ctx context.Context, cfg Config, f Fault, i int) (string, error) {
 		}
 		_ = hold(ctx, time.Second) // IDs handed out after the saves
 		// A failover moves the shard to r, which serves past its saved state.
-		if err := lc.Kill(m); err != nil {
-			return "", err
-		}
-		if err := waitPromoted(ctx, lc, m); err != nil {
-			return "", err
-		}
-		if err := lc.Start(m); err != nil {
-			return "", err
-		}
-		if err := waitHealthy(ctx, lc); err != nil {
+		if err := killAndRejoin(ctx, lc, m); err != nil {
 			return "", err
 		}
 		_ = hold(ctx, time.Second)
@@ -277,6 +253,21 @@ func waitDropped(ctx context.Context, lc *localcluster.Cluster, master, replica 
 	ctx, cancel := context.WithTimeout(ctx, 2*recoverTimeout)
 	defer cancel()
 	return lc.WaitReplicaDropped(ctx, master, replica)
+}
+
+// killAndRejoin kill -9s master m, waits for its replica to take over, and
+// starts m again (it rejoins as a replica) until the cluster is healthy.
+func killAndRejoin(ctx context.Context, lc *localcluster.Cluster, m string) error {
+	if err := lc.Kill(m); err != nil {
+		return err
+	}
+	if err := waitPromoted(ctx, lc, m); err != nil {
+		return err
+	}
+	if err := lc.Start(m); err != nil {
+		return err
+	}
+	return waitHealthy(ctx, lc)
 }
 
 // stillMaster checks that addr, restarted to come back with older data, is
