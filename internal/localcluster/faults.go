@@ -31,6 +31,21 @@ func (lc *Cluster) Kill(addr string) error {
 // is kept, so it rejoins with the same node ID (as a replica if its slots
 // were taken over meanwhile). It returns once the node answers PING.
 func (lc *Cluster) Start(addr string) error {
+	err := lc.start(addr)
+	if err != nil && lc.cfg.Engine == EngineValkey {
+		// Valkey 8.0 can refuse its own nodes.conf after a kill -9 when a
+		// replica's shard-id differs from its master's (valkey-io/valkey#2171,
+		// #774; Redis fixed it in redis/redis#13428 by taking the master's).
+		// Do what that fix does, once: it is the engine's bug, not the fault.
+		if n, ok := lc.NodeByAddr(addr); ok && alignShardIDs(n.Dir) {
+			lc.cfg.logf("cluster: %s: valkey refused its nodes.conf (shard-id of a replica, valkey-io/valkey#2171); aligned the shard-ids and starting again", addr)
+			err = lc.start(addr)
+		}
+	}
+	return err
+}
+
+func (lc *Cluster) start(addr string) error {
 	lc.mu.Lock()
 	n := lc.find(addr)
 	if n == nil {
@@ -63,6 +78,46 @@ func (lc *Cluster) Start(addr string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return lc.withLogTail(lc.waitPing(ctx, &cp))
+}
+
+// alignShardIDs rewrites dir/nodes.conf so that every replica line carries
+// its master's shard-id, if redis.log says the file was refused as
+// corrupted; it reports whether it changed anything.
+func alignShardIDs(dir string) bool {
+	if !strings.Contains(tail(filepath.Join(dir, "redis.log"), 5), "corrupted cluster config file") {
+		return false
+	}
+	path := filepath.Join(dir, "nodes.conf")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	lines := strings.Split(string(b), "\n")
+	shardOf := map[string]string{} // node ID -> shard-id
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) > 1 {
+			if _, sid, ok := strings.Cut(f[1], "shard-id="); ok {
+				shardOf[f[0]] = strings.SplitN(sid, ",", 2)[0]
+			}
+		}
+	}
+	changed := false
+	for i, l := range lines {
+		f := strings.Fields(l)
+		if len(f) < 4 || !strings.Contains(f[2], "slave") && !strings.Contains(f[2], "replica") {
+			continue
+		}
+		own, master := shardOf[f[0]], shardOf[f[3]]
+		if own != "" && master != "" && own != master {
+			lines[i] = strings.Replace(l, "shard-id="+own, "shard-id="+master, 1)
+			changed = true
+		}
+	}
+	if !changed {
+		return false
+	}
+	return os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644) == nil
 }
 
 // RestartFromFiles kills the node with SIGKILL and starts it again on its own
