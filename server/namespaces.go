@@ -180,13 +180,20 @@ func (s *Server) closedAnswer(w http.ResponseWriter) bool {
 	return false
 }
 
-func (s *Server) handlePutNamespace(w http.ResponseWriter, r *http.Request) {
+// namespaceArg is the {namespace} of the path, or false once it answered
+// 400 for a bad name or 503 for a closed server.
+func (s *Server) namespaceArg(w http.ResponseWriter, r *http.Request) (string, bool) {
 	name := r.PathValue("namespace")
 	if !shard.ValidNamespace(name) {
 		writeError(w, errBadNamespace)
-		return
+		return "", false
 	}
-	if s.closedAnswer(w) {
+	return name, !s.closedAnswer(w)
+}
+
+func (s *Server) handlePutNamespace(w http.ResponseWriter, r *http.Request) {
+	name, ok := s.namespaceArg(w, r)
+	if !ok {
 		return
 	}
 	opt := s.cfg.Client.ShardOptions()
@@ -240,12 +247,8 @@ func (s *Server) conflict(ctx context.Context, name string, err error) error {
 }
 
 func (s *Server) handleGetNamespace(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("namespace")
-	if !shard.ValidNamespace(name) {
-		writeError(w, errBadNamespace)
-		return
-	}
-	if s.closedAnswer(w) {
+	name, ok := s.namespaceArg(w, r)
+	if !ok {
 		return
 	}
 	ctx, cancel := s.adminContext(r)
@@ -262,12 +265,8 @@ func (s *Server) handleGetNamespace(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleDeleteNamespace(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("namespace")
-	if !shard.ValidNamespace(name) {
-		writeError(w, errBadNamespace)
-		return
-	}
-	if s.closedAnswer(w) {
+	name, ok := s.namespaceArg(w, r)
+	if !ok {
 		return
 	}
 	if name == DefaultNamespace {
