@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/tlstest"
@@ -18,7 +16,7 @@ import (
 
 // Ports of the Redis TLS test: TLS on 7790, plain (setup only) on 7791,
 // cluster bus 17791.
-const portRedisTLS, portRedisPlain = 7790, 7791
+const portRedisTLS = 7790 // plain TCP (setup) on 7791
 
 // TestRedisTLS serves IDs from a one-node Redis Cluster reached over TLS
 // only (certificate verified against the test CA), and checks that a client
@@ -27,40 +25,13 @@ const portRedisTLS, portRedisPlain = 7790, 7791
 // the TLS plumbing of cluster, shard and server, not failover. Redis 7.0
 // lists a node's tls-port in CLUSTER SHARDS only with tls-cluster yes.
 func TestRedisTLS(t *testing.T) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server not in PATH")
 	}
 	pki := tlstest.New(t)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(portRedisPlain), "--bind", "127.0.0.1",
-		"--tls-port", strconv.Itoa(portRedisTLS), "--tls-cert-file", pki.CertFile, "--tls-key-file", pki.KeyFile,
-		"--tls-ca-cert-file", pki.CAFile, "--tls-auth-clients", "optional", "--tls-cluster", "yes",
-		"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--cluster-announce-ip", "127.0.0.1", "--logfile", "redis.log")
-	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // our own child, by its PID
-		<-exited
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	plain := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(portRedisPlain)})
-	defer plain.Close()
-	for plain.Ping(ctx).Err() != nil {
-		select {
-		case <-ctx.Done():
-			t.Fatal("redis-server with TLS did not start (is it built with TLS?)")
-		case <-exited:
-			t.Fatal("redis-server exited: is it built with TLS support?")
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	plain := pki.StartNode(ctx, t, portRedisTLS)
 	if err := plain.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, cluster.NumSlots-1).Err(); err != nil {
 		t.Fatal(err)
 	}

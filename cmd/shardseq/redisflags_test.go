@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/tlstest"
@@ -137,15 +133,14 @@ const portTLSMaster, portTLSReplica = 7760, 7762
 // CA from a flag. Then the failures an operator meets: a wrong password,
 // no CA, no TLS.
 func TestNextTLSACL(t *testing.T) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server not in PATH")
 	}
 	pki := tlstest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	master := startTLSNode(ctx, t, bin, pki, portTLSMaster)
-	replica := startTLSNode(ctx, t, bin, pki, portTLSReplica)
+	master := pki.StartNode(ctx, t, portTLSMaster)
+	replica := pki.StartNode(ctx, t, portTLSReplica)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -214,42 +209,6 @@ func TestNextTLSACL(t *testing.T) {
 // (clients, replication and the cluster bus) and plain text on tlsPort+1 for
 // the test's setup, and returns a client of the plain port. It is killed
 // when the test ends.
-func startTLSNode(ctx context.Context, t *testing.T, bin string, pki tlstest.Files, tlsPort int) *redis.Client {
-	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(tlsPort+1), "--bind", "127.0.0.1",
-		"--tls-port", strconv.Itoa(tlsPort), "--tls-cert-file", pki.CertFile, "--tls-key-file", pki.KeyFile,
-		"--tls-ca-cert-file", pki.CAFile, "--tls-auth-clients", "optional", "--tls-cluster", "yes", "--tls-replication", "yes",
-		"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0", "--cluster-announce-ip", "127.0.0.1", "--logfile", "redis.log")
-	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // our own child, by its PID
-		<-exited
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-			t.Logf("redis.log of the node on %d:\n%s", tlsPort, b)
-		}
-	})
-	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(tlsPort+1)})
-	t.Cleanup(func() { _ = rc.Close() })
-	for rc.Ping(ctx).Err() != nil {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("redis-server with TLS on %d did not start", tlsPort)
-		case <-exited:
-			t.Fatalf("redis-server with TLS on %d exited: is it built with TLS? (see %s/redis.log)", tlsPort, dir)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return rc
-}
-
 func waitFor(ctx context.Context, t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	for !ok() {
