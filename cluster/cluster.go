@@ -7,7 +7,7 @@
 // retry; it never retries by itself.
 //
 // It starts no processes: the launcher of local clusters for development and
-// tests is internal/localcluster.
+// tests is internal/lab/localcluster.
 package cluster
 
 import (

@@ -1,7 +1,7 @@
 package cluster
 
 // Internals for the tests of package cluster_test, which start real clusters
-// through internal/clustertest (a package that imports cluster, so an
+// through internal/lab/clustertest (a package that imports cluster, so an
 // in-package test cannot import it).
 
 var MastersFromNodes = mastersFromNodes

@@ -18,8 +18,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/internal/clustertest"
-	"github.com/shardseq/shardseq/internal/localcluster"
+	"github.com/shardseq/shardseq/internal/lab/clustertest"
+	"github.com/shardseq/shardseq/internal/lab/localcluster"
 )
 
 // Ports of this package's tests: 7160-7199 (bus ports 17160-17199); the

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/shardseq/shardseq/client"
-	"github.com/shardseq/shardseq/internal/chaos"
-	"github.com/shardseq/shardseq/internal/checker"
+	"github.com/shardseq/shardseq/internal/lab/chaos"
+	"github.com/shardseq/shardseq/internal/lab/checker"
 )
 
 // The long run behind docs/CORRECTNESS.md (`make chaos-long`, not in CI):

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/shardseq/shardseq/client"
-	"github.com/shardseq/shardseq/internal/chaos"
-	"github.com/shardseq/shardseq/internal/checker"
-	"github.com/shardseq/shardseq/internal/clustertest"
-	"github.com/shardseq/shardseq/internal/localcluster"
+	"github.com/shardseq/shardseq/internal/lab/chaos"
+	"github.com/shardseq/shardseq/internal/lab/checker"
+	"github.com/shardseq/shardseq/internal/lab/clustertest"
+	"github.com/shardseq/shardseq/internal/lab/localcluster"
 	"github.com/shardseq/shardseq/shard"
 )
 

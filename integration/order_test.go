@@ -14,9 +14,9 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/internal/chaos"
-	"github.com/shardseq/shardseq/internal/checker"
-	"github.com/shardseq/shardseq/internal/clustertest"
+	"github.com/shardseq/shardseq/internal/lab/chaos"
+	"github.com/shardseq/shardseq/internal/lab/checker"
+	"github.com/shardseq/shardseq/internal/lab/clustertest"
 	"github.com/shardseq/shardseq/server"
 )
 

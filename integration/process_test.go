@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shardseq/shardseq/internal/chaos"
-	"github.com/shardseq/shardseq/internal/checker"
-	"github.com/shardseq/shardseq/internal/clustertest"
+	"github.com/shardseq/shardseq/internal/lab/chaos"
+	"github.com/shardseq/shardseq/internal/lab/checker"
+	"github.com/shardseq/shardseq/internal/lab/clustertest"
 )
 
 // binDir holds the binary buildShardseq builds once for the package;

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/shardseq/shardseq/client"
-	"github.com/shardseq/shardseq/internal/chaos"
-	"github.com/shardseq/shardseq/internal/checker"
+	"github.com/shardseq/shardseq/internal/lab/chaos"
+	"github.com/shardseq/shardseq/internal/lab/checker"
 )
 
 // rewindRun is one rewind scenario: long-lived library callers (they never

@@ -10,8 +10,8 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/failover"
-	"github.com/shardseq/shardseq/internal/checker"
-	"github.com/shardseq/shardseq/internal/clustertest"
+	"github.com/shardseq/shardseq/internal/lab/checker"
+	"github.com/shardseq/shardseq/internal/lab/clustertest"
 	"github.com/shardseq/shardseq/shard"
 )
 

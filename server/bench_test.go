@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/internal/clustertest"
-	"github.com/shardseq/shardseq/internal/localcluster"
+	"github.com/shardseq/shardseq/internal/lab/clustertest"
+	"github.com/shardseq/shardseq/internal/lab/localcluster"
 )
 
 // BenchmarkHandleIDs measures the handler alone (no network): one ID, and a

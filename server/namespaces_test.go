@@ -13,8 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/internal/clustertest"
-	"github.com/shardseq/shardseq/internal/localcluster"
+	"github.com/shardseq/shardseq/internal/lab/clustertest"
+	"github.com/shardseq/shardseq/internal/lab/localcluster"
 	"github.com/shardseq/shardseq/shard"
 )
 

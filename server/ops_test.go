@@ -26,9 +26,9 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/internal/clustertest"
-	"github.com/shardseq/shardseq/internal/localcluster"
-	"github.com/shardseq/shardseq/internal/tlstest"
+	"github.com/shardseq/shardseq/internal/lab/clustertest"
+	"github.com/shardseq/shardseq/internal/lab/localcluster"
+	"github.com/shardseq/shardseq/internal/lab/tlstest"
 	"github.com/shardseq/shardseq/internal/version"
 )
 

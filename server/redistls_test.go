@@ -11,7 +11,7 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/internal/tlstest"
+	"github.com/shardseq/shardseq/internal/lab/tlstest"
 )
 
 // Ports of the Redis TLS test: TLS on 7790, plain (setup only) on 7791,

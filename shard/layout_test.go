@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/internal/localcluster"
+	"github.com/shardseq/shardseq/internal/lab/localcluster"
 )
 
 func TestIDArithmetic(t *testing.T) {

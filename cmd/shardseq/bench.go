@@ -12,11 +12,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardseq/shardseq/client"
-	"github.com/shardseq/shardseq/internal/bench"
+	"github.com/shardseq/shardseq/internal/lab/bench"
 )
 
 // BenchCommand measures shardseq side by side with naive Redis generators on
-// this machine (see internal/bench); the in-process baselines and the charts
+// this machine (see internal/lab/bench); the in-process baselines and the charts
 // are the lab module's (lab/cmd/shardseq-lab), which reads --json.
 type BenchCommand struct {
 	Main *Main

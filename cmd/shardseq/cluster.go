@@ -11,11 +11,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/shardseq/shardseq/internal/localcluster"
+	"github.com/shardseq/shardseq/internal/lab/localcluster"
 )
 
 // ClusterCommand starts, stops and inspects a local Redis Cluster of real
-// redis-server processes (internal/localcluster) that outlives the command.
+// redis-server processes (internal/lab/localcluster) that outlives the command.
 type ClusterCommand struct {
 	Main *Main
 }

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shardseq/shardseq/internal/clustertest"
-	"github.com/shardseq/shardseq/internal/localcluster"
+	"github.com/shardseq/shardseq/internal/lab/clustertest"
+	"github.com/shardseq/shardseq/internal/lab/localcluster"
 )
 
 // portNamespace: the cluster of TestNamespaceCommand (7740-7745).

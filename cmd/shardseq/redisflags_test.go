@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/internal/tlstest"
+	"github.com/shardseq/shardseq/internal/lab/tlstest"
 )
 
 // TestRedisFlagErrors: every command that talks to Redis takes the same

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/internal/clustertest"
-	"github.com/shardseq/shardseq/internal/localcluster"
-	"github.com/shardseq/shardseq/internal/tlstest"
+	"github.com/shardseq/shardseq/internal/lab/clustertest"
+	"github.com/shardseq/shardseq/internal/lab/localcluster"
+	"github.com/shardseq/shardseq/internal/lab/tlstest"
 	"github.com/shardseq/shardseq/server"
 )
 

@@ -16,8 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardseq/shardseq/client"
-	"github.com/shardseq/shardseq/internal/chaos"
-	"github.com/shardseq/shardseq/internal/localcluster"
+	"github.com/shardseq/shardseq/internal/lab/chaos"
+	"github.com/shardseq/shardseq/internal/lab/localcluster"
 )
 
 // VerifyCommand runs the uniqueness scenario: callers take IDs through the

@@ -55,7 +55,7 @@ any_up() {
 # masters [N]: current masters as seen by node N (default: any up node), one per line:
 #   "<node> <id> <slots...>" sorted by first slot; masters without slots skipped, and so are
 #   failed ones: flagged fail or fail?, or (not N itself) with the bus link down, as
-#   internal/localcluster reads CLUSTER NODES (cluster.NodeLine).
+#   internal/lab/localcluster reads CLUSTER NODES (cluster.NodeLine).
 masters() {
   local from=${1:-$(any_up)}
   rcli "$from" cluster nodes | awk '$3 ~ /master/ && $3 !~ /fail/ && ($8 == "connected" || $3 ~ /myself/) && NF >= 9 {
@@ -72,7 +72,7 @@ replicas_of() {
 }
 
 # promoted_over OLD SLOT: "a replica was promoted in place of master OLD", the rule of
-# internal/localcluster.Promoted that the Go tests, the chaos engine and the benchmarks use: as a
+# internal/lab/localcluster.Promoted that the Go tests, the chaos engine and the benchmarks use: as a
 # node other than OLD sees it (OLD may still believe it is master), OLD serves no slot and
 # masters no node flags failed serve all 16384 slots. Prints the node that serves SLOT now (pass
 # one of OLD's slots); fails while the rule does not hold.

@@ -1,6 +1,6 @@
 // Package baseline holds the in-process ID generators shardseq is compared
 // with (bwmarrin/snowflake, sony/sonyflake, google/uuid v7, rs/xid), as
-// generators for internal/bench's driver, so that `shardseq-lab baseline`
+// generators for internal/lab/bench's driver, so that `shardseq-lab baseline`
 // measures them exactly as `shardseq bench` measures segment mode. They live
 // in the lab module: the product links none of them.
 package baseline
@@ -11,7 +11,7 @@ import (
 	"github.com/rs/xid"
 	"github.com/sony/sonyflake/v2"
 
-	"github.com/shardseq/shardseq/internal/bench"
+	"github.com/shardseq/shardseq/internal/lab/bench"
 )
 
 // Mode names, as in the reports and tables.

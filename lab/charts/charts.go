@@ -16,7 +16,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
-	"github.com/shardseq/shardseq/internal/bench"
+	"github.com/shardseq/shardseq/internal/lab/bench"
 )
 
 // File names written by Write.

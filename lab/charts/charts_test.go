@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/shardseq/shardseq/internal/bench"
+	"github.com/shardseq/shardseq/internal/lab/bench"
 	"github.com/shardseq/shardseq/lab/charts"
 )
 

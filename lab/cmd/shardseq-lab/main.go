@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/shardseq/shardseq/internal/bench"
+	"github.com/shardseq/shardseq/internal/lab/bench"
 	"github.com/shardseq/shardseq/lab/baseline"
 	"github.com/shardseq/shardseq/lab/charts"
 )

@@ -30,7 +30,7 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/internal/localcluster"
+	"github.com/shardseq/shardseq/internal/lab/localcluster"
 	"github.com/shardseq/shardseq/server"
 )
 

@@ -12,7 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/internal/localcluster"
+	"github.com/shardseq/shardseq/internal/lab/localcluster"
 )
 
 // recoverTimeout bounds how long the cluster may take to be healthy again

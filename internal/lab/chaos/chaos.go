@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/shardseq/shardseq/client"
-	"github.com/shardseq/shardseq/internal/checker"
-	"github.com/shardseq/shardseq/internal/localcluster"
+	"github.com/shardseq/shardseq/internal/lab/checker"
+	"github.com/shardseq/shardseq/internal/lab/localcluster"
 )
 
 // Fault is a kind of real fault injected into the cluster.

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/internal/localcluster"
+	"github.com/shardseq/shardseq/internal/lab/localcluster"
 )
 
 // queryTimeout bounds one question to the cluster (who is master of what).
