@@ -164,7 +164,7 @@ func (s *Server) pageData(selected string, page int) pageData {
 	}
 	var all []nsSum
 	for name, c := range counts {
-		e := s.openEntry(name)
+		e := s.pool.entry(name)
 		if e == nil {
 			continue // closed meanwhile
 		}
