@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/failover"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -38,6 +39,15 @@ const (
 	// DefaultOrderWindow is the ordering window W: an ID requested more
 	// than W after another ID was handed out is larger than it.
 	DefaultOrderWindow = time.Second
+	// DefaultBlockSize, DefaultMinBlockSize and DefaultMaxBlockSize are
+	// BlockSize, MinBlockSize and MaxBlockSize when they are 0.
+	DefaultBlockSize    = 1000
+	DefaultMinBlockSize = 100
+	DefaultMaxBlockSize = 1 << 20
+	// DefaultAttemptTimeout is Breaker.AttemptTimeout when it is 0: one
+	// reservation on one shard, the wait for replicas (AckTimeout)
+	// included.
+	DefaultAttemptTimeout = failover.DefaultAttemptTimeout
 )
 
 // Config configures a Client. The zero value of every field but the
@@ -138,7 +148,8 @@ type Config struct {
 	// AckReplicas: replicas that must confirm each write. 0 (default): every
 	// replica that could be promoted, at least 1. -1: none (unsafe).
 	AckReplicas int
-	// AckTimeout bounds the wait for replicas. Default 250ms.
+	// AckTimeout bounds the wait for replicas. Default 250ms. It must be
+	// below Breaker.AttemptTimeout (default 750ms), which it is part of.
 	AckTimeout time.Duration
 	// FenceGap is how far above its ceiling a counter whose history changed
 	// restarts. Default 0; at most 2^40.
@@ -177,13 +188,13 @@ func (c Config) withDefaults() Config {
 		c.Namespace = DefaultNamespace
 	}
 	if c.BlockSize == 0 {
-		c.BlockSize = 1000
+		c.BlockSize = DefaultBlockSize
 	}
 	if c.MinBlockSize == 0 {
-		c.MinBlockSize = 100
+		c.MinBlockSize = DefaultMinBlockSize
 	}
 	if c.MaxBlockSize == 0 {
-		c.MaxBlockSize = 1 << 20
+		c.MaxBlockSize = DefaultMaxBlockSize
 	}
 	if c.OrderWindow == 0 {
 		c.OrderWindow = DefaultOrderWindow
@@ -258,6 +269,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.Breaker.Validate(); err != nil {
 		return &ConfigError{Field: "Breaker", Value: c.Breaker, Err: err}
+	}
+	// The wait for replicas is part of one attempt on a shard: an attempt
+	// that ends first fails every reservation a slow WAIT would confirm.
+	if ack, attempt := cmp.Or(c.AckTimeout, DefaultAckTimeout), cmp.Or(c.Breaker.AttemptTimeout, DefaultAttemptTimeout); ack >= attempt {
+		return bad("AckTimeout", ack, "want less than Breaker.AttemptTimeout (%v), which the wait for replicas is part of", attempt)
 	}
 	if c.Cluster == nil {
 		if err := c.clusterConfig().Validate(); err != nil {

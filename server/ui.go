@@ -37,6 +37,7 @@ const maxErrorShown = 240
 
 var pageTemplate = template.Must(template.New("page.html").Funcs(template.FuncMap{
 	"num":   formatNum,
+	"slots": formatSlots,
 	"rate":  formatRate,
 	"ago":   formatAgo,
 	"ms":    func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
@@ -58,7 +59,7 @@ type pageData struct {
 	Healthy     int
 	Total       int
 	Status      string // ok, degraded, down
-	Cluster     clusterView
+	Cluster     clusterJSON
 	Open        int      // namespaces open
 	Degraded    int      // namespaces with some shards unhealthy
 	Down        int      // namespaces with no healthy shard
@@ -79,25 +80,6 @@ type pageData struct {
 type stateN struct {
 	State string
 	N     int
-}
-
-type clusterView struct {
-	Covered    bool
-	Generation uint64
-	UpdatedAt  time.Time
-	Masters    []masterView
-	Failed     int
-}
-
-type nodeView struct {
-	Addr, ID string
-	Failed   bool
-}
-
-type masterView struct {
-	nodeView
-	Slots    string
-	Replicas []nodeView
 }
 
 type nsView struct {
@@ -125,18 +107,7 @@ const sparkW, sparkH = 160.0, 28.0
 func (s *Server) pageData(selected string, page int) pageData {
 	d := pageData{Now: time.Now(), RefreshMs: s.cfg.PageRefresh.Milliseconds(), Selected: selected, SampleEvery: s.rates.every,
 		Window: s.rates.every * time.Duration(s.rates.keep)}
-	top := s.cfg.Cluster.Topology()
-	d.Cluster = clusterView{Covered: top.Covered(), Generation: top.Generation, UpdatedAt: top.CreatedAt}
-	for _, m := range top.Masters {
-		mv := masterView{nodeView: nodeView{m.Addr, m.ID, m.Failed}, Slots: formatSlots(m.Slots)}
-		if m.Failed {
-			d.Cluster.Failed++
-		}
-		for _, r := range m.Replicas {
-			mv.Replicas = append(mv.Replicas, nodeView{r.Addr, r.ID, r.Failed})
-		}
-		d.Cluster.Masters = append(d.Cluster.Masters, mv)
-	}
+	d.Cluster = clusterOf(s.cfg.Cluster.Topology())
 	type nsSum struct {
 		name            string
 		e               *nsEntry
@@ -184,7 +155,7 @@ func (s *Server) pageData(selected string, page int) pageData {
 		d.Breakers = append(d.Breakers, stateN{State: state, N: states[state]})
 	}
 	switch {
-	case d.Total > 0 && d.Healthy == d.Total && d.Cluster.Covered && d.Cluster.Failed == 0:
+	case d.Total > 0 && d.Healthy == d.Total && d.Cluster.Covered && d.Cluster.failed() == 0:
 		d.Status = "ok"
 	case d.Healthy > 0:
 		d.Status = "degraded"
