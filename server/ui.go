@@ -102,19 +102,58 @@ type shardView struct {
 
 const sparkW, sparkH = 160.0, 28.0
 
+// nsSum is one open namespace in the page's summary.
+type nsSum struct {
+	name            string
+	e               *nsEntry
+	healthy, shards int
+}
+
 // pageData gathers what the page shows. The summary is one read of the
 // registry; live counters and rates are read only for the namespaces shown.
 func (s *Server) pageData(selected string, page int) pageData {
 	d := pageData{Now: time.Now(), RefreshMs: s.cfg.PageRefresh.Milliseconds(), Selected: selected, SampleEvery: s.rates.every,
 		Window: s.rates.every * time.Duration(s.rates.keep)}
 	d.Cluster = clusterOf(s.cfg.Cluster.Topology())
-	type nsSum struct {
-		name            string
-		e               *nsEntry
-		healthy, shards int
+	all := s.summarize(&d)
+	if selected != "" {
+		k := slices.IndexFunc(all, func(sum nsSum) bool { return sum.name == selected })
+		if k < 0 {
+			d.Missing = true
+			return d
+		}
+		nv := s.namespaceRow(all[k], true)
+		d.Namespaces, d.Tables, d.Page, d.Pages, d.First = []nsView{nv}, []nsView{nv}, 1, 1, 1
+		return d
 	}
-	// One read of the registry for every shard's health and breaker, as the
-	// shard tables show them.
+	d.Pages = max((len(all)+pageRows-1)/pageRows, 1)
+	d.Page = min(max(page, 1), d.Pages)
+	lo := (d.Page - 1) * pageRows
+	shown := all[lo:min(lo+pageRows, len(all))]
+	d.First = lo + 1
+	for _, sum := range shown {
+		d.Namespaces = append(d.Namespaces, s.namespaceRow(sum, false))
+	}
+	// Shard tables: every namespace when there are few, else those with
+	// unhealthy shards (they sort first), up to maxPageNamespaces.
+	for _, sum := range all {
+		switch {
+		case len(d.Tables) >= maxPageNamespaces:
+			d.Hidden++
+		case len(all) <= maxPageNamespaces || sum.healthy < sum.shards:
+			d.Tables = append(d.Tables, s.namespaceRow(sum, true))
+		default:
+			d.Hidden++
+		}
+	}
+	return d
+}
+
+// summarize fills the summary of d (shards healthy, namespaces open,
+// degraded and down, breakers, status) from one read of the registry, as
+// the shard tables show them, and returns the open namespaces, problems
+// first: no healthy shard, then fewest healthy; then by name.
+func (s *Server) summarize(d *pageData) []nsSum {
 	rows, _ := s.reg.List("")
 	type count struct{ healthy, total int }
 	counts := map[string]*count{}
@@ -162,7 +201,6 @@ func (s *Server) pageData(selected string, page int) pageData {
 	default:
 		d.Status = "down"
 	}
-	// Problems first: no healthy shard, then fewest healthy; then by name.
 	slices.SortStableFunc(all, func(a, b nsSum) int {
 		pa, pb := float64(a.healthy)/float64(max(a.shards, 1)), float64(b.healthy)/float64(max(b.shards, 1))
 		switch {
@@ -173,48 +211,20 @@ func (s *Server) pageData(selected string, page int) pageData {
 		}
 		return strings.Compare(a.name, b.name)
 	})
-	view := func(sum nsSum, shards bool) nsView {
-		nv := nsView{Name: sum.name, Healthy: sum.healthy, Total: sum.shards, Issued: sum.e.issued.Load()}
-		points := s.rates.rates(sum.name)
-		nv.HasSamples = len(points) > 0
-		nv.Rate = recent(points, s.rates.every, time.Minute)
-		nv.Spark, nv.SparkMax = sparkline(points, s.rates.keep-1)
-		if shards {
-			nv.Shards, nv.Healthy, nv.Total = shardViews(sum.e.c.Shards())
-		}
-		return nv
+	return all
+}
+
+// namespaceRow is the row of one namespace, with its shard table if shards.
+func (s *Server) namespaceRow(sum nsSum, shards bool) nsView {
+	nv := nsView{Name: sum.name, Healthy: sum.healthy, Total: sum.shards, Issued: sum.e.issued.Load()}
+	points := s.rates.rates(sum.name)
+	nv.HasSamples = len(points) > 0
+	nv.Rate = recent(points, s.rates.every, time.Minute)
+	nv.Spark, nv.SparkMax = sparkline(points, s.rates.keep-1)
+	if shards {
+		nv.Shards, nv.Healthy, nv.Total = shardViews(sum.e.c.Shards())
 	}
-	if selected != "" {
-		k := slices.IndexFunc(all, func(sum nsSum) bool { return sum.name == selected })
-		if k < 0 {
-			d.Missing = true
-			return d
-		}
-		nv := view(all[k], true)
-		d.Namespaces, d.Tables, d.Page, d.Pages, d.First = []nsView{nv}, []nsView{nv}, 1, 1, 1
-		return d
-	}
-	d.Pages = max((len(all)+pageRows-1)/pageRows, 1)
-	d.Page = min(max(page, 1), d.Pages)
-	lo := (d.Page - 1) * pageRows
-	shown := all[lo:min(lo+pageRows, len(all))]
-	d.First = lo + 1
-	for _, sum := range shown {
-		d.Namespaces = append(d.Namespaces, view(sum, false))
-	}
-	// Shard tables: every namespace when there are few, else those with
-	// unhealthy shards (they sort first), up to maxPageNamespaces.
-	for _, sum := range all {
-		switch {
-		case len(d.Tables) >= maxPageNamespaces:
-			d.Hidden++
-		case len(all) <= maxPageNamespaces || sum.healthy < sum.shards:
-			d.Tables = append(d.Tables, view(sum, true))
-		default:
-			d.Hidden++
-		}
-	}
-	return d
+	return nv
 }
 
 // shardViews turns shard rows into the page's, and counts the healthy ones.
