@@ -225,7 +225,27 @@ func (c Config) Validate() error {
 	if len(c.Tokens) == 0 && (c.AuthMetrics || c.AuthUI) {
 		return bad("AuthMetrics/AuthUI", true, "need Tokens")
 	}
+	// The namespaces' client template, refused here in this package's shape
+	// rather than by the first namespace that opens. Err keeps the client's
+	// error, so errors.Is still finds client.ErrInvalidConfig.
+	if err := c.namespaceConfig(DefaultNamespace).Validate(); err != nil {
+		if ce := (*client.ConfigError)(nil); errors.As(err, &ce) {
+			return &ConfigError{Field: "Client." + ce.Field, Value: ce.Value, Err: err}
+		}
+		return &ConfigError{Field: "Client", Value: "", Err: err}
+	}
 	return nil
+}
+
+// namespaceConfig is the client.Config of namespace name: the template
+// Client on the shared cluster connection.
+func (c Config) namespaceConfig(name string) client.Config {
+	cc := c.Client
+	cc.Addrs = nil
+	cc.Cluster = c.Cluster
+	cc.Namespace = name
+	cc.Shards, cc.CreateShards = 0, c.Shards // an existing namespace keeps its N
+	return cc
 }
 
 // withDefaults validates c and returns it with its defaults set.

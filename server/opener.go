@@ -44,15 +44,11 @@ func (s *Server) openClient(ctx context.Context, name string) (*client.Client, e
 	return c, err
 }
 
-// clientConfig is the client.Config of namespace name: the template
-// Config.Client on the server's connection, registry, logger and metrics.
+// clientConfig is the client.Config of namespace name on the server's
+// registry, logger and metrics.
 func (s *Server) clientConfig(name string) client.Config {
-	cc := s.cfg.Client
-	cc.Addrs = nil
-	cc.Cluster = s.cfg.Cluster
+	cc := s.cfg.namespaceConfig(name)
 	cc.Registry = s.reg
-	cc.Namespace = name
-	cc.Shards, cc.CreateShards = 0, s.cfg.Shards // an existing namespace keeps its N
 	cc.Logger = s.log
 	cc.Observer = s.metrics // it passes every event on to the template's Observer
 	return cc
