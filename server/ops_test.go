@@ -512,7 +512,7 @@ func testHTTPTLS(t *testing.T, cl *cluster.Cluster) {
 	s := newServer(t, Config{Cluster: cl, Shards: 4})
 	hs := httptest.NewUnstartedServer(s.Handler())
 	hs.TLS = tc
-	hs.Config.ErrorLog = slog.NewLogLogger(slog.New(slog.DiscardHandler).Handler(), slog.LevelError)
+	hs.Config.ErrorLog = slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)
 	hs.StartTLS()
 	defer hs.Close()
 
