@@ -7,6 +7,7 @@ import http.server
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -216,6 +217,8 @@ class ClientTest(unittest.TestCase):
         msg = str(cm.exception)
         self.assertIn(url, msg)
         self.assertIn("failed attempts", msg)
+        attempts = int(re.search(r"\((\d+) failed attempts", msg).group(1))
+        self.assertTrue(2 <= attempts <= 10, f"{attempts} attempts in 0.5s: no backoff?")
         self.assertIsNone(cm.exception.status)
         self.assertEqual(cm.exception.code, "unavailable")
 

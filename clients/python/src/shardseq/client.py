@@ -283,7 +283,10 @@ class Client:
                         log.warning("shardseq: lease of %r from %s failed (attempt %d; next in %.2fs): %s",
                                     self.namespace, self.server, self._attempts, delay, e)
                         self._cond.notify_all()
-                        self._cond.wait(delay)  # close() wakes it
+                        # Waiting callers notify too: wait out the whole delay.
+                        until = _monotonic() + delay
+                        while not self._closed and _monotonic() < until:
+                            self._cond.wait(until - _monotonic())
                     continue
                 if self._on_lease is not None:
                     self._on_lease(lease)

@@ -413,11 +413,15 @@ public final class ShardseqClient implements AutoCloseable {
                     LOG.log(System.Logger.Level.WARNING, "shardseq: lease of {0} from {1} failed (attempt {2}; next in {3}s): {4}",
                             namespace, server, attempts, String.format("%.2f", d), e.getMessage());
                     lock.notifyAll();
-                    try {
-                        lock.wait(Math.max(1, (long) (d * 1000)));
-                    } catch (InterruptedException ie) {
-                        if (closed) {
-                            return;
+                    // Waiting callers notify too: wait out the whole delay.
+                    long until = System.nanoTime() + (long) (d * 1e9);
+                    for (long left; !closed && (left = until - System.nanoTime()) > 0;) {
+                        try {
+                            lock.wait(Math.max(1, left / 1_000_000));
+                        } catch (InterruptedException ie) {
+                            if (closed) {
+                                return;
+                            }
                         }
                     }
                 }

@@ -264,6 +264,10 @@ public final class ShardseqClientTest {
             check(took >= 0.5 && took < 3, "took " + took);
             check(e.getMessage().contains(url.toString()) && e.getMessage().contains("failed attempts"), e.getMessage());
             check(e.status() == 0 && e.code().equals("unavailable"), e.code() + " " + e.status());
+            var m = java.util.regex.Pattern.compile("\\((\\d+) failed attempts").matcher(e.getMessage());
+            check(m.find(), "no attempt count in " + e.getMessage());
+            int attempts = Integer.parseInt(m.group(1));
+            check(attempts >= 2 && attempts <= 10, attempts + " attempts in 0.5s: no backoff?");
         }
     }
 
