@@ -45,7 +45,6 @@ import (
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/failover"
-	"github.com/shardseq/shardseq/shard"
 )
 
 // Limits and defaults of the HTTP API.
@@ -204,8 +203,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Shards == 0 {
 		c.Shards = DefaultShards
 	}
-	if c.Shards < 1 || c.Shards > shard.MaxShards {
-		return c, bad("Shards", c.Shards, fmt.Sprintf("want 1 to %d", shard.MaxShards))
+	if c.Shards < 1 || c.Shards > client.MaxShards {
+		return c, bad("Shards", c.Shards, fmt.Sprintf("want 1 to %d", client.MaxShards))
 	}
 	if c.MaxNamespaces == 0 {
 		c.MaxNamespaces = DefaultMaxNamespaces
@@ -655,7 +654,7 @@ func (s *Server) open(e *nsEntry) {
 		}
 	}
 	if err == nil {
-		e.head.init(c.Start(), cmp.Or(s.cfg.Client.MaxID, shard.DefaultMaxID))
+		e.head.init(c.Start(), cmp.Or(s.cfg.Client.MaxID, client.DefaultMaxID))
 	}
 	var victims []*nsEntry
 	s.mu.Lock()

@@ -23,7 +23,6 @@ import (
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/lab/clustertest"
 	"github.com/shardseq/shardseq/internal/lab/localcluster"
-	"github.com/shardseq/shardseq/shard"
 )
 
 // Ports of this package's clusters: 7400-7449 (bus ports +10000).
@@ -572,7 +571,7 @@ func TestErrorOf(t *testing.T) {
 		retry  int
 		msgHas string
 	}{
-		{"bad namespace", errBadNamespace, 400, codeBadNamespace, 0, shard.NamespacePattern},
+		{"bad namespace", errBadNamespace, 400, codeBadNamespace, 0, client.NamespacePattern},
 		{"bad count", errBadCount, 400, codeBadCount, 0, "from 1 to 10000"},
 		{"unauthorized", public(errUnauthorized, "invalid bearer token"), 401, codeUnauthorized, 0, "invalid bearer token"},
 		{"no route", errNotFound, 404, codeNotFound, 0, "no route"},
