@@ -313,6 +313,7 @@ type Server struct {
 	opening int // entries whose done is not closed yet
 	closed  bool
 	opens   sync.WaitGroup // namespace openings and closings in flight
+	repairs *failover.Repairs
 }
 
 // New validates cfg, opens the default namespace (so /readyz means
@@ -338,6 +339,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: opening namespace %q: %w", DefaultNamespace, err)
 	}
 	s.def = e.c
+	s.startRepairs()
 	s.bg.Add(1)
 	go s.sampleLoop()
 	if cfg.NamespaceIdle > 0 {
@@ -440,6 +442,7 @@ func (s *Server) Close() error {
 			errs = append(errs, e.c.Close())
 		}
 	}
+	s.stopRepairs()
 	return errors.Join(errs...)
 }
 
