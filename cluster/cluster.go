@@ -609,8 +609,7 @@ func (c *Cluster) confirmNotCluster(ctx context.Context, cl *redis.Client, addr 
 }
 
 func notCluster(addr string, cause error) error {
-	return fmt.Errorf("%w: %s is a standalone redis (%v); start it with cluster-enabled yes, "+
-		"or start a local cluster with `shardseq cluster up`", ErrNotCluster, addr, cause)
+	return fmt.Errorf("%w: %s is a standalone redis (%v); start it with cluster-enabled yes", ErrNotCluster, addr, cause)
 }
 
 func isRedisError(err error) bool {
