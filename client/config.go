@@ -283,7 +283,7 @@ func (c Config) ShardOptions() shard.Options { return c.shardOptions() }
 
 func (c Config) shardOptions() shard.Options {
 	return shard.Options{AckReplicas: c.AckReplicas, AckTimeout: c.AckTimeout, FenceGap: c.FenceGap,
-		CeilingLease: c.CeilingLease, MaxID: c.MaxID, Defences: c.UnsafeDefences}
+		CeilingLease: c.CeilingLease, MaxID: c.MaxID, UnsafeDefences: c.UnsafeDefences}
 }
 
 func (c Config) settings() namespace.Settings {

@@ -90,7 +90,7 @@ func StartRepairs(cl *cluster.Cluster, cfg RepairConfig) *Repairs {
 	}
 	r := &Repairs{cl: cl, cfg: cfg, log: cfg.Logger, ch: make(chan []cluster.Change, 64),
 		stop: make(chan struct{}), done: make(chan struct{})}
-	if cfg.Options.Defences != shard.AllDefences {
+	if cfg.Options.WithDefaults().UnsafeDefences != shard.AllDefences {
 		close(r.done)
 		return r
 	}

@@ -72,7 +72,7 @@ func (ns *Namespace) create(ctx context.Context, keys []string, want Settings, i
 	// written only after every counter and ceiling): it is never created
 	// again, only repaired, whatever its record copies say.
 	indexed := false
-	if ns.opt.Defences != shard.LegacyDefences {
+	if ns.opt.UnsafeDefences != shard.LegacyDefences {
 		names, err := ListNamespaces(ctx, ns.r)
 		if err != nil {
 			return false, fmt.Errorf("shard: cannot tell whether namespace %q was created before: %w", ns.Name, err)
@@ -85,7 +85,7 @@ func (ns *Namespace) create(ctx context.Context, keys []string, want Settings, i
 				return false, err
 			}
 		}
-		if ns.opt.Defences != shard.LegacyDefences {
+		if ns.opt.UnsafeDefences != shard.LegacyDefences {
 			if err := ns.addToIndex(ctx); err != nil {
 				return false, err
 			}

@@ -161,7 +161,7 @@ func (ns *Namespace) decideNew(ctx context.Context, c copies, want Settings, in 
 	if want.NoCreate {
 		return fmt.Errorf("%w: %q (create it first)", ErrNamespaceNotFound, ns.Name)
 	}
-	if ns.opt.Defences == shard.AllDefences {
+	if ns.opt.UnsafeDefences == shard.AllDefences {
 		if trace, err := ns.traces(ctx); err != nil {
 			return fmt.Errorf("shard: cannot tell whether namespace %q is new: %w", ns.Name, err)
 		} else if trace != "" {

@@ -28,7 +28,7 @@ func RepairNamespace(ctx context.Context, r shard.Router, name string, changed f
 	if err != nil {
 		return rep, err
 	}
-	if opt.Defences != shard.AllDefences {
+	if opt.WithDefaults().UnsafeDefences != shard.AllDefences {
 		return rep, nil
 	}
 	_ = ns.addToIndex(ctx)

@@ -15,7 +15,7 @@ import (
 //
 // wait is how long replicas get to confirm each write, in milliseconds.
 func (s *Shard) Create(ctx context.Context, wait int64) error {
-	if s.opt.Defences != LegacyDefences {
+	if s.opt.UnsafeDefences != LegacyDefences {
 		reps, errs := s.onCopies(ctx, ceilingArgs{Op: ceilRead})
 		if err := errors.Join(errs...); err != nil {
 			return fmt.Errorf("shard: creating counter %s: %w", s.Key, err)

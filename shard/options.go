@@ -87,7 +87,13 @@ type Options struct {
 	// DefaultMaxID (2^53-1): IDs stay exact in JavaScript, and so does the
 	// arithmetic of the reservation script (Lua numbers are doubles).
 	MaxID int64
-	// Defences: AllDefences unless a negative control says otherwise.
+	// UnsafeDefences weakens the protection against repeated IDs:
+	// AllDefences (the zero value) unless a negative control says otherwise.
+	// It is client.Config.UnsafeDefences, under the same name.
+	UnsafeDefences Defences
+	// Deprecated: use UnsafeDefences (the same setting, named as in
+	// client.Config); read only when UnsafeDefences is AllDefences. It goes
+	// in the next release.
 	Defences Defences
 }
 
@@ -102,7 +108,11 @@ func (o Options) WithDefaults() Options {
 	if o.CeilingLease == 0 {
 		o.CeilingLease = DefaultCeilingLease
 	}
-	if o.Defences == NoDefences {
+	if o.UnsafeDefences == AllDefences {
+		o.UnsafeDefences = o.Defences
+	}
+	o.Defences = o.UnsafeDefences
+	if o.UnsafeDefences == NoDefences {
 		o.AckReplicas = -1
 	}
 	return o
@@ -121,6 +131,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("CeilingLease %v: want 0 (default %v) up to 24h", o.CeilingLease, DefaultCeilingLease)
 	case o.MaxID < 0 || o.MaxID > DefaultMaxID:
 		return fmt.Errorf("MaxID %d: want 0 (default 2^53-1) or a positive value up to 2^53-1", o.MaxID)
+	case o.UnsafeDefences < AllDefences || o.UnsafeDefences > NoDefences:
+		return fmt.Errorf("UnsafeDefences %d: want AllDefences, LegacyDefences or NoDefences", o.UnsafeDefences)
 	case o.Defences < AllDefences || o.Defences > NoDefences:
 		return fmt.Errorf("Defences %d: want AllDefences, LegacyDefences or NoDefences", o.Defences)
 	}
@@ -130,7 +142,7 @@ func (o Options) Validate() error {
 // waitFor is the replica count sent with WAIT: 0 means every live replica
 // of the topology, -1 none.
 func (o Options) waitFor() int {
-	if o.Defences == NoDefences {
+	if o.UnsafeDefences == NoDefences {
 		return -1
 	}
 	return o.AckReplicas

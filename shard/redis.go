@@ -162,9 +162,9 @@ func Acked(ctx context.Context, r Router, opt Options, script *redis.Script, key
 func CheckAck(r Router, opt Options, rep Reply) error {
 	want := opt.AckReplicas
 	switch {
-	case want < 0 || opt.Defences == NoDefences:
+	case want < 0 || opt.UnsafeDefences == NoDefences:
 		return nil
-	case want == 0 && opt.Defences == LegacyDefences:
+	case want == 0 && opt.UnsafeDefences == LegacyDefences:
 		want = max(rep.State.Connected, 1) // the old rule: a dropped replica is not counted
 	case want == 0:
 		want = max(rep.State.Promotable, 1)

@@ -150,7 +150,7 @@ func (s *Shard) ReserveAbove(ctx context.Context, count int64, level func() int6
 	if err != nil {
 		return Block{}, err
 	}
-	if o.Defences == NoDefences || count == 0 {
+	if o.UnsafeDefences == NoDefences || count == 0 {
 		return b, nil
 	}
 	if b.Lo <= before {
@@ -286,7 +286,7 @@ func (s *Shard) reserve(ctx context.Context, count int64, level func() int64) (B
 func (s *Shard) args(count, level int64) reserveArgs {
 	a := reserveArgs{Shards: s.n, Count: count, Level: min(max(level, 0), s.maxSeq),
 		MaxSeq: s.maxSeq, Floor: -1, Confirmed: s.confirmed.Load(), LegacyGap: -1}
-	switch s.opt.Defences {
+	switch s.opt.UnsafeDefences {
 	case LegacyDefences:
 		a.LegacyGap = LegacyFenceGap
 	case NoDefences:
@@ -325,7 +325,7 @@ func (s *Shard) run(ctx context.Context, a reserveArgs) (reserveReply, string, i
 // value. The claim starts one above the counter's (possibly rewound) epoch
 // and moves above any copy that refuses it.
 func (s *Shard) claimFloor(ctx context.Context, stale reserveReply) (floor, epoch int64, err error) {
-	if s.opt.Defences == LegacyDefences {
+	if s.opt.UnsafeDefences == LegacyDefences {
 		return s.legacyFloor(ctx)
 	}
 	epoch = stale.Epoch + 1
@@ -374,7 +374,7 @@ func (s *Shard) legacyFloor(ctx context.Context) (int64, int64, error) {
 // (of the history counter). It succeeds only if every copy confirmed it.
 func (s *Shard) raise(ctx context.Context, to, epoch int64, counter string) error {
 	op := ceilRaise
-	if s.opt.Defences == LegacyDefences {
+	if s.opt.UnsafeDefences == LegacyDefences {
 		op = ceilLegacyRaise
 	}
 	reps, errs := s.onCopies(ctx, ceilingArgs{Op: op, Epoch: epoch, Value: to})
@@ -406,7 +406,7 @@ func (s *Shard) raise(ctx context.Context, to, epoch int64, counter string) erro
 	}
 	for cur := s.confirmed.Load(); to > cur && !s.confirmed.CompareAndSwap(cur, to); cur = s.confirmed.Load() {
 	}
-	if suspect && s.opt.Defences == AllDefences {
+	if suspect && s.opt.UnsafeDefences == AllDefences {
 		// A copy's master changed history since the copy was last trusted:
 		// make it trusted again now rather than at the next sweep.
 		go s.repairSoon()
@@ -469,7 +469,7 @@ func (s *Shard) Repair(ctx context.Context) (RepairResult, error) {
 // the counter and no lease exceeds MaxLease.
 func (s *Shard) repairCeilings(ctx context.Context) (RepairResult, error) {
 	var res RepairResult
-	if s.opt.Defences != AllDefences {
+	if s.opt.UnsafeDefences != AllDefences {
 		return res, nil
 	}
 	s.repairing.Lock()
