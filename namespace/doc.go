@@ -5,8 +5,8 @@
 // namespaces; opening a namespace (Open: read the copies, decide, create or
 // recreate, reconcile the copies) and the admin calls (Put, Describe, Delete,
 // List, Read); and the repair of a namespace after masters changed history
-// (RepairNamespace), with StartRepairs, the sweeps that run it when the
-// probes of a cluster connection see such a change.
+// (RepairNamespace), which failover.StartRepairs runs over every indexed
+// namespace when the probes of a cluster connection see such a change.
 //
 // The record and the index are written by lua/meta.lua and lua/index.lua,
 // each prefixed with package shard's prelude (shard.NewScript) and sent

@@ -255,7 +255,7 @@ func requireRedis() error {
 }
 
 func checkShards(fromEnv map[string]string, n int) error {
-	if n < 1 || n > client.MaxShards {
+	if !client.ValidShards(n) {
 		return usageErrorf("%s=%d: the shard count must be from 1 to %d", source(fromEnv, "shards"), n, client.MaxShards)
 	}
 	return nil
