@@ -202,6 +202,42 @@ func randomOwner() string {
 	return hex.EncodeToString(b[:])
 }
 
+// repairAll repairs the namespaces names for the masters changed says
+// changed, cfg.Parallel at a time, adding what it did to rep. It reports
+// whether a repair failed in a way worth trying again.
+func (r *Repairs) repairAll(ctx context.Context, names []string, changed func(addr string) bool, rep *SweepReport) (failed bool) {
+	var mu sync.Mutex
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range r.cfg.Parallel {
+		wg.Go(func() {
+			for name := range work {
+				res, err := namespace.RepairNamespace(ctx, r.cl, name, changed, r.cfg.Options)
+				mu.Lock()
+				rep.Namespaces++
+				rep.Shards += res.Shards
+				rep.Restored += res.Restored
+				rep.Copies += res.Copies
+				if err != nil && !errors.Is(err, namespace.ErrNamespaceNotFound) {
+					rep.Errors++
+					failed = failed || Retryable(err)
+					r.log.Warn("repair: namespace not fully repaired", "namespace", name, "err", err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, n := range names {
+		select {
+		case work <- n:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	return failed
+}
+
 // sweep repairs every indexed namespace for the changed masters it claims,
 // and returns the changes left for later: claimed elsewhere but not done yet,
 // or not finished here.
@@ -243,37 +279,7 @@ func (r *Repairs) sweep(pending map[string]cluster.Change) map[string]cluster.Ch
 		}
 		return left
 	}
-	changed := func(addr string) bool { _, ok := mine[addr]; return ok }
-	var mu sync.Mutex
-	var failed bool
-	work := make(chan string)
-	var wg sync.WaitGroup
-	for range r.cfg.Parallel {
-		wg.Go(func() {
-			for name := range work {
-				res, err := namespace.RepairNamespace(ctx, r.cl, name, changed, r.cfg.Options)
-				mu.Lock()
-				rep.Namespaces++
-				rep.Shards += res.Shards
-				rep.Restored += res.Restored
-				rep.Copies += res.Copies
-				if err != nil && !errors.Is(err, namespace.ErrNamespaceNotFound) {
-					rep.Errors++
-					failed = failed || Retryable(err)
-					r.log.Warn("repair: namespace not fully repaired", "namespace", name, "err", err)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for _, n := range names {
-		select {
-		case work <- n:
-		case <-ctx.Done():
-		}
-	}
-	close(work)
-	wg.Wait()
+	failed := r.repairAll(ctx, names, func(addr string) bool { _, ok := mine[addr]; return ok }, &rep)
 	rep.Took = time.Since(start)
 	r.last.Store(&rep)
 	r.sweeps.Add(1)
