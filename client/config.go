@@ -73,6 +73,8 @@ type Config struct {
 	// Cluster shares an open cluster connection (cluster.Dial) between
 	// clients, e.g. one client per namespace as the server does. The caller
 	// owns it: Close does not close it, and it must outlive the clients.
+	// The owner also runs its repairs (failover.StartRepairs, as the server
+	// does); a client that dials its own connection runs them itself.
 	Cluster *cluster.Cluster
 	// Registry shares a shard registry between clients (NewRegistry);
 	// default a new one per client.

@@ -24,7 +24,7 @@ import (
 //	GET    /v1/namespaces/{namespace}  settings and usage
 //	DELETE /v1/namespaces/{namespace}  retire behind a tombstone (204)
 //
-// They talk to Redis through package shard; none needs the namespace open
+// They talk to Redis through the client's namespace calls; none needs the namespace open
 // on this server. They sit under /v1, so the bearer tokens apply.
 
 // DefaultListLimit is the page size of GET /v1/namespaces without ?limit=.
