@@ -145,7 +145,7 @@ func decodeNamespaceBody(b []byte, maxStart int64) (client.Spec, error) {
 		}
 	}
 	switch {
-	case body.Shards != nil && (!client.ValidShards(*body.Shards)):
+	case body.Shards != nil && !client.ValidShards(*body.Shards):
 		return client.Spec{}, bad("shards %d: want 1 to %d", *body.Shards, client.MaxShards)
 	case body.Start != nil && (*body.Start < 1 || *body.Start > maxStart):
 		return client.Spec{}, bad("start %d: want 1 to %d", *body.Start, maxStart)

@@ -94,7 +94,7 @@ func (c *NamespaceCommand) parse(args []string) (namespaceArgs, error) {
 		return a, err
 	}
 	switch {
-	case given["shards"] && (!client.ValidShards(shards)):
+	case given["shards"] && !client.ValidShards(shards):
 		return a, usageErrorf("--shards %d: want 1 to %d", shards, client.MaxShards)
 	case given["start"] && (start < 1 || start > client.MaxStart(0)):
 		return a, usageErrorf("--start %d: want 1 to %d (half the ID space)", start, client.MaxStart(0))
