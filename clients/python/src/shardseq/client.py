@@ -129,6 +129,7 @@ class Client:
         self._cur_count = 0
         self._cur_since = 0.0
         self._next_lease: Optional[Lease] = None
+        self._installed = 0  # leases installed so far: a waiter returns when another caller installed one
         self._want = False  # the thread should fetch a next lease
         self._size = lease_size
         self._valid = 0.4  # seconds a lease lasts, learnt from the server
@@ -210,9 +211,12 @@ class Client:
             self._account(now)
         seq0 = self._err_seq
         give_up = now + self._retry_for
+        gen = self._installed
         while True:
             if self._closed:
                 raise ClosedError(f"shardseq: client of {self.server} namespace {self.namespace!r} is closed")
+            if self._installed != gen:
+                return  # another caller installed a lease while this one waited
             lease = self._next_lease
             if lease is not None:
                 self._next_lease = None
@@ -222,6 +226,7 @@ class Client:
                     self._it = iter(lease.ids())
                     self._deadline = lease.deadline
                     self._cur_count, self._cur_since = lease.count, _monotonic()
+                    self._installed += 1
                     return
                 self.expired += 1  # it came too early for the rate: smaller ones next
                 self._size = max(self._min, self._size // 2)

@@ -296,6 +296,9 @@ public final class ShardseqClient implements AutoCloseable {
                 if (closed) {
                     throw new ShardseqException.Closed("shardseq: client of " + server + " namespace " + namespace + " is closed");
                 }
+                if (cur != old) {
+                    return; // another caller installed a lease while this one waited
+                }
                 Lease l = next;
                 if (l != null) {
                     next = null;
@@ -392,7 +395,12 @@ public final class ShardseqClient implements AutoCloseable {
             Lease l;
             try {
                 l = fetch(count);
-            } catch (ShardseqException e) {
+            } catch (RuntimeException re) {
+                // Anything fetch did not expect (the HTTP client's own
+                // runtime errors included) is a failed attempt, never the
+                // end of the background thread: callers would wait for it.
+                ShardseqException e = re instanceof ShardseqException se ? se
+                        : new ShardseqException.Unavailable("cannot lease from " + server + ": " + re, 0, re);
                 synchronized (lock) {
                     if (closed) {
                         return;

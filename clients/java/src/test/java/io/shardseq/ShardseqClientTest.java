@@ -133,6 +133,10 @@ public final class ShardseqClientTest {
 
     static void testThreads() throws Exception {
         try (Stub s = new Stub(); ShardseqClient c = ShardseqClient.builder(s.url, "orders").leaseBounds(50, 100000).leaseSize(50).build()) {
+            // Thread safety, not the time limit: on a loaded machine 8 busy
+            // threads can keep a 400 ms lease from being taken in time, and
+            // every lease would then arrive expired.
+            s.validMs = 10_000;
             ConcurrentLinkedQueue<Long> all = new ConcurrentLinkedQueue<>();
             List<Thread> ts = new ArrayList<>();
             for (int t = 0; t < 8; t++) {
