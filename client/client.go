@@ -49,10 +49,15 @@ type segment struct {
 	shards int64
 	born   time.Time
 	// retire is when the segment stops handing out IDs (ordering); zero
-	// when it lives until used up. retired is set, under Client.mu, once it
-	// was closed and accounted for.
-	retire  time.Time
-	retired bool
+	// when it lives until used up. retireAt is the same moment on the
+	// client's clock, for the cheap check of the hot path. retired is set,
+	// under Client.mu, once it was closed and accounted for.
+	retire   time.Time
+	retireAt int64
+	retired  bool
+	// fallback: a spare handed out while no reservation succeeds; its IDs
+	// may be below ones handed out before (counted as OutOfOrder).
+	fallback bool
 	// done has bit j set once lane j is used up: written once a lane,
 	// read by every call, so callers skip used-up lanes without writing to
 	// their cache lines.
@@ -117,27 +122,62 @@ func (s *segment) close() (used int64) {
 
 // Client hands out IDs of one namespace.
 type Client struct {
-	cfg       Config
-	cl        *cluster.Cluster
-	ownsCl    bool
-	reg       *failover.Registry
-	set       *failover.Set
-	log       *slog.Logger
-	ctx       context.Context // background refills; cancelled by Close
-	cancel    context.CancelFunc
-	cur       atomic.Pointer[segment]
-	mu        sync.Mutex // guards the fields below; never held across I/O
-	next      *segment
-	refilling bool
-	refilled  chan struct{} // closed when the running refill ends
-	refillErr error
-	blockSize int64
-	rate      float64    // IDs per second handed out, smoothed over whole blocks
-	order     orderState // guarded by mu
-	retirer   *time.Timer
-	wg        sync.WaitGroup
-	closed    atomic.Bool
-	discarded atomic.Int64
+	cfg        Config
+	cl         *cluster.Cluster
+	ownsCl     bool
+	reg        *failover.Registry
+	set        *failover.Set
+	log        *slog.Logger
+	ctx        context.Context // background refills; cancelled by Close
+	cancel     context.CancelFunc
+	cur        atomic.Pointer[segment]
+	mu         sync.Mutex // guards the fields below; never held across I/O
+	next       *segment
+	refilling  bool
+	refilled   chan struct{} // closed when the running refill ends
+	refillErr  error
+	blockSize  int64
+	rate       float64    // IDs per second handed out, smoothed over whole blocks
+	order      orderState // guarded by mu
+	retirer    *time.Timer
+	spares     []*segment // held for when no reservation succeeds (HoldFor)
+	sparing    bool       // a reservation of spares is running
+	recovering bool       // a fallback's recovery loop is running
+	lastHi     []int64    // per shard: the end of the last block this client reserved there
+	base       time.Time  // origin of clock()
+	wg         sync.WaitGroup
+	closed     atomic.Bool
+	econ       economy
+}
+
+// staleCheck: Next reads the clock once per this many IDs of a lane (and
+// NextN once per call) to stop handing out a block past its retire time,
+// which a stalled process would otherwise do until its retire timer runs:
+// a clock read costs several times a Next.
+const staleCheck = 64
+
+// fallbackPatience is how long a caller with nothing buffered waits for a
+// refill before it is served from a spare: a reservation that takes longer
+// is stuck on a master that is failing.
+const fallbackPatience = 200 * time.Millisecond
+
+// recoverEvery paces the reservations tried while callers are served from a
+// spare; each fails fast while every master is known to be down.
+const recoverEvery = 50 * time.Millisecond
+
+// clock is the time since the client started, on the monotonic clock.
+func (c *Client) clock() int64 { return int64(time.Since(c.base)) }
+
+// stale reports whether seg is past its retire time.
+func (c *Client) stale(seg *segment) bool { return seg.retireAt != 0 && c.clock() >= seg.retireAt }
+
+// expire retires seg if it is still current (its rest becomes a gap).
+func (c *Client) expire(seg *segment) {
+	c.mu.Lock()
+	if c.cur.Load() == seg {
+		c.retireLocked(seg, gapRetired)
+	}
+	c.mu.Unlock()
 }
 
 // New validates cfg, connects to the cluster (unless cfg.Cluster is given),
@@ -150,7 +190,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	explicitTarget := cfg.BlockTarget != 0
 	cfg = cfg.withDefaults()
-	c := &Client{cfg: cfg, cl: cfg.Cluster, reg: cfg.Registry, log: cfg.Logger, blockSize: cfg.BlockSize}
+	c := &Client{cfg: cfg, cl: cfg.Cluster, reg: cfg.Registry, log: cfg.Logger, blockSize: cfg.BlockSize, base: time.Now()}
 	if c.cl == nil {
 		cl, err := cluster.Dial(ctx, cfg.clusterConfig())
 		if err != nil {
@@ -178,6 +218,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		c.order.settled = ns.Level(ctx)
 	}
 	c.set = failover.NewSet(ns, c.reg, c.cl, cfg.Breaker, c.log, cfg.Observer)
+	c.lastHi = make([]int64, len(ns.Shards))
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -238,6 +279,10 @@ func (c *Client) Next(ctx context.Context) (int64, error) {
 					l := &seg.lane[j]
 					k := l.pos.Add(1) - 1
 					if k < l.size {
+						if k&(staleCheck-1) == 0 && c.stale(seg) {
+							c.expire(seg) // a stalled process: its block is too old to hand out
+							break
+						}
 						if k == l.trig {
 							c.startRefill()
 						}
@@ -273,6 +318,9 @@ func (c *Client) NextN(ctx context.Context, n int) ([]int64, error) {
 	}
 	for len(out) < n {
 		seg := c.cur.Load()
+		if seg != nil && c.stale(seg) {
+			c.expire(seg)
+		}
 		if seg != nil {
 			h := laneHint()
 			for t := 0; t < lanes && len(out) < n; t++ {
@@ -317,8 +365,10 @@ func (c *Client) reserve(ctx context.Context, count int64) (shard.Block, error) 
 	b, err := c.set.Reserve(ctx, count, -1, c.level)
 	if err == nil {
 		c.set.Issued(b.Shard, uint64(b.Len()))
+		c.econ.issued.Add(b.Len())
 		c.mu.Lock()
 		c.order.add(b.Sent, b.Hi, c.cfg)
+		c.noteBlockLocked(b)
 		c.mu.Unlock()
 	}
 	return b, err
@@ -335,8 +385,9 @@ func (c *Client) level() int64 {
 }
 
 // advance replaces the exhausted (or retired) segment old with the
-// prefetched one, or waits for a refill. Only arithmetic happens under the
-// lock.
+// prefetched one, or waits for a refill; when no reservation can succeed
+// (or one takes longer than fallbackPatience) it hands out a spare instead.
+// Only arithmetic happens under the lock.
 func (c *Client) advance(ctx context.Context, old *segment) error {
 	for {
 		if c.closed.Load() {
@@ -347,53 +398,157 @@ func (c *Client) advance(ctx context.Context, old *segment) error {
 			c.mu.Unlock()
 			return nil // another goroutine advanced already
 		}
-		if c.next != nil && !c.next.retire.IsZero() && !time.Now().Before(c.next.retire) {
+		if c.next != nil && c.stale(c.next) {
 			// Reserved too long ago: handing it out now could put its IDs
 			// after higher ones of other processes. Its IDs become gaps.
-			c.discarded.Add(c.next.n)
+			c.econ.gaps[gapRetired].Add(c.next.n)
 			c.next = nil
 		}
 		if c.next != nil {
-			if old != nil {
-				c.retireLocked(old)
-			}
-			c.next.born = time.Now()
-			c.cur.Store(c.next)
-			c.scheduleRetireLocked(c.next)
-			c.next = nil
+			c.installLocked(old)
 			c.mu.Unlock()
 			return nil
+		}
+		done := c.refillLocked()
+		spare := len(c.spares) > 0
+		c.mu.Unlock()
+		if err := c.waitRefill(ctx, done, spare, old); err != nil || c.cur.Load() != old {
+			return err
+		}
+		c.mu.Lock()
+		err := c.refillErr
+		ready := c.next != nil
+		if !ready && err != nil {
+			if c.closed.Load() {
+				c.mu.Unlock()
+				return ErrClosed // the refill was cancelled by Close
+			}
+			if errors.Is(err, failover.ErrNoHealthyShard) && c.fallbackLocked(old) {
+				c.mu.Unlock()
+				return nil
+			}
+			c.mu.Unlock()
+			return err
+		}
+		c.mu.Unlock()
+	}
+}
+
+// waitRefill waits for the refill done, or for ctx; with a spare at hand,
+// a refill slower than fallbackPatience hands the spare out meanwhile.
+func (c *Client) waitRefill(ctx context.Context, done <-chan struct{}, spare bool, old *segment) error {
+	if spare {
+		t := time.NewTimer(fallbackPatience)
+		defer t.Stop()
+		select {
+		case <-done:
+			return nil
+		case <-t.C:
+			c.mu.Lock()
+			ok := c.cur.Load() == old && c.next == nil && c.fallbackLocked(old)
+			c.mu.Unlock()
+			if ok {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// installLocked makes the prefetched segment current in place of old.
+// Caller holds mu and has checked that c.next is set.
+func (c *Client) installLocked(old *segment) {
+	if old != nil {
+		reason := gapRetired
+		if old.fallback {
+			reason = gapFallback
+		}
+		c.retireLocked(old, reason)
+	}
+	c.next.born = time.Now()
+	c.cur.Store(c.next)
+	c.scheduleRetireLocked(c.next)
+	c.next = nil
+}
+
+// fallbackLocked hands out a spare in place of old because no reservation
+// succeeds, and keeps trying reservations in the background: the first that
+// succeeds replaces the spare. It reports whether there was a spare.
+func (c *Client) fallbackLocked(old *segment) bool {
+	if len(c.spares) == 0 || c.closed.Load() {
+		return false
+	}
+	sp := c.spares[0]
+	c.spares = c.spares[1:]
+	if old != nil {
+		reason := gapRetired
+		if old.fallback {
+			reason = gapFallback
+		}
+		c.retireLocked(old, reason)
+	}
+	sp.fallback, sp.born = true, time.Now()
+	c.cur.Store(sp)
+	if !c.recovering {
+		c.recovering = true
+		c.log.Warn("no reservation succeeds: handing out spare IDs, out of order until one does",
+			"namespace", c.cfg.Namespace, "spare", sp.n, "spares_left", len(c.spares), "err", c.refillErr)
+		c.wg.Add(1)
+		go c.recover()
+	}
+	return true
+}
+
+// recover tries a reservation every recoverEvery while callers are served
+// from a spare; the refill that succeeds replaces the spare (see refill).
+func (c *Client) recover() {
+	defer c.wg.Done()
+	for {
+		c.mu.Lock()
+		cur := c.cur.Load()
+		if c.closed.Load() || cur == nil || !cur.fallback {
+			c.recovering = false
+			c.mu.Unlock()
+			return
 		}
 		done := c.refillLocked()
 		c.mu.Unlock()
 		select {
 		case <-done:
-		case <-ctx.Done():
-			return ctx.Err()
+		case <-c.ctx.Done():
 		}
-		c.mu.Lock()
-		err := c.refillErr
-		ready := c.next != nil
-		c.mu.Unlock()
-		if !ready && err != nil {
-			if c.closed.Load() {
-				return ErrClosed // the refill was cancelled by Close
-			}
-			return err
+		t := time.NewTimer(recoverEvery)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
 		}
 	}
 }
 
 // retireLocked stops old handing out IDs and accounts for it: what it
-// handed out as issued, the rest as gaps. Caller holds mu.
-func (c *Client) retireLocked(old *segment) {
+// handed out as issued, the rest as gaps of the reason given. Caller holds
+// mu.
+func (c *Client) retireLocked(old *segment, reason gapReason) {
 	if old.retired {
 		return
 	}
 	old.retired = true
 	used := old.close()
 	c.set.Issued(old.shard, uint64(used))
-	c.discarded.Add(old.n - used)
+	c.econ.issued.Add(used)
+	c.econ.gaps[reason].Add(old.n - used)
+	if old.fallback {
+		c.econ.outOfOrder.Add(used)
+		return // a spare's rate is an outage's, not the callers'
+	}
 	if life := time.Since(old.born).Seconds(); !old.born.IsZero() && life > 0 && used > 0 {
 		if r := float64(used) / life; c.rate == 0 {
 			c.rate = r
@@ -417,7 +572,7 @@ func (c *Client) scheduleRetireLocked(seg *segment) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.cur.Load() == seg && !c.closed.Load() {
-			c.retireLocked(seg)
+			c.retireLocked(seg, gapRetired)
 		}
 	})
 }
@@ -426,10 +581,24 @@ func (c *Client) scheduleRetireLocked(seg *segment) {
 // running or a block is already waiting.
 func (c *Client) startRefill() {
 	c.mu.Lock()
-	if c.next == nil {
+	if c.next == nil && c.prefetchUsefulLocked() {
 		c.refillLocked()
 	}
 	c.mu.Unlock()
+}
+
+// prefetchUsefulLocked reports whether a block reserved now would still be
+// usable when the current one runs out. At a low rate it would not: it
+// would retire unused (a gap of a block, and a level it pulls every shard
+// up to), so a quiet client reserves when it needs a block instead, one
+// round trip per request.
+func (c *Client) prefetchUsefulLocked() bool {
+	cur := c.cur.Load()
+	if !c.cfg.ordered() || c.rate <= 0 || cur == nil || cur.fallback {
+		return true
+	}
+	left := max(cur.n-cur.taken(), 0)
+	return float64(left+1)/c.rate < 0.8*c.cfg.retireAfter().Seconds()
 }
 
 func (c *Client) refillLocked() <-chan struct{} {
@@ -463,14 +632,24 @@ func (c *Client) refill(size int64, done chan struct{}) {
 	if err == nil {
 		sent := b.Sent
 		c.order.add(sent, b.Hi, c.cfg)
+		c.noteBlockLocked(b)
 		if c.closed.Load() {
-			c.discarded.Add(b.Len())
+			c.econ.gaps[gapClosed].Add(b.Len())
 		} else {
 			n := b.Len()
 			c.next = newSegment(b.Lo, n, b.Shard, int64(b.Shards), c.cfg.RefillAt)
 			if c.cfg.ordered() {
 				c.next.retire = sent.Add(c.cfg.retireAfter())
+				c.next.retireAt = int64(c.next.retire.Sub(c.base))
 			}
+			if cur := c.cur.Load(); cur != nil && cur.fallback {
+				// Reservations work again: back to fresh blocks, in order;
+				// the rest of the spare is a gap.
+				c.log.Info("reservations succeed again: back from spare IDs", "namespace", c.cfg.Namespace,
+					"out_of_order", c.econ.outOfOrder.Load())
+				c.installLocked(cur)
+			}
+			c.stockSparesLocked()
 		}
 	} else if !errors.Is(err, context.Canceled) {
 		c.log.Warn("refill failed", "namespace", c.cfg.Namespace, "err", err)
@@ -555,12 +734,16 @@ func (c *Client) Close() error {
 	c.set.Close()
 	c.mu.Lock()
 	if seg := c.cur.Load(); seg != nil {
-		c.retireLocked(seg)
+		c.retireLocked(seg, gapClosed)
 	}
 	if c.next != nil {
-		c.discarded.Add(c.next.n)
+		c.econ.gaps[gapClosed].Add(c.next.n)
 		c.next = nil
 	}
+	for _, sp := range c.spares {
+		c.econ.gaps[gapClosed].Add(sp.n)
+	}
+	c.spares = nil
 	c.mu.Unlock()
 	if c.ownsCl {
 		return c.cl.Close()
@@ -568,5 +751,95 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// Discarded is how many reserved IDs were dropped unused (gaps), so far.
-func (c *Client) Discarded() int64 { return c.discarded.Load() }
+// Discarded is how many reserved IDs were dropped unused (gaps), so far:
+// Economy().Gaps().
+func (c *Client) Discarded() int64 { return c.econ.snapshot().Gaps() }
+
+// Economy reports what became of the ID space this client reserved; Issued
+// includes what the current block handed out so far.
+func (c *Client) Economy() Economy {
+	c.mu.Lock()
+	e := c.econ.snapshot()
+	if seg := c.cur.Load(); seg != nil && !seg.retired {
+		taken := seg.taken()
+		e.Issued += taken
+		if seg.fallback {
+			e.OutOfOrder += taken
+		}
+	}
+	c.mu.Unlock()
+	return e
+}
+
+// noteBlockLocked counts what a shard's counter skipped before block b,
+// against this client's previous block there. Caller holds mu.
+func (c *Client) noteBlockLocked(b shard.Block) {
+	if b.Shard < 0 || b.Shard >= len(c.lastHi) {
+		return
+	}
+	prev := c.lastHi[b.Shard]
+	if skip := b.Lo - 1 - prev; prev > 0 && skip > 0 {
+		if b.Fence != shard.NotFenced {
+			c.econ.fenced.Add(skip)
+		} else {
+			c.econ.levelled.Add(skip)
+		}
+	}
+	c.lastHi[b.Shard] = max(prev, b.Hi)
+}
+
+// stockSparesLocked reserves spares in the background when what is held
+// covers less than a quarter of HoldFor at the current rate: one block per
+// shard, so that the counters, and with them the namespace's level, move by
+// a share each rather than one shard by all of it. Caller holds mu.
+func (c *Client) stockSparesLocked() {
+	if c.cfg.HoldFor < 0 || c.sparing || c.closed.Load() || c.cfg.Strict {
+		return
+	}
+	var held int64
+	for _, sp := range c.spares {
+		held += sp.n
+	}
+	want := int64(c.rate * c.cfg.HoldFor.Seconds())
+	if held > 0 && 4*held >= want {
+		return
+	}
+	n := len(c.lastHi)
+	per := max((want-held+int64(n)-1)/int64(n), 1)
+	per = min(per, c.cfg.MaxBlockSize)
+	c.sparing = true
+	c.wg.Add(1)
+	go c.reserveSpares(per)
+}
+
+// reserveSpares reserves one spare block of per IDs on every shard it can.
+// Spares stay out of the ordering state: they are handed out only when
+// ordering is given up anyway.
+func (c *Client) reserveSpares(per int64) {
+	defer c.wg.Done()
+	for i := range c.lastHi {
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		b, err := c.set.Reserve(ctx, per, i, nil)
+		cancel()
+		c.mu.Lock()
+		if err == nil {
+			c.noteBlockLocked(b)
+			if c.closed.Load() {
+				c.econ.gaps[gapClosed].Add(b.Len())
+			} else {
+				c.spares = append(c.spares, newSegment(b.Lo, b.Len(), b.Shard, int64(b.Shards), c.cfg.RefillAt))
+			}
+		}
+		stop := err != nil || c.closed.Load()
+		if stop {
+			c.sparing = false
+		}
+		c.mu.Unlock()
+		if stop {
+			return // the next successful refill tries again
+		}
+	}
+	c.mu.Lock()
+	c.sparing = false
+	c.mu.Unlock()
+}

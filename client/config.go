@@ -38,6 +38,19 @@ const (
 	// DefaultOrderWindow is the ordering window W: an ID requested more
 	// than W after another ID was handed out is larger than it.
 	DefaultOrderWindow = time.Second
+	// DefaultHoldFor is how much traffic a client holds in spare blocks for
+	// when no reservation can succeed: with Redis's default
+	// cluster-require-full-coverage yes, every master refuses writes between
+	// one master's FAIL flag and its replica's promotion (about a second),
+	// and the spares carry callers through it with twice that margin.
+	DefaultHoldFor = 4 * time.Second
+	// DefaultBlockSize and DefaultMinBlockSize start a new client small and
+	// let it shrink to one ID: a quiet namespace spends about one sequence
+	// number per request, not a block, and a busy one grows 8-fold per
+	// refill.
+	DefaultBlockSize    int64 = 16
+	DefaultMinBlockSize int64 = 1
+	DefaultMaxBlockSize int64 = 1 << 20
 )
 
 // Config configures a Client. The zero value of every field but the
@@ -110,11 +123,22 @@ type Config struct {
 	// "strict": true) is served strict by every client whatever this says:
 	// the client is strict when either asks for it.
 	Strict bool
-	// BlockSize is the first block size in segment mode. Default 1000.
+	// BlockSize is the first block size in segment mode. Default
+	// DefaultBlockSize (16).
 	BlockSize int64
 	// MinBlockSize and MaxBlockSize bound the adaptive block size.
-	// Defaults 100 and 1<<20.
+	// Defaults DefaultMinBlockSize (1) and DefaultMaxBlockSize (1<<20).
 	MinBlockSize, MaxBlockSize int64
+	// HoldFor is how much traffic, at the current rate, the client holds in
+	// spare blocks (one per shard) that it hands out only when no
+	// reservation can succeed: a cluster-wide CLUSTERDOWN, every master
+	// unreachable. IDs handed out from a spare are unique but may be below
+	// IDs handed out before (OutOfOrder counts them); once a reservation
+	// succeeds again the client returns to fresh blocks and drops the rest
+	// of the spare (a gap). Spares cost their size in ID space once, when
+	// they are reserved, and again as a gap at Close. Default
+	// DefaultHoldFor; -1 holds none (an outage is an error at once).
+	HoldFor time.Duration
 	// BlockTarget is how long a block should last at the current rate.
 	// Default: with ordering, OrderWindow / (4 N), at most 0.2 x
 	// OrderWindow (21ms for 12 shards and 1s): every shard then gets a block
@@ -176,14 +200,17 @@ func (c Config) withDefaults() Config {
 	if c.Namespace == "" {
 		c.Namespace = DefaultNamespace
 	}
-	if c.BlockSize == 0 {
-		c.BlockSize = 1000
-	}
 	if c.MinBlockSize == 0 {
-		c.MinBlockSize = 100
+		c.MinBlockSize = DefaultMinBlockSize
 	}
 	if c.MaxBlockSize == 0 {
-		c.MaxBlockSize = 1 << 20
+		c.MaxBlockSize = DefaultMaxBlockSize
+	}
+	if c.BlockSize == 0 {
+		c.BlockSize = min(max(DefaultBlockSize, c.MinBlockSize), c.MaxBlockSize)
+	}
+	if c.HoldFor == 0 {
+		c.HoldFor = DefaultHoldFor
 	}
 	if c.OrderWindow == 0 {
 		c.OrderWindow = DefaultOrderWindow
@@ -248,6 +275,8 @@ func (c Config) Validate() error {
 		return bad("BlockTarget", c.BlockTarget, "want 1ms to 1h")
 	case c.ordered() && c.BlockTarget > c.retireAfter():
 		return bad("BlockTarget", c.BlockTarget, "want at most 0.4 x OrderWindow (%v): blocks retire then", c.retireAfter())
+	case c.HoldFor != -1 && (c.HoldFor < 0 || c.HoldFor > time.Minute):
+		return bad("HoldFor", c.HoldFor, "want up to 1m, 0 (default %v) or -1 (no spares)", DefaultHoldFor)
 	case c.RefillAt <= 0 || c.RefillAt >= 1:
 		return bad("RefillAt", c.RefillAt, "want a fraction between 0 and 1")
 	case c.MaxID != 0 && c.MaxID < int64(max(c.Shards, shard.DefaultShards))*1000:

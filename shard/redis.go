@@ -57,14 +57,14 @@ func runAcked(ctx context.Context, r Router, script *redis.Script, key string, w
 		}
 		if isNoScript(err) {
 			if lerr := script.Load(ctx, node).Err(); lerr != nil {
-				return rep, lerr
+				return rep, onNode(addr, lerr)
 			}
 			continue
 		}
 		to, ask, moved := cluster.IsRedirect(err)
 		if !moved {
 			if isRedisError(err) && !cluster.IsClusterDown(err) {
-				return rep, err
+				return rep, onNode(addr, err)
 			}
 			// A dead, frozen or demoted master: its slots may have a new
 			// master already. Look now, and try that one once.
@@ -77,7 +77,7 @@ func runAcked(ctx context.Context, r Router, script *redis.Script, key string, w
 				}
 			}
 			r.LazyReload()
-			return rep, err
+			return rep, onNode(addr, err)
 		}
 		r.LazyReload()
 		if attempt >= maxRedirects {
@@ -169,5 +169,5 @@ func (ns *Namespace) checkAck(rep ackedReply) error {
 		return nil
 	}
 	ns.r.LazyReload() // the replica count we waited for may be stale
-	return fmt.Errorf("%w: %d of %d replicas of %s confirmed within %v", ErrNotReplicated, rep.acked, want, rep.node, ns.opt.AckTimeout)
+	return onNode(rep.node, fmt.Errorf("%w: %d of %d replicas of %s confirmed within %v", ErrNotReplicated, rep.acked, want, rep.node, ns.opt.AckTimeout))
 }
