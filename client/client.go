@@ -1,10 +1,12 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -156,10 +158,12 @@ type Client struct {
 // a clock read costs several times a Next.
 const staleCheck = 64
 
-// fallbackPatience is how long a caller with nothing buffered waits for a
-// refill before it is served from a spare: a reservation that takes longer
-// is stuck on a master that is failing.
-const fallbackPatience = 200 * time.Millisecond
+// fallbackPatience, plus the acknowledgement timeout, is how long a caller
+// with nothing buffered waits for a refill before it is served from a
+// spare: a reservation that takes longer is stuck on a master that fails
+// (one whose replicas lag costs an AckTimeout, then the next master
+// serves).
+const fallbackPatience = 100 * time.Millisecond
 
 // recoverEvery paces the reservations tried while callers are served from a
 // spare; each fails fast while every master is known to be down.
@@ -438,12 +442,14 @@ func (c *Client) advance(ctx context.Context, old *segment) error {
 // a refill slower than fallbackPatience hands the spare out meanwhile.
 func (c *Client) waitRefill(ctx context.Context, done <-chan struct{}, spare bool, old *segment) error {
 	if spare {
-		t := time.NewTimer(fallbackPatience)
+		t := time.NewTimer(fallbackPatience + cmp.Or(c.cfg.AckTimeout, DefaultAckTimeout))
 		defer t.Stop()
 		select {
 		case <-done:
 			return nil
 		case <-t.C:
+			// A reservation this slow is stuck on a master that fails (a
+			// lagging replica costs AckTimeout, then the picker moves on).
 			c.mu.Lock()
 			ok := c.cur.Load() == old && c.next == nil && c.fallbackLocked(old)
 			c.mu.Unlock()
@@ -465,35 +471,46 @@ func (c *Client) waitRefill(ctx context.Context, done <-chan struct{}, spare boo
 // installLocked makes the prefetched segment current in place of old.
 // Caller holds mu and has checked that c.next is set.
 func (c *Client) installLocked(old *segment) {
-	if old != nil {
-		reason := gapRetired
-		if old.fallback {
-			reason = gapFallback
-		}
-		c.retireLocked(old, reason)
-	}
+	c.setAsideLocked(old)
 	c.next.born = time.Now()
 	c.cur.Store(c.next)
 	c.scheduleRetireLocked(c.next)
 	c.next = nil
 }
 
+// setAsideLocked stops old being current: a block is retired (its rest is a
+// gap), a spare that still has IDs goes back to the spares for the next
+// outage (a caller that loaded it just before may still take an ID from it:
+// its lanes are atomic, so that is no repeat). Caller holds mu.
+func (c *Client) setAsideLocked(old *segment) {
+	switch {
+	case old == nil:
+	case old.fallback && old.done.Load() != allDone && !c.closed.Load():
+		c.spares = append(c.spares, old)
+	default:
+		c.retireLocked(old, gapRetired)
+	}
+}
+
 // fallbackLocked hands out a spare in place of old because no reservation
 // succeeds, and keeps trying reservations in the background: the first that
-// succeeds replaces the spare. It reports whether there was a spare.
+// succeeds replaces the spare, which keeps what it has left for the next
+// outage. It reports whether there was a spare.
 func (c *Client) fallbackLocked(old *segment) bool {
 	if len(c.spares) == 0 || c.closed.Load() {
 		return false
 	}
-	sp := c.spares[0]
-	c.spares = c.spares[1:]
-	if old != nil {
-		reason := gapRetired
-		if old.fallback {
-			reason = gapFallback
+	// The largest first: spares stocked before the rate was known are
+	// small, and each switch to a spare retires the last one.
+	k := 0
+	for i, sp := range c.spares {
+		if sp.n > c.spares[k].n {
+			k = i
 		}
-		c.retireLocked(old, reason)
 	}
+	sp := c.spares[k]
+	c.spares = slices.Delete(c.spares, k, k+1)
+	c.setAsideLocked(old)
 	sp.fallback, sp.born = true, time.Now()
 	c.cur.Store(sp)
 	if !c.recovering {
@@ -644,7 +661,7 @@ func (c *Client) refill(size int64, done chan struct{}) {
 			}
 			if cur := c.cur.Load(); cur != nil && cur.fallback {
 				// Reservations work again: back to fresh blocks, in order;
-				// the rest of the spare is a gap.
+				// the rest of the spare waits for the next outage.
 				c.log.Info("reservations succeed again: back from spare IDs", "namespace", c.cfg.Namespace,
 					"out_of_order", c.econ.outOfOrder.Load())
 				c.installLocked(cur)
@@ -652,7 +669,11 @@ func (c *Client) refill(size int64, done chan struct{}) {
 			c.stockSparesLocked()
 		}
 	} else if !errors.Is(err, context.Canceled) {
-		c.log.Warn("refill failed", "namespace", c.cfg.Namespace, "err", err)
+		// Once per spell: while no reservation succeeds (callers on a
+		// spare), every retry would log the same.
+		if cur := c.cur.Load(); cur == nil || !cur.fallback {
+			c.log.Warn("refill failed", "namespace", c.cfg.Namespace, "err", err)
+		}
 	}
 	close(done)
 }
@@ -669,9 +690,12 @@ func (c *Client) refill(size int64, done chan struct{}) {
 func (c *Client) adaptLocked() {
 	rate := c.rate
 	if cur := c.cur.Load(); cur != nil && !cur.born.IsZero() {
-		used, age := cur.taken(), time.Since(cur.born).Seconds()
-		if r := float64(used) / age; used > 0 && age > 0 && rate == 0 {
-			rate = r // the first block
+		used, age := cur.taken(), time.Since(cur.born)
+		// The first block's rate so far, once it is old enough to mean
+		// something: one request a moment after the block arrived is not a
+		// rate of thousands a second.
+		if r := float64(used) / age.Seconds(); used > 0 && age >= c.cfg.BlockTarget && rate == 0 {
+			rate = r
 		}
 	}
 	if rate <= 0 {

@@ -48,7 +48,7 @@ const (
 	// let it shrink to one ID: a quiet namespace spends about one sequence
 	// number per request, not a block, and a busy one grows 8-fold per
 	// refill.
-	DefaultBlockSize    int64 = 16
+	DefaultBlockSize    int64 = 4
 	DefaultMinBlockSize int64 = 1
 	DefaultMaxBlockSize int64 = 1 << 20
 )
@@ -124,7 +124,7 @@ type Config struct {
 	// the client is strict when either asks for it.
 	Strict bool
 	// BlockSize is the first block size in segment mode. Default
-	// DefaultBlockSize (16).
+	// DefaultBlockSize (4).
 	BlockSize int64
 	// MinBlockSize and MaxBlockSize bound the adaptive block size.
 	// Defaults DefaultMinBlockSize (1) and DefaultMaxBlockSize (1<<20).
@@ -169,8 +169,9 @@ type Config struct {
 	FenceGap int64
 	// CeilingLease is how long a raise of a shard's ceiling should last at
 	// the rate its counter grows; it must cover a failover of a ceiling
-	// copy's master and a replica's full resync. Default 10m. A fault that
-	// rewinds a counter skips up to a lease of sequence numbers.
+	// copy's master and a replica's full resync. Default 1m (see
+	// shard.DefaultCeilingLease). A fault that rewinds a counter skips up to
+	// a lease of sequence numbers.
 	CeilingLease time.Duration
 	// MaxID is the largest ID handed out. Default and upper bound 2^53-1.
 	MaxID int64

@@ -15,9 +15,6 @@ type Economy struct {
 	Retired int64
 	// Closed: IDs still held (blocks and spares) when the client closed.
 	Closed int64
-	// Fallback: IDs left in a spare block that carried callers through an
-	// outage, dropped when reservations worked again.
-	Fallback int64
 	// Levelled and Fenced: sequence numbers a shard's counter skipped
 	// between two blocks this client reserved on it, because a block
 	// started at the namespace's level (ordering) or because the counter
@@ -31,9 +28,9 @@ type Economy struct {
 	OutOfOrder int64
 }
 
-// Gaps is every ID reserved and never handed out: Retired + Closed +
-// Fallback (what Discarded reports).
-func (e Economy) Gaps() int64 { return e.Retired + e.Closed + e.Fallback }
+// Gaps is every ID reserved and never handed out: Retired + Closed (what
+// Discarded reports).
+func (e Economy) Gaps() int64 { return e.Retired + e.Closed }
 
 // Growth is the ID space spent per ID handed out: 1 when nothing was
 // skipped; 0 before the first ID.
@@ -49,18 +46,17 @@ type gapReason int
 const (
 	gapRetired gapReason = iota
 	gapClosed
-	gapFallback
 )
 
 // economy holds the counters behind Economy.
 type economy struct {
 	issued, outOfOrder atomic.Int64
-	gaps               [3]atomic.Int64 // by gapReason
+	gaps               [2]atomic.Int64 // by gapReason
 	levelled, fenced   atomic.Int64
 }
 
 func (e *economy) snapshot() Economy {
 	return Economy{Issued: e.issued.Load(), Retired: e.gaps[gapRetired].Load(), Closed: e.gaps[gapClosed].Load(),
-		Fallback: e.gaps[gapFallback].Load(), Levelled: e.levelled.Load(), Fenced: e.fenced.Load(),
+		Levelled: e.levelled.Load(), Fenced: e.fenced.Load(),
 		OutOfOrder: e.outOfOrder.Load()}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"strings"
 	"sync"
@@ -51,20 +52,28 @@ const (
 	// MinLease and MaxLease bound how far ahead of a block its ceiling is
 	// raised. Every client's lease is at most MaxLease, which is what lets a
 	// copy be repaired from its counter alone (see Shard.repairCeilings).
-	MinLease int64 = 1 << 20
+	// MinLease keeps a quiet shard from raising its ceiling on every
+	// request (at one request a second it lasts over an hour); a failover
+	// skips at most about two leases per shard, so it also bounds what a
+	// failover costs a quiet namespace (N x 2 x 4096: under 100,000 IDs
+	// for 12 shards). A busy shard's lease follows its rate.
+	MinLease int64 = 1 << 12
 	MaxLease int64 = 1 << 30
 	// FirstLease is how far ahead of a new namespace's counters their
-	// ceilings start: the rate is not known yet, and a young namespace must
-	// ride out a failover on it.
-	FirstLease int64 = 1 << 24
+	// ceilings start, before any rate is known: MinLease. A namespace that
+	// is busy at once raises its ceilings within its first blocks (64
+	// blocks ahead, then its rate's CeilingLease).
+	FirstLease = MinLease
 	// LegacyFenceGap is the jump of LegacyDefences.
 	LegacyFenceGap int64 = 1 << 32
-	// DefaultCeilingLease covers a failover of a ceiling copy's master many
-	// times over with Redis's default cluster-node-timeout of 15s, and the
-	// full resync of a replica of a large dataset, during which that master
-	// cannot get writes acknowledged: the other shards keep serving from
-	// their leases meanwhile.
-	DefaultCeilingLease = 10 * time.Minute
+	// DefaultCeilingLease is how long a shard can serve without raising
+	// its ceiling: while a ceiling copy's master fails over and its
+	// replacement has no replica to confirm a raise yet. With Redis's
+	// default cluster-node-timeout of 15 s such a master is out for about
+	// 17 s (detection, election, the old master's resync as a replica), so
+	// a minute is margin of more than three times; a failover of the
+	// counter's own master skips up to a lease of this shard's traffic.
+	DefaultCeilingLease = time.Minute
 )
 
 // Options are the defences of a namespace. The zero value is the safe default.
@@ -152,26 +161,48 @@ type growth struct {
 	mu     sync.Mutex
 	lastHi int64
 	lastAt time.Time
+	own    int64   // sequence numbers this process reserved since lastAt
 	rate   float64 // sequence numbers per second, smoothed
 }
 
+// observe notes a block of count ending at hi. The rate is measured over
+// windows of at least growthWindow (the first over at least growthFirst):
+// one large block in a short window (a client stocking its spares) is not a
+// rate.
 func (g *growth) observe(hi, count int64, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if dt := now.Sub(g.lastAt).Seconds(); !g.lastAt.IsZero() && dt >= 0.01 && hi > g.lastHi {
-		inst := float64(hi-g.lastHi) / dt
+	if g.lastAt.IsZero() {
+		g.lastHi, g.lastAt = hi, now
+		return
+	}
+	g.own += count
+	dt := now.Sub(g.lastAt).Seconds()
+	if dt < growthWindow || (g.rate == 0 && dt < growthFirst) {
+		return
+	}
+	if hi > g.lastHi {
+		inst, own := float64(hi-g.lastHi)/dt, float64(g.own)/dt
 		if g.rate == 0 {
 			// No history to compare with: trust this process's own blocks,
 			// not what the counter jumped meanwhile.
-			g.rate = min(inst, float64(count)/dt)
+			g.rate = min(inst, own)
 		} else {
-			g.rate = 0.7*g.rate + 0.3*min(inst, 4*g.rate)
+			// Faster than this process's own blocks, at most doubling per
+			// second: jumps come in series (a fence levels every shard one
+			// after another) and a bound per observation alone compounds
+			// over them (1.9x each).
+			g.rate = min(0.7*g.rate+0.3*min(inst, 4*g.rate), max(g.rate*math.Exp2(min(dt, 4)), own))
 		}
 	}
-	if hi > g.lastHi || g.lastAt.IsZero() {
-		g.lastHi, g.lastAt = hi, now
-	}
+	g.lastHi, g.lastAt, g.own = max(hi, g.lastHi), now, 0
 }
+
+// The windows of growth.observe, in seconds.
+const (
+	growthWindow = 0.1
+	growthFirst  = 1.0
+)
 
 // lease is how far ahead of a block of count its ceiling is raised: the
 // CeilingLease at the counter's rate, within MinLease (and 64 blocks) and

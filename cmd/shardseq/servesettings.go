@@ -44,9 +44,6 @@ const (
 	// below the Redis read timeout (1s) that the WAIT shares a connection
 	// with.
 	maxServeAckTimeout = 500 * time.Millisecond
-	// defaultBlockSize is the client's first block size, kept within
-	// --min-block and --max-block.
-	defaultBlockSize = 1000
 )
 
 func (s *serveSettings) register(fs *flag.FlagSet) {
@@ -56,8 +53,8 @@ func (s *serveSettings) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.createBurst, "namespace-create-burst", server.DefaultCreateBurst, "new namespaces that may be created at once (env SHARDSEQ_NAMESPACE_CREATE_BURST)")
 	fs.DurationVar(&s.requestTimeout, "request-timeout", server.DefaultRequestTimeout, "answer every ID request within this (env SHARDSEQ_REQUEST_TIMEOUT)")
 	fs.DurationVar(&s.blockTarget, "block-target", 0, "how long a block should last at the current rate; 0: the order window / (4 N) (env SHARDSEQ_BLOCK_TARGET)")
-	fs.Int64Var(&s.minBlock, "min-block", 100, "smallest block reserved (env SHARDSEQ_MIN_BLOCK)")
-	fs.Int64Var(&s.maxBlock, "max-block", 1<<20, "largest block reserved (env SHARDSEQ_MAX_BLOCK)")
+	fs.Int64Var(&s.minBlock, "min-block", client.DefaultMinBlockSize, "smallest block reserved (env SHARDSEQ_MIN_BLOCK)")
+	fs.Int64Var(&s.maxBlock, "max-block", client.DefaultMaxBlockSize, "largest block reserved (env SHARDSEQ_MAX_BLOCK)")
 	fs.BoolVar(&s.strict, "strict", false, "strict mode for the namespaces it opens: every ID reserved with its own acknowledged round trip, none buffered (env SHARDSEQ_STRICT)")
 	fs.IntVar(&s.ackReplicas, "ack-replicas", 0, "replicas that must confirm each reservation; 0: every replica that could be promoted; -1: none, unsafe (env SHARDSEQ_ACK_REPLICAS)")
 	fs.DurationVar(&s.ackTimeout, "ack-timeout", client.DefaultAckTimeout, "how long to wait for the replicas to confirm (env SHARDSEQ_ACK_TIMEOUT)")
@@ -112,7 +109,7 @@ func (s *serveSettings) clientConfig() client.Config {
 	return client.Config{
 		Addrs:        []string{"validate.invalid:1"}, // the server sets the shared cluster
 		BlockTarget:  s.blockTarget,
-		BlockSize:    min(max(defaultBlockSize, s.minBlock), s.maxBlock),
+		BlockSize:    min(max(client.DefaultBlockSize, s.minBlock), s.maxBlock),
 		MinBlockSize: s.minBlock,
 		MaxBlockSize: s.maxBlock,
 		Strict:       s.strict,
