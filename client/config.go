@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/failover"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -44,13 +45,18 @@ const (
 	// one master's FAIL flag and its replica's promotion (about a second),
 	// and the spares carry callers through it with twice that margin.
 	DefaultHoldFor = 4 * time.Second
-	// DefaultBlockSize and DefaultMinBlockSize start a new client small and
-	// let it shrink to one ID: a quiet namespace spends about one sequence
-	// number per request, not a block, and a busy one grows 8-fold per
-	// refill.
+	// DefaultBlockSize, DefaultMinBlockSize and DefaultMaxBlockSize are
+	// BlockSize, MinBlockSize and MaxBlockSize when they are 0. A new
+	// client starts small and may shrink to one ID: a quiet namespace spends
+	// about one sequence number per request, not a block, and a busy one
+	// grows 8-fold per refill.
 	DefaultBlockSize    int64 = 4
 	DefaultMinBlockSize int64 = 1
 	DefaultMaxBlockSize int64 = 1 << 20
+	// DefaultAttemptTimeout is Breaker.AttemptTimeout when it is 0: one
+	// reservation on one shard, the wait for replicas (AckTimeout)
+	// included.
+	DefaultAttemptTimeout = failover.DefaultAttemptTimeout
 )
 
 // Config configures a Client. The zero value of every field but the
@@ -162,7 +168,8 @@ type Config struct {
 	// AckReplicas: replicas that must confirm each write. 0 (default): every
 	// replica that could be promoted, at least 1. -1: none (unsafe).
 	AckReplicas int
-	// AckTimeout bounds the wait for replicas. Default 250ms.
+	// AckTimeout bounds the wait for replicas. Default 250ms. It must be
+	// below Breaker.AttemptTimeout (default 750ms), which it is part of.
 	AckTimeout time.Duration
 	// FenceGap is how far above its ceiling a counter whose history changed
 	// restarts. Default 0; at most 2^40.
@@ -288,6 +295,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.Breaker.Validate(); err != nil {
 		return &ConfigError{Field: "Breaker", Value: c.Breaker, Err: err}
+	}
+	// The wait for replicas is part of one attempt on a shard: an attempt
+	// that ends first fails every reservation a slow WAIT would confirm.
+	if ack, attempt := cmp.Or(c.AckTimeout, DefaultAckTimeout), cmp.Or(c.Breaker.AttemptTimeout, DefaultAttemptTimeout); ack >= attempt {
+		return bad("AckTimeout", ack, "want less than Breaker.AttemptTimeout (%v), which the wait for replicas is part of", attempt)
 	}
 	if c.Cluster == nil {
 		if err := c.clusterConfig().Validate(); err != nil {

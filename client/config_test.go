@@ -46,6 +46,8 @@ func TestConfigValidate(t *testing.T) {
 		{"Start", func(c *Config) { c.Start = -1 }},
 		{"Breaker", func(c *Config) { c.Breaker.ReserveTimeout = -time.Second }},
 		{"shard options", func(c *Config) { c.MaxID = 1 << 60 }},
+		{"AckTimeout", func(c *Config) { c.AckTimeout = DefaultAttemptTimeout }},
+		{"AckTimeout", func(c *Config) { c.AckTimeout, c.Breaker.AttemptTimeout = 2*time.Second, time.Second }},
 	} {
 		c := ok
 		tc.mod(&c)
@@ -54,6 +56,19 @@ func TestConfigValidate(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Field != tc.field || !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: want *ConfigError for field %s wrapping ErrInvalidConfig, got %v", tc.field, tc.field, err)
 		}
+	}
+}
+
+// TestConfigAckWithinAttempt: the wait for replicas must end before the
+// attempt it is part of.
+func TestConfigAckWithinAttempt(t *testing.T) {
+	c := Config{Addrs: []string{"127.0.0.1:7000"}, AckTimeout: time.Second, Breaker: BreakerConfig{AttemptTimeout: 2 * time.Second}}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("ack 1s within an attempt of 2s: %v", err)
+	}
+	c.Breaker.AttemptTimeout = 0 // the default, 750ms
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "AttemptTimeout (750ms)") {
+		t.Fatalf("ack 1s with the default attempt: %v, want a ConfigError naming the attempt timeout", err)
 	}
 }
 

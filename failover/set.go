@@ -25,6 +25,9 @@ var ErrNoHealthyShard = errors.New("failover: no healthy shard")
 // master, or packets to a vanished host going nowhere).
 var ErrShardTimeout = errors.New("failover: shard did not answer in time")
 
+// DefaultAttemptTimeout is BreakerConfig.AttemptTimeout when it is 0.
+const DefaultAttemptTimeout = 750 * time.Millisecond
+
 // BreakerConfig tunes the per-shard circuit breakers. Zero values are the
 // defaults.
 type BreakerConfig struct {
@@ -70,7 +73,7 @@ func (c BreakerConfig) withDefaults() BreakerConfig {
 		c.OpenFor = time.Second
 	}
 	if c.AttemptTimeout == 0 {
-		c.AttemptTimeout = 750 * time.Millisecond
+		c.AttemptTimeout = DefaultAttemptTimeout
 	}
 	if c.ReserveTimeout == 0 {
 		c.ReserveTimeout = time.Second
@@ -84,7 +87,7 @@ func (c BreakerConfig) Validate() error {
 	case c.OpenFor < 0 || c.OpenFor > time.Minute:
 		return fmt.Errorf("OpenFor %v: want 0 (default 1s) up to 1m", c.OpenFor)
 	case c.AttemptTimeout < 0 || c.AttemptTimeout > 30*time.Second:
-		return fmt.Errorf("AttemptTimeout %v: want 0 (default 750ms) up to 30s", c.AttemptTimeout)
+		return fmt.Errorf("AttemptTimeout %v: want 0 (default %v) up to 30s", c.AttemptTimeout, DefaultAttemptTimeout)
 	case c.ReserveTimeout < 0 || c.ReserveTimeout > time.Minute:
 		return fmt.Errorf("ReserveTimeout %v: want 0 (default 1s) up to 1m", c.ReserveTimeout)
 	case c.Picker < PickPerMaster || c.Picker > PickSequential:

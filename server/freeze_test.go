@@ -13,9 +13,6 @@ import (
 	"github.com/shardseq/shardseq/internal/lab/localcluster"
 )
 
-// Ports of the freeze test's cluster: 7412-7417 (bus ports +10000).
-const portFreeze = 7412
-
 // Bounds of TestFreezeEveryNode.
 const (
 	// readyWithin: /readyz turns 503 this long after every node froze (one

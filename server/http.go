@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/failover"
 	"github.com/shardseq/shardseq/shard"
 )
@@ -197,6 +198,8 @@ type shardsResponse struct {
 	Cluster    clusterJSON            `json:"cluster"`
 }
 
+// clusterJSON is the cluster in the body of GET /v1/shards and on the
+// health page (clusterOf).
 type clusterJSON struct {
 	Masters    []masterJSON `json:"masters"`
 	Covered    bool         `json:"covered"`
@@ -214,6 +217,34 @@ type masterJSON struct {
 	nodeJSON
 	Replicas []nodeJSON `json:"replicas"`
 	Slots    [][2]int   `json:"slots"`
+}
+
+// clusterOf is the cluster as /v1/shards and the health page show it.
+// Its lists are empty, never nil, so the JSON has [] rather than null.
+func clusterOf(top *cluster.Topology) clusterJSON {
+	out := clusterJSON{Masters: []masterJSON{}, Covered: top.Covered(), Generation: top.Generation, UpdatedAt: top.CreatedAt}
+	for _, m := range top.Masters {
+		mj := masterJSON{nodeJSON: nodeJSON{m.Addr, m.ID, m.Failed}, Replicas: []nodeJSON{}, Slots: m.Slots}
+		for _, rep := range m.Replicas {
+			mj.Replicas = append(mj.Replicas, nodeJSON{rep.Addr, rep.ID, rep.Failed})
+		}
+		if mj.Slots == nil {
+			mj.Slots = [][2]int{}
+		}
+		out.Masters = append(out.Masters, mj)
+	}
+	return out
+}
+
+// failed is the number of masters flagged failed.
+func (c clusterJSON) failed() int {
+	n := 0
+	for _, m := range c.Masters {
+		if m.Failed {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *Server) handleShards(w http.ResponseWriter, r *http.Request) {
@@ -244,18 +275,7 @@ func (s *Server) handleShards(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	top := s.cfg.Cluster.Topology()
-	resp.Cluster = clusterJSON{Masters: []masterJSON{}, Covered: top.Covered(), Generation: top.Generation, UpdatedAt: top.CreatedAt}
-	for _, m := range top.Masters {
-		mj := masterJSON{nodeJSON: nodeJSON{m.Addr, m.ID, m.Failed}, Replicas: []nodeJSON{}, Slots: m.Slots}
-		for _, rep := range m.Replicas {
-			mj.Replicas = append(mj.Replicas, nodeJSON{rep.Addr, rep.ID, rep.Failed})
-		}
-		if mj.Slots == nil {
-			mj.Slots = [][2]int{}
-		}
-		resp.Cluster.Masters = append(resp.Cluster.Masters, mj)
-	}
+	resp.Cluster = clusterOf(s.cfg.Cluster.Topology())
 	writeJSON(w, http.StatusOK, resp)
 }
 

@@ -23,13 +23,6 @@ import (
 	"github.com/shardseq/shardseq/internal/lab/localcluster"
 )
 
-// Ports of the idle-cost clusters: 7430-7435 (the benchmark) and 7436-7441
-// (the test), bus ports +10000.
-const (
-	portIdleBench = 7430
-	portIdleTest  = 7436
-)
-
 // cmdStats is INFO commandstats of one node: calls by command name.
 type cmdStats map[string]int64
 

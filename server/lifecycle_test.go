@@ -23,13 +23,6 @@ import (
 	"github.com/shardseq/shardseq/shard"
 )
 
-// Ports of the lifecycle tests' clusters: 7406-7411 and 7442-7447 (bus
-// ports +10000).
-const (
-	portLifecycle     = 7406
-	portFloodExplicit = 7442
-)
-
 // TestNamespaceLifecycle: namespaces close when idle, past MaxNamespaces
 // (least recently used first) and on closeNamespace; creation on first use
 // is bounded; and a namespace that closed and opened again continues above

@@ -81,7 +81,7 @@ func newMetrics(s *Server, next failover.Observer) *metrics {
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "shardseq_namespaces_open",
 		Help: "Namespaces this server keeps open (at most --max-namespaces; unused ones close after --namespace-idle).",
-	}, func() float64 { return float64(s.openCount()) })
+	}, func() float64 { return float64(s.pool.count()) })
 	m.evictions = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "shardseq_namespace_evictions_total",
 		Help: "Namespaces this server closed: idle (unused for --namespace-idle) or lru (the least recently used, to open another past --max-namespaces).",
@@ -238,7 +238,7 @@ func (c *shardCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, name := range c.s.Namespaces() {
-		e := c.s.openEntry(name)
+		e := c.s.pool.entry(name)
 		if e == nil {
 			continue
 		}

@@ -173,7 +173,7 @@ func (s *Server) adminContext(r *http.Request) (context.Context, context.CancelF
 // closedAnswer answers 503 once the server is closed, as every route does,
 // and reports whether it did.
 func (s *Server) closedAnswer(w http.ResponseWriter) bool {
-	if s.isClosed() {
+	if s.pool.isClosed() {
 		writeError(w, ErrClosed)
 		return true
 	}

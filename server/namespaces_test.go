@@ -18,9 +18,6 @@ import (
 	"github.com/shardseq/shardseq/shard"
 )
 
-// portNamespaces: the cluster of the namespace routes' tests (7440-7445).
-const portNamespaces = 7440
-
 func TestDecodeNamespaceBody(t *testing.T) {
 	const maxStart = 1 << 40
 	for _, tc := range []struct {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"mime"
 	"net/http"
@@ -432,7 +433,7 @@ func TestOpenAPIDocument(t *testing.T) {
 func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 	spec := loadSpec(t)
 	// "oa-conflict" exists with 4 shards; the servers use 6.
-	c4, err := client.New(context.Background(), client.Config{Cluster: cl, Namespace: "oa-conflict", Shards: 4, Logger: quietLogger()})
+	c4, err := client.New(context.Background(), client.Config{Cluster: cl, Namespace: "oa-conflict", Shards: 4, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +441,7 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 
 	start := func(s *Server) *httptest.Server {
 		hs := httptest.NewUnstartedServer(s.Handler())
-		hs.Config = NewHTTPServer("", s.Handler(), quietLogger())
+		hs.Config = NewHTTPServer("", s.Handler(), slog.New(slog.DiscardHandler))
 		hs.Start()
 		t.Cleanup(hs.Close)
 		return hs

@@ -32,9 +32,6 @@ import (
 	"github.com/shardseq/shardseq/internal/version"
 )
 
-// Ports of the operations tests' cluster: 7700-7705 (bus ports +10000).
-const portOps = 7700
-
 // testToken is a valid bearer token of the tests.
 const testToken = "test-token-0123456789abcdef"
 
@@ -454,7 +451,7 @@ func testRedisACL(t *testing.T, lc *clustertest.Cluster) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	cl, err := cluster.Dial(ctx, cluster.Config{Addrs: lc.Addrs(), Username: "shardseq", Password: password, Logger: quietLogger()})
+	cl, err := cluster.Dial(ctx, cluster.Config{Addrs: lc.Addrs(), Username: "shardseq", Password: password, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("Dial as the ACL user: %v", err)
 	}
@@ -473,12 +470,12 @@ func testRedisACL(t *testing.T, lc *clustertest.Cluster) {
 		}
 	}
 
-	_, err = cluster.Dial(ctx, cluster.Config{Addrs: lc.Addrs(), Username: "shardseq", Password: "wrong", Logger: quietLogger()})
+	_, err = cluster.Dial(ctx, cluster.Config{Addrs: lc.Addrs(), Username: "shardseq", Password: "wrong", Logger: slog.New(slog.DiscardHandler)})
 	if err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
 		t.Fatalf("Dial with a wrong password: %v, want WRONGPASS", err)
 	}
 
-	cl2, err := cluster.Dial(ctx, cluster.Config{Addrs: lc.Addrs(), Username: "nohset", Password: password, Logger: quietLogger()})
+	cl2, err := cluster.Dial(ctx, cluster.Config{Addrs: lc.Addrs(), Username: "nohset", Password: password, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("Dial as nohset: %v", err)
 	}
@@ -486,7 +483,7 @@ func testRedisACL(t *testing.T, lc *clustertest.Cluster) {
 	// Redis's refusal reaches the operator (New's error, or each shard's
 	// last error on the page and /v1/shards), never the body of an answer
 	// (do checks it is a documented code).
-	s2, err := New(Config{Cluster: cl2, Shards: 4, Logger: quietLogger(), OpenTimeout: 5 * time.Second, Client: client.Config{Strict: true}})
+	s2, err := New(Config{Cluster: cl2, Shards: 4, Logger: slog.New(slog.DiscardHandler), OpenTimeout: 5 * time.Second, Client: client.Config{Strict: true}})
 	if err == nil {
 		defer s2.Close()
 		r := do(t, s2.Handler(), "POST", "/v1/ids/acl-ns")
@@ -515,7 +512,7 @@ func testHTTPTLS(t *testing.T, cl *cluster.Cluster) {
 	s := newServer(t, Config{Cluster: cl, Shards: 4})
 	hs := httptest.NewUnstartedServer(s.Handler())
 	hs.TLS = tc
-	hs.Config.ErrorLog = slog.NewLogLogger(quietLogger().Handler(), slog.LevelError)
+	hs.Config.ErrorLog = slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)
 	hs.StartTLS()
 	defer hs.Close()
 

@@ -5,15 +5,6 @@ import (
 	"time"
 )
 
-// Defaults of the IDs-issued sampler behind the health page's rates.
-const (
-	// DefaultSampleEvery is how often the IDs issued of every namespace are
-	// sampled.
-	DefaultSampleEvery = 5 * time.Second
-	// DefaultSampleWindow is how far back the samples go.
-	DefaultSampleWindow = 10 * time.Minute
-)
-
 type rateSample struct {
 	at    time.Time
 	total uint64
@@ -129,7 +120,7 @@ func recent(points []ratePoint, every, over time.Duration) float64 {
 func (s *Server) sampleNow() {
 	totals := map[string]uint64{}
 	for _, name := range s.Namespaces() {
-		totals[name] = s.issued(name)
+		totals[name] = s.pool.issued(name)
 	}
 	s.rates.record(time.Now(), totals)
 }
@@ -148,39 +139,4 @@ func (s *Server) sampleLoop() {
 			s.sampleNow()
 		}
 	}
-}
-
-// tokenBucket bounds how fast namespaces are created: burst tokens, refilled
-// at rate per second; each creation takes one. rate <= 0: unbounded.
-type tokenBucket struct {
-	rate, burst float64
-	now         func() time.Time
-
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
-}
-
-func newTokenBucket(rate float64, burst int, now func() time.Time) *tokenBucket {
-	return &tokenBucket{rate: rate, burst: float64(burst), now: now, tokens: float64(burst), last: now()}
-}
-
-// take takes a token if there is one; otherwise it says how long until
-// there is.
-func (b *tokenBucket) take() (ok bool, wait time.Duration) {
-	if b.rate <= 0 {
-		return true, 0
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.now()
-	if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.tokens = min(b.burst, b.tokens+dt*b.rate)
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
 }

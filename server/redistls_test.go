@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/x509"
+	"log/slog"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -13,10 +14,6 @@ import (
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/lab/tlstest"
 )
-
-// Ports of the Redis TLS test: TLS on 7790, plain (setup only) on 7791,
-// cluster bus 17791.
-const portRedisTLS = 7790 // plain TCP (setup) on 7791
 
 // TestRedisTLS serves IDs from a one-node Redis Cluster reached over TLS
 // only (certificate verified against the test CA), and checks that a client
@@ -48,7 +45,7 @@ func TestRedisTLS(t *testing.T) {
 	}
 
 	tlsAddr := []string{"127.0.0.1:" + strconv.Itoa(portRedisTLS)}
-	cl, err := cluster.Dial(ctx, cluster.Config{Addrs: tlsAddr, TLSConfig: pki.ClientConfig(), Logger: quietLogger()})
+	cl, err := cluster.Dial(ctx, cluster.Config{Addrs: tlsAddr, TLSConfig: pki.ClientConfig(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("Dial over TLS: %v", err)
 	}
@@ -65,12 +62,12 @@ func TestRedisTLS(t *testing.T) {
 
 	short, cancel2 := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel2()
-	if _, err := cluster.Dial(short, cluster.Config{Addrs: tlsAddr, Logger: quietLogger(), DialTimeout: time.Second}); err == nil {
+	if _, err := cluster.Dial(short, cluster.Config{Addrs: tlsAddr, Logger: slog.New(slog.DiscardHandler), DialTimeout: time.Second}); err == nil {
 		t.Error("a plain-text client was served on the TLS port")
 	}
 	untrusting := pki.ClientConfig()
 	untrusting.RootCAs = x509.NewCertPool()
-	if _, err := cluster.Dial(short, cluster.Config{Addrs: tlsAddr, TLSConfig: untrusting, Logger: quietLogger()}); err == nil ||
+	if _, err := cluster.Dial(short, cluster.Config{Addrs: tlsAddr, TLSConfig: untrusting, Logger: slog.New(slog.DiscardHandler)}); err == nil ||
 		!strings.Contains(err.Error(), "certificate") {
 		t.Errorf("a client not trusting the CA: %v, want a certificate error", err)
 	}

@@ -26,21 +26,11 @@ import (
 	"github.com/shardseq/shardseq/shard"
 )
 
-// Ports of this package's clusters: 7400-7449 (bus ports +10000).
-const (
-	portServer = 7400
-	portBench  = 7420
-)
-
-func quietLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
 // newServer builds a Server on cl and closes it when the test ends.
 func newServer(tb testing.TB, cfg Config) *Server {
 	tb.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s, err := New(cfg)
 	if err != nil {
@@ -136,7 +126,7 @@ func TestServer(t *testing.T) {
 
 func testStatusCodes(t *testing.T, cl *cluster.Cluster) {
 	// Namespace "x" exists with 4 shards; the server creates namespaces with 6.
-	c4, err := client.New(context.Background(), client.Config{Cluster: cl, Namespace: "x", Shards: 4, Logger: quietLogger()})
+	c4, err := client.New(context.Background(), client.Config{Cluster: cl, Namespace: "x", Shards: 4, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("client.New x/4: %v", err)
 	}
@@ -343,7 +333,7 @@ func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true
 
 func testConcurrentOpen(t *testing.T, cl *cluster.Cluster) {
 	var opens atomic.Int64
-	log := slog.New(countingHandler{Handler: slog.NewTextHandler(io.Discard, nil), msg: "namespace open", n: &opens})
+	log := slog.New(countingHandler{Handler: slog.DiscardHandler, msg: "namespace open", n: &opens})
 	s := newServer(t, Config{Cluster: cl, Shards: 6, Logger: log})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
@@ -511,7 +501,7 @@ func testClosedCluster(t *testing.T, lc *clustertest.Cluster) {
 }
 
 func testClosedServer(t *testing.T, cl *cluster.Cluster) {
-	s, err := New(Config{Cluster: cl, Shards: 6, Logger: quietLogger()})
+	s, err := New(Config{Cluster: cl, Shards: 6, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -536,7 +526,7 @@ func testClosedServer(t *testing.T, cl *cluster.Cluster) {
 // testHTTPServer exercises the real listener: timeouts set, body limited.
 func testHTTPServer(t *testing.T, cl *cluster.Cluster) {
 	s := newServer(t, Config{Cluster: cl, Shards: 6})
-	hs := NewHTTPServer("127.0.0.1:0", s.Handler(), quietLogger())
+	hs := NewHTTPServer("127.0.0.1:0", s.Handler(), slog.New(slog.DiscardHandler))
 	if hs.ReadHeaderTimeout == 0 || hs.ReadTimeout == 0 || hs.WriteTimeout == 0 || hs.IdleTimeout == 0 || hs.MaxHeaderBytes == 0 {
 		t.Fatalf("unset limits: %+v", hs)
 	}
@@ -635,7 +625,7 @@ func TestWriteError(t *testing.T) {
 
 func TestRecoverer(t *testing.T) {
 	var logged atomic.Int64
-	s := &Server{log: slog.New(countingHandler{Handler: slog.NewTextHandler(io.Discard, nil), msg: "panic serving request", n: &logged})}
+	s := &Server{log: slog.New(countingHandler{Handler: slog.DiscardHandler, msg: "panic serving request", n: &logged})}
 	h := s.recoverer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
 	r := do(t, h, "POST", "/v1/ids/x")
 	if r.code != 500 || r.body["error"] != "internal error" {

@@ -37,6 +37,7 @@ const maxErrorShown = 240
 
 var pageTemplate = template.Must(template.New("page.html").Funcs(template.FuncMap{
 	"num":   formatNum,
+	"slots": formatSlots,
 	"rate":  formatRate,
 	"ago":   formatAgo,
 	"ms":    func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
@@ -58,7 +59,7 @@ type pageData struct {
 	Healthy     int
 	Total       int
 	Status      string // ok, degraded, down
-	Cluster     clusterView
+	Cluster     clusterJSON
 	Open        int      // namespaces open
 	Degraded    int      // namespaces with some shards unhealthy
 	Down        int      // namespaces with no healthy shard
@@ -81,25 +82,6 @@ type stateN struct {
 	N     int
 }
 
-type clusterView struct {
-	Covered    bool
-	Generation uint64
-	UpdatedAt  time.Time
-	Masters    []masterView
-	Failed     int
-}
-
-type nodeView struct {
-	Addr, ID string
-	Failed   bool
-}
-
-type masterView struct {
-	nodeView
-	Slots    string
-	Replicas []nodeView
-}
-
 type nsView struct {
 	Name       string
 	Healthy    int
@@ -120,30 +102,58 @@ type shardView struct {
 
 const sparkW, sparkH = 160.0, 28.0
 
+// nsSum is one open namespace in the page's summary.
+type nsSum struct {
+	name            string
+	e               *nsEntry
+	healthy, shards int
+}
+
 // pageData gathers what the page shows. The summary is one read of the
 // registry; live counters and rates are read only for the namespaces shown.
 func (s *Server) pageData(selected string, page int) pageData {
 	d := pageData{Now: time.Now(), RefreshMs: s.cfg.PageRefresh.Milliseconds(), Selected: selected, SampleEvery: s.rates.every,
 		Window: s.rates.every * time.Duration(s.rates.keep)}
-	top := s.cfg.Cluster.Topology()
-	d.Cluster = clusterView{Covered: top.Covered(), Generation: top.Generation, UpdatedAt: top.CreatedAt}
-	for _, m := range top.Masters {
-		mv := masterView{nodeView: nodeView{m.Addr, m.ID, m.Failed}, Slots: formatSlots(m.Slots)}
-		if m.Failed {
-			d.Cluster.Failed++
+	d.Cluster = clusterOf(s.cfg.Cluster.Topology())
+	all := s.summarize(&d)
+	if selected != "" {
+		k := slices.IndexFunc(all, func(sum nsSum) bool { return sum.name == selected })
+		if k < 0 {
+			d.Missing = true
+			return d
 		}
-		for _, r := range m.Replicas {
-			mv.Replicas = append(mv.Replicas, nodeView{r.Addr, r.ID, r.Failed})
+		nv := s.namespaceRow(all[k], true)
+		d.Namespaces, d.Tables, d.Page, d.Pages, d.First = []nsView{nv}, []nsView{nv}, 1, 1, 1
+		return d
+	}
+	d.Pages = max((len(all)+pageRows-1)/pageRows, 1)
+	d.Page = min(max(page, 1), d.Pages)
+	lo := (d.Page - 1) * pageRows
+	shown := all[lo:min(lo+pageRows, len(all))]
+	d.First = lo + 1
+	for _, sum := range shown {
+		d.Namespaces = append(d.Namespaces, s.namespaceRow(sum, false))
+	}
+	// Shard tables: every namespace when there are few, else those with
+	// unhealthy shards (they sort first), up to maxPageNamespaces.
+	for _, sum := range all {
+		switch {
+		case len(d.Tables) >= maxPageNamespaces:
+			d.Hidden++
+		case len(all) <= maxPageNamespaces || sum.healthy < sum.shards:
+			d.Tables = append(d.Tables, s.namespaceRow(sum, true))
+		default:
+			d.Hidden++
 		}
-		d.Cluster.Masters = append(d.Cluster.Masters, mv)
 	}
-	type nsSum struct {
-		name            string
-		e               *nsEntry
-		healthy, shards int
-	}
-	// One read of the registry for every shard's health and breaker, as the
-	// shard tables show them.
+	return d
+}
+
+// summarize fills the summary of d (shards healthy, namespaces open,
+// degraded and down, breakers, status) from one read of the registry, as
+// the shard tables show them, and returns the open namespaces, problems
+// first: no healthy shard, then fewest healthy; then by name.
+func (s *Server) summarize(d *pageData) []nsSum {
 	rows, _ := s.reg.List("")
 	type count struct{ healthy, total int }
 	counts := map[string]*count{}
@@ -164,7 +174,7 @@ func (s *Server) pageData(selected string, page int) pageData {
 	}
 	var all []nsSum
 	for name, c := range counts {
-		e := s.openEntry(name)
+		e := s.pool.entry(name)
 		if e == nil {
 			continue // closed meanwhile
 		}
@@ -184,14 +194,13 @@ func (s *Server) pageData(selected string, page int) pageData {
 		d.Breakers = append(d.Breakers, stateN{State: state, N: states[state]})
 	}
 	switch {
-	case d.Total > 0 && d.Healthy == d.Total && d.Cluster.Covered && d.Cluster.Failed == 0:
+	case d.Total > 0 && d.Healthy == d.Total && d.Cluster.Covered && d.Cluster.failed() == 0:
 		d.Status = "ok"
 	case d.Healthy > 0:
 		d.Status = "degraded"
 	default:
 		d.Status = "down"
 	}
-	// Problems first: no healthy shard, then fewest healthy; then by name.
 	slices.SortStableFunc(all, func(a, b nsSum) int {
 		pa, pb := float64(a.healthy)/float64(max(a.shards, 1)), float64(b.healthy)/float64(max(b.shards, 1))
 		switch {
@@ -202,48 +211,20 @@ func (s *Server) pageData(selected string, page int) pageData {
 		}
 		return strings.Compare(a.name, b.name)
 	})
-	view := func(sum nsSum, shards bool) nsView {
-		nv := nsView{Name: sum.name, Healthy: sum.healthy, Total: sum.shards, Issued: sum.e.issued.Load()}
-		points := s.rates.rates(sum.name)
-		nv.HasSamples = len(points) > 0
-		nv.Rate = recent(points, s.rates.every, time.Minute)
-		nv.Spark, nv.SparkMax = sparkline(points, s.rates.keep-1)
-		if shards {
-			nv.Shards, nv.Healthy, nv.Total = shardViews(sum.e.c.Shards())
-		}
-		return nv
+	return all
+}
+
+// namespaceRow is the row of one namespace, with its shard table if shards.
+func (s *Server) namespaceRow(sum nsSum, shards bool) nsView {
+	nv := nsView{Name: sum.name, Healthy: sum.healthy, Total: sum.shards, Issued: sum.e.issued.Load()}
+	points := s.rates.rates(sum.name)
+	nv.HasSamples = len(points) > 0
+	nv.Rate = recent(points, s.rates.every, time.Minute)
+	nv.Spark, nv.SparkMax = sparkline(points, s.rates.keep-1)
+	if shards {
+		nv.Shards, nv.Healthy, nv.Total = shardViews(sum.e.c.Shards())
 	}
-	if selected != "" {
-		k := slices.IndexFunc(all, func(sum nsSum) bool { return sum.name == selected })
-		if k < 0 {
-			d.Missing = true
-			return d
-		}
-		nv := view(all[k], true)
-		d.Namespaces, d.Tables, d.Page, d.Pages, d.First = []nsView{nv}, []nsView{nv}, 1, 1, 1
-		return d
-	}
-	d.Pages = max((len(all)+pageRows-1)/pageRows, 1)
-	d.Page = min(max(page, 1), d.Pages)
-	lo := (d.Page - 1) * pageRows
-	shown := all[lo:min(lo+pageRows, len(all))]
-	d.First = lo + 1
-	for _, sum := range shown {
-		d.Namespaces = append(d.Namespaces, view(sum, false))
-	}
-	// Shard tables: every namespace when there are few, else those with
-	// unhealthy shards (they sort first), up to maxPageNamespaces.
-	for _, sum := range all {
-		switch {
-		case len(d.Tables) >= maxPageNamespaces:
-			d.Hidden++
-		case len(all) <= maxPageNamespaces || sum.healthy < sum.shards:
-			d.Tables = append(d.Tables, view(sum, true))
-		default:
-			d.Hidden++
-		}
-	}
-	return d
+	return nv
 }
 
 // shardViews turns shard rows into the page's, and counts the healthy ones.

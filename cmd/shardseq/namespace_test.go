@@ -9,9 +9,6 @@ import (
 	"github.com/shardseq/shardseq/internal/lab/localcluster"
 )
 
-// portNamespace: the cluster of TestNamespaceCommand (7740-7745).
-const portNamespace = 7740
-
 // Bad namespace command lines fail before any connection, with exit status
 // 2 and a message naming the culprit.
 func TestNamespaceUsageErrors(t *testing.T) {

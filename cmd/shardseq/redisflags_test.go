@@ -122,10 +122,6 @@ func TestRedisFlagsCombine(t *testing.T) {
 	}
 }
 
-// Ports of TestNextTLSACL: TLS on 7760 and 7762, plain (setup only) on 7761
-// and 7763, cluster bus (over TLS, at the TLS port + 10000) 17760 and 17762.
-const portTLSMaster, portTLSReplica = 7760, 7762
-
 // TestNextTLSACL runs `next` against a Redis Cluster reached over TLS only
 // (certificates verified against the test CA) as an ACL user with the
 // README's minimal rules: one master and its replica (a reservation needs an

@@ -22,9 +22,6 @@ import (
 	"github.com/shardseq/shardseq/server"
 )
 
-// Ports of this file's cluster: 7720-7725 (bus ports +10000).
-const portServe = 7720
-
 const token = "cmd-test-token-0123456789"
 
 func writeFile(t *testing.T, name, content string, mode os.FileMode) string {
@@ -236,7 +233,7 @@ func TestServeEndToEnd(t *testing.T) {
 // request until the shutdown is under way: /readyz answers 503 first, then
 // the listener closes, and the held request still gets its IDs.
 func testShutdownInFlight(t *testing.T, lc *clustertest.Cluster) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	cl := lc.Dial(cluster.Config{Logger: log})
 	srv, err := server.New(server.Config{Cluster: cl, Shards: 6, Logger: log})
 	if err != nil {

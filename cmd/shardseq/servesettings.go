@@ -39,10 +39,11 @@ var serveSettingsEnv = map[string]string{
 
 // Bounds of serve's client settings that the client alone does not impose.
 const (
-	// maxServeAckTimeout keeps the wait for replicas inside one attempt on a
-	// shard (750ms) and one request (--request-timeout, 1s by default), and
-	// below the Redis read timeout (1s) that the WAIT shares a connection
-	// with.
+	// maxServeAckTimeout keeps the wait for replicas well inside one attempt
+	// on a shard (client.DefaultAttemptTimeout, 750ms; the client itself
+	// only refuses an ack timeout that reaches it) and one request
+	// (--request-timeout, 1s by default), and below the Redis read timeout
+	// (1s) that the WAIT shares a connection with.
 	maxServeAckTimeout = 500 * time.Millisecond
 )
 
@@ -109,7 +110,7 @@ func (s *serveSettings) clientConfig() client.Config {
 	return client.Config{
 		Addrs:        []string{"validate.invalid:1"}, // the server sets the shared cluster
 		BlockTarget:  s.blockTarget,
-		BlockSize:    min(max(client.DefaultBlockSize, s.minBlock), s.maxBlock),
+		BlockSize:    min(max(client.DefaultBlockSize, s.minBlock), s.maxBlock), // the first block, within --min-block and --max-block
 		MinBlockSize: s.minBlock,
 		MaxBlockSize: s.maxBlock,
 		Strict:       s.strict,
