@@ -464,6 +464,14 @@ func (c *Client) waitRefill(ctx context.Context, done <-chan struct{}, spare boo
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		// A caller that cannot wait (the server hands out only what is
+		// buffered while no master answers its probes) gets a spare.
+		c.mu.Lock()
+		ok := c.cur.Load() == old && c.next == nil && c.fallbackLocked(old)
+		c.mu.Unlock()
+		if ok {
+			return nil
+		}
 		return ctx.Err()
 	}
 }
