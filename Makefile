@@ -28,7 +28,7 @@ COMMIT       ?= $(shell git rev-parse HEAD 2>/dev/null)
 VERSION_PKG  := github.com/shardseq/shardseq/internal/version
 LDFLAGS      := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).revision=$(COMMIT)
 
-.PHONY: all build run redis cluster-up cluster-down cluster-status test vet lint chaos-long bench clean docker-build docker-up docker-down chaos docker-smoke
+.PHONY: all build run redis cluster-up cluster-down cluster-status test test-clients vet lint chaos-long bench clean docker-build docker-up docker-down chaos docker-smoke
 
 all: build
 
@@ -69,9 +69,25 @@ vet:
 
 # test: what CI runs. Unit and integration tests (real Redis Clusters started
 # by the tests on ports 7000-22000), all with the race detector.
-test: vet
+test: vet test-clients
 	$(GO) test -race -count=1 -tags integration -timeout 20m ./...
 	cd $(LAB) && $(GO) test -race -count=1 -tags integration -timeout 10m ./...
+
+# test-clients: the unit tests of the Python and Java clients against stub
+# servers (seconds); their conformance suite against a real server on a real
+# cluster is clients/conformance_test.go, in `go test ./...` above. A missing
+# python3 or JDK skips its client, but fails under CI=true.
+JAVA_OUT := .run/java-classes
+test-clients:
+	@if command -v python3 >/dev/null 2>&1; then \
+		cd clients/python && PYTHONPATH=src python3 -m unittest discover -s tests -t .; \
+	elif [ "$$CI" = true ]; then echo "python3 not found (CI=true)" >&2; exit 1; \
+	else echo "python3 not found: the Python client's tests are skipped"; fi
+	@if command -v javac >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then \
+		rm -rf $(JAVA_OUT) && javac -d $(JAVA_OUT) $$(find clients/java/src -name '*.java') && \
+		java -cp $(JAVA_OUT) io.shardseq.ShardseqClientTest; \
+	elif [ "$$CI" = true ]; then echo "javac/java not found (CI=true)" >&2; exit 1; \
+	else echo "javac not found: the Java client's tests are skipped"; fi
 
 lint: vet
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi

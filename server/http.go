@@ -55,6 +55,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/v1/ids/", api.require(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errBadNamespace) // none, or with a slash
 	}))
+	s.leaseRoutes(mux, api)     // POST /v1/leases/{namespace}
 	s.namespaceRoutes(mux, api) // PUT, GET, DELETE /v1/namespaces/{namespace}, GET /v1/namespaces
 	mux.HandleFunc("GET /v1/shards", api.require(s.handleShards))
 	mux.HandleFunc("/v1/shards", api.require(methodNotAllowed(http.MethodGet, http.MethodHead)))

@@ -191,6 +191,9 @@ func (s *apiSpec) checkParams(t *testing.T, op string, pathParams map[string]str
 		case "query":
 			raw = query.Get(name)
 			if raw == "" {
+				if prm["required"] == true {
+					refused = append(refused, name+" missing")
+				}
 				continue // absent, or empty: the default
 			}
 		default:
@@ -505,6 +508,11 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 		{"POST", "/v1/ids/" + strings.Repeat("n", 65), 400, codeBadNamespace},
 		{"POST", "/v1/ids/a%2Fb", 400, codeBadNamespace},
 		{"GET", "/v1/ids/orders", 405, codeMethodNotAllowed},
+		{"POST", "/v1/leases/orders?count=1000", 200, ""},
+		{"POST", "/v1/leases/orders?count=1000001", 400, codeBadCount},
+		{"POST", "/v1/leases/orders", 400, codeBadCount},
+		{"POST", "/v1/leases/a%7Bb%7D?count=1", 400, codeBadNamespace},
+		{"GET", "/v1/leases/orders", 405, codeMethodNotAllowed},
 		{"GET", "/v1/shards", 200, ""},
 		{"GET", "/v1/shards?namespace=orders", 200, ""},
 		{"GET", "/v1/shards?namespace=never-opened", 404, codeNotFound},
@@ -583,7 +591,9 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 		{start(limited).URL, "POST", "/v1/ids/oa-new-2", 429, codeTooManyNamespaces},
 		{start(explicit).URL, "POST", "/v1/ids/oa-never-created", 404, codeNamespaceNotFound},
 		{start(explicit).URL, "POST", "/v1/ids/orders", 200, ""},
+		{start(explicit).URL, "POST", "/v1/leases/oa-never-created?count=5", 404, codeNamespaceNotFound},
 		{closedURL, "POST", "/v1/ids/orders", 503, codeUnavailable},
+		{closedURL, "POST", "/v1/leases/orders?count=5", 503, codeUnavailable},
 	} {
 		check(c.base, c.method, c.target, "", c.status, c.code)
 	}
@@ -602,6 +612,8 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 		{"GET", "/v1/namespaces", "", 401},
 		{"GET", "/v1/namespaces", testToken, 200},
 		{"POST", "/v1/ids/orders?count=3", testToken, 200},
+		{"POST", "/v1/leases/orders?count=3", "", 401},
+		{"POST", "/v1/leases/orders?count=3", testToken, 200},
 		{"GET", "/v1/shards", testToken, 200},
 		{"GET", "/metrics", testToken, 200},
 	} {

@@ -122,6 +122,7 @@ func TestServer(t *testing.T) {
 	t.Run("ClosedServer", func(t *testing.T) { testClosedServer(t, cl) })
 	t.Run("HTTPServer", func(t *testing.T) { testHTTPServer(t, cl) })
 	t.Run("OpenAPI", func(t *testing.T) { testOpenAPI(t, cl) })
+	t.Run("Leases", func(t *testing.T) { testLeases(t, cl) })
 }
 
 func testStatusCodes(t *testing.T, cl *cluster.Cluster) {

@@ -1,0 +1,104 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/shardseq/shardseq/client"
+	"github.com/shardseq/shardseq/shard"
+)
+
+// MaxLease bounds the count of POST /v1/leases/{namespace}.
+const MaxLease = client.MaxLease
+
+// errBadLeaseCount is errBadCount with the lease's bounds in its message.
+var errBadLeaseCount = public(errBadCount, "count must be an integer from 1 to %d", MaxLease)
+
+// leaseJSON is the body of a 200 answer of POST /v1/leases/{namespace}.
+// valid_ms is how long after the caller sent its request it may hand the
+// IDs out; it is 0 and means nothing when limited is false (a server
+// without an order window: the lease lasts until used up).
+type leaseJSON struct {
+	Namespace string `json:"namespace"`
+	Shard     int    `json:"shard"`
+	First     int64  `json:"first"`
+	Step      int64  `json:"step"`
+	Count     int64  `json:"count"`
+	ValidMS   int64  `json:"valid_ms"`
+	Limited   bool   `json:"limited"`
+}
+
+// leaseRoutes registers POST /v1/leases/{namespace}, with the answers to a
+// wrong method and to a missing namespace that /v1/ids gives.
+func (s *Server) leaseRoutes(mux *http.ServeMux, api *authenticator) {
+	mux.HandleFunc("POST /v1/leases/{namespace}", api.require(s.handleLease))
+	mux.HandleFunc("/v1/leases/{namespace}", api.require(methodNotAllowed(http.MethodPost)))
+	mux.HandleFunc("/v1/leases/", api.require(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errBadNamespace) // none, or with a slash
+	}))
+}
+
+// parseLeaseRequest validates the namespace and the (required) count of a
+// lease request.
+func parseLeaseRequest(ns, countParam string) (string, int, error) {
+	if !shard.ValidNamespace(ns) {
+		return "", 0, errBadNamespace
+	}
+	n, err := strconv.Atoi(countParam)
+	if err != nil || n < 1 || n > MaxLease {
+		return "", 0, errBadLeaseCount
+	}
+	return ns, n, nil
+}
+
+func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
+	name, count, err := parseLeaseRequest(r.PathValue("namespace"), r.URL.Query().Get("count"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	l, err := s.lease(ctx, name, count)
+	if err != nil {
+		s.fail(w, r, name, err)
+		return
+	}
+	// Milliseconds rounded down: the caller stops early rather than late.
+	writeJSON(w, http.StatusOK, leaseJSON{Namespace: l.Namespace, Shard: l.Shard, First: l.First, Step: l.Step,
+		Count: l.Count, ValidMS: l.Valid.Milliseconds(), Limited: l.Limited})
+}
+
+// lease is take for a lease: the namespace opened as POST /v1/ids opens it
+// (creation policy, bound on open namespaces, reopening one closed under
+// the request), the block reserved by its client.
+func (s *Server) lease(ctx context.Context, name string, count int) (client.Lease, error) {
+	for attempt := 0; ; attempt++ {
+		e := s.pool.entry(name)
+		if e == nil {
+			var err error
+			if e, err = s.pool.get(ctx, name); err != nil {
+				return client.Lease{}, err
+			}
+		}
+		e.used.Store(time.Now().UnixNano())
+		if !s.cfg.Cluster.Serving() {
+			// Nothing is buffered for a lease: with every master's last
+			// probe failed, say so at once instead of waiting for Redis.
+			return client.Lease{}, ErrNoMasterServing
+		}
+		l, err := e.c.Lease(ctx, count)
+		if errors.Is(err, client.ErrClosed) && attempt < maxReopens && ctx.Err() == nil && !s.pool.isClosed() {
+			continue // closed under the request: it waits for the close, then opens it again
+		}
+		if err != nil {
+			return client.Lease{}, err
+		}
+		e.issued.Add(uint64(l.Count))
+		e.head.observe(l.ID(l.Count-1), s.warned, name)
+		return l, nil
+	}
+}
