@@ -439,41 +439,42 @@ func (c *Client) advance(ctx context.Context, old *segment) error {
 }
 
 // waitRefill waits for the refill done, or for ctx; with a spare at hand,
-// a refill slower than fallbackPatience hands the spare out meanwhile.
+// a refill slower than fallbackPatience (plus the acknowledgement timeout:
+// one whose replicas lag costs an AckTimeout, then the picker moves on) is
+// stuck on a master that fails, and the spare is handed out meanwhile. A
+// caller that cannot wait (the server hands out only what is buffered while
+// no master answers its probes) gets the spare too.
 func (c *Client) waitRefill(ctx context.Context, done <-chan struct{}, spare bool, old *segment) error {
+	var patience <-chan time.Time
 	if spare {
 		t := time.NewTimer(fallbackPatience + cmp.Or(c.cfg.AckTimeout, DefaultAckTimeout))
 		defer t.Stop()
+		patience = t.C
+	}
+	for {
 		select {
 		case <-done:
 			return nil
-		case <-t.C:
-			// A reservation this slow is stuck on a master that fails (a
-			// lagging replica costs AckTimeout, then the picker moves on).
-			c.mu.Lock()
-			ok := c.cur.Load() == old && c.next == nil && c.fallbackLocked(old)
-			c.mu.Unlock()
-			if ok {
+		case <-patience:
+			patience = nil
+			if c.tryFallback(old) {
 				return nil
 			}
 		case <-ctx.Done():
+			if c.tryFallback(old) {
+				return nil
+			}
 			return ctx.Err()
 		}
 	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		// A caller that cannot wait (the server hands out only what is
-		// buffered while no master answers its probes) gets a spare.
-		c.mu.Lock()
-		ok := c.cur.Load() == old && c.next == nil && c.fallbackLocked(old)
-		c.mu.Unlock()
-		if ok {
-			return nil
-		}
-		return ctx.Err()
-	}
+}
+
+// tryFallback hands out a spare in place of old if nothing else took its
+// place meanwhile.
+func (c *Client) tryFallback(old *segment) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur.Load() == old && c.next == nil && c.fallbackLocked(old)
 }
 
 // installLocked makes the prefetched segment current in place of old.
