@@ -14,6 +14,7 @@ import (
 
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/failover"
+	"github.com/shardseq/shardseq/namespace"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -127,6 +128,7 @@ type Client struct {
 	cfg        Config
 	cl         *cluster.Cluster
 	ownsCl     bool
+	repairs    *failover.Repairs // nil unless ownsCl
 	reg        *failover.Registry
 	set        *failover.Set
 	log        *slog.Logger
@@ -217,7 +219,11 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c.cfg.Strict = c.cfg.Strict || ns.Strict // the namespace's stored mode
 
-	failover.EnsureRepairs(c.cl, failover.RepairConfig{Options: cfg.shardOptions(), Logger: c.log})
+	if c.ownsCl {
+		// The connection is this client's, and so are its repairs; a
+		// shared connection's owner starts them (failover.StartRepairs).
+		c.repairs = failover.StartRepairs(c.cl, failover.RepairConfig{Options: cfg.shardOptions(), Logger: c.log})
+	}
 	if cfg.ordered() {
 		c.order.settled = ns.Level(ctx)
 	}
@@ -231,10 +237,10 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 // middle of a failover (CLUSTERDOWN, a refused connection, a write not yet
 // replicated), for up to 10s or until ctx ends. Configuration errors such as
 // a shard-count mismatch return at once.
-func openNamespace(ctx context.Context, cl *cluster.Cluster, cfg Config) (*shard.Namespace, error) {
+func openNamespace(ctx context.Context, cl *cluster.Cluster, cfg Config) (*namespace.Namespace, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		ns, err := shard.Open(ctx, cl, cfg.Namespace, cfg.settings(), cfg.shardOptions())
+		ns, err := namespace.Open(ctx, cl, cfg.Namespace, cfg.settings(), cfg.shardOptions())
 		if err == nil || !failover.Retryable(err) || time.Now().After(deadline) {
 			return ns, err
 		}
@@ -779,6 +785,10 @@ func (c *Client) Close() error {
 	c.spares = nil
 	c.mu.Unlock()
 	if c.ownsCl {
+		c.repairs.Stop()
+		if sweeps, last := c.repairs.Report(); sweeps > 0 {
+			c.log.Debug("repairs stopped", "sweeps", sweeps, "last_masters", last.Masters, "last_at", last.At)
+		}
 		return c.cl.Close()
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/failover"
+	"github.com/shardseq/shardseq/namespace"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -32,7 +33,7 @@ const (
 	// DefaultNamespace is the namespace when Config.Namespace is empty.
 	DefaultNamespace = "default"
 	// DefaultShards is N of a namespace created without one.
-	DefaultShards = shard.DefaultShards
+	DefaultShards = namespace.DefaultShards
 	// DefaultAckTimeout bounds the wait for replicas when Config.AckTimeout
 	// is 0.
 	DefaultAckTimeout = shard.DefaultAckTimeout
@@ -91,6 +92,8 @@ type Config struct {
 	// Cluster shares an open cluster connection (cluster.Dial) between
 	// clients, e.g. one client per namespace as the server does. The caller
 	// owns it: Close does not close it, and it must outlive the clients.
+	// The owner also runs its repairs (failover.StartRepairs, as the server
+	// does); a client that dials its own connection runs them itself.
 	Cluster *cluster.Cluster
 	// Registry shares a shard registry between clients (NewRegistry);
 	// default a new one per client.
@@ -263,14 +266,14 @@ func (c Config) Validate() error {
 	switch {
 	case len(c.Addrs) == 0 && c.URL == "" && c.Cluster == nil:
 		return bad("URL", "", "where is the Redis Cluster? Set URL (redis://host:port), Addrs (host:port seeds) or Cluster")
-	case !shard.ValidNamespace(c.Namespace):
+	case !namespace.ValidNamespace(c.Namespace):
 		return &ConfigError{Field: "Namespace", Value: c.Namespace, Err: ErrInvalidNamespace}
-	case c.Shards < 0 || c.Shards > shard.MaxShards:
-		return bad("Shards", c.Shards, "want 1 to %d (0: the stored N, or %d for a new namespace)", shard.MaxShards, shard.DefaultShards)
-	case c.CreateShards < 0 || c.CreateShards > shard.MaxShards:
-		return bad("CreateShards", c.CreateShards, "want 1 to %d (0: %d)", shard.MaxShards, shard.DefaultShards)
-	case c.Start < 0 || c.Start > shard.MaxStart(c.MaxID):
-		return bad("Start", c.Start, "want 0 (default 1) or a positive ID up to %d (half of MaxID)", shard.MaxStart(c.MaxID))
+	case c.Shards != 0 && !shard.ValidShards(c.Shards):
+		return bad("Shards", c.Shards, "want 1 to %d (0: the stored N, or %d for a new namespace)", MaxShards, DefaultShards)
+	case c.CreateShards != 0 && !shard.ValidShards(c.CreateShards):
+		return bad("CreateShards", c.CreateShards, "want 1 to %d (0: %d)", MaxShards, DefaultShards)
+	case c.Start < 0 || c.Start > MaxStart(c.MaxID):
+		return bad("Start", c.Start, "want 0 (default 1) or a positive ID up to %d (half of MaxID)", MaxStart(c.MaxID))
 	case c.MinBlockSize < 1:
 		return bad("MinBlockSize", c.MinBlockSize, "want at least 1")
 	case c.MaxBlockSize < c.MinBlockSize || c.MaxBlockSize > 1<<24:
@@ -287,8 +290,8 @@ func (c Config) Validate() error {
 		return bad("HoldFor", c.HoldFor, "want up to 1m, 0 (default %v) or -1 (no spares)", DefaultHoldFor)
 	case c.RefillAt <= 0 || c.RefillAt >= 1:
 		return bad("RefillAt", c.RefillAt, "want a fraction between 0 and 1")
-	case c.MaxID != 0 && c.MaxID < int64(max(c.Shards, shard.DefaultShards))*1000:
-		return bad("MaxID", c.MaxID, "too small for %d shards", max(c.Shards, shard.DefaultShards))
+	case c.MaxID != 0 && c.MaxID < int64(max(c.Shards, DefaultShards))*1000:
+		return bad("MaxID", c.MaxID, "too small for %d shards", max(c.Shards, DefaultShards))
 	}
 	if err := c.shardOptions().Validate(); err != nil {
 		return &ConfigError{Field: "shard options", Value: "", Err: err}
@@ -318,17 +321,17 @@ func (c Config) Validate() error {
 }
 
 // ShardOptions are the shard-level options this configuration gives: what
-// the namespace functions of package shard (Put, Describe, Delete) take to
-// act as this client would.
+// the namespace functions (PutNamespace, DescribeNamespace, DeleteNamespace)
+// take to act as this client would.
 func (c Config) ShardOptions() shard.Options { return c.shardOptions() }
 
 func (c Config) shardOptions() shard.Options {
 	return shard.Options{AckReplicas: c.AckReplicas, AckTimeout: c.AckTimeout, FenceGap: c.FenceGap,
-		CeilingLease: c.CeilingLease, MaxID: c.MaxID, Defences: c.UnsafeDefences}
+		CeilingLease: c.CeilingLease, MaxID: c.MaxID, UnsafeDefences: c.UnsafeDefences}
 }
 
-func (c Config) settings() shard.Settings {
-	return shard.Settings{Shards: c.Shards, Start: c.Start, NoCreate: c.NoCreate, CreateShards: c.CreateShards, Strict: c.CreateStrict}
+func (c Config) settings() namespace.Settings {
+	return namespace.Settings{Shards: c.Shards, Start: c.Start, NoCreate: c.NoCreate, CreateShards: c.CreateShards, Strict: c.CreateStrict}
 }
 
 func (c Config) clusterConfig() cluster.Config {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/failover"
+	"github.com/shardseq/shardseq/namespace"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -28,20 +29,20 @@ var (
 
 	// ErrInvalidNamespace: the name breaks the namespace rule
 	// (NamespaceRule); its text states the rule.
-	ErrInvalidNamespace = shard.ErrInvalidNamespace
+	ErrInvalidNamespace = namespace.ErrInvalidNamespace
 	// ErrShardCountMismatch: the namespace exists with another shard count.
 	ErrShardCountMismatch = shard.ErrShardCountMismatch
 	// ErrSettingsMismatch: the namespace exists with another Start (or, for
-	// shard.Put, another strict mode).
-	ErrSettingsMismatch = shard.ErrSettingsMismatch
+	// PutNamespace, another strict mode).
+	ErrSettingsMismatch = namespace.ErrSettingsMismatch
 	// ErrNamespaceNotFound: NoCreate is set and the namespace does not exist.
-	ErrNamespaceNotFound = shard.ErrNamespaceNotFound
+	ErrNamespaceNotFound = namespace.ErrNamespaceNotFound
 	// ErrNamespaceDeleted: NoCreate is set and the namespace was deleted
-	// (shard.Delete); it matches ErrNamespaceNotFound too.
-	ErrNamespaceDeleted = shard.ErrNamespaceDeleted
+	// (DeleteNamespace); it matches ErrNamespaceNotFound too.
+	ErrNamespaceDeleted = namespace.ErrNamespaceDeleted
 	// ErrNamespaceLost: the namespace's record is gone but traces of it are
 	// left; it is not created anew, which could repeat IDs.
-	ErrNamespaceLost = shard.ErrNamespaceLost
+	ErrNamespaceLost = namespace.ErrNamespaceLost
 	// ErrUnsafeRedis: a master is configured so that IDs could repeat (an
 	// eviction policy that deletes keys, CLUSTER REPLICAS refused); the
 	// error says what to change.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"github.com/shardseq/shardseq/failover"
+	"github.com/shardseq/shardseq/namespace"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -37,16 +38,23 @@ func NewRegistry() *Registry { return failover.NewRegistry() }
 // namespace matches, NamespaceRule says it in words. A name has no braces or
 // colons, so it cannot break the hash tag or another namespace's keys.
 const (
-	NamespacePattern = shard.NamespacePattern
-	NamespaceRule    = shard.NamespaceRule
+	NamespacePattern = namespace.NamespacePattern
+	NamespaceRule    = namespace.NamespaceRule
 )
+
+// ValidNamespace reports whether name may name a namespace (NamespaceRule).
+func ValidNamespace(name string) bool { return namespace.ValidNamespace(name) }
+
+// ValidateNamespace returns nil when name may name a namespace, else an
+// error wrapping ErrInvalidNamespace that quotes the name and the rule.
+func ValidateNamespace(name string) error { return namespace.ValidateNamespace(name) }
 
 // MaxShards is the largest shard count N of a namespace.
 const MaxShards = shard.MaxShards
 
-// ValidateNamespace returns nil when name may name a namespace, else an
-// error wrapping ErrInvalidNamespace that quotes the name and the rule.
-func ValidateNamespace(name string) error { return shard.ValidateNamespace(name) }
+// ValidShards reports whether n may be the shard count N of a namespace: 1
+// to MaxShards. It is the one statement of that rule.
+func ValidShards(n int) bool { return shard.ValidShards(n) }
 
 // Decode returns the shard that issued id and its sequence number in that
 // shard, for a namespace of shards shards: id = seq*shards + shard.

@@ -199,11 +199,10 @@ type Cluster struct {
 	ctx    context.Context // cancelled by Close; bounds background reloads
 	cancel context.CancelFunc
 
-	mu       sync.Mutex               // guards nodes, closed, attached and wg.Add
-	nodes    map[string]*redis.Client // addr -> client
-	closed   bool
-	attached map[any]func() // key -> stop, see Attach
-	wg       sync.WaitGroup // background goroutines
+	mu     sync.Mutex               // guards nodes, closed and wg.Add
+	nodes  map[string]*redis.Client // addr -> client
+	closed bool
+	wg     sync.WaitGroup // background goroutines
 
 	mon    monitor      // probes of every master
 	faults masterFaults // what writes learned of masters between probes
@@ -434,36 +433,7 @@ func (c *Cluster) MasterForKey(key string) (Master, *redis.Client, error) {
 	return m, c.Node(m.Addr), nil
 }
 
-// Attach runs start once per key for the life of the connection: the first
-// call with a key starts a companion (e.g. the repairs that follow the master
-// probes, which must run once per connection however many clients share it),
-// later calls do nothing. Close calls every stop function, before it closes
-// the connection. It reports whether this call started it.
-func (c *Cluster) Attach(key any, start func() (stop func())) bool {
-	c.mu.Lock()
-	if _, ok := c.attached[key]; ok || c.closed {
-		c.mu.Unlock()
-		return false
-	}
-	if c.attached == nil {
-		c.attached = map[any]func(){}
-	}
-	c.attached[key] = func() {} // taken; start runs outside the lock
-	c.mu.Unlock()
-	stop := start()
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		stop() // Close ran meanwhile and did not see it
-		return true
-	}
-	c.attached[key] = stop
-	c.mu.Unlock()
-	return true
-}
-
-// Close stops every attached companion and the background refresher and
-// prober, waits for them, and closes the cluster client and every node
+// Close stops the background refresher and prober, waits for them, and closes the cluster client and every node
 // client. It is idempotent.
 func (c *Cluster) Close() error {
 	c.mu.Lock()
@@ -472,12 +442,7 @@ func (c *Cluster) Close() error {
 		return nil
 	}
 	c.closed = true
-	stops := c.attached
-	c.attached = nil
 	c.mu.Unlock()
-	for _, stop := range stops {
-		stop()
-	}
 	c.cancel()
 	c.wg.Wait()
 	c.mu.Lock()
@@ -645,8 +610,7 @@ func (c *Cluster) confirmNotCluster(ctx context.Context, cl *redis.Client, addr 
 }
 
 func notCluster(addr string, cause error) error {
-	return fmt.Errorf("%w: %s is a standalone redis (%v); start it with cluster-enabled yes, "+
-		"or start a local cluster with `shardseq cluster up`", ErrNotCluster, addr, cause)
+	return fmt.Errorf("%w: %s is a standalone redis (%v); start it with cluster-enabled yes", ErrNotCluster, addr, cause)
 }
 
 func isRedisError(err error) bool {

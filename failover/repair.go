@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/namespace"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -34,7 +35,7 @@ type RepairConfig struct {
 	Retry time.Duration
 }
 
-// Repairs is what EnsureRepairs started for a cluster connection.
+// Repairs are the repairs StartRepairs started for a cluster connection.
 type Repairs struct {
 	cl     *cluster.Cluster
 	cfg    RepairConfig
@@ -42,6 +43,7 @@ type Repairs struct {
 	ch     chan []cluster.Change
 	stop   chan struct{}
 	done   chan struct{}
+	once   sync.Once
 	sweeps atomic.Int64 // sweeps finished by this process
 	last   atomic.Pointer[SweepReport]
 }
@@ -58,27 +60,22 @@ type SweepReport struct {
 	At         time.Time
 }
 
-type repairsKey struct{}
-
-// EnsureRepairs starts, once per cluster connection, the repairs that follow
-// its master probes: whenever a master shows a history this process has not
-// seen (a promotion, a restart, a rewind; and every master once when the
-// process starts, since nobody can tell what happened while it was down),
-// every namespace in the index, open or not, gets its lost record copies
-// rewritten, its counters on that master restored and its ceiling copies on
-// it made trusted again. Nothing runs while nothing changes. A claim in Redis
-// lets one process sweep each change for all.
-func EnsureRepairs(cl *cluster.Cluster, cfg RepairConfig) {
-	if cfg.Options.Defences != shard.AllDefences {
-		return // negative controls repair only when a namespace is opened
-	}
-	cl.Attach(repairsKey{}, func() func() {
-		r := newRepairs(cl, cfg)
-		return r.close
-	})
-}
-
-func newRepairs(cl *cluster.Cluster, cfg RepairConfig) *Repairs {
+// StartRepairs starts the repairs that follow the master probes of cl:
+// whenever a master shows a history this process has not seen (a promotion,
+// a restart, a rewind; and every master once when the repairs start, since
+// nobody can tell what happened before), every namespace in the index, open
+// or not, gets its lost record copies rewritten, its counters on that master
+// restored and its ceiling copies on it made trusted again. Nothing runs
+// while nothing changes. A claim in Redis lets one process sweep each change
+// for all.
+//
+// Whoever owns the connection starts its repairs, once, and stops them
+// before closing it: client.New for a connection it dials, server.New for
+// the server's, a program that shares one connection between clients for
+// that one. With Defences other than AllDefences (negative controls, which
+// repair only when a namespace is opened) nothing is started; Stop and
+// Report work all the same.
+func StartRepairs(cl *cluster.Cluster, cfg RepairConfig) *Repairs {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -93,6 +90,10 @@ func newRepairs(cl *cluster.Cluster, cfg RepairConfig) *Repairs {
 	}
 	r := &Repairs{cl: cl, cfg: cfg, log: cfg.Logger, ch: make(chan []cluster.Change, 64),
 		stop: make(chan struct{}), done: make(chan struct{})}
+	if cfg.Options.WithDefaults().UnsafeDefences != shard.AllDefences {
+		close(r.done)
+		return r
+	}
 	unsub := cl.Subscribe(func(round cluster.ProbeRound) {
 		if len(round.Changes) == 0 {
 			return
@@ -110,9 +111,26 @@ func newRepairs(cl *cluster.Cluster, cfg RepairConfig) *Repairs {
 	return r
 }
 
-func (r *Repairs) close() {
-	close(r.stop)
+// Stop stops the repairs, cancelling a sweep under way, and waits for them
+// to end. It may be called more than once, and on nil.
+func (r *Repairs) Stop() {
+	if r == nil {
+		return
+	}
+	r.once.Do(func() { close(r.stop) })
 	<-r.done
+}
+
+// Report returns how many sweeps this process finished and what the last one
+// did (the zero SweepReport before the first).
+func (r *Repairs) Report() (sweeps int64, last SweepReport) {
+	if r == nil {
+		return 0, SweepReport{}
+	}
+	if p := r.last.Load(); p != nil {
+		last = *p
+	}
+	return r.sweeps.Load(), last
 }
 
 func (r *Repairs) loop() {
@@ -184,6 +202,42 @@ func randomOwner() string {
 	return hex.EncodeToString(b[:])
 }
 
+// repairAll repairs the namespaces names for the masters changed says
+// changed, cfg.Parallel at a time, adding what it did to rep. It reports
+// whether a repair failed in a way worth trying again.
+func (r *Repairs) repairAll(ctx context.Context, names []string, changed func(addr string) bool, rep *SweepReport) (failed bool) {
+	var mu sync.Mutex
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range r.cfg.Parallel {
+		wg.Go(func() {
+			for name := range work {
+				res, err := namespace.RepairNamespace(ctx, r.cl, name, changed, r.cfg.Options)
+				mu.Lock()
+				rep.Namespaces++
+				rep.Shards += res.Shards
+				rep.Restored += res.Restored
+				rep.Copies += res.Copies
+				if err != nil && !errors.Is(err, namespace.ErrNamespaceNotFound) {
+					rep.Errors++
+					failed = failed || Retryable(err)
+					r.log.Warn("repair: namespace not fully repaired", "namespace", name, "err", err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, n := range names {
+		select {
+		case work <- n:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	return failed
+}
+
 // sweep repairs every indexed namespace for the changed masters it claims,
 // and returns the changes left for later: claimed elsewhere but not done yet,
 // or not finished here.
@@ -217,7 +271,7 @@ func (r *Repairs) sweep(pending map[string]cluster.Change) map[string]cluster.Ch
 		rep.Masters = append(rep.Masters, addr)
 	}
 	slices.Sort(rep.Masters)
-	names, err := shard.ListNamespaces(ctx, r.cl)
+	names, err := namespace.ListNamespaces(ctx, r.cl)
 	if err != nil {
 		r.log.Warn("repair: cannot read the index of namespaces", "masters", rep.Masters, "err", err)
 		for a, c := range mine {
@@ -225,37 +279,7 @@ func (r *Repairs) sweep(pending map[string]cluster.Change) map[string]cluster.Ch
 		}
 		return left
 	}
-	changed := func(addr string) bool { _, ok := mine[addr]; return ok }
-	var mu sync.Mutex
-	var failed bool
-	work := make(chan string)
-	var wg sync.WaitGroup
-	for range r.cfg.Parallel {
-		wg.Go(func() {
-			for name := range work {
-				res, err := shard.RepairNamespace(ctx, r.cl, name, changed, r.cfg.Options)
-				mu.Lock()
-				rep.Namespaces++
-				rep.Shards += res.Shards
-				rep.Restored += res.Restored
-				rep.Copies += res.Copies
-				if err != nil && !errors.Is(err, shard.ErrNamespaceNotFound) {
-					rep.Errors++
-					failed = failed || Retryable(err)
-					r.log.Warn("repair: namespace not fully repaired", "namespace", name, "err", err)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for _, n := range names {
-		select {
-		case work <- n:
-		case <-ctx.Done():
-		}
-	}
-	close(work)
-	wg.Wait()
+	failed := r.repairAll(ctx, names, func(addr string) bool { _, ok := mine[addr]; return ok }, &rep)
 	rep.Took = time.Since(start)
 	r.last.Store(&rep)
 	r.sweeps.Add(1)

@@ -13,6 +13,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/namespace"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -113,8 +114,8 @@ func Retryable(err error) bool {
 		return false
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, cluster.ErrClosed):
 		return false
-	case errors.Is(err, shard.ErrShardCountMismatch), errors.Is(err, shard.ErrSettingsMismatch),
-		errors.Is(err, shard.ErrNamespaceNotFound), errors.Is(err, shard.ErrNamespaceLost), errors.Is(err, shard.ErrInvalidNamespace),
+	case errors.Is(err, shard.ErrShardCountMismatch), errors.Is(err, namespace.ErrSettingsMismatch),
+		errors.Is(err, namespace.ErrNamespaceNotFound), errors.Is(err, namespace.ErrNamespaceLost), errors.Is(err, namespace.ErrInvalidNamespace),
 		errors.Is(err, shard.ErrUnsafeRedis):
 		return false
 	case errors.Is(err, shard.ErrBadRecord) && !errors.Is(err, shard.ErrCounterRegressed):
@@ -183,7 +184,7 @@ type member struct {
 
 // Set is the shards of one namespace behind their breakers.
 type Set struct {
-	ns      *shard.Namespace
+	ns      *namespace.Namespace
 	reg     *Registry
 	cl      Cluster
 	log     *slog.Logger
@@ -199,7 +200,7 @@ type Set struct {
 // registers it in reg, and follows the cluster's master probes: a shard on a
 // master whose last probe failed is skipped at once, and one whose breaker is
 // open gets a trial when its master answers again. Close stops following.
-func NewSet(ns *shard.Namespace, reg *Registry, cl Cluster, cfg BreakerConfig, log *slog.Logger, obs Observer) *Set {
+func NewSet(ns *namespace.Namespace, reg *Registry, cl Cluster, cfg BreakerConfig, log *slog.Logger, obs Observer) *Set {
 	cfg = cfg.withDefaults()
 	if log == nil {
 		log = slog.Default()
@@ -254,7 +255,7 @@ func (s *Set) fillNode(r *ShardStatus, addr string) {
 }
 
 // Namespace is the namespace this set serves.
-func (s *Set) Namespace() *shard.Namespace { return s.ns }
+func (s *Set) Namespace() *namespace.Namespace { return s.ns }
 
 // health is the one definition of whether shard m can serve now: the
 // address of the master serving its counter, and why it cannot ("" when it

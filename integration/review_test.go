@@ -16,6 +16,7 @@ import (
 
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/lab/clustertest"
+	"github.com/shardseq/shardseq/namespace"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -151,7 +152,7 @@ func TestReview_OwnClaimAdopted(t *testing.T) {
 	c := startCluster(t, Opts{})
 	const ns = "ownclaim"
 	setup := c.Dial(cluster.Config{})
-	sns, err := shard.Open(context.Background(), setup, ns, shard.Settings{Shards: 1}, shard.Options{})
+	sns, err := namespace.Open(context.Background(), setup, ns, namespace.Settings{Shards: 1}, shard.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestReview_OwnClaimAdopted(t *testing.T) {
 	aRaise := newGate(hasArg("raise"), false)
 	ra := newGatedRouter(t, c, aRaise)
 	open := func(r shard.Router) *shard.Shard {
-		n, err := shard.Open(context.Background(), r, ns, shard.Settings{}, shard.Options{})
+		n, err := namespace.Open(context.Background(), r, ns, namespace.Settings{}, shard.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,7 +248,7 @@ func TestReview_EvictingPolicyRefused(t *testing.T) {
 	c := startCluster(t, Opts{})
 	conn := c.Dial(cluster.Config{})
 	ctx := context.Background()
-	ns, err := shard.Open(ctx, conn, "evict", shard.Settings{Shards: 3}, shard.Options{})
+	ns, err := namespace.Open(ctx, conn, "evict", namespace.Settings{Shards: 3}, shard.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +280,7 @@ func TestReview_EvictingPolicyRefused(t *testing.T) {
 			t.Fatalf("shard %d: reservation on an evicting master: %v, want ErrUnsafeRedis naming the fix", s.Index, err)
 		}
 	}
-	if _, err := shard.Open(ctx, conn, "evict-new", shard.Settings{}, shard.Options{}); !errors.Is(err, shard.ErrUnsafeRedis) {
+	if _, err := namespace.Open(ctx, conn, "evict-new", namespace.Settings{}, shard.Options{}); !errors.Is(err, shard.ErrUnsafeRedis) {
 		t.Fatalf("new namespace on evicting masters: %v, want ErrUnsafeRedis", err)
 	}
 

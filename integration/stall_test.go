@@ -12,6 +12,7 @@ import (
 	"github.com/shardseq/shardseq/failover"
 	"github.com/shardseq/shardseq/internal/lab/checker"
 	"github.com/shardseq/shardseq/internal/lab/clustertest"
+	"github.com/shardseq/shardseq/namespace"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -36,7 +37,7 @@ func TestStall_RaiseAcrossRestore(t *testing.T) {
 	raise := newGate(hasArg("raise"), false)
 	r := newGatedRouter(t, c, raise)
 	conn := r.Cluster
-	sns, err := shard.Open(context.Background(), r, ns, shard.Settings{}, shard.Options{})
+	sns, err := namespace.Open(context.Background(), r, ns, namespace.Settings{}, shard.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/shard"
 )
 
 // Limits and defaults of the HTTP API. Each default is defined here once;
@@ -198,8 +197,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Cluster == nil:
 		return bad("Cluster", nil, "required")
-	case c.Shards < 1 || c.Shards > shard.MaxShards:
-		return bad("Shards", c.Shards, "want 1 to %d", shard.MaxShards)
+	case !client.ValidShards(c.Shards):
+		return bad("Shards", c.Shards, "want 1 to %d", client.MaxShards)
 	case c.MaxNamespaces < 1:
 		return bad("MaxNamespaces", c.MaxNamespaces, "must be at least 1")
 	case c.NamespaceIdle < 0 && c.NamespaceIdle != -1 || c.NamespaceIdle > 0 && c.NamespaceIdle < 10*time.Millisecond:

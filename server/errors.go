@@ -13,7 +13,6 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/shard"
 )
 
 // Error codes: the "code" of every error body, {"error":"...","code":"..."}.
@@ -47,7 +46,7 @@ var errorCodes = []string{codeBadNamespace, codeBadCount, codeNamespaceConflict,
 // Errors of a request that never reached Redis. Their text is the public
 // message unless a publicError says more.
 var (
-	errBadNamespace     = errors.New("namespace must match " + shard.NamespacePattern)
+	errBadNamespace     = errors.New("namespace must match " + client.NamespacePattern)
 	errBadCount         = errors.New("count must be an integer from 1 to " + strconv.Itoa(MaxCount))
 	errUnauthorized     = errors.New("missing or invalid bearer token")
 	errNotFound         = errors.New("no route; see GET / (health page), POST /v1/ids/{namespace}, /v1/namespaces, GET /v1/shards, GET /metrics, GET /healthz, GET /readyz")
@@ -56,7 +55,7 @@ var (
 	errNotReady         = errors.New("not ready")
 	// Of the namespace routes (namespaces.go).
 	errBadBody           = errors.New(`body must be a JSON object {"shards":N,"start":S,"strict":B}, every member optional, at most 4096 bytes`)
-	errBadLimit          = errors.New("limit must be an integer from 1 to " + strconv.Itoa(shard.MaxListLimit))
+	errBadLimit          = errors.New("limit must be an integer from 1 to " + strconv.Itoa(client.MaxListLimit))
 	errBadCursor         = errors.New("cursor must be a namespace name (next_cursor of the previous page)")
 	errNamespaceConflict = errors.New("namespace conflict")
 )
@@ -85,7 +84,7 @@ func errorOf(err error) apiError {
 	var netErr net.Error
 	var e apiError
 	switch {
-	case errors.Is(err, errBadNamespace), errors.Is(err, shard.ErrInvalidNamespace):
+	case errors.Is(err, errBadNamespace), errors.Is(err, client.ErrInvalidNamespace):
 		e = apiError{http.StatusBadRequest, codeBadNamespace, errBadNamespace.Error(), 0}
 	case errors.Is(err, errBadCount):
 		e = apiError{http.StatusBadRequest, codeBadCount, errBadCount.Error(), 0}
@@ -103,13 +102,13 @@ func errorOf(err error) apiError {
 		e = apiError{http.StatusNotFound, codeNotFound, errNamespaceNotOpen.Error(), 0}
 	case errors.Is(err, errMethodNotAllowed):
 		e = apiError{http.StatusMethodNotAllowed, codeMethodNotAllowed, errMethodNotAllowed.Error(), 0}
-	case errors.Is(err, shard.ErrNamespaceDeleted):
+	case errors.Is(err, client.ErrNamespaceDeleted):
 		e = apiError{http.StatusNotFound, codeNamespaceDeleted,
 			"the namespace was deleted; PUT /v1/namespaces/{namespace} recreates it (it continues above every ID it handed out)", 0}
-	case errors.Is(err, shard.ErrNamespaceNotFound):
+	case errors.Is(err, client.ErrNamespaceNotFound):
 		e = apiError{http.StatusNotFound, codeNamespaceNotFound,
 			"the namespace does not exist; PUT /v1/namespaces/{namespace} creates it", 0}
-	case errors.Is(err, client.ErrShardCountMismatch), errors.Is(err, shard.ErrSettingsMismatch), errors.Is(err, errNamespaceConflict):
+	case errors.Is(err, client.ErrShardCountMismatch), errors.Is(err, client.ErrSettingsMismatch), errors.Is(err, errNamespaceConflict):
 		e = apiError{http.StatusConflict, codeNamespaceConflict,
 			"the namespace exists in Redis with another shard count or start than asked for; use its own, or a new namespace", 0}
 	case errors.Is(err, ErrTooManyNamespaces):
@@ -133,7 +132,7 @@ func errorOf(err error) apiError {
 		e = apiError{http.StatusServiceUnavailable, codeUnavailable, "request cancelled", retryShort}
 	case errors.Is(err, cluster.ErrUnreachable), errors.Is(err, cluster.ErrNoMaster), cluster.IsClusterDown(err), errors.As(err, &netErr):
 		e = apiError{http.StatusServiceUnavailable, codeUnavailable, "the Redis Cluster cannot be reached or is not serving", retryShort}
-	case errors.Is(err, shard.ErrNamespaceLost):
+	case errors.Is(err, client.ErrNamespaceLost):
 		e = apiError{http.StatusInternalServerError, codeInternal,
 			"the namespace's record was lost with its masters' data; it is not created anew, which could repeat IDs (see the server log)", 0}
 	default:

@@ -12,9 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/failover"
-	"github.com/shardseq/shardseq/shard"
 )
 
 // maxBodyBytes bounds request bodies: only PUT /v1/namespaces/{namespace}
@@ -119,7 +119,7 @@ func (s *Server) recoverer(h http.Handler) http.Handler {
 // parseIDRequest validates the namespace and the count parameter of an ID
 // request. An empty count means 1.
 func parseIDRequest(ns, countParam string) (string, int, error) {
-	if !shard.ValidNamespace(ns) {
+	if !client.ValidNamespace(ns) {
 		return "", 0, errBadNamespace
 	}
 	if countParam == "" {
@@ -252,7 +252,7 @@ func (s *Server) handleShards(w http.ResponseWriter, r *http.Request) {
 	names := s.Namespaces()
 	if q := r.URL.Query(); q.Has("namespace") {
 		ns := q.Get("namespace")
-		if !shard.ValidNamespace(ns) {
+		if !client.ValidNamespace(ns) {
 			writeError(w, errBadNamespace)
 			return
 		}

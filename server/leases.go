@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/shardseq/shardseq/client"
-	"github.com/shardseq/shardseq/shard"
 )
 
 // MaxLease bounds the count of POST /v1/leases/{namespace}.
@@ -44,7 +43,7 @@ func (s *Server) leaseRoutes(mux *http.ServeMux, api *authenticator) {
 // parseLeaseRequest validates the namespace and the (required) count of a
 // lease request.
 func parseLeaseRequest(ns, countParam string) (string, int, error) {
-	if !shard.ValidNamespace(ns) {
+	if !client.ValidNamespace(ns) {
 		return "", 0, errBadNamespace
 	}
 	n, err := strconv.Atoi(countParam)

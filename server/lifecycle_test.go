@@ -20,7 +20,7 @@ import (
 	"github.com/shardseq/shardseq/failover"
 	"github.com/shardseq/shardseq/internal/lab/clustertest"
 	"github.com/shardseq/shardseq/internal/lab/localcluster"
-	"github.com/shardseq/shardseq/shard"
+	"github.com/shardseq/shardseq/namespace"
 )
 
 // TestNamespaceLifecycle: namespaces close when idle, past MaxNamespaces
@@ -202,7 +202,7 @@ func testExplicit(t *testing.T, cl *cluster.Cluster) {
 	if r := do(t, h, "POST", "/v1/ids/nobody-made-it"); r.code != 404 {
 		t.Fatalf("again: %d %s", r.code, r.raw)
 	}
-	names, err := shard.ListNamespaces(context.Background(), cl)
+	names, err := namespace.ListNamespaces(context.Background(), cl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func testHeadroomLive(t *testing.T, cl *cluster.Cluster) {
 }
 
 // precreate creates namespaces as `shardseq namespace create` would: with
-// shard.Open, 8 at a time.
+// client.PutNamespace, 8 at a time.
 func precreate(t *testing.T, cl *cluster.Cluster, shards int, names ...string) {
 	t.Helper()
 	work := make(chan string)
@@ -250,7 +250,7 @@ func precreate(t *testing.T, cl *cluster.Cluster, shards int, names ...string) {
 		wg.Go(func() {
 			for name := range work {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				_, err := shard.Open(ctx, cl, name, shard.Settings{Shards: shards}, shard.Options{})
+				_, err := client.PutNamespace(ctx, cl, name, client.Spec{Shards: &shards}, 0, client.Config{})
 				cancel()
 				if err != nil {
 					mu.Lock()

@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/failover"
 	"github.com/shardseq/shardseq/internal/version"
-	"github.com/shardseq/shardseq/shard"
 )
 
 // Reservation results, the values of the result label of
@@ -113,7 +113,7 @@ func (m *metrics) Reserved(ns string, i int, ids int64, took time.Duration, err 
 	result := resultOK
 	switch {
 	case err == nil:
-	case errors.Is(err, shard.ErrNotReplicated):
+	case errors.Is(err, client.ErrNotReplicated):
 		result = resultNotReplicated
 		m.ackFailures.WithLabelValues(ns, sh).Inc()
 	case errors.Is(err, failover.ErrShardTimeout), errors.Is(err, context.DeadlineExceeded):

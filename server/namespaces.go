@@ -14,7 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/shardseq/shardseq/shard"
+	"github.com/shardseq/shardseq/client"
 )
 
 // Namespaces as objects:
@@ -24,7 +24,7 @@ import (
 //	GET    /v1/namespaces/{namespace}  settings and usage
 //	DELETE /v1/namespaces/{namespace}  retire behind a tombstone (204)
 //
-// They talk to Redis through package shard; none needs the namespace open
+// They talk to Redis through the client's namespace calls; none needs the namespace open
 // on this server. They sit under /v1, so the bearer tokens apply.
 
 // DefaultListLimit is the page size of GET /v1/namespaces without ?limit=.
@@ -57,7 +57,7 @@ type namespaceJSON struct {
 	Usage      *usageJSON `json:"usage,omitempty"`
 }
 
-// usageJSON is shard.Usage.
+// usageJSON is client.Usage.
 type usageJSON struct {
 	Reserved      int64   `json:"reserved"`
 	SpaceLeft     int64   `json:"space_left"`
@@ -67,12 +67,12 @@ type usageJSON struct {
 	ShardsChecked int     `json:"shards_checked"`
 }
 
-func namespaceOf(in shard.Info) namespaceJSON {
+func namespaceOf(in client.Info) namespaceJSON {
 	out := namespaceJSON{Name: in.Name, State: string(in.State)}
-	if in.State != shard.StateActive && in.State != shard.StateDeleted {
+	if in.State != client.StateActive && in.State != client.StateDeleted {
 		return out
 	}
-	deleted, strict := in.State == shard.StateDeleted, in.Strict
+	deleted, strict := in.State == client.StateDeleted, in.Strict
 	out.Deleted, out.Strict = &deleted, &strict
 	out.Shards, out.Start, out.Generation = in.Shards, in.Start, in.Generation
 	if !in.CreatedAt.IsZero() {
@@ -98,32 +98,32 @@ type namespaceBody struct {
 }
 
 // decodeNamespaceBody reads a PUT body: empty, or one JSON object with no
-// member but shards (1 to shard.MaxShards), start (1 to maxStart) and
+// member but shards (1 to client.MaxShards), start (1 to maxStart) and
 // strict, each written as JSON writes it (an integer literal, true or
 // false; null is the same as leaving it out). Names are matched exactly.
 // Its errors wrap errBadBody, with a public message that says what is
 // wrong.
-func decodeNamespaceBody(b []byte, maxStart int64) (shard.Spec, error) {
+func decodeNamespaceBody(b []byte, maxStart int64) (client.Spec, error) {
 	bad := func(format string, args ...any) error {
 		return public(errBadBody, "body: "+format+`; want {"shards":N,"start":S,"strict":B}, every member optional`, args...)
 	}
 	b = bytes.Trim(b, " \t\r\n") // JSON's whitespace
 	if len(b) == 0 {
-		return shard.Spec{}, nil
+		return client.Spec{}, nil
 	}
 	if b[0] != '{' {
-		return shard.Spec{}, bad("not a JSON object")
+		return client.Spec{}, bad("not a JSON object")
 	}
 	var members map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&members); err != nil {
 		if syn := (*json.SyntaxError)(nil); errors.As(err, &syn) {
-			return shard.Spec{}, bad("not valid JSON at byte %d", syn.Offset)
+			return client.Spec{}, bad("not valid JSON at byte %d", syn.Offset)
 		}
-		return shard.Spec{}, bad("not a valid object")
+		return client.Spec{}, bad("not a valid object")
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return shard.Spec{}, bad("more than one JSON value")
+		return client.Spec{}, bad("more than one JSON value")
 	}
 	names := slices.Sorted(maps.Keys(members))
 	var body namespaceBody
@@ -138,19 +138,19 @@ func decodeNamespaceBody(b []byte, maxStart int64) (shard.Spec, error) {
 		case "strict":
 			target, want = &body.Strict, "true or false"
 		default:
-			return shard.Spec{}, bad("unknown member %s", quoted(name))
+			return client.Spec{}, bad("unknown member %s", quoted(name))
 		}
 		if err := json.Unmarshal(members[name], target); err != nil {
-			return shard.Spec{}, bad("%s must be %s", quoted(name), want)
+			return client.Spec{}, bad("%s must be %s", quoted(name), want)
 		}
 	}
 	switch {
-	case body.Shards != nil && (*body.Shards < 1 || *body.Shards > shard.MaxShards):
-		return shard.Spec{}, bad("shards %d: want 1 to %d", *body.Shards, shard.MaxShards)
+	case body.Shards != nil && !client.ValidShards(*body.Shards):
+		return client.Spec{}, bad("shards %d: want 1 to %d", *body.Shards, client.MaxShards)
 	case body.Start != nil && (*body.Start < 1 || *body.Start > maxStart):
-		return shard.Spec{}, bad("start %d: want 1 to %d", *body.Start, maxStart)
+		return client.Spec{}, bad("start %d: want 1 to %d", *body.Start, maxStart)
 	}
-	return shard.Spec{Shards: body.Shards, Start: body.Start, Strict: body.Strict}, nil
+	return client.Spec{Shards: body.Shards, Start: body.Start, Strict: body.Strict}, nil
 }
 
 // quoted quotes s for a message, cut to 64 bytes of valid UTF-8.
@@ -184,7 +184,7 @@ func (s *Server) closedAnswer(w http.ResponseWriter) bool {
 // 400 for a bad name or 503 for a closed server.
 func (s *Server) namespaceArg(w http.ResponseWriter, r *http.Request) (string, bool) {
 	name := r.PathValue("namespace")
-	if !shard.ValidNamespace(name) {
+	if !client.ValidNamespace(name) {
 		writeError(w, errBadNamespace)
 		return "", false
 	}
@@ -196,7 +196,6 @@ func (s *Server) handlePutNamespace(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	opt := s.cfg.Client.ShardOptions()
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -207,15 +206,15 @@ func (s *Server) handlePutNamespace(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	spec, err := decodeNamespaceBody(b, shard.MaxStart(opt.MaxID))
+	spec, err := decodeNamespaceBody(b, client.MaxStart(s.cfg.Client.MaxID))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	ctx, cancel := s.adminContext(r)
 	defer cancel()
-	ns, err := shard.Put(ctx, s.cfg.Cluster, name, spec, s.cfg.Shards, opt)
-	if errors.Is(err, shard.ErrShardCountMismatch) || errors.Is(err, shard.ErrSettingsMismatch) {
+	ns, err := client.PutNamespace(ctx, s.cfg.Cluster, name, spec, s.cfg.Shards, s.cfg.Client)
+	if errors.Is(err, client.ErrShardCountMismatch) || errors.Is(err, client.ErrSettingsMismatch) {
 		err = s.conflict(ctx, name, err)
 	}
 	if err != nil {
@@ -226,20 +225,20 @@ func (s *Server) handlePutNamespace(w http.ResponseWriter, r *http.Request) {
 	if ns.Created {
 		status = http.StatusCreated
 		w.Header().Set("Location", "/v1/namespaces/"+name)
-		s.log.Info("namespace created", "namespace", name, "shards", ns.Layout.Shards, "start", ns.Start, "strict", ns.Strict,
+		s.log.Info("namespace created", "namespace", name, "shards", ns.Shards, "start", ns.Start, "strict", ns.Strict,
 			"recreated", ns.Recreated, "generation", ns.Generation)
 	}
-	writeJSON(w, status, namespaceOf(ns.Info()))
+	writeJSON(w, status, namespaceOf(ns.Info))
 }
 
 // conflict gives a settings mismatch of namespace name a public message
 // with the stored settings.
 func (s *Server) conflict(ctx context.Context, name string, err error) error {
-	in := shard.Read(ctx, s.cfg.Cluster, name)
+	in := client.ReadNamespace(ctx, s.cfg.Cluster, name)
 	switch in.State {
-	case shard.StateActive:
+	case client.StateActive:
 		return public(err, "namespace %q exists with shards %d, start %d, strict %v; PUT those, or leave them out", name, in.Shards, in.Start, in.Strict)
-	case shard.StateDeleted:
+	case client.StateDeleted:
 		return public(err, "namespace %q was deleted; it can be recreated only with its shards %d and start %d (another N or start could repeat IDs)",
 			name, in.Shards, in.Start)
 	}
@@ -253,7 +252,7 @@ func (s *Server) handleGetNamespace(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.adminContext(r)
 	defer cancel()
-	d, err := shard.Describe(ctx, s.cfg.Cluster, name, s.cfg.Client.ShardOptions())
+	d, err := client.DescribeNamespace(ctx, s.cfg.Cluster, name, s.cfg.Client)
 	if err != nil {
 		s.fail(w, r, name, err)
 		return
@@ -275,7 +274,7 @@ func (s *Server) handleDeleteNamespace(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.adminContext(r)
 	defer cancel()
-	deleted, err := shard.Delete(ctx, s.cfg.Cluster, name, s.cfg.Client.ShardOptions())
+	deleted, err := client.DeleteNamespace(ctx, s.cfg.Cluster, name, s.cfg.Client)
 	if err != nil {
 		s.fail(w, r, name, err)
 		return
@@ -293,14 +292,14 @@ func (s *Server) handleListNamespaces(w http.ResponseWriter, r *http.Request) {
 	limit := DefaultListLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > shard.MaxListLimit {
+		if err != nil || n < 1 || n > client.MaxListLimit {
 			writeError(w, errBadLimit)
 			return
 		}
 		limit = n
 	}
 	cursor := q.Get("cursor")
-	if cursor != "" && !shard.ValidNamespace(cursor) {
+	if cursor != "" && !client.ValidNamespace(cursor) {
 		writeError(w, errBadCursor)
 		return
 	}
@@ -309,7 +308,7 @@ func (s *Server) handleListNamespaces(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.adminContext(r)
 	defer cancel()
-	page, err := shard.List(ctx, s.cfg.Cluster, cursor, limit)
+	page, err := client.ListNamespaces(ctx, s.cfg.Cluster, cursor, limit)
 	if err != nil {
 		s.fail(w, r, "", err)
 		return

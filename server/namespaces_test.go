@@ -12,10 +12,10 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/lab/clustertest"
 	"github.com/shardseq/shardseq/internal/lab/localcluster"
-	"github.com/shardseq/shardseq/shard"
 )
 
 func TestDecodeNamespaceBody(t *testing.T) {
@@ -123,7 +123,7 @@ func FuzzDecodeNamespaceBody(f *testing.F) {
 		if s := strings.TrimSpace(string(body)); s != "" && !json.Valid(body) {
 			t.Fatalf("accepted invalid JSON %q", body)
 		}
-		if spec.Shards != nil && (*spec.Shards < 1 || *spec.Shards > shard.MaxShards) {
+		if spec.Shards != nil && (*spec.Shards < 1 || *spec.Shards > client.MaxShards) {
 			t.Fatalf("%q: accepted shards %d", body, *spec.Shards)
 		}
 		if spec.Start != nil && (*spec.Start < 1 || *spec.Start > maxStart) {
@@ -196,7 +196,7 @@ func TestNamespaceRoutes(t *testing.T) {
 func testPutNamespace(t *testing.T, cl *cluster.Cluster) {
 	h := newServer(t, Config{Cluster: cl, Shards: 6}).Handler()
 	const p = "/v1/namespaces/"
-	maxStart := shard.MaxStart(0)
+	maxStart := client.MaxStart(0)
 	for _, tc := range []struct {
 		name, method, target, body string
 		code                       int
@@ -305,7 +305,7 @@ func testServedWithStoredSettings(t *testing.T, cl *cluster.Cluster) {
 	d := namespaceAnswer(t, sendBody(t, h, "GET", "/v1/namespaces/own-n", ""))
 	u := d.Usage
 	if u == nil || d.Shards != 3 || d.Start != 5000000 || u.ShardsChecked != 3 || u.Reserved < int64(len(all))/3 ||
-		u.HighestID < slices.Max(all) || u.SpaceLeft <= 0 || u.MaxID != shard.DefaultMaxID || u.Used <= 0 || u.Used >= 0.01 {
+		u.HighestID < slices.Max(all) || u.SpaceLeft <= 0 || u.MaxID != client.DefaultMaxID || u.Used <= 0 || u.Used >= 0.01 {
 		t.Errorf("GET own-n: %+v usage %+v after IDs up to %d", d, u, slices.Max(all))
 	}
 	if r := sendBody(t, h, "HEAD", "/v1/namespaces/own-n", ""); r.code != 200 {

@@ -42,7 +42,6 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/failover"
-	"github.com/shardseq/shardseq/shard"
 )
 
 // Errors of this package. Match them with errors.Is.
@@ -89,6 +88,7 @@ type Server struct {
 	bg       sync.WaitGroup  // the sampler loop
 	downCtx  context.Context // ended: what ID requests use while no master serves
 	pool     *pool
+	repairs  *failover.Repairs // owned: the server owns its use of the connection
 }
 
 // New validates cfg, opens the default namespace (so /readyz means
@@ -108,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 	cancelDown()
 	s.downCtx = down
 	s.pool = &pool{ctx: s.ctx, max: cfg.MaxNamespaces, idleAfter: cfg.NamespaceIdle, openTimeout: cfg.OpenTimeout,
-		maxID: cmp.Or(s.cfg.Client.MaxID, shard.DefaultMaxID), serving: cfg.Cluster.Serving, open: s.openClient,
+		maxID: cmp.Or(s.cfg.Client.MaxID, client.DefaultMaxID), serving: cfg.Cluster.Serving, open: s.openClient,
 		closed: s.namespaceClosed, log: cfg.Logger, ns: map[string]*nsEntry{}}
 	s.handler = s.routes()
 	e, err := s.pool.get(s.ctx, DefaultNamespace)
@@ -117,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: opening namespace %q: %w", DefaultNamespace, err)
 	}
 	s.def = e.c
+	s.startRepairs()
 	s.bg.Add(1)
 	go s.sampleLoop()
 	s.pool.startIdle()
@@ -171,7 +172,9 @@ func (s *Server) Close() error {
 	}
 	s.cancel()
 	s.bg.Wait()
-	return s.pool.close()
+	err := s.pool.close()
+	s.stopRepairs()
+	return err
 }
 
 // lookup returns the client of an open namespace, or nil (also once the

@@ -23,7 +23,6 @@ import (
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/lab/clustertest"
 	"github.com/shardseq/shardseq/internal/lab/localcluster"
-	"github.com/shardseq/shardseq/shard"
 )
 
 // newServer builds a Server on cl and closes it when the test ends.
@@ -563,7 +562,7 @@ func TestErrorOf(t *testing.T) {
 		retry  int
 		msgHas string
 	}{
-		{"bad namespace", errBadNamespace, 400, codeBadNamespace, 0, shard.NamespacePattern},
+		{"bad namespace", errBadNamespace, 400, codeBadNamespace, 0, client.NamespacePattern},
 		{"bad count", errBadCount, 400, codeBadCount, 0, "from 1 to 10000"},
 		{"unauthorized", public(errUnauthorized, "invalid bearer token"), 401, codeUnauthorized, 0, "invalid bearer token"},
 		{"no route", errNotFound, 404, codeNotFound, 0, "no route"},

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/failover"
-	"github.com/shardseq/shardseq/shard"
 )
 
 //go:embed templates/*.html
@@ -348,7 +348,7 @@ func formatAgo(t time.Time) string {
 func (s *Server) handleUI(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	selected := q.Get("namespace")
-	if selected != "" && !shard.ValidNamespace(selected) {
+	if selected != "" && !client.ValidNamespace(selected) {
 		writeError(w, errBadNamespace)
 		return
 	}

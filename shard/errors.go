@@ -2,14 +2,13 @@ package shard
 
 import "errors"
 
-// Errors of this package. Match them with errors.Is.
+// Errors of this package. Match them with errors.Is. The errors of a
+// namespace as a whole (not found, deleted, lost, its settings) are in
+// package namespace.
 var (
 	// ErrShardCountMismatch: the namespace exists in Redis with another N.
 	// Two values of N would overlap residue classes and repeat IDs.
 	ErrShardCountMismatch = errors.New("shard: shard count mismatch")
-	// ErrSettingsMismatch: the namespace exists with other settings (its
-	// start, its strict mode) than the ones asked for.
-	ErrSettingsMismatch = errors.New("shard: namespace settings mismatch")
 	// ErrNotReplicated: the write did not reach the replicas in time, so it
 	// was not relied on (a block discarded).
 	ErrNotReplicated = errors.New("shard: not replicated")
@@ -28,18 +27,6 @@ var (
 	ErrCounterRegressed = errors.New("shard: counter moved backwards")
 	// ErrExhausted: the shard reached the largest ID it may hand out.
 	ErrExhausted = errors.New("shard: ID space exhausted")
-	// ErrNamespaceLost: the namespace has no record left, but keys of it
-	// (counters, ceilings, an index entry) exist: its record was lost with
-	// its masters' data. It is never created anew, which could repeat IDs.
-	ErrNamespaceLost = errors.New("shard: namespace record lost")
-	// ErrNamespaceNotFound: the namespace does not exist and creating it was
-	// not allowed.
-	ErrNamespaceNotFound = errors.New("shard: namespace not found")
-	// ErrNamespaceDeleted: the namespace was retired by Delete and was not
-	// to be recreated (Settings.NoCreate). It wraps ErrNamespaceNotFound:
-	// to a caller that may not create, a deleted namespace is one that does
-	// not exist.
-	ErrNamespaceDeleted error = &kindOf{"shard: namespace deleted", ErrNamespaceNotFound}
 	// ErrUnsafeRedis: a master is configured so that IDs could repeat (an
 	// eviction policy that deletes keys without a trace, CLUSTER REPLICAS
 	// refused); the error says what to change.
@@ -49,16 +36,6 @@ var (
 	// ErrRedirect: the key moved; the caller should reload the topology.
 	ErrRedirect = errors.New("shard: key moved")
 )
-
-// kindOf is a sentinel that is also a kind of another one (errors.Is matches
-// both), with a message of its own.
-type kindOf struct {
-	msg    string
-	parent error
-}
-
-func (e *kindOf) Error() string { return e.msg }
-func (e *kindOf) Unwrap() error { return e.parent }
 
 // NodeError is a failure on one master: the counter's, or a ceiling copy's.
 // Addr lets the failover layer charge what concerns the whole master (a

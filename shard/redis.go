@@ -23,26 +23,28 @@ type Router interface {
 // up; a slot migrating back and forth must not loop forever.
 const maxRedirects = 3
 
-// ackedReply is the outcome of a script followed by WAIT on the same
-// connection.
-type ackedReply struct {
-	values []any  // the script's reply; it ends with the node state
-	node   string // address of the master that ran it
-	state  nodeState
-	acked  int // replicas that confirmed the write within the timeout
+// Reply is the outcome of a script followed by WAIT on the same connection.
+type Reply struct {
+	Values []any  // the script's reply; it ends with the node state
+	Node   string // address of the master that ran it
+	State  NodeState
+	Acked  int // replicas that confirmed the write within the timeout
 }
 
-// runAcked runs script with args on the master of key and, in the same
+// RunScript runs script with args on the master of key and, in the same
 // pipeline and so on the same connection, WAIT (WAIT counts only the writes
 // of its own connection). It waits for every replica the topology lists as
-// not failed; checkAck then compares with what the script saw. want < 0
+// not failed; CheckAck then compares with what the script saw. want < 0
 // skips WAIT. MOVED and ASK are followed at once and never reported as
 // failures: they are routing, not faults.
-func runAcked(ctx context.Context, r Router, script *redis.Script, key string, want int, waitMillis int64, args []any) (ackedReply, error) {
+// It is the one way every script of shardseq (this package's and package
+// namespace's) reaches Redis; errors are returned as Redis gave them (see
+// ClassifyNode).
+func RunScript(ctx context.Context, r Router, script *redis.Script, key string, want int, waitMillis int64, args []any) (Reply, error) {
 	master, node, err := r.MasterForKey(key)
 	if err != nil {
 		r.LazyReload()
-		return ackedReply{}, err
+		return Reply{}, err
 	}
 	addr := master.Addr
 	if want == 0 {
@@ -51,7 +53,7 @@ func runAcked(ctx context.Context, r Router, script *redis.Script, key string, w
 	asking := false
 	for attempt := 0; ; attempt++ {
 		rep, err := pipelineAcked(ctx, node, script, key, want, waitMillis, asking, args)
-		rep.node = addr
+		rep.Node = addr
 		if err == nil {
 			return rep, nil
 		}
@@ -61,8 +63,8 @@ func runAcked(ctx context.Context, r Router, script *redis.Script, key string, w
 			}
 			continue
 		}
-		to, ask, moved := cluster.IsRedirect(err)
-		if !moved {
+		to, ask, redirect := cluster.IsRedirect(err)
+		if !redirect {
 			if isRedisError(err) && !cluster.IsClusterDown(err) {
 				return rep, onNode(addr, err)
 			}
@@ -87,7 +89,7 @@ func runAcked(ctx context.Context, r Router, script *redis.Script, key string, w
 	}
 }
 
-func pipelineAcked(ctx context.Context, node *redis.Client, script *redis.Script, key string, want int, waitMillis int64, asking bool, args []any) (ackedReply, error) {
+func pipelineAcked(ctx context.Context, node *redis.Client, script *redis.Script, key string, want int, waitMillis int64, asking bool, args []any) (Reply, error) {
 	var eval, wait *redis.Cmd
 	_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if asking {
@@ -100,26 +102,26 @@ func pipelineAcked(ctx context.Context, node *redis.Client, script *redis.Script
 		return nil
 	})
 	if err := eval.Err(); err != nil {
-		return ackedReply{}, err
+		return Reply{}, err
 	}
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return ackedReply{}, err
+		return Reply{}, err
 	}
 	values, ok := eval.Val().([]any)
 	if !ok {
-		return ackedReply{}, fmt.Errorf("%w: script reply %v", ErrBadRecord, eval.Val())
+		return Reply{}, fmt.Errorf("%w: script reply %v", ErrBadRecord, eval.Val())
 	}
-	st, err := parseNodeState(values)
+	st, err := ParseNodeState(values)
 	if err != nil {
-		return ackedReply{}, err
+		return Reply{}, err
 	}
-	rep := ackedReply{values: values, state: st}
+	rep := Reply{Values: values, State: st}
 	if wait != nil {
 		n, werr := wait.Int64()
 		if werr != nil {
 			return rep, werr
 		}
-		rep.acked = int(n)
+		rep.Acked = int(n)
 	}
 	return rep, nil
 }
@@ -143,31 +145,33 @@ func isRedisError(err error) bool {
 
 func isNoScript(err error) bool { return redis.HasErrorPrefix(err, "NOSCRIPT") }
 
-// acked runs a script with WAIT and checks the acknowledgement.
-func (ns *Namespace) acked(ctx context.Context, script *redis.Script, key string, waitMillis int64, args []any) (ackedReply, error) {
-	rep, err := runAcked(ctx, ns.r, script, key, ns.opt.waitFor(), waitMillis, args)
+// Acked runs a script with WAIT for the replicas opt asks for (opt with its
+// defaults applied) and checks the acknowledgement; errors the prelude
+// raised are classified (ClassifyNode).
+func Acked(ctx context.Context, r Router, opt Options, script *redis.Script, key string, waitMillis int64, args []any) (Reply, error) {
+	rep, err := RunScript(ctx, r, script, key, opt.waitFor(), waitMillis, args)
 	if err != nil {
-		return rep, classifyNode(err)
+		return rep, ClassifyNode(err)
 	}
-	return rep, ns.checkAck(rep)
+	return rep, CheckAck(r, opt, rep)
 }
 
-// checkAck decides whether a write is durable enough to rely on: by default
+// CheckAck decides whether a write is durable enough to rely on: by default
 // every replica that could be promoted in place of the master (connected or
 // listed by the cluster and not failed), and at least one.
-func (ns *Namespace) checkAck(rep ackedReply) error {
-	want := ns.opt.AckReplicas
+func CheckAck(r Router, opt Options, rep Reply) error {
+	want := opt.AckReplicas
 	switch {
-	case want < 0 || ns.opt.Defences == NoDefences:
+	case want < 0 || opt.UnsafeDefences == NoDefences:
 		return nil
-	case want == 0 && ns.opt.Defences == LegacyDefences:
-		want = max(rep.state.Connected, 1) // the old rule: a dropped replica is not counted
+	case want == 0 && opt.UnsafeDefences == LegacyDefences:
+		want = max(rep.State.Connected, 1) // the old rule: a dropped replica is not counted
 	case want == 0:
-		want = max(rep.state.Promotable, 1)
+		want = max(rep.State.Promotable, 1)
 	}
-	if rep.acked >= want {
+	if rep.Acked >= want {
 		return nil
 	}
-	ns.r.LazyReload() // the replica count we waited for may be stale
-	return onNode(rep.node, fmt.Errorf("%w: %d of %d replicas of %s confirmed within %v", ErrNotReplicated, rep.acked, want, rep.node, ns.opt.AckTimeout))
+	r.LazyReload() // the replica count we waited for may be stale
+	return onNode(rep.Node, fmt.Errorf("%w: %d of %d replicas of %s confirmed within %v", ErrNotReplicated, rep.Acked, want, rep.Node, opt.AckTimeout))
 }

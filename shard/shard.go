@@ -12,144 +12,6 @@ import (
 	"time"
 )
 
-// Defences selects how much of the protection against repeated IDs is on.
-// Anything but AllDefences is unsafe and exists for negative controls: tests
-// that must find duplicates, or they prove nothing.
-type Defences int
-
-const (
-	// AllDefences is the default and the only safe choice.
-	AllDefences Defences = iota
-	// LegacyDefences is the behaviour before ceilings had identities: a
-	// counter whose history changed jumps by LegacyFenceGap from its own
-	// (possibly rewound) value, a missing counter restarts from any ceiling
-	// copy plus the gap, replicas are counted by connected_slaves only, and
-	// namespace records are repaired only when a client opens them.
-	LegacyDefences
-	// NoDefences is a naive INCR generator: no acknowledgement, no fence,
-	// no ceiling, no regression check.
-	NoDefences
-)
-
-func (d Defences) String() string {
-	switch d {
-	case AllDefences:
-		return "all"
-	case LegacyDefences:
-		return "legacy"
-	case NoDefences:
-		return "none"
-	}
-	return fmt.Sprintf("Defences(%d)", int(d))
-}
-
-// Bounds and defaults of Options.
-const (
-	// DefaultAckTimeout bounds the WAIT for replicas.
-	DefaultAckTimeout = 250 * time.Millisecond
-	// MaxFenceGap bounds FenceGap (and keeps the script's doubles exact).
-	MaxFenceGap int64 = 1 << 40
-	// MinLease and MaxLease bound how far ahead of a block its ceiling is
-	// raised. Every client's lease is at most MaxLease, which is what lets a
-	// copy be repaired from its counter alone (see Shard.repairCeilings).
-	// MinLease keeps a quiet shard from raising its ceiling on every
-	// request (at one request a second it lasts over an hour); a failover
-	// skips at most about two leases per shard, so it also bounds what a
-	// failover costs a quiet namespace (N x 2 x 4096: under 100,000 IDs
-	// for 12 shards). A busy shard's lease follows its rate.
-	MinLease int64 = 1 << 12
-	MaxLease int64 = 1 << 30
-	// FirstLease is how far ahead of a new namespace's counters their
-	// ceilings start, before any rate is known: MinLease. A namespace that
-	// is busy at once raises its ceilings within its first blocks (64
-	// blocks ahead, then its rate's CeilingLease).
-	FirstLease = MinLease
-	// LegacyFenceGap is the jump of LegacyDefences.
-	LegacyFenceGap int64 = 1 << 32
-	// DefaultCeilingLease is how long a shard can serve without raising
-	// its ceiling: while a ceiling copy's master fails over and its
-	// replacement has no replica to confirm a raise yet. With Redis's
-	// default cluster-node-timeout of 15 s such a master is out for about
-	// 17 s (detection, election, the old master's resync as a replica), so
-	// a minute is margin of more than three times; a failover of the
-	// counter's own master skips up to a lease of this shard's traffic.
-	DefaultCeilingLease = time.Minute
-)
-
-// Options are the defences of a namespace. The zero value is the safe default.
-type Options struct {
-	// AckReplicas is how many replicas must confirm a write before it is
-	// relied on. 0 (default): every replica that could be promoted (the
-	// connected ones and those the cluster lists as not failed), and at
-	// least one; k > 0: at least k. -1 skips the acknowledgement (unsafe).
-	AckReplicas int
-	// AckTimeout bounds the WAIT for replicas. Default DefaultAckTimeout,
-	// at most 10s.
-	AckTimeout time.Duration
-	// FenceGap is how far above its floor a counter whose history changed
-	// restarts. The floor is a ceiling confirmed before any ID below it was
-	// handed out, so nothing more is needed: default 0, at most MaxFenceGap.
-	FenceGap int64
-	// CeilingLease is how long a raise of a shard's ceiling should last at
-	// the rate its counter grows: it is raised that far ahead of a block's
-	// end, so ceilings are written rarely and a shard keeps serving while a
-	// ceiling copy's master fails over (detection, promotion and the resync
-	// of a replica, which WAIT needs). A restored counter skips up to a
-	// lease. Default DefaultCeilingLease; the lease is at least MinLease
-	// (and 64 blocks) and at most MaxLease sequence numbers.
-	CeilingLease time.Duration
-	// MaxID is the largest ID handed out. Default and upper bound
-	// DefaultMaxID (2^53-1): IDs stay exact in JavaScript, and so does the
-	// arithmetic of the reservation script (Lua numbers are doubles).
-	MaxID int64
-	// Defences: AllDefences unless a negative control says otherwise.
-	Defences Defences
-}
-
-func (o Options) withDefaults() Options {
-	if o.AckTimeout == 0 {
-		o.AckTimeout = DefaultAckTimeout
-	}
-	if o.MaxID == 0 {
-		o.MaxID = DefaultMaxID
-	}
-	if o.CeilingLease == 0 {
-		o.CeilingLease = DefaultCeilingLease
-	}
-	if o.Defences == NoDefences {
-		o.AckReplicas = -1
-	}
-	return o
-}
-
-// Validate reports the first option out of its bounds.
-func (o Options) Validate() error {
-	switch {
-	case o.AckReplicas < -1:
-		return fmt.Errorf("AckReplicas %d: want -1, 0 or a replica count", o.AckReplicas)
-	case o.AckTimeout < 0 || o.AckTimeout > 10*time.Second:
-		return fmt.Errorf("AckTimeout %v: want 0 (default %v) up to 10s", o.AckTimeout, DefaultAckTimeout)
-	case o.FenceGap < 0 || o.FenceGap > MaxFenceGap:
-		return fmt.Errorf("FenceGap %d: want 0 (default) up to 2^40", o.FenceGap)
-	case o.CeilingLease < 0 || o.CeilingLease > 24*time.Hour:
-		return fmt.Errorf("CeilingLease %v: want 0 (default %v) up to 24h", o.CeilingLease, DefaultCeilingLease)
-	case o.MaxID < 0 || o.MaxID > DefaultMaxID:
-		return fmt.Errorf("MaxID %d: want 0 (default 2^53-1) or a positive value up to 2^53-1", o.MaxID)
-	case o.Defences < AllDefences || o.Defences > NoDefences:
-		return fmt.Errorf("Defences %d: want AllDefences, LegacyDefences or NoDefences", o.Defences)
-	}
-	return nil
-}
-
-// waitFor is the replica count sent with WAIT: 0 means every live replica
-// of the topology, -1 none.
-func (o Options) waitFor() int {
-	if o.Defences == NoDefences {
-		return -1
-	}
-	return o.AckReplicas
-}
-
 // growth follows how fast a shard's counter grows (all processes' blocks and
 // levelling together), to size its lease in sequence numbers. A jump (a
 // fence, or the level pulled up by another shard's fence) is a step, not a
@@ -211,7 +73,7 @@ func (s *Shard) lease(count int64) int64 {
 	s.growth.mu.Lock()
 	rate := s.growth.rate
 	s.growth.mu.Unlock()
-	want := int64(min(rate*s.ns.opt.CeilingLease.Seconds(), float64(MaxLease)))
+	want := int64(min(rate*s.opt.CeilingLease.Seconds(), float64(MaxLease)))
 	return min(max(want, 64*count, MinLease), MaxLease)
 }
 
@@ -232,14 +94,56 @@ func (b Block) Len() int64 { return b.Hi - b.Lo + 1 }
 // ID returns the k-th ID of the block (k from 0).
 func (b Block) ID(k int64) int64 { return ID(b.Lo+k, b.Shard, b.Shards) }
 
+// Config is what a shard is made of: where its keys are, which of how many
+// shards it is, and the options of its namespace. Package namespace builds it
+// from the namespace record.
+type Config struct {
+	// Router finds the masters of the keys (a *cluster.Cluster).
+	Router Router
+	// Options of the namespace; New applies their defaults.
+	Options Options
+	// Namespace is the namespace's name, for messages.
+	Namespace string
+	// Index is i, Shards is N: the shard hands out the IDs congruent to i
+	// mod N.
+	Index, Shards int
+	// Start is the smallest ID of the namespace: where a counter created by
+	// Create starts.
+	Start int64
+	// Key is the counter's key, CeilingKeys its ceiling copies' (on other
+	// masters), from the namespace's layout.
+	Key         string
+	CeilingKeys []string
+}
+
+// New returns shard cfg.Index of cfg.Shards. It does no I/O.
+func New(cfg Config) *Shard {
+	opt := cfg.Options.WithDefaults()
+	return &Shard{Index: cfg.Index, Key: cfg.Key, CeilingKeys: cfg.CeilingKeys,
+		r: cfg.Router, opt: opt, name: cfg.Namespace, n: cfg.Shards,
+		maxSeq:  MaxSeq(cfg.Index, cfg.Shards, opt.MaxID),
+		initSeq: firstSeq(cfg.Start, cfg.Index, cfg.Shards) - 1}
+}
+
+// restoreHint is what an operator can do about a shard with no trusted
+// ceiling left.
+const restoreHint = "Restore the masters' data, or give the namespace a new name"
+
+// Bounds are the counter's value when the namespace was created and the
+// largest sequence number the shard may hand out: what Usage counts between.
+func (s *Shard) Bounds() (initSeq, maxSeq int64) { return s.initSeq, s.maxSeq }
+
 // Shard is one shard of a namespace.
 type Shard struct {
 	Index       int
 	Key         string   // counter key
 	CeilingKeys []string // the ceiling copies, on other masters
+	r           Router
+	opt         Options // with defaults
+	name        string  // the namespace's, for messages
+	n           int     // N
 	maxSeq      int64
-	initSeq     int64 // the counter's value when the namespace is created
-	ns          *Namespace
+	initSeq     int64        // the counter's value when the namespace is created
 	highest     atomic.Int64 // highest sequence number this process reserved
 	confirmed   atomic.Int64 // highest ceiling this process confirmed on every copy
 	raising     atomic.Bool  // a raise ahead of need is running
@@ -263,13 +167,13 @@ func (s *Shard) Reserve(ctx context.Context, count, level int64) (Block, error) 
 // attempt is sent (a restore makes more than one), so that the level is as
 // of the reservation that counts; the block's Sent is that moment.
 func (s *Shard) ReserveAbove(ctx context.Context, count int64, level func() int64) (Block, error) {
-	o := s.ns.opt
+	o := s.opt
 	before := s.highest.Load()
 	b, rep, err := s.reserve(ctx, count, level)
 	if err != nil {
 		return Block{}, err
 	}
-	if o.Defences == NoDefences || count == 0 {
+	if o.UnsafeDefences == NoDefences || count == 0 {
 		return b, nil
 	}
 	if b.Lo <= before {
@@ -285,10 +189,10 @@ func (s *Shard) ReserveAbove(ctx context.Context, count int64, level func() int6
 	// master fails over.
 	lease := s.lease(count)
 	switch {
-	case b.Hi > rep.Mirrored:
+	case b.Hi > rep.Confirmed:
 		epoch, err := s.raiseFor(ctx, ceilingFor(b.Hi, lease, s.maxSeq), rep)
 		if err != nil {
-			return Block{}, fmt.Errorf("shard %d: ceiling not raised past %d (registered %d), block discarded: %w", s.Index, b.Hi, rep.Mirrored, err)
+			return Block{}, fmt.Errorf("shard %d: ceiling not raised past %d (registered %d), block discarded: %w", s.Index, b.Hi, rep.Confirmed, err)
 		}
 		rep.Epoch = epoch // a claim for this history may have been adopted
 		// The raise carried the counter's epoch, but a copy's epoch can
@@ -300,7 +204,7 @@ func (s *Shard) ReserveAbove(ctx context.Context, count int64, level func() int6
 		if err := s.stillSame(ctx, rep); err != nil {
 			return Block{}, fmt.Errorf("shard %d: block %d..%d discarded: %w", s.Index, b.Lo, b.Hi, err)
 		}
-	case b.Hi > rep.Mirrored-lease/2 && s.raising.CompareAndSwap(false, true):
+	case b.Hi > rep.Confirmed-lease/2 && s.raising.CompareAndSwap(false, true):
 		_, _ = s.raiseFor(ctx, ceilingFor(b.Hi, lease, s.maxSeq), rep) // best effort: the block is covered
 		s.raising.Store(false)
 	}
@@ -311,7 +215,7 @@ func (s *Shard) ReserveAbove(ctx context.Context, count int64, level func() int6
 // a read (reserve.lua with nothing to reserve or register).
 func (s *Shard) stillSame(ctx context.Context, rep reserveReply) error {
 	a := s.args(0, 0)
-	a.Ceiling = 0
+	a.Confirmed = 0
 	now, _, _, err := s.run(ctx, a)
 	switch {
 	case err != nil:
@@ -381,7 +285,7 @@ func (s *Shard) reserve(ctx context.Context, count int64, level func() int64) (B
 			return Block{}, rep, err
 		}
 		if !rep.NeedsFence {
-			b := Block{Shard: s.Index, Shards: s.ns.Layout.Shards, Lo: rep.Hi - count + 1, Hi: rep.Hi, Sent: sent, Node: node,
+			b := Block{Shard: s.Index, Shards: s.n, Lo: rep.Hi - count + 1, Hi: rep.Hi, Sent: sent, Node: node,
 				Fence: rep.Fence, Replicas: rep.Promotable, Acked: acked}
 			if count == 0 {
 				b.Lo = rep.Hi
@@ -403,236 +307,35 @@ func (s *Shard) reserve(ctx context.Context, count int64, level func() int64) (B
 }
 
 func (s *Shard) args(count, level int64) reserveArgs {
-	a := reserveArgs{Shards: s.ns.Layout.Shards, Count: count, Level: min(max(level, 0), s.maxSeq),
-		MaxSeq: s.maxSeq, Floor: -1, Ceiling: s.confirmed.Load(), LegacyGap: -1}
-	switch s.ns.opt.Defences {
+	a := reserveArgs{Shards: s.n, Count: count, Level: min(max(level, 0), s.maxSeq),
+		MaxSeq: s.maxSeq, Floor: -1, Confirmed: s.confirmed.Load(), LegacyGap: -1}
+	switch s.opt.UnsafeDefences {
 	case LegacyDefences:
 		a.LegacyGap = LegacyFenceGap
 	case NoDefences:
-		a.LegacyGap, a.Ceiling = 0, 0 // a changed history just carries on
+		a.LegacyGap, a.Confirmed = 0, 0 // a changed history just carries on
 	}
 	return a
 }
 
 // run runs reserve.lua once and checks its reply and acknowledgement.
 func (s *Shard) run(ctx context.Context, a reserveArgs) (reserveReply, string, int, error) {
-	o := s.ns.opt
-	ack, err := runAcked(ctx, s.ns.r, reserveScript, s.Key, o.waitFor(), o.AckTimeout.Milliseconds(), a.argv())
+	o := s.opt
+	ack, err := RunScript(ctx, s.r, reserveScript, s.Key, o.waitFor(), o.AckTimeout.Milliseconds(), a.argv())
 	if err != nil {
 		return reserveReply{}, "", 0, s.classify(err)
 	}
-	rep, err := parseReserveReply(ack.values, a.Count, s.maxSeq)
+	rep, err := parseReserveReply(ack.Values, a.Count, s.maxSeq)
 	if err != nil {
-		return reserveReply{}, ack.node, 0, fmt.Errorf("counter %s: %w", s.Key, err)
+		return reserveReply{}, ack.Node, 0, fmt.Errorf("counter %s: %w", s.Key, err)
 	}
 	if rep.NeedsFence {
-		return rep, ack.node, ack.acked, nil // nothing was written
+		return rep, ack.Node, ack.Acked, nil // nothing was written
 	}
-	if err := s.ns.checkAck(ack); err != nil {
-		return rep, ack.node, ack.acked, fmt.Errorf("shard %d: counter %s at %d discarded: %w", s.Index, s.Key, rep.Hi, err)
+	if err := CheckAck(s.r, s.opt, ack); err != nil {
+		return rep, ack.Node, ack.Acked, fmt.Errorf("shard %d: counter %s at %d discarded: %w", s.Index, s.Key, rep.Hi, err)
 	}
-	return rep, ack.node, ack.acked, nil
-}
-
-// claimFloor is the restore of a counter whose history changed (stale is the
-// reserve reply that said so): it claims every ceiling copy for the counter's
-// new identity with an epoch above every copy's, after which no older
-// history can raise them (a raise carries its counter's epoch, and a copy
-// refuses any below its own), and returns the highest value a trusted copy
-// held when claimed. Every ID any history handed out is at or below a
-// ceiling that was confirmed on every copy first, so it is at or below that
-// value. The claim starts one above the counter's (possibly rewound) epoch
-// and moves above any copy that refuses it.
-func (s *Shard) claimFloor(ctx context.Context, stale reserveReply) (floor, epoch int64, err error) {
-	if s.ns.opt.Defences == LegacyDefences {
-		return s.legacyFloor(ctx)
-	}
-	epoch = stale.Epoch + 1
-	for attempt := 0; attempt < 3; attempt++ {
-		reps, errs := s.onCopies(ctx, ceilingArgs{Op: ceilClaim, Epoch: epoch, Expect: stale.ReplID})
-		floor, newer, claimed := int64(-1), int64(0), 0
-		for c, r := range reps {
-			switch {
-			case errs[c] != nil:
-			case r.Stale:
-				newer = max(newer, r.Epoch)
-			default:
-				claimed++
-				if r.Trusted {
-					floor = max(floor, r.V)
-				}
-			}
-		}
-		if newer > 0 {
-			// Someone claimed with a newer epoch meanwhile: claim above it.
-			epoch = newer + 1
-			continue
-		}
-		if floor < 0 {
-			return 0, 0, fmt.Errorf("%w: shard %d of %q: the counter %s lost its history (now %s) and none of its ceiling copies %v is both reachable and trusted (claimed %d): %w. %s",
-				ErrCeilingLost, s.Index, s.ns.Name, s.Key, stale.ReplID, s.CeilingKeys, claimed, errors.Join(errs...), s.ns.repairHint())
-		}
-		return min(floor+s.ns.opt.FenceGap, s.maxSeq), epoch, nil
-	}
-	return 0, 0, fmt.Errorf("shard %d: ceiling copies of %s keep being claimed by newer epochs; try again", s.Index, s.Key)
-}
-
-// legacyFloor is LegacyDefences' restore: any copy's value, trusted or not,
-// plus the old gap.
-func (s *Shard) legacyFloor(ctx context.Context) (int64, int64, error) {
-	reps, errs := s.onCopies(ctx, ceilingArgs{Op: ceilRead})
-	for c, r := range reps {
-		if errs[c] == nil && r.V >= 0 {
-			return min(r.V+LegacyFenceGap, s.maxSeq), 0, nil
-		}
-	}
-	return 0, 0, fmt.Errorf("%w: %s and its ceilings %v are all missing", ErrCounterMissing, s.Key, s.CeilingKeys)
-}
-
-// raise raises every ceiling copy to at least to for the counter's epoch
-// (of the history counter). It succeeds only if every copy confirmed it.
-func (s *Shard) raise(ctx context.Context, to, epoch int64, counter string) error {
-	op := ceilRaise
-	if s.ns.opt.Defences == LegacyDefences {
-		op = ceilLegacyRaise
-	}
-	reps, errs := s.onCopies(ctx, ceilingArgs{Op: op, Epoch: epoch, Value: to})
-	var suspect bool
-	var stale []ceilingReply
-	for c, r := range reps {
-		switch {
-		case errs[c] != nil:
-			return fmt.Errorf("ceiling %s: %w", s.CeilingKeys[c], errs[c])
-		case r.Stale:
-			stale = append(stale, r)
-		case r.V < to:
-			return fmt.Errorf("%w: ceiling %s at %d after a raise to %d", ErrBadRecord, s.CeilingKeys[c], r.V, to)
-		}
-		suspect = suspect || !r.Trusted
-	}
-	if len(stale) > 0 {
-		err := fmt.Errorf("%w: ceiling copies of %s belong to epoch %d, this counter has %d: another history claimed them",
-			ErrFenced, s.Key, stale[0].Epoch, epoch)
-		newest, own := int64(0), counter != ""
-		for _, r := range stale {
-			newest = max(newest, r.Epoch)
-			own = own && r.Owner == counter
-		}
-		if own {
-			return &ownClaimError{epoch: newest, err: err}
-		}
-		return err
-	}
-	for cur := s.confirmed.Load(); to > cur && !s.confirmed.CompareAndSwap(cur, to); cur = s.confirmed.Load() {
-	}
-	if suspect && s.ns.opt.Defences == AllDefences {
-		// A copy's master changed history since the copy was last trusted:
-		// make it trusted again now rather than at the next sweep.
-		go s.repairSoon()
-	}
-	return nil
-}
-
-func (s *Shard) repairSoon() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, _ = s.repairCeilings(ctx)
-}
-
-// onCopies runs ceiling.lua on every copy at once (they sit on different
-// masters) and returns each copy's reply or error.
-func (s *Shard) onCopies(ctx context.Context, a ceilingArgs) ([]ceilingReply, []error) {
-	reps := make([]ceilingReply, len(s.CeilingKeys))
-	errs := make([]error, len(s.CeilingKeys))
-	wait := s.ns.opt.AckTimeout.Milliseconds()
-	var wg sync.WaitGroup
-	for c, key := range s.CeilingKeys {
-		wg.Go(func() {
-			ack, err := runAcked(ctx, s.ns.r, ceilingScript, key, s.ns.opt.waitFor(), wait, a.argv())
-			if err != nil {
-				errs[c] = s.classify(err)
-				return
-			}
-			r, err := parseCeilingReply(ack.values)
-			if err != nil {
-				errs[c] = fmt.Errorf("ceiling %s: %w", key, err)
-				return
-			}
-			reps[c] = r
-			if a.Op != ceilRead && !r.Stale {
-				errs[c] = s.ns.checkAck(ack)
-			}
-		})
-	}
-	wg.Wait()
-	return reps, errs
-}
-
-// RepairResult says what a repair of one shard did.
-type RepairResult struct {
-	Restored bool // the counter's history had changed; it was restored
-	Copies   int  // ceiling copies made trusted again
-}
-
-// Repair checks one shard after a master changed history: it restores the
-// counter if its history changed, and rewrites ceiling copies that are
-// missing or no longer trusted. It writes nothing when nothing changed.
-func (s *Shard) Repair(ctx context.Context) (RepairResult, error) {
-	return s.repairCeilings(ctx)
-}
-
-// repairCeilings makes every ceiling copy trusted again. A copy may be made
-// trusted only with a value at or above every ceiling ever confirmed: a
-// trusted copy holds that already; with no copy trusted, the counter's value
-// plus MaxLease does, since every ceiling was raised from a block at or below
-// the counter and no lease exceeds MaxLease.
-func (s *Shard) repairCeilings(ctx context.Context) (RepairResult, error) {
-	var res RepairResult
-	if s.ns.opt.Defences != AllDefences {
-		return res, nil
-	}
-	s.repairing.Lock()
-	defer s.repairing.Unlock()
-	b, rep, err := s.reserve(ctx, 0, func() int64 { return 0 })
-	if err != nil {
-		return res, err
-	}
-	res.Restored = b.Fence != NotFenced
-	reps, errs := s.onCopies(ctx, ceilingArgs{Op: ceilRead})
-	value, trusted := rep.Mirrored, false
-	for c, r := range reps {
-		if errs[c] == nil && r.Trusted {
-			value, trusted = max(value, r.V), true
-		}
-	}
-	if !trusted {
-		value = max(value, min(rep.Hi+MaxLease, s.maxSeq))
-	}
-	var failed []error
-	for c, r := range reps {
-		if errs[c] != nil || r.Trusted {
-			failed = append(failed, errs[c])
-			continue
-		}
-		ack, err := s.ns.acked(ctx, ceilingScript, s.CeilingKeys[c], s.ns.opt.AckTimeout.Milliseconds(),
-			ceilingArgs{Op: ceilRepair, Epoch: rep.Epoch, Value: value, Expect: r.ReplID}.argv())
-		if err == nil {
-			var got ceilingReply
-			switch got, err = parseCeilingReply(ack.values); {
-			case err != nil:
-			case got.Stale:
-				err = fmt.Errorf("%w: ceiling %s belongs to epoch %d, the counter has %d", ErrFenced, s.CeilingKeys[c], got.Epoch, rep.Epoch)
-			case got.Changed:
-				err = fmt.Errorf("ceiling %s: its master changed history again while it was repaired; try again", s.CeilingKeys[c])
-			}
-		}
-		if err != nil {
-			failed = append(failed, fmt.Errorf("ceiling %s: %w", s.CeilingKeys[c], err))
-			continue
-		}
-		res.Copies++
-	}
-	return res, errors.Join(failed...)
+	return rep, ack.Node, ack.Acked, nil
 }
 
 // classify turns the scripts' error replies into this package's errors.
@@ -646,18 +349,18 @@ func (s *Shard) classify(err error) error {
 			stored = f[1]
 		}
 		return fmt.Errorf("%w: namespace %q has %s shards in Redis (counter %s) but this client is configured with %d; use %s shards, or a new namespace",
-			ErrShardCountMismatch, s.ns.Name, stored, s.Key, s.ns.Layout.Shards, stored)
+			ErrShardCountMismatch, s.name, stored, s.Key, s.n, stored)
 	case strings.HasPrefix(msg, "SHARDSEQ_EXHAUSTED"):
-		return fmt.Errorf("%w: shard %d of %q reached MaxID %d", ErrExhausted, s.Index, s.ns.Name, s.ns.opt.MaxID)
+		return fmt.Errorf("%w: shard %d of %q reached MaxID %d", ErrExhausted, s.Index, s.name, s.opt.MaxID)
 	case strings.HasPrefix(msg, "WRONGTYPE"):
 		return fmt.Errorf("%w: %s: %v", ErrBadRecord, s.Key, err)
 	}
-	return classifyNode(err)
+	return ClassifyNode(err)
 }
 
-// classifyNode turns the prelude's error replies (what every script checks
+// ClassifyNode turns the prelude's error replies (what every script checks
 // about the node it runs on) into this package's errors.
-func classifyNode(err error) error {
+func ClassifyNode(err error) error {
 	msg := err.Error()
 	switch {
 	case strings.HasPrefix(msg, "SHARDSEQ_EVICTION"):

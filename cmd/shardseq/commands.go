@@ -131,7 +131,22 @@ func (m *Main) Exit(err error) int {
 		return 2
 	}
 	fmt.Fprintf(m.Stderr, "shardseq: %v\n", err)
+	if hint := adviceFor(err); hint != "" {
+		fmt.Fprintln(m.Stderr, hint)
+	}
 	return 1
+}
+
+// adviceFor is what a person can run about err: the lower packages say what
+// happened, only this command knows its own subcommands.
+func adviceFor(err error) string {
+	switch {
+	case errors.Is(err, client.ErrNamespaceLost), errors.Is(err, client.ErrCeilingLost):
+		return "Run 'shardseq namespace show <namespace>' to see what is left of it."
+	case errors.Is(err, client.ErrNotCluster):
+		return "Start a local cluster with 'shardseq cluster up' (or 'make run')."
+	}
+	return ""
 }
 
 // UsageError is a mistake on the command line or in the environment; the
@@ -240,7 +255,7 @@ func requireRedis() error {
 }
 
 func checkShards(fromEnv map[string]string, n int) error {
-	if n < 1 || n > client.MaxShards {
+	if !client.ValidShards(n) {
 		return usageErrorf("%s=%d: the shard count must be from 1 to %d", source(fromEnv, "shards"), n, client.MaxShards)
 	}
 	return nil

@@ -13,7 +13,6 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
-	"github.com/shardseq/shardseq/shard"
 )
 
 // NamespaceCommand creates, lists, shows and deletes namespaces, talking to
@@ -26,7 +25,7 @@ type NamespaceCommand struct {
 type namespaceArgs struct {
 	action, name string
 	redis        redisConn
-	spec         shard.Spec
+	spec         client.Spec
 	limit        int
 	cursor       string
 	all, force   bool
@@ -47,7 +46,7 @@ func (c *NamespaceCommand) parse(args []string) (namespaceArgs, error) {
 	fs.IntVar(&shards, "shards", 0, "create: N (default: the stored N, or 12 for a new namespace)")
 	fs.Int64Var(&start, "start", 0, "create: the smallest ID (default: the stored start, or 1)")
 	fs.BoolVar(&strict, "strict", false, "create: strict mode (every ID its own acknowledged reservation)")
-	fs.IntVar(&a.limit, "limit", shard.MaxListLimit, "list: namespaces per page")
+	fs.IntVar(&a.limit, "limit", client.MaxListLimit, "list: namespaces per page")
 	fs.StringVar(&a.cursor, "cursor", "", "list: start after this name")
 	fs.BoolVar(&a.all, "all", false, "list: every page")
 	fs.BoolVar(&a.force, "force", false, "delete: also namespace default, which every server opens at start")
@@ -66,8 +65,8 @@ func (c *NamespaceCommand) parse(args []string) (namespaceArgs, error) {
 			return a, usageErrorf("%s: want exactly one namespace name, e.g. 'shardseq namespace %s orders'", a.action, a.action)
 		}
 		a.name = pos[0]
-		if !shard.ValidNamespace(a.name) {
-			return a, usageErrorf("%s: namespace %q: want %s", a.action, a.name, shard.NamespaceRule)
+		if !client.ValidNamespace(a.name) {
+			return a, usageErrorf("%s: namespace %q: want %s", a.action, a.name, client.NamespaceRule)
 		}
 	case a.action == "list":
 		if len(pos) > 0 {
@@ -95,13 +94,13 @@ func (c *NamespaceCommand) parse(args []string) (namespaceArgs, error) {
 		return a, err
 	}
 	switch {
-	case given["shards"] && (shards < 1 || shards > shard.MaxShards):
-		return a, usageErrorf("--shards %d: want 1 to %d", shards, shard.MaxShards)
-	case given["start"] && (start < 1 || start > shard.MaxStart(0)):
-		return a, usageErrorf("--start %d: want 1 to %d (half the ID space)", start, shard.MaxStart(0))
-	case a.limit < 1 || a.limit > shard.MaxListLimit:
-		return a, usageErrorf("--limit %d: want 1 to %d", a.limit, shard.MaxListLimit)
-	case a.cursor != "" && !shard.ValidNamespace(a.cursor):
+	case given["shards"] && !client.ValidShards(shards):
+		return a, usageErrorf("--shards %d: want 1 to %d", shards, client.MaxShards)
+	case given["start"] && (start < 1 || start > client.MaxStart(0)):
+		return a, usageErrorf("--start %d: want 1 to %d (half the ID space)", start, client.MaxStart(0))
+	case a.limit < 1 || a.limit > client.MaxListLimit:
+		return a, usageErrorf("--limit %d: want 1 to %d", a.limit, client.MaxListLimit)
+	case a.cursor != "" && !client.ValidNamespace(a.cursor):
 		return a, usageErrorf("--cursor %q: want a namespace name", a.cursor)
 	case a.timeout <= 0:
 		return a, usageErrorf("--timeout must be positive")
@@ -144,10 +143,10 @@ func (c *NamespaceCommand) Run(ctx context.Context, args []string) error {
 	}
 	defer cl.Close()
 	w := c.Main.Stdout
-	opt := shard.Options{}
+	var opt client.Config // the default acknowledgement
 	switch a.action {
 	case "create":
-		ns, err := shard.Put(ctx, cl, a.name, a.spec, 0, opt)
+		ns, err := client.PutNamespace(ctx, cl, a.name, a.spec, 0, opt)
 		if err != nil {
 			return fmt.Errorf("namespace create: %w", err)
 		}
@@ -158,15 +157,15 @@ func (c *NamespaceCommand) Run(ctx context.Context, args []string) error {
 		case ns.Created:
 			what = "created"
 		}
-		fmt.Fprintf(w, "namespace %s %s: %d shards, start %d, strict %v\n", a.name, what, ns.Layout.Shards, ns.Start, ns.Strict)
+		fmt.Fprintf(w, "namespace %s %s: %d shards, start %d, strict %v\n", a.name, what, ns.Shards, ns.Start, ns.Strict)
 	case "show":
-		d, err := shard.Describe(ctx, cl, a.name, opt)
+		d, err := client.DescribeNamespace(ctx, cl, a.name, opt)
 		if err != nil {
 			return fmt.Errorf("namespace show: %w", err)
 		}
 		printDescription(w, d)
 	case "delete":
-		deleted, err := shard.Delete(ctx, cl, a.name, opt)
+		deleted, err := client.DeleteNamespace(ctx, cl, a.name, opt)
 		if err != nil {
 			return fmt.Errorf("namespace delete: %w", err)
 		}
@@ -181,7 +180,7 @@ func (c *NamespaceCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintln(tw, "NAME\tSTATE\tSHARDS\tSTART\tSTRICT\tGENERATION\tCREATED")
 		cursor := a.cursor
 		for {
-			page, err := shard.List(ctx, cl, cursor, a.limit)
+			page, err := client.ListNamespaces(ctx, cl, cursor, a.limit)
 			if err != nil {
 				return fmt.Errorf("namespace list: %w", err)
 			}
@@ -201,8 +200,8 @@ func (c *NamespaceCommand) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
-func printEntry(w io.Writer, in shard.Info) {
-	if in.State != shard.StateActive && in.State != shard.StateDeleted {
+func printEntry(w io.Writer, in client.Info) {
+	if in.State != client.StateActive && in.State != client.StateDeleted {
 		fmt.Fprintf(w, "%s\t%s\t-\t-\t-\t-\t-\n", in.Name, in.State)
 		return
 	}
@@ -213,7 +212,7 @@ func printEntry(w io.Writer, in shard.Info) {
 	fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%v\t%d\t%s\n", in.Name, in.State, in.Shards, in.Start, in.Strict, in.Generation, created)
 }
 
-func printDescription(w io.Writer, d shard.Description) {
+func printDescription(w io.Writer, d client.Description) {
 	created := "(not stored)"
 	if !d.CreatedAt.IsZero() {
 		created = d.CreatedAt.UTC().Format(time.RFC3339)

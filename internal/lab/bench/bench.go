@@ -30,6 +30,7 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/failover"
 	"github.com/shardseq/shardseq/internal/lab/localcluster"
 	"github.com/shardseq/shardseq/server"
 )
@@ -296,6 +297,9 @@ func (e *env) connect(ctx context.Context) error {
 	}
 	e.closers = append(e.closers, func() { _ = cl.Close() })
 	e.cl = cl
+	// The bench's clients share this connection, so its repairs are ours.
+	repairs := failover.StartRepairs(cl, failover.RepairConfig{Logger: e.cfg.Logger})
+	e.closers = append(e.closers, repairs.Stop)
 	cl.ClusterClient().AddHook(e.rt)
 	for _, a := range cl.Topology().Addrs() {
 		cl.Node(a).AddHook(e.rt)

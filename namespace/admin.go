@@ -1,4 +1,4 @@
-package shard
+package namespace
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/shardseq/shardseq/shard"
 )
 
 // Namespaces as objects: create (Put), inspect (Describe, List) and retire
@@ -89,17 +91,18 @@ func (ns *Namespace) Usage(ctx context.Context) Usage {
 	var wg sync.WaitGroup
 	for _, s := range ns.Shards {
 		wg.Go(func() {
-			b, _, err := s.reserve(ctx, 0, func() int64 { return 0 })
+			b, err := s.Reserve(ctx, 0, 0)
 			if err != nil {
 				return
 			}
+			initSeq, maxSeq := s.Bounds()
 			mu.Lock()
 			defer mu.Unlock()
 			u.Checked++
-			u.Reserved += max(b.Hi-s.initSeq, 0)
-			u.SpaceLeft += max(s.maxSeq-b.Hi, 0)
-			if b.Hi > s.initSeq {
-				u.HighestID = max(u.HighestID, ID(b.Hi, s.Index, len(ns.Shards)))
+			u.Reserved += max(b.Hi-initSeq, 0)
+			u.SpaceLeft += max(maxSeq-b.Hi, 0)
+			if b.Hi > initSeq {
+				u.HighestID = max(u.HighestID, shard.ID(b.Hi, s.Index, len(ns.Shards)))
 			}
 		})
 	}
@@ -126,11 +129,11 @@ type Spec struct {
 // mode if it has one. defaultShards is N of a new namespace when spec has
 // none (0: DefaultShards). The namespace's Created says whether this call
 // created it (or recreated it).
-func Put(ctx context.Context, r Router, name string, spec Spec, defaultShards int, opt Options) (*Namespace, error) {
-	want := Settings{CreateShards: defaultShards, strict: spec.Strict}
+func Put(ctx context.Context, r shard.Router, name string, spec Spec, defaultShards int, opt shard.Options) (*Namespace, error) {
+	want := Settings{CreateShards: defaultShards}
 	if spec.Shards != nil {
-		if *spec.Shards < 1 || *spec.Shards > MaxShards {
-			return nil, fmt.Errorf("shard: %d shards: want 1 to %d", *spec.Shards, MaxShards)
+		if !shard.ValidShards(*spec.Shards) {
+			return nil, fmt.Errorf("shard: %d shards: want 1 to %d", *spec.Shards, shard.MaxShards)
 		}
 		want.Shards = *spec.Shards
 	}
@@ -140,7 +143,7 @@ func Put(ctx context.Context, r Router, name string, spec Spec, defaultShards in
 		}
 		want.Start = *spec.Start
 	}
-	return Open(ctx, r, name, want, opt)
+	return open(ctx, r, name, want, intent{strict: spec.Strict}, opt)
 }
 
 // Description is a namespace's record and usage.
@@ -153,7 +156,7 @@ type Description struct {
 // creates nothing (it finishes a creation left half-way, as every Open
 // does). It fails with ErrNamespaceNotFound for a name never created, and
 // ErrNamespaceLost for one whose record is lost.
-func Describe(ctx context.Context, r Router, name string, opt Options) (Description, error) {
+func Describe(ctx context.Context, r shard.Router, name string, opt shard.Options) (Description, error) {
 	ns, err := openAsIs(ctx, r, name, opt)
 	if err != nil {
 		return Description{}, err
@@ -163,12 +166,12 @@ func Describe(ctx context.Context, r Router, name string, opt Options) (Descript
 
 // openAsIs opens an existing namespace, deleted or not, and tells a lost
 // one (its name in the index) from one never created.
-func openAsIs(ctx context.Context, r Router, name string, opt Options) (*Namespace, error) {
-	ns, err := Open(ctx, r, name, Settings{NoCreate: true, allowDeleted: true}, opt)
+func openAsIs(ctx context.Context, r shard.Router, name string, opt shard.Options) (*Namespace, error) {
+	ns, err := open(ctx, r, name, Settings{NoCreate: true}, intent{asIs: true}, opt)
 	if errors.Is(err, ErrNamespaceNotFound) {
 		if names, lerr := ListNamespaces(ctx, r); lerr == nil && slices.Contains(names, name) {
 			return nil, fmt.Errorf("%w: namespace %q is in the index of namespaces but no copy of its record is left. %s",
-				ErrNamespaceLost, name, (&Namespace{Name: name}).repairHint())
+				ErrNamespaceLost, name, lostHint)
 		}
 	}
 	return ns, err
@@ -187,7 +190,7 @@ func openAsIs(ctx context.Context, r Router, name string, opt Options) (*Namespa
 // it. It reports whether it deleted the namespace (false: it was deleted
 // already). It succeeds once one copy of the record confirmed the tombstone;
 // copies that missed it are brought up to date by the next Open.
-func Delete(ctx context.Context, r Router, name string, opt Options) (bool, error) {
+func Delete(ctx context.Context, r shard.Router, name string, opt shard.Options) (bool, error) {
 	ns, err := openAsIs(ctx, r, name, opt)
 	if err != nil {
 		return false, err
@@ -222,7 +225,7 @@ const MaxListLimit = 1000
 // for the first page). Each is read from its record copies (nothing is
 // written); one whose record cannot be read now is listed with
 // StateUnknown, one whose record is gone with StateLost.
-func List(ctx context.Context, r Router, cursor string, limit int) (Page, error) {
+func List(ctx context.Context, r shard.Router, cursor string, limit int) (Page, error) {
 	if limit < 1 || limit > MaxListLimit {
 		return Page{}, fmt.Errorf("shard: list limit %d: want 1 to %d", limit, MaxListLimit)
 	}
@@ -267,36 +270,22 @@ func List(ctx context.Context, r Router, cursor string, limit int) (Page, error)
 // Read reads the copies of namespace name's record, writing nothing (List
 // does it for each name). A name never created has StateLost, as one whose
 // record is gone: Read does not look at the index.
-func Read(ctx context.Context, r Router, name string) Info {
-	info := Info{Name: name, State: StateLost}
-	var found *record
-	var state nsState
-	for _, k := range MetaKeys(name) {
-		rec, err := readRecord(ctx, r, k)
-		switch {
-		case err != nil:
-			if found == nil {
-				info.State = StateUnknown
-			}
-		case rec != nil:
-			if found != nil && (rec.shards != found.shards || rec.start != found.start || rec.layout != found.layout) {
-				return Info{Name: name, State: StateUnknown} // copies disagree: Open says how
-			}
-			if found == nil || rec.newer(state) {
-				state = rec.nsState
-			}
-			found = rec
-		}
+func Read(ctx context.Context, r shard.Router, name string) Info {
+	c, err := readCopies(ctx, r, name)
+	switch {
+	case err != nil:
+		return Info{Name: name, State: StateUnknown} // copies disagree: Open says how
+	case c.found == nil && len(c.errs) > 0:
+		return Info{Name: name, State: StateUnknown}
+	case c.found == nil:
+		return Info{Name: name, State: StateLost}
 	}
-	if found == nil {
-		return info
-	}
-	info = Info{Name: name, State: StateActive, Shards: found.shards, Start: found.start, Strict: state.strict, Generation: state.gen}
-	if state.deleted {
+	info := Info{Name: name, State: StateActive, Shards: c.found.shards, Start: c.found.start, Strict: c.state.strict, Generation: c.state.gen}
+	if c.state.deleted {
 		info.State = StateDeleted
 	}
-	if state.created > 0 {
-		info.CreatedAt = time.UnixMilli(state.created)
+	if c.state.created > 0 {
+		info.CreatedAt = time.UnixMilli(c.state.created)
 	}
 	return info
 }

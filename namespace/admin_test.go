@@ -1,4 +1,4 @@
-package shard_test
+package namespace_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/lab/clustertest"
 	"github.com/shardseq/shardseq/internal/lab/localcluster"
+	"github.com/shardseq/shardseq/namespace"
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -112,7 +113,7 @@ func testStartAndShards(t *testing.T, cl *cluster.Cluster) {
 		}
 	}
 	// The blocks say which shard reserved them: shard i's IDs are i mod N.
-	ns, err := shard.Open(ctx10(t), cl, "migrated", shard.Settings{NoCreate: true}, shard.Options{})
+	ns, err := namespace.Open(ctx10(t), cl, "migrated", namespace.Settings{NoCreate: true}, shard.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,43 +153,43 @@ func testStartAndShards(t *testing.T, cl *cluster.Cluster) {
 
 func testPut(t *testing.T, cl *cluster.Cluster) {
 	opt := shard.Options{}
-	ns, err := shard.Put(ctx10(t), cl, "put", shard.Spec{Shards: ptr(4), Start: ptr(int64(500)), Strict: ptr(true)}, 0, opt)
+	ns, err := namespace.Put(ctx10(t), cl, "put", namespace.Spec{Shards: ptr(4), Start: ptr(int64(500)), Strict: ptr(true)}, 0, opt)
 	if err != nil || !ns.Created || ns.Recreated {
 		t.Fatalf("Put new: %+v %v", ns, err)
 	}
-	if in := ns.Info(); in.Shards != 4 || in.Start != 500 || !in.Strict || in.State != shard.StateActive || in.Generation != 1 ||
+	if in := ns.Info(); in.Shards != 4 || in.Start != 500 || !in.Strict || in.State != namespace.StateActive || in.Generation != 1 ||
 		time.Since(in.CreatedAt) > time.Minute {
 		t.Errorf("Info %+v", in)
 	}
-	for _, spec := range []shard.Spec{{}, {Shards: ptr(4)}, {Start: ptr(int64(500))}, {Strict: ptr(true)},
+	for _, spec := range []namespace.Spec{{}, {Shards: ptr(4)}, {Start: ptr(int64(500))}, {Strict: ptr(true)},
 		{Shards: ptr(4), Start: ptr(int64(500)), Strict: ptr(true)}} {
-		again, err := shard.Put(ctx10(t), cl, "put", spec, 9, opt)
+		again, err := namespace.Put(ctx10(t), cl, "put", spec, 9, opt)
 		if err != nil || again.Created || again.Layout.Shards != 4 {
 			t.Errorf("Put again with %+v: %+v %v; want the namespace, not created", spec, again, err)
 		}
 	}
 	for _, tc := range []struct {
-		spec shard.Spec
+		spec namespace.Spec
 		want error
 	}{
-		{shard.Spec{Shards: ptr(5)}, shard.ErrShardCountMismatch},
-		{shard.Spec{Start: ptr(int64(501))}, shard.ErrSettingsMismatch},
-		{shard.Spec{Strict: ptr(false)}, shard.ErrSettingsMismatch},
+		{namespace.Spec{Shards: ptr(5)}, namespace.ErrShardCountMismatch},
+		{namespace.Spec{Start: ptr(int64(501))}, namespace.ErrSettingsMismatch},
+		{namespace.Spec{Strict: ptr(false)}, namespace.ErrSettingsMismatch},
 	} {
-		if _, err := shard.Put(ctx10(t), cl, "put", tc.spec, 0, opt); !errors.Is(err, tc.want) {
+		if _, err := namespace.Put(ctx10(t), cl, "put", tc.spec, 0, opt); !errors.Is(err, tc.want) {
 			t.Errorf("Put %+v: %v, want %v", tc.spec, err, tc.want)
 		}
 	}
-	for _, spec := range []shard.Spec{{Shards: ptr(0)}, {Shards: ptr(shard.MaxShards + 1)}, {Start: ptr(int64(0))}, {Start: ptr(shard.MaxStart(0) + 1)}} {
-		if _, err := shard.Put(ctx10(t), cl, "put-bad", spec, 0, opt); err == nil {
+	for _, spec := range []namespace.Spec{{Shards: ptr(0)}, {Shards: ptr(shard.MaxShards + 1)}, {Start: ptr(int64(0))}, {Start: ptr(namespace.MaxStart(0) + 1)}} {
+		if _, err := namespace.Put(ctx10(t), cl, "put-bad", spec, 0, opt); err == nil {
 			t.Errorf("Put %+v accepted", spec)
 		}
 	}
-	if _, err := shard.Open(ctx10(t), cl, "put-bad", shard.Settings{NoCreate: true}, opt); !errors.Is(err, shard.ErrNamespaceNotFound) {
+	if _, err := namespace.Open(ctx10(t), cl, "put-bad", namespace.Settings{NoCreate: true}, opt); !errors.Is(err, namespace.ErrNamespaceNotFound) {
 		t.Errorf("a refused Put created something: %v", err)
 	}
 	// defaultShards is N of a new namespace without one.
-	if ns, err := shard.Put(ctx10(t), cl, "put-default", shard.Spec{}, 3, opt); err != nil || ns.Layout.Shards != 3 || ns.Start != 1 || ns.Strict {
+	if ns, err := namespace.Put(ctx10(t), cl, "put-default", namespace.Spec{}, 3, opt); err != nil || ns.Layout.Shards != 3 || ns.Start != 1 || ns.Strict {
 		t.Errorf("Put with defaults: %+v %v", ns, err)
 	}
 	// A namespace stored strict is served strict by every client.
@@ -209,7 +210,7 @@ func testConcurrentPut(t *testing.T, cl *cluster.Cluster) {
 	created := 0
 	for range 6 {
 		wg.Go(func() {
-			ns, err := shard.Put(ctx10(t), cl, "racing", shard.Spec{Shards: ptr(3)}, 0, shard.Options{})
+			ns, err := namespace.Put(ctx10(t), cl, "racing", namespace.Spec{Shards: ptr(3)}, 0, shard.Options{})
 			if err != nil {
 				t.Error(err)
 				return
@@ -231,18 +232,18 @@ func testList(t *testing.T, cl *cluster.Cluster) {
 	var want []string
 	for k := range 23 {
 		name := fmt.Sprintf("list-%02d", k)
-		if _, err := shard.Put(ctx10(t), cl, name, shard.Spec{Shards: ptr(1)}, 0, shard.Options{}); err != nil {
+		if _, err := namespace.Put(ctx10(t), cl, name, namespace.Spec{Shards: ptr(1)}, 0, shard.Options{}); err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, name)
 	}
-	if _, err := shard.Delete(ctx10(t), cl, "list-07", shard.Options{}); err != nil {
+	if _, err := namespace.Delete(ctx10(t), cl, "list-07", shard.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	cursor, pages := "", 0
 	for {
-		page, err := shard.List(ctx10(t), cl, cursor, 5)
+		page, err := namespace.List(ctx10(t), cl, cursor, 5)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -253,16 +254,16 @@ func testList(t *testing.T, cl *cluster.Cluster) {
 		for _, in := range page.Namespaces {
 			if strings.HasPrefix(in.Name, "list-") {
 				got = append(got, in.Name)
-				state := shard.StateActive
+				state := namespace.StateActive
 				if in.Name == "list-07" {
-					state = shard.StateDeleted
+					state = namespace.StateDeleted
 				}
 				if in.State != state || in.Shards != 1 || in.Start != 1 {
 					t.Errorf("listed %+v", in)
 				}
 			}
 		}
-		if !slices.IsSortedFunc(page.Namespaces, func(a, b shard.Info) int { return strings.Compare(a.Name, b.Name) }) {
+		if !slices.IsSortedFunc(page.Namespaces, func(a, b namespace.Info) int { return strings.Compare(a.Name, b.Name) }) {
 			t.Errorf("page not sorted: %v", page.Namespaces)
 		}
 		if page.Next == "" {
@@ -277,17 +278,17 @@ func testList(t *testing.T, cl *cluster.Cluster) {
 		t.Errorf("%d pages of 5 for more than 23 names", pages)
 	}
 	// A cursor past every name, and one between names.
-	if page, err := shard.List(ctx10(t), cl, "zzz", 10); err != nil || len(page.Namespaces) != 0 || page.Next != "" {
+	if page, err := namespace.List(ctx10(t), cl, "zzz", 10); err != nil || len(page.Namespaces) != 0 || page.Next != "" {
 		t.Errorf("after the last name: %+v %v", page, err)
 	}
-	if page, err := shard.List(ctx10(t), cl, "list-03a", 2); err != nil || len(page.Namespaces) != 2 || page.Namespaces[0].Name != "list-04" || page.Next != "list-05" {
+	if page, err := namespace.List(ctx10(t), cl, "list-03a", 2); err != nil || len(page.Namespaces) != 2 || page.Namespaces[0].Name != "list-04" || page.Next != "list-05" {
 		t.Errorf("after list-03a: %+v %v", page, err)
 	}
 	for _, bad := range []struct {
 		cursor string
 		limit  int
-	}{{"", 0}, {"", shard.MaxListLimit + 1}, {"a:b", 10}} {
-		if _, err := shard.List(ctx10(t), cl, bad.cursor, bad.limit); err == nil {
+	}{{"", 0}, {"", namespace.MaxListLimit + 1}, {"a:b", 10}} {
+		if _, err := namespace.List(ctx10(t), cl, bad.cursor, bad.limit); err == nil {
 			t.Errorf("List(%q, %d) accepted", bad.cursor, bad.limit)
 		}
 	}
@@ -296,12 +297,12 @@ func testList(t *testing.T, cl *cluster.Cluster) {
 func testDescribe(t *testing.T, cl *cluster.Cluster) {
 	c := newClient(t, cl, client.Config{Namespace: "described", Shards: 4, Start: 1000})
 	ids := take(t, c, 5000)
-	d, err := shard.Describe(ctx10(t), cl, "described", shard.Options{})
+	d, err := namespace.Describe(ctx10(t), cl, "described", shard.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	u := d.Usage
-	if d.Shards != 4 || d.Start != 1000 || d.State != shard.StateActive || u.Checked != 4 || u.Shards != 4 || u.MaxID != shard.DefaultMaxID {
+	if d.Shards != 4 || d.Start != 1000 || d.State != namespace.StateActive || u.Checked != 4 || u.Shards != 4 || u.MaxID != shard.DefaultMaxID {
 		t.Errorf("description %+v", d)
 	}
 	if u.HighestID < slices.Max(ids) || u.Reserved < int64(len(ids))/4 {
@@ -310,14 +311,14 @@ func testDescribe(t *testing.T, cl *cluster.Cluster) {
 	if total := u.Reserved + u.SpaceLeft; total < (shard.DefaultMaxID-1000)/4*4-8 || total > shard.DefaultMaxID || u.Used() <= 0 || u.Used() > 0.01 {
 		t.Errorf("usage %+v: reserved+left %d, used %g", u, total, u.Used())
 	}
-	if _, err := shard.Describe(ctx10(t), cl, "never-created", shard.Options{}); !errors.Is(err, shard.ErrNamespaceNotFound) {
+	if _, err := namespace.Describe(ctx10(t), cl, "never-created", shard.Options{}); !errors.Is(err, namespace.ErrNamespaceNotFound) {
 		t.Errorf("Describe of a name never created: %v", err)
 	}
-	if _, err := shard.Delete(ctx10(t), cl, "never-created", shard.Options{}); !errors.Is(err, shard.ErrNamespaceNotFound) {
+	if _, err := namespace.Delete(ctx10(t), cl, "never-created", shard.Options{}); !errors.Is(err, namespace.ErrNamespaceNotFound) {
 		t.Errorf("Delete of a name never created: %v", err)
 	}
 	// A smaller MaxID shows in the space left.
-	small, err := shard.Describe(ctx10(t), cl, "described", shard.Options{MaxID: 1 << 40})
+	small, err := namespace.Describe(ctx10(t), cl, "described", shard.Options{MaxID: 1 << 40})
 	if err != nil || small.Usage.SpaceLeft > 1<<40 || small.Usage.Used() <= u.Used() {
 		t.Errorf("with MaxID 2^40: %+v %v", small.Usage, err)
 	}
@@ -331,19 +332,19 @@ func testDeleteRecreate(t *testing.T, cl *cluster.Cluster) {
 	opt := shard.Options{}
 	old := newClient(t, cl, client.Config{Namespace: name, Shards: 3, Start: 50})
 	before := take(t, old, 30_000)
-	deleted, err := shard.Delete(ctx10(t), cl, name, opt)
+	deleted, err := namespace.Delete(ctx10(t), cl, name, opt)
 	if err != nil || !deleted {
 		t.Fatalf("Delete: %v %v", deleted, err)
 	}
-	if again, err := shard.Delete(ctx10(t), cl, name, opt); err != nil || again {
+	if again, err := namespace.Delete(ctx10(t), cl, name, opt); err != nil || again {
 		t.Errorf("Delete again: %v %v; want nothing to do", again, err)
 	}
-	d, err := shard.Describe(ctx10(t), cl, name, opt)
-	if err != nil || d.State != shard.StateDeleted || d.Generation != 2 || d.Usage.HighestID < slices.Max(before) {
+	d, err := namespace.Describe(ctx10(t), cl, name, opt)
+	if err != nil || d.State != namespace.StateDeleted || d.Generation != 2 || d.Usage.HighestID < slices.Max(before) {
 		t.Errorf("Describe after Delete: %+v %v", d, err)
 	}
-	_, err = shard.Open(ctx10(t), cl, name, shard.Settings{NoCreate: true}, opt)
-	if !errors.Is(err, shard.ErrNamespaceDeleted) || !errors.Is(err, shard.ErrNamespaceNotFound) || !strings.Contains(err.Error(), name) {
+	_, err = namespace.Open(ctx10(t), cl, name, namespace.Settings{NoCreate: true}, opt)
+	if !errors.Is(err, namespace.ErrNamespaceDeleted) || !errors.Is(err, namespace.ErrNamespaceNotFound) || !strings.Contains(err.Error(), name) {
 		t.Errorf("Open NoCreate of a deleted namespace: %v", err)
 	}
 	if _, err := openClient(cl, client.Config{Namespace: name, NoCreate: true}); !errors.Is(err, client.ErrNamespaceDeleted) {
@@ -357,13 +358,13 @@ func testDeleteRecreate(t *testing.T, cl *cluster.Cluster) {
 
 	// Recreated with Put: another N or start is refused (it could repeat
 	// IDs); the same (or none) continues above everything.
-	if _, err := shard.Put(ctx10(t), cl, name, shard.Spec{Shards: ptr(4)}, 0, opt); !errors.Is(err, shard.ErrShardCountMismatch) {
+	if _, err := namespace.Put(ctx10(t), cl, name, namespace.Spec{Shards: ptr(4)}, 0, opt); !errors.Is(err, namespace.ErrShardCountMismatch) {
 		t.Errorf("recreate with another N: %v", err)
 	}
-	if _, err := shard.Put(ctx10(t), cl, name, shard.Spec{Start: ptr(int64(1))}, 0, opt); !errors.Is(err, shard.ErrSettingsMismatch) {
+	if _, err := namespace.Put(ctx10(t), cl, name, namespace.Spec{Start: ptr(int64(1))}, 0, opt); !errors.Is(err, namespace.ErrSettingsMismatch) {
 		t.Errorf("recreate with another start: %v", err)
 	}
-	ns, err := shard.Put(ctx10(t), cl, name, shard.Spec{Strict: ptr(true)}, 7, opt)
+	ns, err := namespace.Put(ctx10(t), cl, name, namespace.Spec{Strict: ptr(true)}, 7, opt)
 	if err != nil || !ns.Created || !ns.Recreated || ns.Generation != 3 || ns.Layout.Shards != 3 || ns.Start != 50 || !ns.Strict {
 		t.Fatalf("recreate with Put: %+v %v", ns, err)
 	}
@@ -376,7 +377,7 @@ func testDeleteRecreate(t *testing.T, cl *cluster.Cluster) {
 	}
 
 	// Deleted again and recreated by a client that may create.
-	if _, err := shard.Delete(ctx10(t), cl, name, opt); err != nil {
+	if _, err := namespace.Delete(ctx10(t), cl, name, opt); err != nil {
 		t.Fatal(err)
 	}
 	oldMax = max(oldMax, slices.Max(after))
@@ -387,7 +388,7 @@ func testDeleteRecreate(t *testing.T, cl *cluster.Cluster) {
 	if m := slices.Min(last); m <= oldMax {
 		t.Errorf("after the auto recreation the smallest ID is %d, not above the old maximum %d", m, oldMax)
 	}
-	if d, err := shard.Describe(ctx10(t), cl, name, opt); err != nil || d.State != shard.StateActive || d.Generation != 5 || !d.Strict {
+	if d, err := namespace.Describe(ctx10(t), cl, name, opt); err != nil || d.State != namespace.StateActive || d.Generation != 5 || !d.Strict {
 		t.Errorf("after the auto recreation: %+v %v; want generation 5, strict kept", d, err)
 	}
 }
@@ -398,10 +399,10 @@ func testDeleteRecreate(t *testing.T, cl *cluster.Cluster) {
 func testStaleCopies(t *testing.T, cl *cluster.Cluster) {
 	const name = "stale-copies"
 	opt := shard.Options{}
-	if _, err := shard.Put(ctx10(t), cl, name, shard.Spec{Shards: ptr(2)}, 0, opt); err != nil {
+	if _, err := namespace.Put(ctx10(t), cl, name, namespace.Spec{Shards: ptr(2)}, 0, opt); err != nil {
 		t.Fatal(err)
 	}
-	keys := shard.MetaKeys(name)
+	keys := namespace.MetaKeys(name)
 	hash := func(key string) map[string]string {
 		_, node, err := cl.MasterForKey(key)
 		if err != nil {
@@ -429,19 +430,19 @@ func testStaleCopies(t *testing.T, cl *cluster.Cluster) {
 			t.Fatal(err)
 		}
 	}
-	ns, err := shard.Open(ctx10(t), cl, name, shard.Settings{NoCreate: true}, opt)
+	ns, err := namespace.Open(ctx10(t), cl, name, namespace.Settings{NoCreate: true}, opt)
 	if err != nil || ns.Generation != 1 || ns.Deleted || ns.Strict || !ns.CreatedAt.IsZero() {
 		t.Fatalf("record without state: %+v %v", ns, err)
 	}
-	if _, err := shard.Delete(ctx10(t), cl, name, opt); err != nil {
+	if _, err := namespace.Delete(ctx10(t), cl, name, opt); err != nil {
 		t.Fatal(err)
 	}
 	set(keys[1], "gen", "1", "deleted", "0") // missed the delete
-	_, err = shard.Open(ctx10(t), cl, name, shard.Settings{NoCreate: true}, opt)
-	if !errors.Is(err, shard.ErrNamespaceDeleted) {
+	_, err = namespace.Open(ctx10(t), cl, name, namespace.Settings{NoCreate: true}, opt)
+	if !errors.Is(err, namespace.ErrNamespaceDeleted) {
 		t.Fatalf("with one copy behind: %v, want ErrNamespaceDeleted", err)
 	}
-	if _, err := shard.Describe(ctx10(t), cl, name, opt); err != nil {
+	if _, err := namespace.Describe(ctx10(t), cl, name, opt); err != nil {
 		t.Fatal(err)
 	}
 	if h := hash(keys[1]); h["gen"] != "2" || h["deleted"] != "1" {
@@ -455,7 +456,7 @@ func testStaleCopies(t *testing.T, cl *cluster.Cluster) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := shard.Describe(ctx10(t), cl, name, opt); err != nil {
+	if _, err := namespace.Describe(ctx10(t), cl, name, opt); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
@@ -473,11 +474,11 @@ func testNaiveDeleteRepeats(t *testing.T, cl *cluster.Cluster) {
 	c := newClient(t, cl, client.Config{Namespace: name, Shards: 2})
 	before := take(t, c, 2000)
 	c.Close()
-	ns, err := shard.Open(ctx10(t), cl, name, shard.Settings{NoCreate: true}, shard.Options{})
+	ns, err := namespace.Open(ctx10(t), cl, name, namespace.Settings{NoCreate: true}, shard.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := shard.MetaKeys(name)
+	keys := namespace.MetaKeys(name)
 	for _, s := range ns.Shards {
 		keys = append(keys, s.Key)
 		keys = append(keys, s.CeilingKeys...)
@@ -491,7 +492,7 @@ func testNaiveDeleteRepeats(t *testing.T, cl *cluster.Cluster) {
 			t.Fatal(err)
 		}
 	}
-	for _, k := range shard.IndexKeys() {
+	for _, k := range namespace.IndexKeys() {
 		_, node, err := cl.MasterForKey(k)
 		if err != nil {
 			t.Fatal(err)

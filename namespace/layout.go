@@ -1,17 +1,8 @@
-// Package shard is one shard of a namespace: the names of its keys, the
-// step-offset arithmetic of its IDs, and the Redis scripts that reserve blocks
-// of them with replication acknowledgement and failover fencing.
-//
-// Shard i of a namespace with N shards hands out only IDs congruent to i mod N:
-// ID = seq*N + i for seq = 1, 2, 3... Two shards can never produce the same ID,
-// so shards need no coordination with each other.
-package shard
+package namespace
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -20,48 +11,10 @@ import (
 	"github.com/shardseq/shardseq/cluster"
 )
 
-// MaxShards bounds N. More shards than masters buys nothing, and the placement
-// search and the namespace record grow with N.
-const MaxShards = 1024
-
-// DefaultMaxID keeps every ID exactly representable as a float64, so that
-// JavaScript and JSON decoders that use doubles read IDs unchanged.
-const DefaultMaxID int64 = 1<<53 - 1
-
 // metaCopies is how many copies of the namespace record are kept. They sit on
 // slots a third of the slot space apart, so on a cluster of three or more
 // masters losing all of them takes three masters losing their data.
 const metaCopies = 3
-
-// The namespace rule: NamespacePattern is what ValidNamespace matches and
-// NamespaceRule says it in words, for messages. No braces or colons, so a
-// name cannot break a hash tag or another namespace's key prefix.
-const (
-	NamespacePattern = `^[A-Za-z0-9_.-]{1,64}$`
-	NamespaceRule    = "1 to 64 characters of A-Z a-z 0-9 _ . -"
-)
-
-// ErrInvalidNamespace is returned, wrapped with the name, for a namespace
-// ValidNamespace refuses.
-var ErrInvalidNamespace = errors.New("shard: invalid namespace: want " + NamespaceRule)
-
-var namespaceRE = regexp.MustCompile(NamespacePattern)
-
-// ValidNamespace reports whether ns may name a namespace (see NamespaceRule).
-func ValidNamespace(ns string) bool { return namespaceRE.MatchString(ns) }
-
-// ID returns the ID of sequence number seq of shard i of n.
-func ID(seq int64, i, n int) int64 { return seq*int64(n) + int64(i) }
-
-// Decode returns the shard and sequence number that issued id in a namespace
-// of n shards.
-func Decode(id int64, n int) (i int, seq int64) {
-	return int(id % int64(n)), id / int64(n)
-}
-
-// MaxSeq is the largest sequence number shard i of n may hand out without an
-// ID above maxID.
-func MaxSeq(i, n int, maxID int64) int64 { return (maxID - int64(i)) / int64(n) }
 
 // CeilingCopies is how many copies of each shard's ceiling are kept, on
 // masters other than the counter's (and other than each other's when there

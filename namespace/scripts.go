@@ -1,0 +1,167 @@
+package namespace
+
+import (
+	_ "embed"
+	"fmt"
+	"strconv"
+
+	"github.com/shardseq/shardseq/shard"
+)
+
+// The scripts of the namespace record and of the index of namespaces, each
+// prefixed with package shard's prelude, and the only code that builds their
+// arguments (the argv methods below) or reads their replies.
+var (
+	//go:embed lua/meta.lua
+	metaSrc string
+	//go:embed lua/index.lua
+	indexSrc string
+
+	metaScript  = shard.NewScript(metaSrc)
+	indexScript = shard.NewScript(indexSrc)
+)
+
+// metaOp is an operation of lua/meta.lua.
+type metaOp string
+
+const (
+	metaRead  metaOp = "read"
+	metaClaim metaOp = "claim"
+	metaReady metaOp = "ready"
+	metaState metaOp = "state"
+)
+
+// metaArgs are the arguments of lua/meta.lua.
+type metaArgs struct {
+	Op     metaOp
+	Shards int
+	Layout string
+	Start  int64
+	State  nsState // written by a claim that creates the copy, and by state
+}
+
+func (a metaArgs) argv() []any {
+	strict, deleted := "0", "0"
+	if a.State.strict {
+		strict = "1"
+	}
+	if a.State.deleted {
+		deleted = "1"
+	}
+	gen := max(a.State.gen, 1)
+	return []any{string(a.Op), a.Shards, a.Layout, a.Start, strict, gen, deleted, a.State.created}
+}
+
+// nsState is the part of a namespace record that changes: strict mode and
+// the tombstone, versioned by a generation. Nothing in it decides which IDs
+// the namespace hands out.
+type nsState struct {
+	strict  bool
+	gen     int64 // 1 for a record written before generations existed
+	deleted bool
+	created int64 // unix ms of this generation's creation; 0: not stored
+}
+
+// newer reports whether s should win over t: a higher generation, or at
+// the same generation a tombstone (a delete racing a recreate wins).
+func (s nsState) newer(t nsState) bool {
+	return s.gen > t.gen || s.gen == t.gen && s.deleted && !t.deleted
+}
+
+// record is one copy of a namespace record.
+type record struct {
+	shards int
+	layout string
+	start  int64
+	ready  bool
+	nsState
+}
+
+// parseMetaReply returns the stored record, or nil when the copy is absent,
+// and whether this call created the copy.
+func parseMetaReply(values []any) (*record, shard.NodeState, error) {
+	rec, _, st, err := parseMetaReplyFull(values)
+	return rec, st, err
+}
+
+func parseMetaReplyFull(values []any) (*record, bool, shard.NodeState, error) {
+	if len(values) != 12 {
+		return nil, false, shard.NodeState{}, fmt.Errorf("%w: meta reply has %d values, want 12", ErrBadRecord, len(values))
+	}
+	st, err := shard.ParseNodeState(values)
+	if err != nil {
+		return nil, false, shard.NodeState{}, err
+	}
+	found, _ := asInt(values[0])
+	if found == 0 {
+		return nil, false, st, nil
+	}
+	shards, err1 := strconv.Atoi(asString(values[1]))
+	start, err2 := strconv.ParseInt(asString(values[3]), 10, 64)
+	gen, err3 := strconv.ParseInt(asString(values[6]), 10, 64)
+	created, err4 := strconv.ParseInt(asString(values[8]), 10, 64)
+	strict, deleted := asString(values[5]), asString(values[7])
+	if err1 != nil || err2 != nil || !shard.ValidShards(shards) || start < 1 {
+		return nil, false, st, fmt.Errorf("%w: namespace record shards=%v start=%v", ErrBadRecord, values[1], values[3])
+	}
+	if err3 != nil || err4 != nil || gen < 1 || created < 0 || (strict != "0" && strict != "1") || (deleted != "0" && deleted != "1") {
+		return nil, false, st, fmt.Errorf("%w: namespace record strict=%v gen=%v deleted=%v created=%v", ErrBadRecord, values[5], values[6], values[7], values[8])
+	}
+	return &record{shards: shards, layout: asString(values[2]), start: start, ready: asString(values[4]) == "1",
+		nsState: nsState{strict: strict == "1", gen: gen, deleted: deleted == "1", created: created}}, found == 2, st, nil
+}
+
+// indexArgs are the arguments of lua/index.lua.
+type indexArgs struct {
+	Add  bool
+	Name string
+}
+
+func (a indexArgs) argv() []any {
+	if a.Add {
+		return []any{"add", a.Name}
+	}
+	return []any{"list", ""}
+}
+
+func parseIndexReply(values []any) ([]string, shard.NodeState, error) {
+	if len(values) != 4 {
+		return nil, shard.NodeState{}, fmt.Errorf("%w: index reply has %d values, want 4", ErrBadRecord, len(values))
+	}
+	st, err := shard.ParseNodeState(values)
+	if err != nil {
+		return nil, shard.NodeState{}, err
+	}
+	raw, ok := values[0].([]any)
+	if !ok {
+		return nil, st, fmt.Errorf("%w: index members %v", ErrBadRecord, values[0])
+	}
+	names := make([]string, 0, len(raw))
+	for _, m := range raw {
+		if n := asString(m); ValidNamespace(n) {
+			names = append(names, n)
+		}
+	}
+	return names, st, nil
+}
+
+func asInt(v any) (int64, error) {
+	switch x := v.(type) {
+	case int64:
+		return x, nil
+	case string:
+		n, err := strconv.ParseInt(x, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %q is not an integer", ErrBadRecord, x)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("%w: %v (%T) is not an integer", ErrBadRecord, v, v)
+}
+
+func asString(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return ""
+}
