@@ -88,7 +88,7 @@ type nsView struct {
 	Total      int
 	Issued     uint64
 	Growth     float64 // ID space spent per ID handed out (client.Economy.Growth); 0 before any
-	OutOfOrder int64   // IDs handed out from spares during outages
+	OutOfOrder uint64  // IDs handed out from spares during outages
 	Rate       float64 // IDs/s over the last minute
 	Spark      string  // SVG polyline points
 	SparkMax   float64
@@ -220,7 +220,7 @@ func (s *Server) summarize(d *pageData) []nsSum {
 func (s *Server) namespaceRow(sum nsSum, shards bool) nsView {
 	nv := nsView{Name: sum.name, Healthy: sum.healthy, Total: sum.shards, Issued: sum.e.issued.Load()}
 	econ := sum.e.c.Economy()
-	nv.Growth, nv.OutOfOrder = econ.Growth(), econ.OutOfOrder
+	nv.Growth, nv.OutOfOrder = econ.Growth(), uint64(max(econ.OutOfOrder, 0))
 	points := s.rates.rates(sum.name)
 	nv.HasSamples = len(points) > 0
 	nv.Rate = recent(points, s.rates.every, time.Minute)
