@@ -3,7 +3,6 @@ package client_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -32,7 +31,7 @@ const (
 // wait on Redis use: 25 on 2 cores gives the 50 callers of `shardseq bench`.
 const redisParallelism = 25
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // benchEnv is a local cluster and a cluster connection for one benchmark.
 type benchEnv struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os/exec"
@@ -30,7 +29,7 @@ const (
 	portClosed     = 7199
 )
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // TestLive runs the connection against one real cluster (3 masters, 1
 // replica each).
@@ -40,7 +39,7 @@ func TestLive(t *testing.T) {
 	lc := clustertest.Start(t, localcluster.Config{BasePort: portMain})
 	goroutines := runtime.NumGoroutine() // the launcher's own stay until the test ends
 	addrs := lc.Addrs()
-	c, err := cluster.Dial(ctx, cluster.Config{Addrs: addrs[:1], RefreshInterval: -1, Logger: quietLogger()})
+	c, err := cluster.Dial(ctx, cluster.Config{Addrs: addrs[:1], RefreshInterval: -1, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +142,7 @@ func TestLive(t *testing.T) {
 		var made, seen atomic.Int64
 		hook := countHook{&seen}
 		c2, err := cluster.Dial(ctx, cluster.Config{URL: "redis://" + addrs[0] + "?addr=" + addrs[1], RefreshInterval: -1, ProbeInterval: -1,
-			Logger: quietLogger(), NewClient: func(opt *redis.Options) *redis.Client {
+			Logger: quiet(), NewClient: func(opt *redis.Options) *redis.Client {
 				made.Add(1)
 				rc := redis.NewClient(opt)
 				rc.AddHook(hook)
@@ -263,7 +262,7 @@ func TestDialErrors(t *testing.T) {
 		t.Fatalf("port %d must be free: %v", portClosed, err)
 	}
 	_ = ln.Close()
-	_, err = cluster.Dial(ctx, cluster.Config{Addrs: []string{closed}, Logger: quietLogger()})
+	_, err = cluster.Dial(ctx, cluster.Config{Addrs: []string{closed}, Logger: quiet()})
 	if !errors.Is(err, cluster.ErrUnreachable) || !strings.Contains(err.Error(), closed) || !strings.Contains(err.Error(), "shardseq cluster up") {
 		t.Fatalf("Dial(closed port) = %v, want ErrUnreachable naming %s with a hint", err, closed)
 	}
@@ -280,14 +279,14 @@ func TestDialErrors(t *testing.T) {
 	cl := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer cl.Close()
 	clustertest.Eventually(t, 10*time.Second, func() error { return cl.Ping(ctx).Err() })
-	_, err = cluster.Dial(ctx, cluster.Config{Addrs: []string{addr}, Logger: quietLogger()})
+	_, err = cluster.Dial(ctx, cluster.Config{Addrs: []string{addr}, Logger: quiet()})
 	if !errors.Is(err, cluster.ErrNotCluster) || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("Dial(standalone) = %v, want ErrNotCluster", err)
 	}
 	t.Logf("standalone: %v", err)
 
 	// Both: the standalone answer wins over the unreachable seed.
-	_, err = cluster.Dial(ctx, cluster.Config{Addrs: []string{closed, addr}, Logger: quietLogger()})
+	_, err = cluster.Dial(ctx, cluster.Config{Addrs: []string{closed, addr}, Logger: quiet()})
 	if !errors.Is(err, cluster.ErrNotCluster) {
 		t.Fatalf("Dial(closed, standalone) = %v, want ErrNotCluster", err)
 	}

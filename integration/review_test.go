@@ -148,7 +148,7 @@ func waitReached(t *testing.T, g *gate, what string) {
 // were that taken as a newer history, the shard would be fenced for good
 // (nothing else re-fences a counter whose identity matches). A claim made
 // for one's own history is adopted instead, and A's block stands.
-func TestReview_OwnClaimAdopted(t *testing.T) {
+func TestRestore_ClaimForOwnHistoryIsAdopted(t *testing.T) {
 	c := startCluster(t, Opts{})
 	const ns = "ownclaim"
 	setup := c.Dial(cluster.Config{})
@@ -244,7 +244,7 @@ func TestReview_OwnClaimAdopted(t *testing.T) {
 // evicted record or counter would come back as a new namespace, or a counter
 // starting over. The second half shows the hazard is real: under memory
 // pressure such a master does evict shardseq's keys.
-func TestReview_EvictingPolicyRefused(t *testing.T) {
+func TestUnsafeRedis_EvictingPolicyRefused(t *testing.T) {
 	c := startCluster(t, Opts{})
 	conn := c.Dial(cluster.Config{})
 	ctx := context.Background()

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -19,7 +18,7 @@ import (
 	"github.com/shardseq/shardseq/shard"
 )
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func newClient(t testing.TB, c *clustertest.Cluster, cfg client.Config) *client.Client {
 	t.Helper()

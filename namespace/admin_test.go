@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -23,7 +22,7 @@ import (
 // Ports of this package's clusters: 7200-7219 (bus ports +10000).
 const portNamespaces = 7200
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func ptr[T any](v T) *T { return &v }
 

@@ -38,7 +38,7 @@ func requireRedis(t *testing.T) {
 	}
 }
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func TestCluster(t *testing.T) {
 	requireRedis(t)
@@ -66,7 +66,7 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("NodeByAddr = %+v %v", n, ok)
 	}
 
-	c, err := cluster.Dial(ctx, cluster.Config{Addrs: lc.Addrs()[:1], RefreshInterval: -1, Logger: quietLogger()})
+	c, err := cluster.Dial(ctx, cluster.Config{Addrs: lc.Addrs()[:1], RefreshInterval: -1, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
