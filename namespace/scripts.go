@@ -145,23 +145,8 @@ func parseIndexReply(values []any) ([]string, shard.NodeState, error) {
 	return names, st, nil
 }
 
-func asInt(v any) (int64, error) {
-	switch x := v.(type) {
-	case int64:
-		return x, nil
-	case string:
-		n, err := strconv.ParseInt(x, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%w: %q is not an integer", ErrBadRecord, x)
-		}
-		return n, nil
-	}
-	return 0, fmt.Errorf("%w: %v (%T) is not an integer", ErrBadRecord, v, v)
-}
-
-func asString(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	return ""
-}
+// The reply readers are shard's: one rule for what a script's reply holds.
+var (
+	asInt    = shard.ReplyInt
+	asString = shard.ReplyString
+)

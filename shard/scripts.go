@@ -43,9 +43,9 @@ func ParseNodeState(values []any) (NodeState, error) {
 		return NodeState{}, fmt.Errorf("%w: script reply %v", ErrBadRecord, values)
 	}
 	tail := values[len(values)-3:]
-	connected, err1 := asInt(tail[1])
-	promotable, err2 := asInt(tail[2])
-	id := asString(tail[0])
+	connected, err1 := ReplyInt(tail[1])
+	promotable, err2 := ReplyInt(tail[2])
+	id := ReplyString(tail[0])
 	if err := errors.Join(err1, err2); err != nil {
 		return NodeState{}, err
 	}
@@ -128,16 +128,16 @@ func parseReserveReply(values []any, count, maxSeq int64) (reserveReply, error) 
 	if len(values) != 8 {
 		return reserveReply{}, fmt.Errorf("%w: reserve reply has %d values, want 8", ErrBadRecord, len(values))
 	}
-	hi, err1 := asInt(values[1])
-	fence, err2 := asInt(values[2])
-	epoch, err3 := asInt(values[3])
-	confirmed, err4 := asInt(values[4])
+	hi, err1 := ReplyInt(values[1])
+	fence, err2 := ReplyInt(values[2])
+	epoch, err3 := ReplyInt(values[3])
+	confirmed, err4 := ReplyInt(values[4])
 	st, err5 := ParseNodeState(values)
 	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 		return reserveReply{}, err
 	}
 	rep := reserveReply{Hi: hi, Fence: FenceKind(fence), Epoch: epoch, Confirmed: confirmed, NodeState: st}
-	switch status := asString(values[0]); {
+	switch status := ReplyString(values[0]); {
 	case status == "fence":
 		rep.NeedsFence = true
 		if hi < -1 || epoch < 0 {
@@ -193,22 +193,24 @@ func parseCeilingReply(values []any) (ceilingReply, error) {
 	if len(values) != 8 {
 		return ceilingReply{}, fmt.Errorf("%w: ceiling reply has %d values, want 8", ErrBadRecord, len(values))
 	}
-	v, err1 := asInt(values[1])
-	trusted, err2 := asInt(values[2])
-	epoch, err3 := asInt(values[3])
+	v, err1 := ReplyInt(values[1])
+	trusted, err2 := ReplyInt(values[2])
+	epoch, err3 := ReplyInt(values[3])
 	st, err4 := ParseNodeState(values)
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return ceilingReply{}, err
 	}
-	status := asString(values[0])
+	status := ReplyString(values[0])
 	if (status != "ok" && status != "stale" && status != "changed") || v < -1 || epoch < 0 || trusted < 0 || trusted > 1 || (trusted == 1 && v < 0) {
 		return ceilingReply{}, fmt.Errorf("%w: ceiling reply %v", ErrBadRecord, values)
 	}
 	return ceilingReply{Stale: status == "stale", Changed: status == "changed", V: v, Trusted: trusted == 1, Epoch: epoch,
-		Owner: asString(values[4]), NodeState: st}, nil
+		Owner: ReplyString(values[4]), NodeState: st}, nil
 }
 
-func asInt(v any) (int64, error) {
+// ReplyInt reads an integer of a script's reply (Redis returns Lua numbers
+// as integers, and some fields as strings).
+func ReplyInt(v any) (int64, error) {
 	switch x := v.(type) {
 	case int64:
 		return x, nil
@@ -222,7 +224,8 @@ func asInt(v any) (int64, error) {
 	return 0, fmt.Errorf("%w: %v (%T) is not an integer", ErrBadRecord, v, v)
 }
 
-func asString(v any) string {
+// ReplyString reads a string of a script's reply, "" for anything else.
+func ReplyString(v any) string {
 	if s, ok := v.(string); ok {
 		return s
 	}
