@@ -137,6 +137,10 @@ type Config struct {
 	Local *localcluster.Cluster
 	// Faults are injected one after another while the load runs.
 	Faults []Fault
+	// Warmup is how long the load runs before the first fault (default 0):
+	// steady state first, so every caller's namespace is open and in use
+	// when the fault hits.
+	Warmup time.Duration
 	// Namespace default "verify-<unix time>"; Shards default 6.
 	Namespace string
 	Shards    int
@@ -294,6 +298,9 @@ func Run(ctx context.Context, cfg Config) (checker.Report, error) {
 	var log []string
 	var costs []FaultCost
 	var runErr error
+	if cfg.Warmup > 0 && len(cfg.Faults) > 0 {
+		_ = hold(ctx, cfg.Warmup) // steady load before the first fault
+	}
 	for i, f := range cfg.Faults {
 		if ctx.Err() != nil {
 			break
