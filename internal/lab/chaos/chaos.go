@@ -416,6 +416,7 @@ func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *
 			cancel()
 			if err != nil {
 				pr.failLibrary(rec, err)
+				waitOrStop(stop, 20*time.Millisecond) // as the HTTP callers do: errors are counted, not spun on
 				continue
 			}
 			rec.Ack(time.Since(t0), ids...)
@@ -426,6 +427,7 @@ func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *
 		cancel()
 		if err != nil {
 			pr.failLibrary(rec, err)
+			waitOrStop(stop, 20*time.Millisecond)
 			continue
 		}
 		rec.Ack(time.Since(t0), id)
