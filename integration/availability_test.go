@@ -91,7 +91,8 @@ func availability(t *testing.T, ac availabilityCase) {
 		MinIDs:        1,
 		MinDuration:   2 * time.Second,
 		MaxDuration:   4 * time.Minute,
-		ServerOrder:   &orders,
+		OrderWindow:   -1,      // across processes order holds only within a wider window: measured per server below
+		ServerOrder:   &orders, // at client.DefaultOrderWindow (1 s)
 		Errors:        &errs,
 		Costs:         &costs,
 		Client:        client.Config{Logger: quiet()},
