@@ -157,9 +157,10 @@ type Config struct {
 	// for 50).
 	HTTPBatches []int
 	// ServerOrder, when set, receives one order report per server of HTTP
-	// (same index): the order measure of its answers alone at OrderWindow,
-	// as one process promises it (docs/CORRECTNESS.md); its other figures
-	// cover that server's answers too.
+	// (same index): the order measure of its answers alone at OrderWindow
+	// (client.DefaultOrderWindow when OrderWindow is -1), as one process
+	// promises it (docs/CORRECTNESS.md); its other figures cover that
+	// server's answers too.
 	ServerOrder *[]checker.Report
 	// Errors, when set, receives the failed calls of the whole run by the
 	// face they came through.
@@ -274,8 +275,12 @@ func Run(ctx context.Context, cfg Config) (checker.Report, error) {
 	}
 	var perServer []*checker.Checker
 	if cfg.ServerOrder != nil {
+		w := cfg.OrderWindow
+		if w <= 0 {
+			w = client.DefaultOrderWindow // the whole run's measure is off; one server's still means something
+		}
 		for range cfg.HTTP {
-			perServer = append(perServer, checker.New().WithShards(cfg.Shards).WithOrder(max(cfg.OrderWindow, client.DefaultOrderWindow)))
+			perServer = append(perServer, checker.New().WithShards(cfg.Shards).WithOrder(w))
 		}
 	}
 	for i := 0; i < cfg.HTTPCallers; i++ {
