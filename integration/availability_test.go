@@ -27,7 +27,7 @@ const outOfOrderMetric = "shardseq_ids_out_of_order_total"
 // Issue 22: callers of a namespace open and in use before a single fault see
 // no error through it, at Redis's and Valkey's defaults
 // (cluster-require-full-coverage yes) as well as with the recommended "no",
-// node-timeout 2 s: 16 HTTP callers of `shardseq serve` (half ask for one
+// node-timeout 2 s (and 15 s, Redis's default, for kill -9): 16 HTTP callers of `shardseq serve` (half ask for one
 // ID, half for 50) and 4 library callers (segment mode, one client each,
 // opened before the faults), through kill -9 of a master, a 2 s
 // cluster-wide CLUSTERDOWN, a master frozen past node-timeout, a frozen and
@@ -36,7 +36,8 @@ const outOfOrderMetric = "shardseq_ids_out_of_order_total"
 // counted apart, per fault), and no inversion at W = 1 s on one server
 // beyond what it counts in shardseq_ids_out_of_order_total. The
 // redis/full-coverage-yes case runs two server processes; the Valkey cases
-// skip the lagging and the cut replica. About 50 s a case.
+// skip the lagging and the cut replica. About 50 s a case; one more case
+// runs Redis's default node timeout (15 s) through kill -9 of a master.
 func TestAvailability(t *testing.T) {
 	for _, engine := range []localcluster.Engine{localcluster.EngineRedis, localcluster.EngineValkey} {
 		for _, full := range []bool{true, false} {
@@ -60,6 +61,15 @@ func TestAvailability(t *testing.T) {
 			})
 		}
 	}
+	// Redis's default node timeout: the FAIL flag comes 15-30 s after the
+	// kill; about 35 s.
+	t.Run("redis/full-coverage-yes/node-timeout-15s", func(t *testing.T) {
+		availability(t, availabilityCase{
+			opts:    Opts{FullCoverage: true, NodeTimeout: 15 * time.Second},
+			faults:  []chaos.Fault{chaos.KillMaster},
+			servers: 1,
+		})
+	})
 }
 
 type availabilityCase struct {
