@@ -65,7 +65,7 @@ func TestAvailability(t *testing.T) {
 	// kill; about 35 s.
 	t.Run("redis/full-coverage-yes/node-timeout-15s", func(t *testing.T) {
 		availability(t, availabilityCase{
-			opts:    Opts{FullCoverage: true, NodeTimeout: 15 * time.Second},
+			opts:    Opts{Engine: localcluster.EngineRedis, FullCoverage: true, NodeTimeout: 15 * time.Second},
 			faults:  []chaos.Fault{chaos.KillMaster},
 			servers: 1,
 		})
