@@ -11,11 +11,14 @@ import (
 )
 
 // Issue 22: a process that stalls does not serve stale order. `shardseq
-// serve` is frozen (SIGSTOP) for 2.5 s three times in 30 s under 16 HTTP
+// serve` is frozen (SIGSTOP) for 2.5 s six times in 30 s under 16 HTTP
 // callers (half ask for one ID, half for 50): after each pause it must not
 // hand out IDs from blocks that should have retired while it was stopped,
 // so no answer is an inversion at W = 1 s (the order measure of
 // order_test.go: request send times and answer times, this process's clock).
+// Whether a stale block serves first after a pause is a race: three pauses
+// in 30 s caught it in 1 of 2 runs here (2 of 5 in the issue), nine in 45 s
+// every time; six keep the run at 30 s.
 func TestStall_ServeFrozenKeepsOrder(t *testing.T) {
 	c := startCluster(t, Opts{})
 	bin := buildShardseq(t)
@@ -36,7 +39,7 @@ func TestStall_ServeFrozenKeepsOrder(t *testing.T) {
 	}
 	defer stopLoad()
 	<-runFor(2 * time.Second) // steady state first
-	for k := range 3 {
+	for k := range 6 {
 		if err := serve.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +48,7 @@ func TestStall_ServeFrozenKeepsOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("pause %d: serve (pid %d) stopped 2.5 s", k+1, serve.Process.Pid)
-		<-runFor(7500 * time.Millisecond) // load between pauses: three in 30 s
+		<-runFor(2500 * time.Millisecond) // load between pauses: six in 30 s
 	}
 	stopLoad()
 	rep := ck.Report()
