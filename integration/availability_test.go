@@ -27,17 +27,18 @@ const outOfOrderMetric = "shardseq_ids_out_of_order_total"
 // Issue 22: callers of a namespace open and in use before a single fault see
 // no error through it, at Redis's and Valkey's defaults
 // (cluster-require-full-coverage yes) as well as with the recommended "no",
-// node-timeout 2 s (and 15 s, Redis's default, for kill -9): 16 HTTP callers of `shardseq serve` (half ask for one
-// ID, half for 50) and 4 library callers (segment mode, one client each,
-// opened before the faults), through kill -9 of a master, a 2 s
+// node-timeout 2 s (and 15 s, Redis's default, for kill -9): 16 HTTP
+// callers of `shardseq serve` (half ask for one ID, half for 50) and 4
+// library callers (segment mode, one client each, opened before the faults), through kill -9 of a master, a 2 s
 // cluster-wide CLUSTERDOWN, a master frozen past node-timeout, a frozen and
 // a lagging replica, a replica cut from its master (needs iptables) and a
 // master restarted empty. No ID twice, no failed call (library and HTTP
 // counted apart, per fault), and no inversion at W = 1 s on one server
 // beyond what it counts in shardseq_ids_out_of_order_total. The
 // redis/full-coverage-yes case runs two server processes; the Valkey cases
-// skip the lagging and the cut replica. About 50 s a case; one more case
-// runs Redis's default node timeout (15 s) through kill -9 of a master.
+// skip the lagging and the cut replica. 30-40 s a case (~3 min in all);
+// one more case runs Redis's default node timeout (15 s) through kill -9 of
+// a master.
 func TestAvailability(t *testing.T) {
 	for _, engine := range []localcluster.Engine{localcluster.EngineRedis, localcluster.EngineValkey} {
 		for _, full := range []bool{true, false} {
@@ -62,7 +63,7 @@ func TestAvailability(t *testing.T) {
 		}
 	}
 	// Redis's default node timeout: the FAIL flag comes 15-30 s after the
-	// kill; about 35 s.
+	// kill; 35-40 s.
 	t.Run("redis/full-coverage-yes/node-timeout-15s", func(t *testing.T) {
 		availability(t, availabilityCase{
 			opts:    Opts{Engine: localcluster.EngineRedis, FullCoverage: true, NodeTimeout: 15 * time.Second},
