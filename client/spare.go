@@ -5,6 +5,7 @@ package client
 import (
 	"cmp"
 	"context"
+	"github.com/shardseq/shardseq/shard"
 	"slices"
 	"time"
 )
@@ -131,12 +132,14 @@ func (c *Client) recover() {
 	}
 }
 
-// stockSparesLocked reserves spares in the background when what is held
-// covers less than a quarter of HoldFor at the current rate: one block per
+// stockSparesLocked reserves spares in the background, once the rate is
+// known, when what is held covers less than a quarter of HoldFor at it: one block per
 // shard, so that the counters, and with them the namespace's level, move by
 // a share each rather than one shard by all of it. Caller holds mu.
 func (c *Client) stockSparesLocked() {
-	if c.cfg.HoldFor < 0 || c.sparing || c.closed.Load() || c.cfg.Strict {
+	// Not before the rate is known: a namespace used once (a server's
+	// thousand tenants) must not cost N reservations of spares each.
+	if c.cfg.HoldFor < 0 || c.sparing || c.closed.Load() || c.cfg.Strict || c.rate <= 0 {
 		return
 	}
 	var held int64
@@ -149,7 +152,9 @@ func (c *Client) stockSparesLocked() {
 	}
 	n := len(c.lastHi)
 	per := max((want-held+int64(n)-1)/int64(n), 1)
-	per = min(per, c.cfg.MaxBlockSize)
+	// Not bound by MaxBlockSize, which bounds the blocks of normal traffic:
+	// a spare is reserved once and must last HoldFor.
+	per = min(per, shard.MaxLease/64)
 	c.sparing = true
 	c.wg.Add(1)
 	go c.reserveSpares(per)
