@@ -53,6 +53,9 @@ func TestAvailability(t *testing.T) {
 				// cut looks the same to callers on both engines.
 				faults = []chaos.Fault{chaos.KillMaster, chaos.ClusterDown2s, chaos.PauseMaster, chaos.FrozenReplica, chaos.RestartEmpty}
 			}
+			if engine == localcluster.EngineValkey && !full && !longRuns {
+				continue // CI's budget: Valkey at the recommended setting runs with the chaos tag
+			}
 			t.Run(fmt.Sprintf("%s/full-coverage-%s", engine, yesNo(full)), func(t *testing.T) {
 				availability(t, availabilityCase{
 					opts:    Opts{Engine: engine, FullCoverage: full, Partitions: partitionsAvailable()},
@@ -65,6 +68,9 @@ func TestAvailability(t *testing.T) {
 	// Redis's default node timeout: the FAIL flag comes 15-30 s after the
 	// kill; 35-40 s.
 	t.Run("redis/full-coverage-yes/node-timeout-15s", func(t *testing.T) {
+		if !longRuns {
+			t.Skip("CI's budget: Redis's default node timeout runs with the chaos tag (make chaos-long)")
+		}
 		availability(t, availabilityCase{
 			opts:    Opts{Engine: localcluster.EngineRedis, FullCoverage: true, NodeTimeout: 15 * time.Second},
 			faults:  []chaos.Fault{chaos.KillMaster},
