@@ -68,6 +68,11 @@ func (c *NamespaceCommand) parse(args []string) (namespaceArgs, error) {
 		if !client.ValidNamespace(a.name) {
 			return a, usageErrorf("%s: namespace %q: want %s", a.action, a.name, client.NamespaceRule)
 		}
+		// Valid, and one a library may have made, but no URL path can name
+		// it (the server refuses it at creation too).
+		if a.action == "create" && (a.name == "." || a.name == "..") {
+			return a, usageErrorf("create: namespace %q: the names . and .. cannot be created (URL paths cannot name them)", a.name)
+		}
 	case a.action == "list":
 		if len(pos) > 0 {
 			return a, usageErrorf("list: unexpected argument %q (use --cursor to start after a name)", pos[0])

@@ -24,6 +24,8 @@ func TestNamespaceUsageErrors(t *testing.T) {
 		{"create without name", nil, append([]string{"namespace", "create"}, r...), "create: want exactly one namespace name"},
 		{"show two names", nil, append([]string{"namespace", "show", "a", "b"}, r...), "show: want exactly one namespace name"},
 		{"bad name", nil, append([]string{"namespace", "delete", "a:b"}, r...), `delete: namespace "a:b": want 1 to 64 characters`},
+		{"create .", nil, append([]string{"namespace", "create", "."}, r...), `create: namespace ".": the names . and .. cannot be created`},
+		{"create ..", nil, append([]string{"namespace", "create", ".."}, r...), `create: namespace "..": the names . and .. cannot be created`},
 		{"list with a name", nil, append([]string{"namespace", "list", "x"}, r...), `list: unexpected argument "x"`},
 		{"no redis", nil, []string{"namespace", "list"}, "--redis is required (or set SHARDSEQ_REDIS)"},
 		{"bad redis env", map[string]string{"SHARDSEQ_REDIS": "nope"}, []string{"namespace", "list"}, `environment variable SHARDSEQ_REDIS: "nope" is not host:port`},
