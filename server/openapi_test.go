@@ -289,12 +289,14 @@ func (s *apiSpec) checkAnswer(t *testing.T, req *http.Request, reqBody []byte, r
 	t.Helper()
 	what := req.Method + " " + req.URL.RequestURI()
 	op, params, found := s.operation(req.Method, req.URL.EscapedPath())
+	if needsCleaning(req.URL.Path) {
+		op = "" // a path with "." or "" segments is not the one it cleans to
+	}
 	var rp string // pointer of the response description
 	switch {
-	case op == "":
-		rp = "/components/responses/NotFound"
-	case !found:
-		rp = "/components/responses/MethodNotAllowed"
+	case op == "" || !found:
+		s.checkUnlisted(t, what, op, resp, body)
+		return
 	default:
 		var e errorBody
 		_ = json.Unmarshal(body, &e)
@@ -312,11 +314,7 @@ func (s *apiSpec) checkAnswer(t *testing.T, req *http.Request, reqBody []byte, r
 		t.Errorf("%s: status %d is not in the description of %s", what, resp.StatusCode, op)
 		return
 	}
-	if found {
-		s.seen[op+" "+strconv.Itoa(resp.StatusCode)] = true
-	} else {
-		s.seen[rp] = true
-	}
+	s.seen[op+" "+strconv.Itoa(resp.StatusCode)] = true
 	headers, _ := r["headers"].(map[string]any)
 	for name := range headers {
 		h, hp := s.at(t, ptr(rp, "headers", name))
@@ -347,6 +345,9 @@ func (s *apiSpec) checkAnswer(t *testing.T, req *http.Request, reqBody []byte, r
 		t.Errorf("%s: Content-Type %q: %v", what, resp.Header.Get("Content-Type"), err)
 		return
 	}
+	if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("%s: %d without X-Content-Type-Options: nosniff", what, resp.StatusCode)
+	}
 	if _, ok := content[mt]; !ok {
 		t.Errorf("%s: %d answered %s; the description has %v", what, resp.StatusCode, mt, slices.Collect(maps.Keys(content)))
 		return
@@ -364,6 +365,43 @@ func (s *apiSpec) checkAnswer(t *testing.T, req *http.Request, reqBody []byte, r
 	}
 }
 
+// checkUnlisted holds the answer to a path (op "") or a method the
+// description does not list to what its introduction says: 404 not_found,
+// or 405 method_not_allowed with Allow; both an Error. PUT
+// /v1/namespaces/. and .. are 400 bad_namespace.
+func (s *apiSpec) checkUnlisted(t *testing.T, what, op string, resp *http.Response, body []byte) {
+	t.Helper()
+	status, code := http.StatusNotFound, codeNotFound
+	switch {
+	case strings.HasPrefix(what, "PUT /v1/namespaces/.") && reservedName(strings.TrimPrefix(what, "PUT /v1/namespaces/")):
+		status, code = http.StatusBadRequest, codeBadNamespace
+	case op != "":
+		status, code = http.StatusMethodNotAllowed, codeMethodNotAllowed
+		if resp.Header.Get("Allow") == "" {
+			t.Errorf("%s: 405 without Allow", what)
+		}
+	}
+	if resp.StatusCode != status {
+		t.Errorf("%s: %d, want %d for what the description does not list", what, resp.StatusCode, status)
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
+		t.Errorf("%s: Content-Type %q, want JSON", what, resp.Header.Get("Content-Type"))
+		return
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+	if err == nil {
+		err = s.validate(t, "/components/schemas/Error", v)
+	}
+	var e errorBody
+	if err == nil {
+		err = json.Unmarshal(body, &e)
+	}
+	if err != nil || e.Code != code {
+		t.Errorf("%s: body %q (%v), want an Error with code %s", what, body, err, code)
+	}
+	s.seen["unlisted "+strconv.Itoa(status)] = true
+}
+
 // unseen lists the documented answers of every operation no check saw,
 // but 500s, which a healthy real server does not give on purpose.
 func (s *apiSpec) unseen(t *testing.T) []string {
@@ -378,9 +416,9 @@ func (s *apiSpec) unseen(t *testing.T) []string {
 			}
 		}
 	}
-	for _, name := range []string{"NotFound", "MethodNotAllowed"} {
-		if !s.seen["/components/responses/"+name] {
-			out = append(out, "/components/responses/"+name)
+	for _, key := range []string{"unlisted 404", "unlisted 405"} {
+		if !s.seen[key] {
+			out = append(out, key)
 		}
 	}
 	slices.Sort(out)
@@ -568,6 +606,19 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 		{"GET", "/?fragment=1&namespace=orders", 200, ""},
 		{"GET", "/?namespace=%3Cscript%3E", 400, codeBadNamespace},
 		{"GET", "/v2/ids/orders", 404, codeNotFound},
+		{"DELETE", "/", 405, codeMethodNotAllowed},
+		{"POST", "/", 405, codeMethodNotAllowed},
+		{"POST", "/v1/ids", 404, codeNotFound},
+		{"POST", "/v1/leases", 404, codeNotFound},
+		{"GET", "/v1", 404, codeNotFound},
+		{"GET", "/v1/namespaces/.", 404, codeNotFound},
+		{"DELETE", "/v1/namespaces/..", 404, codeNotFound},
+		{"PUT", "/v1/namespaces/.", 400, codeBadNamespace},
+		{"PUT", "/v1/namespaces/..", 400, codeBadNamespace},
+		{"POST", "/v1/ids/./orders", 404, codeNotFound},
+		{"POST", "/v1/ids/orders/..", 404, codeNotFound},
+		{"GET", "//healthz", 404, codeNotFound},
+		{"GET", "/./metrics", 404, codeNotFound},
 		{"GET", "/v1/nope", 404, codeNotFound},
 		// default, orders, Az09_.- and n3 fill MaxNamespaces 4: n4 closes
 		// the least recently used.
