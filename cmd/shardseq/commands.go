@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/shardseq/shardseq/client"
 )
@@ -45,7 +46,7 @@ var commands = map[string]func(m *Main) Command{
 var summaries = map[string]string{
 	"serve":   "run the HTTP ID server",
 	"next":    "print new IDs, one per line",
-	"cluster": "start, stop or inspect a local Redis Cluster (up|down|status)",
+	"cluster": "start, stop or inspect a local Redis Cluster (up|down|status|start)",
 	"decode":  "print the shard and sequence number of an ID",
 	"version": "print the version",
 	"verify":  "check that IDs are never repeated under load",
@@ -226,7 +227,7 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string, envs ...map[string]s
 			continue
 		}
 		if err := fs.Set(name, v); err != nil {
-			return nil, usageErrorf("environment variable %s=%q is not valid for --%s: %v", env[name], v, name, err)
+			return nil, usageErrorf("environment variable %s=%q is not valid for --%s: want %s", env[name], v, name, expected(fs.Lookup(name)))
 		}
 		fromEnv[name] = env[name]
 	}
@@ -248,6 +249,30 @@ func registerShards(fs *flag.FlagSet, n *int) {
 }
 
 var shardsEnv = map[string]string{"shards": "SHARDSEQ_SHARDS"}
+
+// expected says what a flag's value must look like, for the error of an
+// environment variable the flag package refused (its own error says only
+// "parse error").
+func expected(f *flag.Flag) string {
+	if f.Name == "shards" {
+		return fmt.Sprintf("an integer from 1 to %d", client.MaxShards)
+	}
+	g, _ := f.Value.(flag.Getter)
+	if g == nil {
+		return "a valid value"
+	}
+	switch g.Get().(type) {
+	case bool:
+		return "true or false (also 1 or 0)"
+	case int, int64, uint, uint64:
+		return "an integer"
+	case float64:
+		return "a number"
+	case time.Duration:
+		return "a duration such as 500ms, 5s or 2m"
+	}
+	return "a valid value"
+}
 
 // requireRedis is the error of a command run without --redis.
 func requireRedis() error {

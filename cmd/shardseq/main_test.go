@@ -39,7 +39,8 @@ func TestUsageErrors(t *testing.T) {
 		{"serve shards 0", nil, []string{"serve", "--redis", "h:1", "--shards", "0"}, "--shards=0: the shard count must be from 1 to 1024"},
 		{"serve shards too many", nil, []string{"serve", "--redis", "h:1", "--shards", "1025"}, "from 1 to 1024"},
 		{"serve shards not a number", nil, []string{"serve", "--redis", "h:1", "--shards", "many"}, `invalid value "many" for flag -shards`},
-		{"serve bad shards env", map[string]string{"SHARDSEQ_SHARDS": "twelve"}, []string{"serve", "--redis", "h:1"}, `environment variable SHARDSEQ_SHARDS="twelve" is not valid for --shards`},
+		{"serve bad shards env", map[string]string{"SHARDSEQ_SHARDS": "twelve"}, []string{"serve", "--redis", "h:1"}, `environment variable SHARDSEQ_SHARDS="twelve" is not valid for --shards: want an integer from 1 to 1024`},
+		{"serve bad duration env", map[string]string{"SHARDSEQ_REQUEST_TIMEOUT": "5"}, []string{"serve", "--redis", "h:1"}, `is not valid for --request-timeout: want a duration such as 500ms, 5s or 2m`},
 		{"serve shards env out of range", map[string]string{"SHARDSEQ_SHARDS": "0"}, []string{"serve", "--redis", "h:1"}, "environment variable SHARDSEQ_SHARDS=0: the shard count must be from 1 to 1024"},
 		{"serve bad listen", nil, []string{"serve", "--redis", "h:1", "--listen", "8080"}, `--listen="8080": want [host]:port`},
 		{"serve bad listen env", map[string]string{"SHARDSEQ_LISTEN": "x:y"}, []string{"serve", "--redis", "h:1"}, `environment variable SHARDSEQ_LISTEN="x:y"`},
@@ -53,6 +54,8 @@ func TestUsageErrors(t *testing.T) {
 		{"next bad count", nil, []string{"next", "--redis", "h:1", "--count", "0"}, "--count 0: want 1 to"},
 		{"next bad namespace", nil, []string{"next", "--redis", "h:1", "--namespace", "a{b}"}, `--namespace "a{b}"`},
 		{"next bad shards env", map[string]string{"SHARDSEQ_SHARDS": "-1"}, []string{"next", "--redis", "h:1"}, "SHARDSEQ_SHARDS=-1"},
+		{"next shards abc env", map[string]string{"SHARDSEQ_SHARDS": "abc"}, []string{"next", "--redis", "h:1"}, `SHARDSEQ_SHARDS="abc" is not valid for --shards: want an integer from 1 to 1024`},
+		{"next shards 0", nil, []string{"next", "--redis", "h:1", "--shards", "0"}, "--shards=0: the shard count must be from 1 to 1024"},
 
 		{"decode no id", nil, []string{"decode"}, "want exactly one ID"},
 		{"decode bad id", nil, []string{"decode", "abc"}, `"abc" is not an ID`},

@@ -92,7 +92,7 @@ func (c *NamespaceCommand) parse(args []string) (namespaceArgs, error) {
 	if err != nil {
 		return a, err
 	}
-	if rf.redis == "" {
+	if rf.redis == "" && !rf.useLocal(c.Main.Stderr) {
 		return a, requireRedis()
 	}
 	if a.redis, err = rf.load(fromEnv); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -53,7 +54,10 @@ func TestNamespaceUsageErrors(t *testing.T) {
 // TestNamespaceCommand runs create, list, show and delete against a real
 // cluster.
 func TestNamespaceCommand(t *testing.T) {
-	lc := clustertest.Start(t, localcluster.Config{Masters: 3, Replicas: 1, BasePort: portNamespace})
+	// In .run/cluster of the working directory, where 'cluster up' puts it:
+	// next finds it without --redis.
+	work := t.TempDir()
+	lc := clustertest.Start(t, localcluster.Config{Masters: 3, Replicas: 1, BasePort: portNamespace, Dir: filepath.Join(work, ".run", "cluster")})
 	env := map[string]string{"SHARDSEQ_REDIS": strings.Join(lc.Addrs(), ",")}
 	ns := func(want int, args ...string) string {
 		t.Helper()
@@ -78,6 +82,19 @@ func TestNamespaceCommand(t *testing.T) {
 	contains(ns(1, "create", "orders", "--start", "7"), "settings mismatch")
 	contains(ns(1, "create", "orders", "--strict"), "settings mismatch", "strict=false")
 	contains(ns(0, "create", "users", "--strict"), "namespace users created: 12 shards, start 1, strict true")
+
+	// next uses the stored N (4), not 12; a --shards given must match it.
+	if out, stderr, code := run(t, env, "next", "--namespace", "orders", "--count", "2"); code != 0 || strings.Count(out, "\n") != 2 {
+		t.Errorf("next on 4 shards without --shards: exit %d\n%s%s", code, out, stderr)
+	}
+	if _, stderr, code := run(t, env, "next", "--namespace", "orders", "--shards", "5"); code != 1 || !strings.Contains(stderr, "mismatch") {
+		t.Errorf("next --shards 5 on 4 shards: exit %d %s", code, stderr)
+	}
+	t.Chdir(work)
+	if out, stderr, code := run(t, nil, "next", "--namespace", "orders"); code != 0 || strings.Count(out, "\n") != 1 ||
+		!strings.Contains(stderr, "using the local cluster in .run/cluster ("+strings.Join(lc.Addrs(), ",")+")") {
+		t.Errorf("next without --redis beside a local cluster: exit %d\n%s%s", code, out, stderr)
+	}
 	for k := range 3 {
 		ns(0, "create", fmt.Sprintf("page-%d", k), "--shards", "1")
 	}

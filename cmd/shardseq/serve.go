@@ -89,7 +89,7 @@ func (c *ServeCommand) parse(args []string) (serveConfig, error) {
 	if err := checkShards(fromEnv, cfg.shards); err != nil {
 		return cfg, err
 	}
-	if rf.redis == "" {
+	if rf.redis == "" && !rf.useLocal(c.Main.Stderr) {
 		return cfg, requireRedis()
 	}
 	if cfg.redis, err = rf.load(fromEnv); err != nil {

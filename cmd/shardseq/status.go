@@ -54,7 +54,7 @@ func (c *StatusCommand) Run(ctx context.Context, args []string) error {
 		timeout                    time.Duration
 		fs                         = newFlagSet("status")
 	)
-	fs.StringVar(&srv, "server", "http://localhost:8080", "server base URL (env SHARDSEQ_SERVER)")
+	fs.StringVar(&srv, "server", "http://localhost:8080", "server base URL, or host:port for http (env SHARDSEQ_SERVER)")
 	fs.StringVar(&tokenFile, "token-file", "", "file of bearer tokens; the first is sent (env SHARDSEQ_TOKEN_FILE)")
 	fs.StringVar(&caFile, "ca-file", "", "CA certificate (PEM) of an https server (env SHARDSEQ_CA_FILE)")
 	fs.StringVar(&ns, "namespace", "", "show only this namespace")
@@ -69,6 +69,9 @@ func (c *StatusCommand) Run(ctx context.Context, args []string) error {
 	fromEnv, err := applyEnv(fs, c.Main.Getenv, statusEnv)
 	if err != nil {
 		return err
+	}
+	if !strings.Contains(srv, "://") {
+		srv = "http://" + srv // host:port, as people write it
 	}
 	u, err := url.Parse(srv)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -112,7 +115,8 @@ func (c *StatusCommand) Run(ctx context.Context, args []string) error {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("status: %w", err)
+		return fmt.Errorf("status: no answer from %s (is 'shardseq serve' running there? %s names another server): %w",
+			u.Redacted(), "--server or SHARDSEQ_SERVER", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -211,7 +215,7 @@ Prints the cluster and the shard table of a running server (GET /v1/shards):
 each shard's node, breaker state, health, counters and last error.
 
 Flags (flags win over environment variables):
-  --server URL        server base URL (env SHARDSEQ_SERVER; default http://localhost:8080)
+  --server URL        server base URL, or host:port for http (env SHARDSEQ_SERVER; default http://localhost:8080)
   --token-file F      bearer tokens, one per line; the first is sent (env SHARDSEQ_TOKEN_FILE)
   --ca-file F         CA certificate of an https server (env SHARDSEQ_CA_FILE)
   --namespace NS      only this namespace

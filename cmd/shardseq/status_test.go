@@ -30,7 +30,11 @@ func TestStatusUsage(t *testing.T) {
 	if _, stderr, code := run(t, nil, "status", "--server", "ftp://x"); code != 2 || !strings.Contains(stderr, "want http://host:port") {
 		t.Errorf("bad URL: %d %q", code, stderr)
 	}
-	if _, stderr, code := run(t, nil, "status", "--server", "http://127.0.0.1:1"); code != 1 || !strings.Contains(stderr, "connection refused") {
-		t.Errorf("no server: %d %q", code, stderr)
+	for _, srv := range []string{"http://127.0.0.1:1", "127.0.0.1:1"} {
+		_, stderr, code := run(t, nil, "status", "--server", srv)
+		if code != 1 || !strings.Contains(stderr, "connection refused") || !strings.Contains(stderr, "no answer from http://127.0.0.1:1/v1/shards") ||
+			!strings.Contains(stderr, "is 'shardseq serve' running there?") {
+			t.Errorf("no server at %s: %d %q", srv, code, stderr)
+		}
 	}
 }
