@@ -8,8 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shardseq/shardseq/client"
@@ -125,17 +128,55 @@ func (m *Main) Exit(err error) int {
 	}
 	var ue *UsageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(m.Stderr, "shardseq: %v\n", err)
+		fmt.Fprintf(m.Stderr, "shardseq: %s\n", forPeople(err.Error()))
 		if ue.Cmd != "" {
 			fmt.Fprintf(m.Stderr, "Run 'shardseq %s -h' for usage.\n", ue.Cmd)
 		}
 		return 2
 	}
-	fmt.Fprintf(m.Stderr, "shardseq: %v\n", err)
+	fmt.Fprintf(m.Stderr, "shardseq: %s\n", forPeople(err.Error()))
 	if hint := adviceFor(err); hint != "" {
 		fmt.Fprintln(m.Stderr, hint)
 	}
 	return 1
+}
+
+// packagePrefixes are the prefixes the product's packages put on their
+// errors ("shard: shard count mismatch"): they tell a programmer where an
+// error comes from, and a person nothing.
+var packagePrefixes = []string{"shard: ", "cluster: ", "namespace: ", "client: ", "failover: ", "server: "}
+
+// forPeople is an error's text without the package prefixes of its wrapped
+// errors. The errors keep them (errors.Is and logs are unchanged); only
+// what the command prints loses them.
+func forPeople(msg string) string {
+	for changed := true; changed; {
+		changed = false
+		for _, p := range packagePrefixes {
+			if strings.HasPrefix(msg, p) {
+				msg, changed = msg[len(p):], true
+			}
+			if strings.Contains(msg, ": "+p) {
+				msg, changed = strings.ReplaceAll(msg, ": "+p, ": "), true
+			}
+		}
+	}
+	return msg
+}
+
+// percent prints a share from 0 to 1 as a percentage with three significant
+// digits (0.0123%), not in exponent form.
+func percent(f float64) string {
+	p := 100 * f
+	switch {
+	case p <= 0:
+		return "0%"
+	case p < 1e-6:
+		return "less than 0.000001%"
+	case p >= 10:
+		return strconv.FormatFloat(p, 'f', 1, 64) + "%"
+	}
+	return strconv.FormatFloat(p, 'f', 2-int(math.Floor(math.Log10(p))), 64) + "%"
 }
 
 // adviceFor is what a person can run about err: the lower packages say what

@@ -168,3 +168,30 @@ func TestClusterStatusWithoutCluster(t *testing.T) {
 		t.Fatalf("start without a cluster: exit %d %q", code, stderr)
 	}
 }
+
+func TestForPeople(t *testing.T) {
+	for in, want := range map[string]string{
+		"next: shard: shard count mismatch":                 "next: shard count mismatch",
+		"shard: shard count mismatch":                       "shard count mismatch",
+		"serve: server: bad token file: x":                  "serve: bad token file: x",
+		"next: client: namespace: cluster: no node reached": "next: no node reached",
+		`show: namespace "a": not found`:                    `show: namespace "a": not found`,
+		"cluster up: port busy":                             "cluster up: port busy",
+		"next: reshard: x":                                  "next: reshard: x",
+	} {
+		if got := forPeople(in); got != want {
+			t.Errorf("forPeople(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestPercent(t *testing.T) {
+	for in, want := range map[float64]string{
+		0: "0%", 1: "100.0%", 0.5: "50.0%", 0.123456: "12.3%", 0.0123456: "1.23%", 0.000123456: "0.0123%",
+		1.11e-9: "less than 0.000001%", 1.5e-8: "0.00000150%",
+	} {
+		if got := percent(in); got != want {
+			t.Errorf("percent(%g) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -90,6 +90,12 @@ func TestNamespaceCommand(t *testing.T) {
 	if _, stderr, code := run(t, env, "next", "--namespace", "orders", "--shards", "5"); code != 1 || !strings.Contains(stderr, "mismatch") {
 		t.Errorf("next --shards 5 on 4 shards: exit %d %s", code, stderr)
 	}
+	// cluster up beside it leaves it alone, and says what it ignored.
+	dir := filepath.Join(work, ".run", "cluster")
+	if out, stderr, code := run(t, nil, "cluster", "up", "--dir", dir, "--port", "7999"); code != 0 || strings.TrimSpace(out) != strings.Join(lc.Addrs(), ",") ||
+		!strings.Contains(stderr, "ignored --port 7999 (its first node is "+lc.Addrs()[0]+"): a cluster is already running in "+dir) {
+		t.Errorf("cluster up --port on a running cluster: exit %d\n%s%s", code, out, stderr)
+	}
 	t.Chdir(work)
 	if out, stderr, code := run(t, nil, "next", "--namespace", "orders"); code != 0 || strings.Count(out, "\n") != 1 ||
 		!strings.Contains(stderr, "using the local cluster in .run/cluster ("+strings.Join(lc.Addrs(), ",")+")") {
