@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -343,11 +344,17 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		code, b = http.StatusInternalServerError, []byte(`{"error":"encoding the response failed","code":"`+codeInternal+`"}`)
+	// Not HTML-escaped: a message's "<token>" stays readable in curl, and
+	// nosniff keeps a browser from taking the JSON for HTML.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	b := []byte(`{"error":"encoding the response failed","code":"` + codeInternal + `"}` + "\n")
+	if err := enc.Encode(v); err == nil {
+		b = buf.Bytes() // Encode ends it with a newline
+	} else {
+		code = http.StatusInternalServerError
 	}
-	b = append(b, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
