@@ -234,9 +234,11 @@ func printDescription(w io.Writer, d client.Description) {
 
 // Usage prints the help of namespace.
 func (c *NamespaceCommand) Usage() {
-	fmt.Fprintf(c.Main.Stdout, `Usage: shardseq namespace create|list|show|delete [NAME] --redis URL|host:port[,...] [flags]
+	fmt.Fprintf(c.Main.Stdout, `Usage: shardseq namespace create|list|show|delete [NAME] [--redis URL|host:port[,...]] [flags]
 
-Manages namespaces in Redis directly (no server needed):
+Manages namespaces in Redis directly (no server needed; without --redis and
+SHARDSEQ_REDIS, in the local cluster 'shardseq cluster up' runs in
+.run/cluster, if any):
 
   create NAME [--shards N] [--start S] [--strict]
         create it, or check an existing one: a flag given must match what is
