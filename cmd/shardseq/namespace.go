@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -165,12 +166,19 @@ func (c *NamespaceCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(w, "namespace %s %s: %d shards, start %d, strict %v\n", a.name, what, ns.Shards, ns.Start, ns.Strict)
 	case "show":
 		d, err := client.DescribeNamespace(ctx, cl, a.name, opt)
+		if errors.Is(err, client.ErrNamespaceNotFound) {
+			// Not the library's "(create it first)": show asks, it creates nothing.
+			return fmt.Errorf("namespace show: %q: %w; 'shardseq namespace list' shows those that exist", a.name, client.ErrNamespaceNotFound)
+		}
 		if err != nil {
 			return fmt.Errorf("namespace show: %w", err)
 		}
 		printDescription(w, d)
 	case "delete":
 		deleted, err := client.DeleteNamespace(ctx, cl, a.name, opt)
+		if errors.Is(err, client.ErrNamespaceNotFound) {
+			return fmt.Errorf("namespace delete: %q: %w: nothing to delete", a.name, client.ErrNamespaceNotFound)
+		}
 		if err != nil {
 			return fmt.Errorf("namespace delete: %w", err)
 		}

@@ -126,7 +126,11 @@ func TestNamespaceCommand(t *testing.T) {
 	contains(ns(0, "delete", "orders"), "was deleted already")
 	contains(ns(0, "show", "orders"), "state:       deleted", "generation:  2")
 	contains(ns(0, "list"), "deleted")
-	contains(ns(1, "delete", "nobody"), "namespace not found")
+	out = ns(1, "delete", "nobody")
+	contains(out, `namespace delete: "nobody": namespace not found: nothing to delete`)
+	if strings.Contains(out, "create it first") || strings.Contains(out, "shard: ") {
+		t.Errorf("delete of a namespace never created: %s", out)
+	}
 	contains(ns(1, "create", "orders", "--shards", "5"), "shard count mismatch")
 	contains(ns(0, "create", "orders"), "namespace orders recreated (it continues above every ID it handed out): 4 shards, start 1000000")
 	contains(ns(0, "show", "orders"), "state:       active", "generation:  3")
