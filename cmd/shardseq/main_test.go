@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -150,6 +151,19 @@ func TestServeUnreachable(t *testing.T) {
 	_, stderr, code := run(t, nil, "serve", "--redis", "127.0.0.1:1", "--listen", "127.0.0.1:0")
 	if code != 1 || !strings.Contains(stderr, "Redis unreachable at [127.0.0.1:1]") {
 		t.Fatalf("exit %d, stderr %q; want 1 and a clear message", code, stderr)
+	}
+}
+
+// TestServePortTaken: a port in use is reported before Redis is tried.
+func TestServePortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, stderr, code := run(t, nil, "serve", "--redis", "127.0.0.1:1", "--listen", ln.Addr().String())
+	if code != 1 || !strings.Contains(stderr, "cannot listen on "+ln.Addr().String()) || strings.Contains(stderr, "Redis") {
+		t.Fatalf("exit %d, stderr %q; want 1 and the port named, before Redis", code, stderr)
 	}
 }
 

@@ -155,6 +155,13 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	if cfg.redis.warning != "" {
 		log.Warn(cfg.redis.warning)
 	}
+	// The port first: a clash is reported at once, not after Redis answered.
+	// Connections wait in the backlog until Serve accepts them.
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("serve: cannot listen on %s (is another server on that port? --listen or SHARDSEQ_LISTEN picks another): %w", cfg.listen, err)
+	}
+	defer ln.Close() // on an early return; Shutdown closes it otherwise
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	ccfg := cfg.redis.Config
 	ccfg.Logger = log
@@ -191,10 +198,6 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	}
 	defer srv.Close()
 
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
 	hs := server.NewHTTPServer(cfg.listen, srv.Handler(), log)
 	scheme := "http"
 	if cfg.tls != nil {
