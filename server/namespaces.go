@@ -342,7 +342,7 @@ func (s *Server) handleListNamespaces(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	cursor := q.Get("cursor")
-	if q.Has("cursor") && !client.ValidNamespace(cursor) {
+	if cursor != "" && !client.ValidNamespace(cursor) { // "": the first page, as next_cursor "" ends the list
 		writeError(w, errBadCursor)
 		return
 	}

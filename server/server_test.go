@@ -146,8 +146,8 @@ func testStatusCodes(t *testing.T, cl *cluster.Cluster) {
 		{"default count", "POST", "/v1/ids/orders", 200, 1, "", ""},
 		{"count 5", "POST", "/v1/ids/orders?count=5", 200, 5, "", ""},
 		{"count max", "POST", "/v1/ids/orders?count=10000", 200, 10000, "", ""},
-		{"count with other params", "POST", "/v1/ids/orders?x=1&count=3", 200, 3, "", ""},
-		{"empty count", "POST", "/v1/ids/orders?count=", 200, 1, "", ""},
+		{"count with other params", "POST", "/v1/ids/orders?x=1&count=3", 400, 0, "", codeBadParameter},
+		{"empty count", "POST", "/v1/ids/orders?count=", 400, 0, "", codeBadCount},
 		{"64 characters", "POST", "/v1/ids/" + long, 200, 1, "", ""},
 		{"every character class", "POST", "/v1/ids/Az09_.-?count=2", 200, 2, "", ""},
 
@@ -177,7 +177,7 @@ func testStatusCodes(t *testing.T, cl *cluster.Cluster) {
 		{"served with the stored N again", "POST", "/v1/ids/x?count=3", 200, 3, "", ""},
 
 		{"unknown route", "GET", "/v2/ids/orders", 404, 0, "", codeNotFound},
-		{"root POST", "POST", "/", 404, 0, "", codeNotFound},
+		{"root POST", "POST", "/", 405, 0, "GET, HEAD", codeMethodNotAllowed},
 		{"unknown v1", "GET", "/v1/nope", 404, 0, "", codeNotFound},
 	}
 	seen := map[int64]string{}
