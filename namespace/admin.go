@@ -87,26 +87,15 @@ func (u Usage) Used() float64 {
 // whose history changed) and counts what is used and left.
 func (ns *Namespace) Usage(ctx context.Context) Usage {
 	u := Usage{MaxID: ns.opt.MaxID, Shards: len(ns.Shards)}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, s := range ns.Shards {
-		wg.Go(func() {
-			b, err := s.Reserve(ctx, 0, 0)
-			if err != nil {
-				return
-			}
-			initSeq, maxSeq := s.Bounds()
-			mu.Lock()
-			defer mu.Unlock()
-			u.Checked++
-			u.Reserved += max(b.Hi-initSeq, 0)
-			u.SpaceLeft += max(maxSeq-b.Hi, 0)
-			if b.Hi > initSeq {
-				u.HighestID = max(u.HighestID, shard.ID(b.Hi, s.Index, len(ns.Shards)))
-			}
-		})
-	}
-	wg.Wait()
+	ns.checkShards(ctx, func(s *shard.Shard, b shard.Block) {
+		initSeq, maxSeq := s.Bounds()
+		u.Checked++
+		u.Reserved += max(b.Hi-initSeq, 0)
+		u.SpaceLeft += max(maxSeq-b.Hi, 0)
+		if b.Hi > initSeq {
+			u.HighestID = max(u.HighestID, shard.ID(b.Hi, s.Index, len(ns.Shards)))
+		}
+	})
 	return u
 }
 

@@ -117,8 +117,17 @@ func (ns *Namespace) setLayout(l Layout) {
 // where raising needs that very master. Ordering is then only as good as the
 // other shards' levels, which the shards' levelling keeps close.
 func (ns *Namespace) Level(ctx context.Context) int64 {
-	var mu sync.Mutex
 	var level int64
+	ns.checkShards(ctx, func(_ *shard.Shard, b shard.Block) { level = max(level, b.Hi) })
+	return level
+}
+
+// checkShards checks every shard's counter at once, with an acknowledged
+// reservation of nothing (which restores a counter whose history changed),
+// and calls fn, one call at a time, with each shard that answered and its
+// counter. Shards that could not be checked are left out.
+func (ns *Namespace) checkShards(ctx context.Context, fn func(*shard.Shard, shard.Block)) {
+	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, s := range ns.Shards {
 		wg.Go(func() {
@@ -127,12 +136,11 @@ func (ns *Namespace) Level(ctx context.Context) int64 {
 				return
 			}
 			mu.Lock()
-			level = max(level, b.Hi)
-			mu.Unlock()
+			defer mu.Unlock()
+			fn(s, b)
 		})
 	}
 	wg.Wait()
-	return level
 }
 
 // lostHint is what an operator can do about a namespace whose record is

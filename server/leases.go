@@ -2,10 +2,8 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/shardseq/shardseq/client"
 )
@@ -71,33 +69,23 @@ func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
 		Count: l.Count, ValidMS: l.Valid.Milliseconds(), Limited: l.Limited})
 }
 
-// lease is take for a lease: the namespace opened as POST /v1/ids opens it
-// (creation policy, bound on open namespaces, reopening one closed under
-// the request), the block reserved by its client.
+// lease reserves a lease of count IDs of namespace name through the
+// namespace's client, on the same path as take.
 func (s *Server) lease(ctx context.Context, name string, count int) (client.Lease, error) {
-	for attempt := 0; ; attempt++ {
-		e := s.pool.entry(name)
-		if e == nil {
-			var err error
-			if e, err = s.pool.get(ctx, name); err != nil {
-				return client.Lease{}, err
-			}
-		}
-		e.used.Store(time.Now().UnixNano())
+	var l client.Lease
+	err := s.use(ctx, name, func(e *nsEntry) error {
 		if !s.cfg.Cluster.Serving() {
 			// Nothing is buffered for a lease: with every master's last
 			// probe failed, say so at once instead of waiting for Redis.
-			return client.Lease{}, ErrNoMasterServing
+			return ErrNoMasterServing
 		}
-		l, err := e.c.Lease(ctx, count)
-		if errors.Is(err, client.ErrClosed) && attempt < maxReopens && ctx.Err() == nil && !s.pool.isClosed() {
-			continue // closed under the request: it waits for the close, then opens it again
-		}
-		if err != nil {
-			return client.Lease{}, err
+		var err error
+		if l, err = e.c.Lease(ctx, count); err != nil {
+			return err
 		}
 		e.issued.Add(uint64(l.Count))
 		e.head.observe(l.ID(l.Count-1), s.warned, name)
-		return l, nil
-	}
+		return nil
+	})
+	return l, err
 }

@@ -202,19 +202,33 @@ func (s *Server) namespaceClosed(name, reason string, gaps int64) {
 // it was closed under it.
 const maxReopens = 3
 
-// take hands out count IDs of namespace name, opening it first if needed,
-// into buf (which it may return grown). A namespace closed under the request
-// (idle, evicted or deleted) is opened again, up to maxReopens times.
-func (s *Server) take(ctx context.Context, name string, count int, buf []int64) ([]int64, error) {
+// use runs fn with the entry of namespace name, opening it first if needed
+// and marking it used. A namespace closed under the request (idle, evicted
+// or deleted: fn fails with client.ErrClosed) is opened again, up to
+// maxReopens times. It is the one path from a request to a namespace's
+// client, for IDs and for leases.
+func (s *Server) use(ctx context.Context, name string, fn func(*nsEntry) error) error {
 	for attempt := 0; ; attempt++ {
 		e := s.pool.entry(name)
 		if e == nil {
 			var err error
 			if e, err = s.pool.get(ctx, name); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		e.used.Store(time.Now().UnixNano())
+		err := fn(e)
+		if errors.Is(err, client.ErrClosed) && attempt < maxReopens && ctx.Err() == nil && !s.pool.isClosed() {
+			continue // closed under the request: it waits for the close, then opens it again
+		}
+		return err
+	}
+}
+
+// take hands out count IDs of namespace name into buf (which it may return
+// grown).
+func (s *Server) take(ctx context.Context, name string, count int, buf []int64) ([]int64, error) {
+	err := s.use(ctx, name, func(e *nsEntry) error {
 		// With every master's last probe failed, only IDs already buffered
 		// can be handed out: an ended context lets the client hand those
 		// out and fail at once where it would wait for Redis (for a
@@ -234,14 +248,11 @@ func (s *Server) take(ctx context.Context, name string, count int, buf []int64) 
 		} else {
 			buf, err = e.c.NextN(rctx, count)
 		}
-		if errors.Is(err, client.ErrClosed) && attempt < maxReopens && ctx.Err() == nil && !s.pool.isClosed() {
-			continue // closed under the request: it waits for the close, then opens it again
+		if down && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			err = ErrNoMasterServing
 		}
 		if err != nil {
-			if down && errors.Is(err, context.Canceled) && ctx.Err() == nil {
-				err = ErrNoMasterServing
-			}
-			return nil, err
+			return err
 		}
 		e.issued.Add(uint64(len(buf)))
 		hi := buf[0]
@@ -249,6 +260,10 @@ func (s *Server) take(ctx context.Context, name string, count int, buf []int64) 
 			hi = max(hi, id)
 		}
 		e.head.observe(hi, s.warned, name)
-		return buf, nil
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return buf, nil
 }
