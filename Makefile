@@ -96,9 +96,10 @@ lint: vet
 	$$sc -tags 'integration chaos' ./... && (cd $(LAB) && $$sc -tags 'integration chaos' ./...)
 
 # chaos-long: the long fault-injection run behind docs/CORRECTNESS.md: >= 60 (>= 20 rewinds and double faults),
-# mixed faults, >= 20,000,000 IDs (without -race, so the load is real).
+# mixed faults, >= 20,000,000 IDs (without -race, so the load is real); and
+# TestAvailability's long cases (Valkey at full coverage no, node-timeout 15 s).
 chaos-long:
-	SHARDSEQ_CHAOS_REPORT=$(CURDIR)/.run/chaos-long.json $(GO) test -count=1 -tags 'integration chaos' -run TestChaosLong -timeout 60m -v ./integration/
+	SHARDSEQ_CHAOS_REPORT=$(CURDIR)/.run/chaos-long.json $(GO) test -count=1 -tags 'integration chaos' -run 'TestChaosLong|TestAvailability' -timeout 60m -v ./integration/
 
 # Docker: images built offline (FROM scratch), a 3-master/3-replica Redis
 # Cluster and two shardseq servers, chaos scripts (see docker/README.md).

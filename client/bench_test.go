@@ -240,6 +240,88 @@ func TestSegments(t *testing.T) {
 	lc := clustertest.Start(t, localcluster.Config{Masters: 3, Replicas: -1, BasePort: portAdaptive, Logf: t.Logf})
 	t.Run("adaptive", func(t *testing.T) { testAdaptive(t, lc) })
 	t.Run("unique", func(t *testing.T) { testUnique(t, lc) })
+	t.Run("stalled block is not handed out", func(t *testing.T) { testStalledBlock(t, lc) })
+	t.Run("quiet namespace is compact", func(t *testing.T) { testQuietCompact(t, lc) })
+}
+
+// testStalledBlock: a process that stalls past its block's retire time
+// (here: its retire timer stopped, and a wait) must not hand out that
+// block's IDs afterwards, with Next or NextN: the hot path checks the clock
+// itself and retires the block (its rest counted as a gap).
+func testStalledBlock(t *testing.T, lc *clustertest.Cluster) {
+	for _, tc := range []struct {
+		name string
+		take func(context.Context, *client.Client) (int64, error)
+	}{
+		{"Next", func(ctx context.Context, c *client.Client) (int64, error) { return c.Next(ctx) }},
+		{"NextN", func(ctx context.Context, c *client.Client) (int64, error) {
+			ids, err := c.NextN(ctx, 1)
+			if err != nil {
+				return 0, err
+			}
+			return ids[0], nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			const window = 200 * time.Millisecond // blocks retire 80ms after they were sent
+			c, err := client.New(ctx, client.Config{Addrs: lc.Addrs(), Namespace: "stall-" + tc.name, Shards: 6, AckReplicas: -1,
+				BlockSize: 16, MinBlockSize: 16, MaxBlockSize: 16, OrderWindow: window, HoldFor: -1, Logger: quiet()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := tc.take(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			c.StopRetirer()
+			before := c.Economy()
+			time.Sleep(window) // the stall: well past the block's retire time
+			if _, err := tc.take(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			after := c.Economy()
+			if after.Retired-before.Retired < 14 {
+				t.Fatalf("after a stall the old block was not retired (retired %d -> %d): its IDs would be handed out late",
+					before.Retired, after.Retired)
+			}
+		})
+	}
+}
+
+// testQuietCompact: a namespace asked for one ID at a time, slower than
+// blocks retire, spends about one sequence number (N IDs of space) per
+// request, not a block: no prefetch that would retire unused, blocks of one.
+func testQuietCompact(t *testing.T, lc *clustertest.Cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n, window = 6, 200 * time.Millisecond
+	c, err := client.New(ctx, client.Config{Addrs: lc.Addrs(), Namespace: "quiet", Shards: n, AckReplicas: -1,
+		OrderWindow: window, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var ids []int64
+	for k := 0; k < 20; k++ {
+		id, err := c.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		time.Sleep(window * 3 / 4) // quiet: every block retires before the next request
+	}
+	if ids[0] > 100 {
+		t.Errorf("first ID %d, want a new namespace to start near its start (<= 100)", ids[0])
+	}
+	// After the first few requests (the first block and the spares).
+	steady := ids[5:]
+	per := float64(steady[len(steady)-1]-steady[0]) / float64(len(steady)-1)
+	t.Logf("ids %v; %.1f of ID space per request; %+v", ids, per, c.Economy())
+	if per > 2*n {
+		t.Fatalf("a quiet namespace spends %.1f IDs of space per request, want at most 2N = %d", per, 2*n)
+	}
 }
 
 // testAdaptive: the block size grows under load and shrinks again when

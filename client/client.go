@@ -2,13 +2,11 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/failover"
@@ -19,127 +17,35 @@ import (
 // MaxBatch bounds NextN.
 const MaxBatch = 1 << 20
 
-// lanes splits a segment into sub-ranges with a counter each, on its own
-// cache line. A caller starts at a lane picked from its goroutine's stack
-// address, so callers on different cores mostly add to different lines. One
-// shared counter measured 28 ns/op with b.RunParallel on 2 cores (every add
-// moves the line between cores); 16 lanes 11-18 ns/op.
-const (
-	laneBits = 4
-	lanes    = 1 << laneBits
-)
-
-type lane struct {
-	pos  atomic.Int64 // IDs taken from this lane
-	size int64        // IDs in this lane
-	trig int64        // offset at which the refill starts
-	_    [40]byte     // pad to a cache line of its own
-}
-
-// segment is a block being handed out, as lanes of per IDs (the last ones
-// may be shorter or empty). Only the goroutine whose Add reaches a lane's
-// trigger starts the refill, so the hot path is one atomic add. born is set
-// when the segment becomes current, so that taken/age is the consumption
-// rate. Every field but the lanes' pos is fixed before the segment is
-// published.
-type segment struct {
-	lane   [lanes]lane
-	lo, n  int64
-	per    int64
-	shard  int
-	shards int64
-	born   time.Time
-	// retire is when the segment stops handing out IDs (ordering); zero
-	// when it lives until used up. retired is set, under Client.mu, once it
-	// was closed and accounted for.
-	retire  time.Time
-	retired bool
-	// done has bit j set once lane j is used up: written once a lane,
-	// read by every call, so callers skip used-up lanes without writing to
-	// their cache lines.
-	done atomic.Uint32
-}
-
-func newSegment(lo, n int64, shard int, shards int64, refillAt float64) *segment {
-	s := &segment{lo: lo, n: n, per: (n + lanes - 1) / lanes, shard: shard, shards: shards}
-	for j := range s.lane {
-		l := &s.lane[j]
-		l.size = min(max(n-int64(j)*s.per, 0), s.per)
-		l.trig = int64(float64(l.size) * refillAt)
-		if l.size == 0 {
-			s.done.Or(1 << j)
-		}
-	}
-	return s
-}
-
-// allDone is the done mask of a used-up segment.
-const allDone = 1<<lanes - 1
-
-// laneLen is the number of IDs of lane j.
-func (s *segment) laneLen(j int) int64 { return s.lane[j].size }
-
-// trigger is the offset in lane j at which the refill starts.
-func (s *segment) trigger(j int) int64 { return s.lane[j].trig }
-
-func (s *segment) id(j int, k int64) int64 {
-	return (s.lo+int64(j)*s.per+k)*s.shards + int64(s.shard)
-}
-
-// taken is how many IDs of the segment were handed out.
-func (s *segment) taken() int64 {
-	var t int64
-	for j := range s.lane {
-		t += min(s.lane[j].pos.Load(), s.laneLen(j))
-	}
-	return t
-}
-
-// laneHint picks a caller's first lane from the address of its stack: stable
-// for a goroutine between stack moves, different between goroutines.
-func laneHint() int {
-	var marker byte
-	p := uint64(uintptr(unsafe.Pointer(&marker)))
-	return int((p >> 10) * 0x9E3779B97F4A7C15 >> (64 - laneBits)) // top bits: 0..lanes-1
-}
-
-// closedPos is stored in every lane's pos by close: every later Add lands
-// past the lane's end, so no ID is taken after close counted what was left.
-const closedPos = 1 << 62
-
-// close stops the segment handing out IDs and returns how many it handed out.
-func (s *segment) close() (used int64) {
-	for j := range s.lane {
-		used += min(s.lane[j].pos.Swap(closedPos), s.laneLen(j))
-	}
-	s.done.Store(allDone)
-	return used
-}
-
 // Client hands out IDs of one namespace.
 type Client struct {
-	cfg       Config
-	cl        *cluster.Cluster
-	ownsCl    bool
-	repairs   *failover.Repairs // nil unless ownsCl
-	reg       *failover.Registry
-	set       *failover.Set
-	log       *slog.Logger
-	ctx       context.Context // background refills; cancelled by Close
-	cancel    context.CancelFunc
-	cur       atomic.Pointer[segment]
-	mu        sync.Mutex // guards the fields below; never held across I/O
-	next      *segment
-	refilling bool
-	refilled  chan struct{} // closed when the running refill ends
-	refillErr error
-	blockSize int64
-	rate      float64    // IDs per second handed out, smoothed over whole blocks
-	order     orderState // guarded by mu
-	retirer   *time.Timer
-	wg        sync.WaitGroup
-	closed    atomic.Bool
-	discarded atomic.Int64
+	cfg        Config
+	cl         *cluster.Cluster
+	ownsCl     bool
+	repairs    *failover.Repairs // nil unless ownsCl
+	reg        *failover.Registry
+	set        *failover.Set
+	log        *slog.Logger
+	ctx        context.Context // background refills; cancelled by Close
+	cancel     context.CancelFunc
+	cur        atomic.Pointer[segment]
+	mu         sync.Mutex // guards the fields below; never held across I/O
+	next       *segment
+	refilling  bool
+	refilled   chan struct{} // closed when the running refill ends
+	refillErr  error
+	blockSize  int64
+	rate       float64    // IDs per second handed out, smoothed over whole blocks
+	order      orderState // guarded by mu
+	retirer    *time.Timer
+	spares     []*segment // held for when no reservation succeeds (HoldFor)
+	sparing    bool       // a reservation of spares is running
+	recovering bool       // a fallback's recovery loop is running
+	lastHi     []int64    // per shard: the end of the last block this client reserved there
+	base       time.Time  // origin of clock()
+	wg         sync.WaitGroup
+	closed     atomic.Bool
+	econ       economy
 }
 
 // New validates cfg, connects to the cluster (unless cfg.Cluster is given),
@@ -152,7 +58,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	explicitTarget := cfg.BlockTarget != 0
 	cfg = cfg.withDefaults()
-	c := &Client{cfg: cfg, cl: cfg.Cluster, reg: cfg.Registry, log: cfg.Logger, blockSize: cfg.BlockSize}
+	c := &Client{cfg: cfg, cl: cfg.Cluster, reg: cfg.Registry, log: cfg.Logger, blockSize: cfg.BlockSize, base: time.Now()}
 	if c.cl == nil {
 		cl, err := cluster.Dial(ctx, cfg.clusterConfig())
 		if err != nil {
@@ -184,6 +90,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		c.order.settled = ns.Level(ctx)
 	}
 	c.set = failover.NewSet(ns, c.reg, c.cl, cfg.Breaker, c.log, cfg.Observer)
+	c.lastHi = make([]int64, len(ns.Shards))
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -244,6 +151,10 @@ func (c *Client) Next(ctx context.Context) (int64, error) {
 					l := &seg.lane[j]
 					k := l.pos.Add(1) - 1
 					if k < l.size {
+						if k&(staleCheck-1) == 0 && c.stale(seg) {
+							c.expire(seg) // a stalled process: its block is too old to hand out
+							break
+						}
 						if k == l.trig {
 							c.startRefill()
 						}
@@ -279,6 +190,9 @@ func (c *Client) NextN(ctx context.Context, n int) ([]int64, error) {
 	}
 	for len(out) < n {
 		seg := c.cur.Load()
+		if seg != nil && c.stale(seg) {
+			c.expire(seg)
+		}
 		if seg != nil {
 			h := laneHint()
 			for t := 0; t < lanes && len(out) < n; t++ {
@@ -323,8 +237,10 @@ func (c *Client) reserve(ctx context.Context, count int64) (shard.Block, error) 
 	b, err := c.set.Reserve(ctx, count, -1, c.level)
 	if err == nil {
 		c.set.Issued(b.Shard, uint64(b.Len()))
+		c.econ.issued.Add(b.Len())
 		c.mu.Lock()
 		c.order.add(b.Sent, b.Hi, c.cfg)
+		c.noteBlockLocked(b)
 		c.mu.Unlock()
 	}
 	return b, err
@@ -338,174 +254,6 @@ func (c *Client) level() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.order.level(time.Now(), c.cfg)
-}
-
-// advance replaces the exhausted (or retired) segment old with the
-// prefetched one, or waits for a refill. Only arithmetic happens under the
-// lock.
-func (c *Client) advance(ctx context.Context, old *segment) error {
-	for {
-		if c.closed.Load() {
-			return ErrClosed
-		}
-		c.mu.Lock()
-		if cur := c.cur.Load(); cur != old {
-			c.mu.Unlock()
-			return nil // another goroutine advanced already
-		}
-		if c.next != nil && !c.next.retire.IsZero() && !time.Now().Before(c.next.retire) {
-			// Reserved too long ago: handing it out now could put its IDs
-			// after higher ones of other processes. Its IDs become gaps.
-			c.discarded.Add(c.next.n)
-			c.next = nil
-		}
-		if c.next != nil {
-			if old != nil {
-				c.retireLocked(old)
-			}
-			c.next.born = time.Now()
-			c.cur.Store(c.next)
-			c.scheduleRetireLocked(c.next)
-			c.next = nil
-			c.mu.Unlock()
-			return nil
-		}
-		done := c.refillLocked()
-		c.mu.Unlock()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		c.mu.Lock()
-		err := c.refillErr
-		ready := c.next != nil
-		c.mu.Unlock()
-		if !ready && err != nil {
-			if c.closed.Load() {
-				return ErrClosed // the refill was cancelled by Close
-			}
-			return err
-		}
-	}
-}
-
-// retireLocked stops old handing out IDs and accounts for it: what it
-// handed out as issued, the rest as gaps. Caller holds mu.
-func (c *Client) retireLocked(old *segment) {
-	if old.retired {
-		return
-	}
-	old.retired = true
-	used := old.close()
-	c.set.Issued(old.shard, uint64(used))
-	c.discarded.Add(old.n - used)
-	if life := time.Since(old.born).Seconds(); !old.born.IsZero() && life > 0 && used > 0 {
-		if r := float64(used) / life; c.rate == 0 {
-			c.rate = r
-		} else {
-			c.rate = 0.7*c.rate + 0.3*r
-		}
-	}
-}
-
-// scheduleRetireLocked arranges for seg, now current, to stop handing out
-// IDs at its retire time, even if nobody asks for IDs meanwhile (an idle
-// client must not hand out an old block's IDs later). Caller holds mu.
-func (c *Client) scheduleRetireLocked(seg *segment) {
-	if seg.retire.IsZero() {
-		return
-	}
-	if c.retirer != nil {
-		c.retirer.Stop()
-	}
-	c.retirer = time.AfterFunc(time.Until(seg.retire), func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.cur.Load() == seg && !c.closed.Load() {
-			c.retireLocked(seg)
-		}
-	})
-}
-
-// startRefill reserves the next block in the background unless a refill is
-// running or a block is already waiting.
-func (c *Client) startRefill() {
-	c.mu.Lock()
-	if c.next == nil {
-		c.refillLocked()
-	}
-	c.mu.Unlock()
-}
-
-func (c *Client) refillLocked() <-chan struct{} {
-	if c.refilling {
-		return c.refilled
-	}
-	if c.closed.Load() {
-		// Close may be in wg.Wait: no wg.Add from here on.
-		done := make(chan struct{})
-		close(done)
-		return done
-	}
-	c.refilling = true
-	c.refilled = make(chan struct{})
-	c.adaptLocked()
-	size := c.blockSize
-	c.wg.Add(1)
-	go c.refill(size, c.refilled)
-	return c.refilled
-}
-
-func (c *Client) refill(size int64, done chan struct{}) {
-	defer c.wg.Done()
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-	b, err := c.set.Reserve(ctx, size, -1, c.level)
-	cancel()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.refilling = false
-	c.refillErr = err
-	if err == nil {
-		sent := b.Sent
-		c.order.add(sent, b.Hi, c.cfg)
-		if c.closed.Load() {
-			c.discarded.Add(b.Len())
-		} else {
-			n := b.Len()
-			c.next = newSegment(b.Lo, n, b.Shard, int64(b.Shards), c.cfg.RefillAt)
-			if c.cfg.ordered() {
-				c.next.retire = sent.Add(c.cfg.retireAfter())
-			}
-		}
-	} else if !errors.Is(err, context.Canceled) {
-		c.log.Warn("refill failed", "namespace", c.cfg.Namespace, "err", err)
-	}
-	close(done)
-}
-
-// adaptLocked sizes the next reservation so that a block lasts about
-// BlockTarget at the rate IDs are handed out: the rate of whole blocks
-// (smoothed: a block's first fifth alone is too noisy, since callers ask for
-// batches, and with ordering every spike in size is a skip on the other
-// shards), or, before the first block was used up, the current block's rate
-// so far. It runs as each
-// refill starts. The size grows at most 8-fold per refill (a short burst
-// must not reserve a huge block) and follows a drop at once; both within
-// Min/MaxBlockSize.
-func (c *Client) adaptLocked() {
-	rate := c.rate
-	if cur := c.cur.Load(); cur != nil && !cur.born.IsZero() {
-		used, age := cur.taken(), time.Since(cur.born).Seconds()
-		if r := float64(used) / age; used > 0 && age > 0 && rate == 0 {
-			rate = r // the first block
-		}
-	}
-	if rate <= 0 {
-		return
-	}
-	want := int64(rate * c.cfg.BlockTarget.Seconds())
-	c.blockSize = min(max(want, c.cfg.MinBlockSize), c.blockSize*8, c.cfg.MaxBlockSize)
 }
 
 // BlockSize is the size of the next reservation in segment mode.
@@ -561,12 +309,16 @@ func (c *Client) Close() error {
 	c.set.Close()
 	c.mu.Lock()
 	if seg := c.cur.Load(); seg != nil {
-		c.retireLocked(seg)
+		c.retireLocked(seg, gapClosed)
 	}
 	if c.next != nil {
-		c.discarded.Add(c.next.n)
+		c.econ.gaps[gapClosed].Add(c.next.n)
 		c.next = nil
 	}
+	for _, sp := range c.spares {
+		c.econ.gaps[gapClosed].Add(sp.n)
+	}
+	c.spares = nil
 	c.mu.Unlock()
 	if c.ownsCl {
 		c.repairs.Stop()
@@ -578,5 +330,39 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// Discarded is how many reserved IDs were dropped unused (gaps), so far.
-func (c *Client) Discarded() int64 { return c.discarded.Load() }
+// Discarded is how many reserved IDs were dropped unused (gaps), so far:
+// Economy().Gaps().
+func (c *Client) Discarded() int64 { return c.econ.snapshot().Gaps() }
+
+// Economy reports what became of the ID space this client reserved; Issued
+// includes what the current block handed out so far.
+func (c *Client) Economy() Economy {
+	c.mu.Lock()
+	e := c.econ.snapshot()
+	if seg := c.cur.Load(); seg != nil && !seg.retired {
+		taken := seg.taken()
+		e.Issued += taken
+		if seg.fallback {
+			e.OutOfOrder += taken
+		}
+	}
+	c.mu.Unlock()
+	return e
+}
+
+// noteBlockLocked counts what a shard's counter skipped before block b,
+// against this client's previous block there. Caller holds mu.
+func (c *Client) noteBlockLocked(b shard.Block) {
+	if b.Shard < 0 || b.Shard >= len(c.lastHi) {
+		return
+	}
+	prev := c.lastHi[b.Shard]
+	if skip := b.Lo - 1 - prev; prev > 0 && skip > 0 {
+		if b.Fence != shard.NotFenced {
+			c.econ.fenced.Add(skip)
+		} else {
+			c.econ.levelled.Add(skip)
+		}
+	}
+	c.lastHi[b.Shard] = max(prev, b.Hi)
+}

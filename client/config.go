@@ -40,11 +40,20 @@ const (
 	// DefaultOrderWindow is the ordering window W: an ID requested more
 	// than W after another ID was handed out is larger than it.
 	DefaultOrderWindow = time.Second
+	// DefaultHoldFor is how much traffic a client holds in spare blocks for
+	// when no reservation can succeed: with Redis's default
+	// cluster-require-full-coverage yes, every master refuses writes between
+	// one master's FAIL flag and its replica's promotion (about a second),
+	// and the spares carry callers through it with twice that margin.
+	DefaultHoldFor = 4 * time.Second
 	// DefaultBlockSize, DefaultMinBlockSize and DefaultMaxBlockSize are
-	// BlockSize, MinBlockSize and MaxBlockSize when they are 0.
-	DefaultBlockSize    = 1000
-	DefaultMinBlockSize = 100
-	DefaultMaxBlockSize = 1 << 20
+	// BlockSize, MinBlockSize and MaxBlockSize when they are 0. A new
+	// client starts small and may shrink to one ID: a quiet namespace spends
+	// about one sequence number per request, not a block, and a busy one
+	// grows 8-fold per refill.
+	DefaultBlockSize    int64 = 4
+	DefaultMinBlockSize int64 = 1
+	DefaultMaxBlockSize int64 = 1 << 20
 	// DefaultAttemptTimeout is Breaker.AttemptTimeout when it is 0: one
 	// reservation on one shard, the wait for replicas (AckTimeout)
 	// included.
@@ -123,11 +132,22 @@ type Config struct {
 	// "strict": true) is served strict by every client whatever this says:
 	// the client is strict when either asks for it.
 	Strict bool
-	// BlockSize is the first block size in segment mode. Default 1000.
+	// BlockSize is the first block size in segment mode. Default
+	// DefaultBlockSize (4).
 	BlockSize int64
 	// MinBlockSize and MaxBlockSize bound the adaptive block size.
-	// Defaults 100 and 1<<20.
+	// Defaults DefaultMinBlockSize (1) and DefaultMaxBlockSize (1<<20).
 	MinBlockSize, MaxBlockSize int64
+	// HoldFor is how much traffic, at the current rate, the client holds in
+	// spare blocks (one per shard) that it hands out only when no
+	// reservation can succeed: a cluster-wide CLUSTERDOWN, every master
+	// unreachable. IDs handed out from a spare are unique but may be below
+	// IDs handed out before (OutOfOrder counts them); once a reservation
+	// succeeds again the client returns to fresh blocks and drops the rest
+	// of the spare (a gap). Spares cost their size in ID space once, when
+	// they are reserved, and again as a gap at Close. Default
+	// DefaultHoldFor; -1 holds none (an outage is an error at once).
+	HoldFor time.Duration
 	// BlockTarget is how long a block should last at the current rate.
 	// Default: with ordering, OrderWindow / (4 N), at most 0.2 x
 	// OrderWindow (21ms for 12 shards and 1s): every shard then gets a block
@@ -159,8 +179,9 @@ type Config struct {
 	FenceGap int64
 	// CeilingLease is how long a raise of a shard's ceiling should last at
 	// the rate its counter grows; it must cover a failover of a ceiling
-	// copy's master and a replica's full resync. Default 10m. A fault that
-	// rewinds a counter skips up to a lease of sequence numbers.
+	// copy's master and a replica's full resync. Default 1m (see
+	// shard.DefaultCeilingLease). A fault that rewinds a counter skips up to
+	// a lease of sequence numbers.
 	CeilingLease time.Duration
 	// MaxID is the largest ID handed out. Default and upper bound 2^53-1.
 	MaxID int64
@@ -190,14 +211,17 @@ func (c Config) withDefaults() Config {
 	if c.Namespace == "" {
 		c.Namespace = DefaultNamespace
 	}
-	if c.BlockSize == 0 {
-		c.BlockSize = DefaultBlockSize
-	}
 	if c.MinBlockSize == 0 {
 		c.MinBlockSize = DefaultMinBlockSize
 	}
 	if c.MaxBlockSize == 0 {
 		c.MaxBlockSize = DefaultMaxBlockSize
+	}
+	if c.BlockSize == 0 {
+		c.BlockSize = min(max(DefaultBlockSize, c.MinBlockSize), c.MaxBlockSize)
+	}
+	if c.HoldFor == 0 {
+		c.HoldFor = DefaultHoldFor
 	}
 	if c.OrderWindow == 0 {
 		c.OrderWindow = DefaultOrderWindow
@@ -262,6 +286,8 @@ func (c Config) Validate() error {
 		return bad("BlockTarget", c.BlockTarget, "want 1ms to 1h")
 	case c.ordered() && c.BlockTarget > c.retireAfter():
 		return bad("BlockTarget", c.BlockTarget, "want at most 0.4 x OrderWindow (%v): blocks retire then", c.retireAfter())
+	case c.HoldFor != -1 && (c.HoldFor < 0 || c.HoldFor > time.Minute):
+		return bad("HoldFor", c.HoldFor, "want up to 1m, 0 (default %v) or -1 (no spares)", DefaultHoldFor)
 	case c.RefillAt <= 0 || c.RefillAt >= 1:
 		return bad("RefillAt", c.RefillAt, "want a fraction between 0 and 1")
 	case c.MaxID != 0 && c.MaxID < int64(max(c.Shards, DefaultShards))*1000:

@@ -81,7 +81,7 @@ func TestNewRejectsInvalidConfigBeforeDialing(t *testing.T) {
 
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig("127.0.0.1:7000")
-	if c.Namespace != "default" || c.Shards != 0 || c.BlockSize != 1000 || c.Strict || c.OrderWindow != DefaultOrderWindow || c.BlockTarget != time.Second/48 {
+	if c.Namespace != "default" || c.Shards != 0 || c.BlockSize != DefaultBlockSize || c.MinBlockSize != 1 || c.HoldFor != DefaultHoldFor || c.Strict || c.OrderWindow != DefaultOrderWindow || c.BlockTarget != time.Second/48 {
 		t.Fatalf("unexpected defaults %+v", c)
 	}
 }

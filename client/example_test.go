@@ -180,7 +180,7 @@ func ExampleConfig_shared() {
 func ExampleDefaultConfig() {
 	cfg := client.DefaultConfig("127.0.0.1:7000")
 	fmt.Println(cfg.Namespace, cfg.BlockSize, cfg.OrderWindow, cfg.Strict)
-	// Output: default 1000 1s false
+	// Output: default 4 1s false
 }
 
 func ExampleConfig_Validate() {

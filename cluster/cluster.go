@@ -204,7 +204,8 @@ type Cluster struct {
 	closed bool
 	wg     sync.WaitGroup // background goroutines
 
-	mon monitor // probes of every master
+	mon    monitor      // probes of every master
+	faults masterFaults // what writes learned of masters between probes
 
 	// reloadSem serialises reloads so generations stay monotonic: a
 	// one-slot semaphore rather than a mutex, so that a caller waiting for

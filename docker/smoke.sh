@@ -8,6 +8,9 @@
 # container that exited non-zero are printed. Target runtime ~4-5 minutes (checker 210 s, the sum of
 # the faults' costs in chaos/run; SMOKE_DURATION overrides it); hard limit 8 minutes
 # (SMOKE_TIMEOUT seconds). A run that could not inject all 4 faults under load fails.
+# The Redis nodes run cluster-require-full-coverage yes, Redis's default, as users run it
+# (REDIS_FULL_COVERAGE=no runs the setting shardseq recommends); the run checks the nodes really
+# run the setting asked for.
 #
 # usage: docker/smoke.sh [extra docker/chaos/run options, e.g. --no-build, --persistence rdb]
 set -euo pipefail
@@ -23,6 +26,9 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+export REDIS_FULL_COVERAGE=${REDIS_FULL_COVERAGE:-yes}
+[[ $REDIS_FULL_COVERAGE =~ ^(yes|no)$ ]] || { echo "smoke: REDIS_FULL_COVERAGE=$REDIS_FULL_COVERAGE: want yes or no" >&2; exit 2; }
+echo "smoke: Redis nodes with cluster-require-full-coverage $REDIS_FULL_COVERAGE" >&2
 rc=0
 log=$(mktemp)
 kinds=kill-master,restart-stale,partition-master,restart-empty
@@ -34,6 +40,10 @@ timeout -s TERM "${SMOKE_TIMEOUT:-480}" "$here/chaos/run" "${args[@]}" "$@" 2>&1
 # run that had to skip one (a slow machine) does not count as a pass.
 if ((rc == 0)) && ! grep -q "$faults of $faults fault(s) injected" "$log"; then
   echo "smoke: fewer than $faults faults were injected under load; raise SMOKE_DURATION (e.g. SMOKE_DURATION=240s)" >&2
+  rc=1
+fi
+if ((rc == 0)) && ! grep -q "run: cluster-require-full-coverage $REDIS_FULL_COVERAGE on every node" "$log"; then
+  echo "smoke: the nodes did not all run cluster-require-full-coverage $REDIS_FULL_COVERAGE (see the run's line above)" >&2
   rc=1
 fi
 if ((rc == 0)) && ! grep -q '"fault":"restart-stale".*"rewound":"yes"' "$log"; then

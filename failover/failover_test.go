@@ -78,3 +78,31 @@ func TestWaitChangeReturnsOnContext(t *testing.T) {
 		t.Fatalf("want the rows back, got %+v", rows)
 	}
 }
+
+// MasterFault charges what concerns a whole master to that master, and
+// nothing that belongs to one shard or to the caller.
+func TestMasterFault(t *testing.T) {
+	on := func(err error) error { return &shard.NodeError{Addr: "m:1", Err: err} }
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"not replicated", on(fmt.Errorf("%w: 0 of 1", shard.ErrNotReplicated)), true},
+		{"dial refused", on(errors.New("dial tcp m:1: connect: connection refused")), true},
+		{"attempt timeout", on(fmt.Errorf("%w (750ms): i/o timeout", ErrShardTimeout)), true},
+		{"clusterdown", fmt.Errorf("shard 3: %w", on(errors.New("CLUSTERDOWN The cluster is down"))), true},
+		{"fenced", on(fmt.Errorf("%w: claimed", shard.ErrFenced)), false},
+		{"ceiling lost", on(fmt.Errorf("%w: none trusted", shard.ErrCeilingLost)), false},
+		{"regressed", on(fmt.Errorf("%w", shard.ErrCounterRegressed)), false},
+		{"caller cancelled", on(context.Canceled), false},
+		{"caller deadline", on(context.DeadlineExceeded), false},
+		{"no node", errors.New("dial tcp: refused"), false},
+		{"nil", nil, false},
+	} {
+		addr, got := MasterFault(tc.err)
+		if got != tc.want || (got && addr != "m:1") {
+			t.Errorf("%s: MasterFault = %q, %v; want %v", tc.name, addr, got, tc.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -44,7 +45,26 @@ type BreakerConfig struct {
 	// ReserveTimeout bounds one Reserve over every shard it tries, so a
 	// caller waits at most this long for a refill. Default 1s.
 	ReserveTimeout time.Duration
+	// Picker chooses how Reserve walks the shards. The zero value,
+	// PickPerMaster, is the only one to use; PickSequential exists for the
+	// negative control that shows what it fixed.
+	Picker Picker
 }
+
+// Picker is how Reserve walks the shards of a namespace.
+type Picker int
+
+const (
+	// PickPerMaster tries at most one shard per master in a call and skips
+	// every shard of a master that a write, in any namespace on the
+	// connection, recently found unable to serve (see MasterFault).
+	PickPerMaster Picker = iota
+	// PickSequential is the walk before per-master health: every shard in
+	// turn, each learning its master's fault again at the cost of an
+	// attempt (a lagging replica's master cost one AckTimeout per shard on
+	// it). Unsafe for availability; for negative controls only.
+	PickSequential
+)
 
 func (c BreakerConfig) withDefaults() BreakerConfig {
 	if c.Failures == 0 {
@@ -71,6 +91,8 @@ func (c BreakerConfig) Validate() error {
 		return fmt.Errorf("AttemptTimeout %v: want 0 (default %v) up to 30s", c.AttemptTimeout, DefaultAttemptTimeout)
 	case c.ReserveTimeout < 0 || c.ReserveTimeout > time.Minute:
 		return fmt.Errorf("ReserveTimeout %v: want 0 (default 1s) up to 1m", c.ReserveTimeout)
+	case c.Picker < PickPerMaster || c.Picker > PickSequential:
+		return fmt.Errorf("Picker %d: want PickPerMaster or PickSequential", c.Picker)
 	}
 	return nil
 }
@@ -102,6 +124,28 @@ func Retryable(err error) bool {
 	return true
 }
 
+// MasterFault decides, for the whole project, whether a failed reservation
+// says something about a master rather than one shard, and which master: a
+// write that timed out or could not reach it, replicas that did not confirm
+// (WAIT fell short), or a node that refuses writes for now (CLUSTERDOWN,
+// TRYAGAIN, LOADING, READONLY, MASTERDOWN). Every shard on that master
+// would fail the same way. What belongs to one shard (a fence, a lost
+// ceiling, a regressed counter, bad data) is not a master's fault, nor is
+// the caller's own cancellation.
+func MasterFault(err error) (addr string, ok bool) {
+	var ne *shard.NodeError
+	switch {
+	case err == nil || !errors.As(err, &ne):
+		return "", false
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, cluster.ErrClosed),
+		errors.Is(err, shard.ErrFenced), errors.Is(err, shard.ErrCeilingLost), errors.Is(err, shard.ErrCounterRegressed),
+		errors.Is(err, shard.ErrBadRecord), errors.Is(err, shard.ErrExhausted), errors.Is(err, shard.ErrUnsafeRedis),
+		errors.Is(err, shard.ErrShardCountMismatch), errors.Is(err, shard.ErrRedirect):
+		return "", false
+	}
+	return ne.Addr, true
+}
+
 // excluded says whether err must not count against a shard's breaker: the
 // caller gave up, or the shard's configuration (not its health) is wrong.
 func excluded(err error) bool {
@@ -114,6 +158,11 @@ type Cluster interface {
 	Topology() *cluster.Topology
 	MasterState(addr string) (cluster.MasterState, bool)
 	Subscribe(fn func(cluster.ProbeRound)) (unsubscribe func())
+	// What writes learn of masters, shared by every Set on the connection.
+	MasterFault(addr string) string
+	TryMaster(addr string) string
+	ReportFault(addr, why string, hold time.Duration)
+	ReportOK(addr string)
 }
 
 type member struct {
@@ -208,31 +257,41 @@ func (s *Set) fillNode(r *ShardStatus, addr string) {
 // Namespace is the namespace this set serves.
 func (s *Set) Namespace() *namespace.Namespace { return s.ns }
 
-// masterDown returns why the master serving m's counter cannot serve,
-// according to its last probe, or "".
-func (s *Set) masterDown(m *member) string {
+// health is the one definition of whether shard m can serve now: the
+// address of the master serving its counter, and why it cannot ("" when it
+// can): its slot has no master, its master's last probe failed or a write
+// there recently failed (in any namespace on the connection), or its own
+// breaker is open.
+func (s *Set) health(m *member) (addr, why string) {
+	addr, why = s.master(m)
+	if why == "" && m.cb.State() == gobreaker.StateOpen {
+		why = "breaker open"
+	}
+	return addr, why
+}
+
+// master is the part of health that concerns m's master rather than m.
+func (s *Set) master(m *member) (addr, why string) {
 	top := s.cl.Topology()
 	if top == nil {
-		return ""
+		return "", ""
 	}
 	master, ok := top.MasterForSlot(m.slot)
 	if !ok {
-		return "slot " + strconv.Itoa(m.slot) + " has no master"
+		return "", "slot " + strconv.Itoa(m.slot) + " has no master"
 	}
-	st, ok := s.cl.MasterState(master.Addr)
-	if !ok || st.OK {
-		return ""
-	}
-	return "master " + master.Addr + ": " + st.Err
+	return master.Addr, s.cl.MasterFault(master.Addr)
 }
 
 // Reserve reserves count IDs from one shard, none at or below level() (asked
-// right before each attempt is sent; nil: no level). It
-// starts at shard prefer (or round robin when prefer < 0) and moves on to
-// the next shard that can serve whenever one fails with a retryable error,
-// so the caller sees an error only when no shard can serve. Shards whose
-// breaker is open or whose master's last probe failed are skipped without a
-// call; the whole call takes at most ReserveTimeout.
+// right before each attempt is sent; nil: no level). It starts at shard
+// prefer (or round robin when prefer < 0) and moves on whenever a shard
+// fails with a retryable error, so the caller sees an error only when no
+// shard can serve. It tries at most one shard per master: a failure that
+// concerns the master (MasterFault) is recorded on the connection, so that
+// every shard of that master, in every namespace, is skipped without a call
+// until a trial succeeds; shards whose breaker is open are skipped too. The
+// whole call takes at most ReserveTimeout.
 func (s *Set) Reserve(parent context.Context, count int64, prefer int, level func() int64) (shard.Block, error) {
 	ctx, cancel := context.WithTimeout(parent, s.cfg.ReserveTimeout)
 	defer cancel()
@@ -244,19 +303,41 @@ func (s *Set) Reserve(parent context.Context, count int64, prefer int, level fun
 	if start < 0 || start >= n {
 		start = int(s.next.Add(1) % uint64(n))
 	}
+	perMaster := s.cfg.Picker == PickPerMaster
 	var errs []error
+	var failed []string // masters a write failed on in this call
 	for k := 0; k < n; k++ {
 		m := s.members[(start+k)%n]
 		if m.cb.State() == gobreaker.StateOpen {
 			continue
 		}
-		if why := s.masterDown(m); why != "" {
+		addr, why := "", ""
+		if perMaster {
+			if addr, why = s.master(m); why == "" && slices.Contains(failed, addr) {
+				continue // one attempt per master per call
+			}
+			if why == "" && addr != "" {
+				why = s.cl.TryMaster(addr)
+			}
+		} else {
+			why = s.masterProbeDown(m)
+		}
+		if why != "" {
 			errs = append(errs, fmt.Errorf("shard %d: %s", m.sh.Index, why))
 			continue
 		}
 		b, err := s.reserveOn(ctx, m, count, level)
 		if err == nil {
+			if perMaster {
+				s.cl.ReportOK(b.Node)
+			}
 			return b, nil
+		}
+		if perMaster {
+			if bad, ok := MasterFault(err); ok {
+				s.cl.ReportFault(bad, err.Error(), s.cfg.OpenFor)
+				failed = append(failed, bad)
+			}
 		}
 		if !Retryable(err) || parent.Err() != nil {
 			return shard.Block{}, err
@@ -273,6 +354,22 @@ func (s *Set) Reserve(parent context.Context, count int64, prefer int, level fun
 	return shard.Block{}, fmt.Errorf("%w in namespace %q: %w", ErrNoHealthyShard, s.ns.Name, errors.Join(errs...))
 }
 
+// masterProbeDown is PickSequential's view: the master's last probe only.
+func (s *Set) masterProbeDown(m *member) string {
+	top := s.cl.Topology()
+	if top == nil {
+		return ""
+	}
+	master, ok := top.MasterForSlot(m.slot)
+	if !ok {
+		return "slot " + strconv.Itoa(m.slot) + " has no master"
+	}
+	if st, ok := s.cl.MasterState(master.Addr); ok && !st.OK {
+		return "master " + master.Addr + ": " + st.Err
+	}
+	return ""
+}
+
 func (s *Set) reserveOn(ctx context.Context, m *member, count int64, level func() int64) (shard.Block, error) {
 	t0 := time.Now()
 	b, err := m.cb.Execute(func() (shard.Block, error) {
@@ -280,8 +377,15 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64, level func(
 		defer cancel()
 		b, err := m.sh.ReserveAbove(actx, count, level)
 		if err != nil && actx.Err() != nil && ctx.Err() == nil {
-			// The attempt's deadline, not the caller's: a fault of this shard.
-			err = fmt.Errorf("%w (%v): %v", ErrShardTimeout, s.cfg.AttemptTimeout, err)
+			// The attempt's deadline, not the caller's: a fault of this
+			// shard's master, or of a ceiling copy's (NodeError says which).
+			// The context error is not wrapped: Retryable must not take it
+			// for the caller's.
+			werr := fmt.Errorf("%w (%v): %v", ErrShardTimeout, s.cfg.AttemptTimeout, err)
+			if ne := (*shard.NodeError)(nil); errors.As(err, &ne) {
+				werr = &shard.NodeError{Addr: ne.Addr, Err: werr}
+			}
+			err = werr
 		}
 		return b, err
 	})
@@ -350,7 +454,7 @@ func (s *Set) onProbe(cluster.ProbeRound) {
 		return
 	}
 	for _, m := range s.members {
-		why := s.masterDown(m)
+		_, why := s.master(m)
 		switch {
 		case why != "":
 			if old := m.downErr.Load(); old == nil || *old != why {
@@ -402,12 +506,11 @@ func (s *Set) Status() []ShardStatus {
 	return rows
 }
 
-// Healthy is the number of shards whose breaker is closed and whose master
-// answered its last probe.
+// Healthy is the number of shards that can serve now (see health).
 func (s *Set) Healthy() int {
 	n := 0
 	for _, m := range s.members {
-		if m.cb.State() == gobreaker.StateClosed && s.masterDown(m) == "" {
+		if _, why := s.health(m); why == "" && m.cb.State() == gobreaker.StateClosed {
 			n++
 		}
 	}

@@ -76,21 +76,23 @@ func costTable(costs []chaos.FaultCost) string {
 		by[c.Fault] = append(by[c.Fault], c)
 	}
 	var b strings.Builder
-	b.WriteString("| fault | count | seconds (mean) | failed calls (mean) | sequence numbers skipped (median / max) |\n|---|---|---|---|---|\n")
+	b.WriteString("| fault | count | seconds (mean) | failed calls (mean): library / HTTP | sequence numbers skipped (median / max) |\n|---|---|---|---|---|\n")
 	for _, f := range chaos.Faults {
 		cs := by[f]
 		if len(cs) == 0 {
 			continue
 		}
-		var secs, failed float64
+		var secs, lib, web float64
 		var skipped []int64
 		for _, c := range cs {
 			secs += c.Seconds
-			failed += float64(c.FailedCalls)
+			lib += float64(c.LibraryErrors)
+			web += float64(c.HTTPErrors)
 			skipped = append(skipped, c.Skipped)
 		}
 		slices.Sort(skipped)
-		fmt.Fprintf(&b, "| %s | %d | %.1f | %.0f | %d / %d |\n", f, len(cs), secs/float64(len(cs)), failed/float64(len(cs)), skipped[len(skipped)/2], skipped[len(skipped)-1])
+		n := float64(len(cs))
+		fmt.Fprintf(&b, "| %s | %d | %.1f | %.0f / %.0f | %d / %d |\n", f, len(cs), secs/n, lib/n, web/n, skipped[len(skipped)/2], skipped[len(skipped)-1])
 	}
 	return b.String()
 }

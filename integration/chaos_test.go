@@ -55,15 +55,27 @@ func TestFailover_KillMaster(t *testing.T) {
 		}
 	}()
 	// Steady state first: every shard's ceiling raised once for the load's
-	// rate. A namespace younger than that rides on its first lease (shard.FirstLease),
-	// which a load this fast uses up within a failover (the shards then
-	// step aside until the master is back; nothing repeats).
+	// rate. A namespace younger than that rides on its first lease
+	// (shard.FirstLease, 4096), which a load this fast uses up within a
+	// failover (the shards then step aside until the master is back;
+	// nothing repeats).
+	// The lease follows the counter's rate once it has been measured (over
+	// a second at first), so wait for a raise made after that.
 	rdb := rawRedis(t, c)
+	loadStart := time.Now()
+	first := map[int]int64{}
 	clustertest.Eventually(t, 30*time.Second, func() error {
 		for _, st := range probe.Shards() {
 			m, err := rdb.HGet(context.Background(), st.Key, "mirrored").Int64()
 			if err != nil || m <= shard.FirstLease {
 				return fmt.Errorf("shard %d: ceiling %d not raised yet (%v)", st.Index, m, err)
+			}
+			if time.Since(loadStart) < 2*time.Second {
+				first[st.Index] = m
+				return fmt.Errorf("the rate is measured over a second first")
+			}
+			if m <= first[st.Index] {
+				return fmt.Errorf("shard %d: ceiling %d not raised since the rate was known", st.Index, m)
 			}
 		}
 		return nil

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -36,6 +37,12 @@ type Opts struct {
 	ExtraArgs []string
 	// Engine: redis (default, or SHARDSEQ_ENGINE) or valkey.
 	Engine localcluster.Engine
+	// FullCoverage runs cluster-require-full-coverage yes, Redis's default
+	// (localcluster.Config.FullCoverage); default no, or
+	// SHARDSEQ_FULL_COVERAGE.
+	FullCoverage bool
+	// NodeTimeout is cluster-node-timeout; default 2s (Redis's is 15s).
+	NodeTimeout time.Duration
 }
 
 // startCluster starts a cluster of real redis-server processes on this
@@ -48,7 +55,8 @@ func startCluster(t testing.TB, o Opts) *clustertest.Cluster {
 	// to other ports and addresses, so it cannot touch the first one's nodes.
 	slot, _ := strconv.Atoi(os.Getenv("SHARDSEQ_IT_SLOT"))
 	cfg := localcluster.Config{BasePort: 7300 + 100*(slot%10) + 10*(k%10), Partitions: o.Partitions,
-		Replicas: o.Replicas, Persistence: o.Persistence, ExtraArgs: o.ExtraArgs, Engine: o.Engine}
+		Replicas: o.Replicas, Persistence: o.Persistence, ExtraArgs: o.ExtraArgs, Engine: o.Engine,
+		FullCoverage: o.FullCoverage, NodeTimeout: o.NodeTimeout}
 	if o.Partitions {
 		cfg.IPBase = 11 + 120*(slot%2) + 10*(k%12)
 	}

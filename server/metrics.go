@@ -222,10 +222,16 @@ var (
 	descSpaceLeft = prometheus.NewDesc("shardseq_namespace_space_left_ratio",
 		"Fraction of the namespace's ID space (its start to the largest ID, 2^53-1 by default) above the highest ID this server handed out since it opened the namespace. Absent until one was.",
 		[]string{"namespace"}, nil)
+	descSkipped = prometheus.NewDesc("shardseq_id_space_skipped_total",
+		"ID space the namespace's client skipped, by reason: retired (left in blocks the order window retired), closed (held when the namespace closed), levelled (a block started at the namespace's level), fenced (a counter restored above its ceiling). Compare with shardseq_ids_issued_total.",
+		[]string{"namespace", "reason"}, nil)
+	descOutOfOrder = prometheus.NewDesc("shardseq_ids_out_of_order_total",
+		"IDs handed out from spare blocks while no reservation could succeed: unique, but possibly below IDs handed out before (outside the order window's promise).",
+		[]string{"namespace"}, nil)
 )
 
 func (c *shardCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descIssued, descBreaker, descHealthy, descFences, descBlock, descSpaceLeft} {
+	for _, d := range []*prometheus.Desc{descIssued, descBreaker, descHealthy, descFences, descBlock, descSpaceLeft, descSkipped, descOutOfOrder} {
 		ch <- d
 	}
 }
@@ -249,6 +255,14 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descBlock, prometheus.GaugeValue, float64(st.BlockSize), name, sh)
 		}
 		ch <- prometheus.MustNewConstMetric(descIssued, prometheus.CounterValue, float64(e.issued.Load()), name)
+		econ := e.c.Economy()
+		for _, r := range []struct {
+			reason string
+			n      int64
+		}{{"retired", econ.Retired}, {"closed", econ.Closed}, {"levelled", econ.Levelled}, {"fenced", econ.Fenced}} {
+			ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(r.n), name, r.reason)
+		}
+		ch <- prometheus.MustNewConstMetric(descOutOfOrder, prometheus.CounterValue, float64(econ.OutOfOrder), name)
 	}
 }
 

@@ -87,6 +87,8 @@ type nsView struct {
 	Healthy    int
 	Total      int
 	Issued     uint64
+	Growth     float64 // ID space spent per ID handed out (client.Economy.Growth); 0 before any
+	OutOfOrder uint64  // IDs handed out from spares during outages
 	Rate       float64 // IDs/s over the last minute
 	Spark      string  // SVG polyline points
 	SparkMax   float64
@@ -217,6 +219,8 @@ func (s *Server) summarize(d *pageData) []nsSum {
 // namespaceRow is the row of one namespace, with its shard table if shards.
 func (s *Server) namespaceRow(sum nsSum, shards bool) nsView {
 	nv := nsView{Name: sum.name, Healthy: sum.healthy, Total: sum.shards, Issued: sum.e.issued.Load()}
+	econ := sum.e.c.Economy()
+	nv.Growth, nv.OutOfOrder = econ.Growth(), uint64(max(econ.OutOfOrder, 0))
 	points := s.rates.rates(sum.name)
 	nv.HasSamples = len(points) > 0
 	nv.Rate = recent(points, s.rates.every, time.Minute)

@@ -36,3 +36,23 @@ var (
 	// ErrRedirect: the key moved; the caller should reload the topology.
 	ErrRedirect = errors.New("shard: key moved")
 )
+
+// NodeError is a failure on one master: the counter's, or a ceiling copy's.
+// Addr lets the failover layer charge what concerns the whole master (a
+// timeout, a write its replicas did not confirm, CLUSTERDOWN) to that master,
+// so every shard on it steps aside, whichever shard's call found it.
+type NodeError struct {
+	Addr string
+	Err  error
+}
+
+func (e *NodeError) Error() string { return e.Err.Error() }
+func (e *NodeError) Unwrap() error { return e.Err }
+
+// onNode wraps err as a NodeError of addr (nil stays nil).
+func onNode(addr string, err error) error {
+	if err == nil || addr == "" {
+		return err
+	}
+	return &NodeError{Addr: addr, Err: err}
+}

@@ -45,20 +45,28 @@ const (
 	// MinLease and MaxLease bound how far ahead of a block its ceiling is
 	// raised. Every client's lease is at most MaxLease, which is what lets a
 	// copy be repaired from its counter alone (see Shard.repairCeilings).
-	MinLease int64 = 1 << 20
+	// MinLease keeps a quiet shard from raising its ceiling on every
+	// request (at one request a second it lasts over an hour); a failover
+	// skips at most about two leases per shard, so it also bounds what a
+	// failover costs a quiet namespace (N x 2 x 4096: under 100,000 IDs
+	// for 12 shards). A busy shard's lease follows its rate.
+	MinLease int64 = 1 << 12
 	MaxLease int64 = 1 << 30
 	// FirstLease is how far ahead of a new namespace's counters their
-	// ceilings start: the rate is not known yet, and a young namespace must
-	// ride out a failover on it.
-	FirstLease int64 = 1 << 24
+	// ceilings start, before any rate is known: MinLease. A namespace that
+	// is busy at once raises its ceilings within its first blocks (64
+	// blocks ahead, then its rate's CeilingLease).
+	FirstLease = MinLease
 	// LegacyFenceGap is the jump of LegacyDefences.
 	LegacyFenceGap int64 = 1 << 32
-	// DefaultCeilingLease covers a failover of a ceiling copy's master many
-	// times over with Redis's default cluster-node-timeout of 15s, and the
-	// full resync of a replica of a large dataset, during which that master
-	// cannot get writes acknowledged: the other shards keep serving from
-	// their leases meanwhile.
-	DefaultCeilingLease = 10 * time.Minute
+	// DefaultCeilingLease is how long a shard can serve without raising
+	// its ceiling: while a ceiling copy's master fails over and its
+	// replacement has no replica to confirm a raise yet. With Redis's
+	// default cluster-node-timeout of 15 s such a master is out for about
+	// 17 s (detection, election, the old master's resync as a replica), so
+	// a minute is margin of more than three times; a failover of the
+	// counter's own master skips up to a lease of this shard's traffic.
+	DefaultCeilingLease = time.Minute
 )
 
 // Options are the defences of a namespace. The zero value is the safe default.

@@ -59,14 +59,14 @@ func RunScript(ctx context.Context, r Router, script *redis.Script, key string, 
 		}
 		if isNoScript(err) {
 			if lerr := script.Load(ctx, node).Err(); lerr != nil {
-				return rep, lerr
+				return rep, onNode(addr, lerr)
 			}
 			continue
 		}
 		to, ask, redirect := cluster.IsRedirect(err)
 		if !redirect {
 			if isRedisError(err) && !cluster.IsClusterDown(err) {
-				return rep, err
+				return rep, onNode(addr, err)
 			}
 			// A dead, frozen or demoted master: its slots may have a new
 			// master already. Look now, and try that one once.
@@ -79,7 +79,7 @@ func RunScript(ctx context.Context, r Router, script *redis.Script, key string, 
 				}
 			}
 			r.LazyReload()
-			return rep, err
+			return rep, onNode(addr, err)
 		}
 		r.LazyReload()
 		if attempt >= maxRedirects {
@@ -173,5 +173,5 @@ func CheckAck(r Router, opt Options, rep Reply) error {
 		return nil
 	}
 	r.LazyReload() // the replica count we waited for may be stale
-	return fmt.Errorf("%w: %d of %d replicas of %s confirmed within %v", ErrNotReplicated, rep.Acked, want, rep.Node, opt.AckTimeout)
+	return onNode(rep.Node, fmt.Errorf("%w: %d of %d replicas of %s confirmed within %v", ErrNotReplicated, rep.Acked, want, rep.Node, opt.AckTimeout))
 }

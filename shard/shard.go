@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"strings"
 	"sync"
@@ -22,26 +23,48 @@ type growth struct {
 	mu     sync.Mutex
 	lastHi int64
 	lastAt time.Time
+	own    int64   // sequence numbers this process reserved since lastAt
 	rate   float64 // sequence numbers per second, smoothed
 }
 
+// observe notes a block of count ending at hi. The rate is measured over
+// windows of at least growthWindow (the first over at least growthFirst):
+// one large block in a short window (a client stocking its spares) is not a
+// rate.
 func (g *growth) observe(hi, count int64, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if dt := now.Sub(g.lastAt).Seconds(); !g.lastAt.IsZero() && dt >= 0.01 && hi > g.lastHi {
-		inst := float64(hi-g.lastHi) / dt
+	if g.lastAt.IsZero() {
+		g.lastHi, g.lastAt = hi, now
+		return
+	}
+	g.own += count
+	dt := now.Sub(g.lastAt).Seconds()
+	if dt < growthWindow || (g.rate == 0 && dt < growthFirst) {
+		return
+	}
+	if hi > g.lastHi {
+		inst, own := float64(hi-g.lastHi)/dt, float64(g.own)/dt
 		if g.rate == 0 {
 			// No history to compare with: trust this process's own blocks,
 			// not what the counter jumped meanwhile.
-			g.rate = min(inst, float64(count)/dt)
+			g.rate = min(inst, own)
 		} else {
-			g.rate = 0.7*g.rate + 0.3*min(inst, 4*g.rate)
+			// Faster than this process's own blocks, at most doubling per
+			// second: jumps come in series (a fence levels every shard one
+			// after another) and a bound per observation alone compounds
+			// over them (1.9x each).
+			g.rate = min(0.7*g.rate+0.3*min(inst, 4*g.rate), max(g.rate*math.Exp2(min(dt, 4)), own))
 		}
 	}
-	if hi > g.lastHi || g.lastAt.IsZero() {
-		g.lastHi, g.lastAt = hi, now
-	}
+	g.lastHi, g.lastAt, g.own = max(hi, g.lastHi), now, 0
 }
+
+// The windows of growth.observe, in seconds.
+const (
+	growthWindow = 0.1
+	growthFirst  = 1.0
+)
 
 // lease is how far ahead of a block of count its ceiling is raised: the
 // CeilingLease at the counter's rate, within MinLease (and 64 blocks) and

@@ -181,6 +181,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 		Tokens: cfg.tokens, AuthMetrics: cfg.authMetrics, AuthUI: cfg.authUI}
 	cfg.settings.apply(&scfg)
 	scfg.Client.UnsafeDefences = unsafe.UnsafeDefences
+	scfg.Client.Breaker.Picker = unsafe.Breaker.Picker
 	if unsafe.OrderWindow != 0 {
 		scfg.Client.OrderWindow = unsafe.OrderWindow
 	}

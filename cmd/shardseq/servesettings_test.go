@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/server"
 )
 
@@ -65,8 +66,8 @@ func TestServeSettingsFlags(t *testing.T) {
 	d.settings.apply(&def)
 	if def.NamespaceIdle != server.DefaultNamespaceIdle || def.CreateNamespaces != server.CreateAuto || def.CreateRate != server.DefaultCreateRate ||
 		def.CreateBurst != server.DefaultCreateBurst || def.RequestTimeout != server.DefaultRequestTimeout ||
-		def.Client.Strict || def.Client.BlockTarget != 0 || def.Client.MinBlockSize != 100 || def.Client.MaxBlockSize != 1<<20 ||
-		def.Client.BlockSize != 1000 || def.Client.AckReplicas != 0 || def.Client.AckTimeout != 250*time.Millisecond || def.Client.Addrs != nil {
+		def.Client.Strict || def.Client.BlockTarget != 0 || def.Client.MinBlockSize != client.DefaultMinBlockSize || def.Client.MaxBlockSize != client.DefaultMaxBlockSize ||
+		def.Client.BlockSize != client.DefaultBlockSize || def.Client.AckReplicas != 0 || def.Client.AckTimeout != 250*time.Millisecond || def.Client.Addrs != nil {
 		t.Errorf("defaults: %+v", def)
 	}
 	env := map[string]string{"SHARDSEQ_NAMESPACE_IDLE": "0", "SHARDSEQ_CREATE_NAMESPACES": "explicit", "SHARDSEQ_NAMESPACE_CREATE_RATE": "-1",
@@ -84,7 +85,7 @@ func TestServeSettingsFlags(t *testing.T) {
 	f := parse(env, "--namespace-idle", "90s", "--create-namespaces", "auto", "--max-block", "1500", "--min-block", "10", "--strict=false")
 	f.settings.apply(&got)
 	if got.NamespaceIdle != 90*time.Second || got.CreateNamespaces != server.CreateAuto || got.Client.MaxBlockSize != 1500 ||
-		got.Client.MinBlockSize != 10 || got.Client.BlockSize != 1000 || got.Client.Strict {
+		got.Client.MinBlockSize != 10 || got.Client.BlockSize != 10 || got.Client.Strict {
 		t.Errorf("flags over the environment: %+v", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/shardseq/shardseq/client"
+	"github.com/shardseq/shardseq/failover"
 )
 
 // unsafeDefences reads SHARDSEQ_UNSAFE_DEFENCES, a deliberately undocumented
@@ -16,11 +17,15 @@ import (
 // must show. Both repeat IDs after some faults; serve logs an error at start
 // while one is set.
 func unsafeDefences(log *slog.Logger) (client.Config, error) {
+	picker, err := unsafePicker(log)
+	if err != nil {
+		return client.Config{}, err
+	}
 	v := os.Getenv("SHARDSEQ_UNSAFE_DEFENCES")
 	var d client.Defences
 	switch v {
 	case "":
-		return client.Config{}, nil
+		return client.Config{Breaker: client.BreakerConfig{Picker: picker}}, nil
 	case "legacy":
 		d = client.LegacyDefences
 	case "none":
@@ -29,5 +34,21 @@ func unsafeDefences(log *slog.Logger) (client.Config, error) {
 		return client.Config{}, fmt.Errorf("SHARDSEQ_UNSAFE_DEFENCES=%q: want legacy or none, or unset it (it exists only for tests and repeats IDs)", v)
 	}
 	log.Error("SHARDSEQ_UNSAFE_DEFENCES is set: this server WILL hand out IDs twice after some faults; it exists only for negative-control tests", "defences", v)
-	return client.Config{UnsafeDefences: d, OrderWindow: -1}, nil
+	return client.Config{UnsafeDefences: d, OrderWindow: -1, Breaker: client.BreakerConfig{Picker: picker}}, nil
+}
+
+// unsafePicker reads SHARDSEQ_UNSAFE_PICKER, the negative control of the
+// picker: "sequential" walks every shard in turn, each learning its master's
+// fault again at the cost of an attempt (callers fail together while one
+// master's replica lags).
+func unsafePicker(log *slog.Logger) (failover.Picker, error) {
+	switch v := os.Getenv("SHARDSEQ_UNSAFE_PICKER"); v {
+	case "":
+		return failover.PickPerMaster, nil
+	case "sequential":
+		log.Error("SHARDSEQ_UNSAFE_PICKER=sequential: every shard of a failing master costs callers an attempt; it exists only for negative-control tests")
+		return failover.PickSequential, nil
+	default:
+		return 0, fmt.Errorf("SHARDSEQ_UNSAFE_PICKER=%q: want sequential, or unset it (it exists only for tests)", v)
+	}
 }

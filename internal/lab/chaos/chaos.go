@@ -76,6 +76,30 @@ const (
 	DroppedReplicaForce Fault = "dropped-replica-force"
 )
 
+// The availability faults of issue 22: what a cluster at Redis's defaults
+// goes through while callers must see no error. Each is a single fault.
+const (
+	// ClusterDown2s: no master for one shard for 2 s after its FAIL flag
+	// (its replica runs cluster-replica-no-failover yes while its master is
+	// killed -9, then is promoted by CLUSTER FAILOVER FORCE); the old master
+	// rejoins as a replica. With cluster-require-full-coverage yes (Redis's
+	// default, localcluster.Config.FullCoverage) every master answers
+	// CLUSTERDOWN for those 2 s: a cluster-wide outage.
+	ClusterDown2s Fault = "clusterdown-2s"
+	// FrozenReplica: SIGSTOP a master's replica for 3 s, then SIGCONT; no
+	// failover. WAIT on that master falls short meanwhile.
+	FrozenReplica Fault = "frozen-replica"
+	// LaggingReplica: freeze a master's replica, push 40 MB through the
+	// master, thaw the replica: it lags while it catches up, and WAIT on that
+	// master falls short until it has. No failover, no kill.
+	LaggingReplica Fault = "lagging-replica"
+)
+
+// Availability are the single faults callers must get through without an
+// error (issue 22), in the order the availability tests play them. The cut
+// replica (PartitionReplica) needs a cluster started with Partitions.
+var Availability = []Fault{KillMaster, ClusterDown2s, PauseMaster, FrozenReplica, LaggingReplica, PartitionReplica, RestartEmpty}
+
 // Faults is every fault kind, in the order a mixed scenario cycles them.
 var Faults = []Fault{KillMaster, PartitionReplica, PromotedStaleRestart, PauseMaster, RestartEmpty,
 	StaleMasterAndReplica, IsolateMaster, LaggingReplicaKill, RollingEmpty, DroppedReplicaForce}
@@ -95,12 +119,8 @@ func ParseFaults(s string) ([]Fault, error) {
 		if f == "" {
 			continue
 		}
-		ok := false
-		for _, k := range Faults {
-			ok = ok || Fault(f) == k
-		}
-		if !ok {
-			return nil, fmt.Errorf("chaos: unknown fault %q; want one of %v", f, Faults)
+		if !slices.Contains(Faults, Fault(f)) && !slices.Contains(Availability, Fault(f)) {
+			return nil, fmt.Errorf("chaos: unknown fault %q; want one of %v or %v", f, Faults, Availability)
 		}
 		out = append(out, Fault(f))
 	}
@@ -117,16 +137,34 @@ type Config struct {
 	Local *localcluster.Cluster
 	// Faults are injected one after another while the load runs.
 	Faults []Fault
+	// Warmup is how long the load runs before the first fault (default 0):
+	// steady state first, so every caller's namespace is open and in use
+	// when the fault hits.
+	Warmup time.Duration
 	// Namespace default "verify-<unix time>"; Shards default 6.
 	Namespace string
 	Shards    int
 	// Callers is the number of library callers (default 8); StrictCallers of
-	// them use strict mode (default 1).
+	// them use strict mode (default 1, -1 for none).
 	Callers, StrictCallers int
 	// HTTP lists server base URLs; HTTPCallers callers (default 2 when HTTP
-	// is set) take IDs over HTTP with count=HTTPBatch (default 100).
+	// is set) take IDs over HTTP with count=HTTPBatch (default 100). HTTP
+	// caller i asks server i%len(HTTP).
 	HTTP                   []string
 	HTTPCallers, HTTPBatch int
+	// HTTPBatches, when set, replaces HTTPBatch: the callers of each server
+	// cycle through these counts (e.g. {1, 50}: half ask for one ID, half
+	// for 50).
+	HTTPBatches []int
+	// ServerOrder, when set, receives one order report per server of HTTP
+	// (same index): the order measure of its answers alone at OrderWindow
+	// (client.DefaultOrderWindow when OrderWindow is -1), as one process
+	// promises it (docs/CORRECTNESS.md); its other figures cover that
+	// server's answers too.
+	ServerOrder *[]checker.Report
+	// Errors, when set, receives the failed calls of the whole run by the
+	// face they came through.
+	Errors *CallerErrors
 	// MinIDs: the load goes on after the faults until this many IDs were
 	// acknowledged (default 1,000,000). MaxDuration caps the whole run
 	// (default 5m); MinDuration keeps load-only runs going (default 0).
@@ -170,6 +208,7 @@ func (c Config) withDefaults() Config {
 	if c.StrictCallers == 0 {
 		c.StrictCallers = 1
 	}
+	c.StrictCallers = max(c.StrictCallers, 0)
 	if len(c.HTTP) > 0 && c.HTTPCallers == 0 {
 		c.HTTPCallers = 2
 	}
@@ -234,23 +273,45 @@ func Run(ctx context.Context, cfg Config) (checker.Report, error) {
 			cfg.libraryCaller(ctx, stop, ck.Recorder(), &pr, i < cfg.StrictCallers, i)
 		}()
 	}
+	var perServer []*checker.Checker
+	if cfg.ServerOrder != nil {
+		w := cfg.OrderWindow
+		if w <= 0 {
+			w = client.DefaultOrderWindow // the whole run's measure is off; one server's still means something
+		}
+		for range cfg.HTTP {
+			perServer = append(perServer, checker.New().WithShards(cfg.Shards).WithOrder(w))
+		}
+	}
 	for i := 0; i < cfg.HTTPCallers; i++ {
+		server := i % len(cfg.HTTP)
+		batch := cfg.HTTPBatch
+		if len(cfg.HTTPBatches) > 0 {
+			batch = cfg.HTTPBatches[(i/len(cfg.HTTP))%len(cfg.HTTPBatches)]
+		}
+		var order *checker.Recorder
+		if perServer != nil {
+			order = perServer[server].Recorder()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cfg.httpCaller(ctx, stop, ck.Recorder(), &pr, cfg.HTTP[i%len(cfg.HTTP)])
+			cfg.httpCaller(ctx, stop, ck.Recorder(), order, &pr, cfg.HTTP[server], batch)
 		}()
 	}
 
 	var log []string
 	var costs []FaultCost
 	var runErr error
+	if cfg.Warmup > 0 && len(cfg.Faults) > 0 {
+		_ = hold(ctx, cfg.Warmup) // steady load before the first fault
+	}
 	for i, f := range cfg.Faults {
 		if ctx.Err() != nil {
 			break
 		}
 		t0 := time.Now()
-		seq0, acked0, failed0 := counters.sum(ctx), pr.acked.Load(), pr.failed.Load()
+		seq0, acked0, lib0, http0 := counters.sum(ctx), pr.acked.Load(), pr.libFailed.Load(), pr.httpFailed.Load()
 		what, err := inject(ctx, cfg, f, i)
 		if err != nil {
 			runErr = fmt.Errorf("chaos: fault %d (%s): %w", i+1, f, err)
@@ -264,7 +325,8 @@ func Run(ctx context.Context, cfg Config) (checker.Report, error) {
 			break
 		}
 		cost := FaultCost{Fault: f, Target: what, Seconds: time.Since(t0).Seconds(),
-			IDs: pr.acked.Load() - acked0, FailedCalls: pr.failed.Load() - failed0}
+			IDs: pr.acked.Load() - acked0, LibraryErrors: pr.libFailed.Load() - lib0, HTTPErrors: pr.httpFailed.Load() - http0}
+		cost.FailedCalls = cost.LibraryErrors + cost.HTTPErrors
 		if seq1 := counters.sum(ctx); seq0 >= 0 && seq1 >= 0 {
 			// What the counters advanced beyond what was handed out: the
 			// fence's jump, blocks abandoned, the level pulled up.
@@ -292,6 +354,15 @@ func Run(ctx context.Context, cfg Config) (checker.Report, error) {
 	rep.Faults, rep.FaultLog = len(log), log
 	if cfg.Costs != nil {
 		*cfg.Costs = costs
+	}
+	if cfg.Errors != nil {
+		*cfg.Errors = pr.errors()
+	}
+	if cfg.ServerOrder != nil {
+		*cfg.ServerOrder = nil
+		for _, c := range perServer {
+			*cfg.ServerOrder = append(*cfg.ServerOrder, c.Report())
+		}
 	}
 	if runErr == nil && pr.acked.Load() < cfg.MinIDs && cfg.MinDuration == 0 {
 		runErr = fmt.Errorf("chaos: only %d of %d IDs acknowledged before the %v limit", pr.acked.Load(), cfg.MinIDs, cfg.MaxDuration)
@@ -337,7 +408,7 @@ func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *
 			}
 			nc, err := client.New(ctx, cfg.clientConfig(strict))
 			if err != nil {
-				pr.fail(rec, err)
+				pr.failLibrary(rec, err)
 				waitOrStop(stop, 100*time.Millisecond)
 				continue
 			}
@@ -349,7 +420,8 @@ func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *
 			ids, err := c.NextN(cctx, 16)
 			cancel()
 			if err != nil {
-				pr.fail(rec, err)
+				pr.failLibrary(rec, err)
+				waitOrStop(stop, 20*time.Millisecond) // as the HTTP callers do: errors are counted, not spun on
 				continue
 			}
 			rec.Ack(time.Since(t0), ids...)
@@ -359,7 +431,8 @@ func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *
 		id, err := c.Next(cctx)
 		cancel()
 		if err != nil {
-			pr.fail(rec, err)
+			pr.failLibrary(rec, err)
+			waitOrStop(stop, 20*time.Millisecond)
 			continue
 		}
 		rec.Ack(time.Since(t0), id)
@@ -367,9 +440,12 @@ func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *
 	}
 }
 
-func (cfg Config) httpCaller(ctx context.Context, stop <-chan struct{}, rec *checker.Recorder, pr *progress, base string) {
+// httpCaller takes IDs from one server until stop; order, when set, also
+// records every answer with its send and arrival time for the server's own
+// order measure.
+func (cfg Config) httpCaller(ctx context.Context, stop <-chan struct{}, rec, order *checker.Recorder, pr *progress, base string, batch int) {
 	hc := &http.Client{Timeout: 5 * time.Second}
-	url := strings.TrimRight(base, "/") + "/v1/ids/" + cfg.Namespace + "?count=" + strconv.Itoa(cfg.HTTPBatch)
+	url := strings.TrimRight(base, "/") + "/v1/ids/" + cfg.Namespace + "?count=" + strconv.Itoa(batch)
 	for {
 		if stopped(ctx, stop) {
 			return
@@ -377,11 +453,18 @@ func (cfg Config) httpCaller(ctx context.Context, stop <-chan struct{}, rec *che
 		t0 := time.Now()
 		ids, err := postIDs(ctx, hc, url)
 		if err != nil {
-			pr.fail(rec, err)
+			if stopped(ctx, stop) && ctx.Err() != nil {
+				return // the run's own deadline cut the request: not the server's error
+			}
+			pr.failHTTP(rec, err)
 			waitOrStop(stop, 20*time.Millisecond)
 			continue
 		}
-		rec.Ack(time.Since(t0), ids...)
+		t1 := time.Now()
+		rec.AckAt(t0, t1, ids...)
+		if order != nil {
+			order.AckAt(t0, t1, ids...)
+		}
 		pr.acked.Add(int64(len(ids)))
 	}
 }
@@ -436,28 +519,74 @@ func ParseIDs(body []byte) ([]int64, error) {
 }
 
 // progress counts what the callers saw.
-type progress struct{ acked, failed atomic.Int64 }
+type progress struct {
+	acked, libFailed, httpFailed atomic.Int64
+	mu                           sync.Mutex
+	lastLib, lastHTTP            string
+}
 
-func (p *progress) fail(rec *checker.Recorder, err error) {
-	p.failed.Add(1)
+func (p *progress) failLibrary(rec *checker.Recorder, err error) {
+	p.libFailed.Add(1)
 	rec.Fail(err)
+	p.mu.Lock()
+	p.lastLib = err.Error()
+	p.mu.Unlock()
+}
+
+func (p *progress) failHTTP(rec *checker.Recorder, err error) {
+	p.httpFailed.Add(1)
+	rec.Fail(err)
+	p.mu.Lock()
+	p.lastHTTP = err.Error()
+	p.mu.Unlock()
+}
+
+func (p *progress) errors() CallerErrors {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return CallerErrors{Library: p.libFailed.Load(), HTTP: p.httpFailed.Load(), LastLibrary: p.lastLib, LastHTTP: p.lastHTTP}
+}
+
+// CallerErrors counts failed calls by the face they came through: the
+// library (Next, NextN, or New when a caller opens a client) and HTTP
+// (transport errors and answers other than 200), with the last of each.
+type CallerErrors struct {
+	Library     int64  `json:"library"`
+	HTTP        int64  `json:"http"`
+	LastLibrary string `json:"last_library,omitempty"`
+	LastHTTP    string `json:"last_http,omitempty"`
+}
+
+func (e CallerErrors) String() string {
+	s := fmt.Sprintf("library errors %d, HTTP errors %d", e.Library, e.HTTP)
+	if e.LastLibrary != "" {
+		s += "; last library error: " + e.LastLibrary
+	}
+	if e.LastHTTP != "" {
+		s += "; last HTTP error: " + e.LastHTTP
+	}
+	return s
 }
 
 // FaultCost is what one fault cost: its duration (until the cluster was
-// healthy again), the IDs handed out and the calls that failed meanwhile,
-// and the sequence numbers the counters advanced beyond the IDs handed out
-// (fences, abandoned blocks: ID space skipped; -1 when unknown).
+// healthy again, and AfterFault returned), the IDs handed out and the calls
+// that failed meanwhile (library and HTTP apart, and their sum), and the
+// sequence numbers the counters advanced beyond the IDs handed out (fences,
+// abandoned blocks: ID space skipped; -1 when unknown).
 type FaultCost struct {
-	Fault       Fault   `json:"fault"`
-	Target      string  `json:"target"`
-	Seconds     float64 `json:"seconds"`
-	IDs         int64   `json:"ids"`
-	FailedCalls int64   `json:"failed_calls"`
-	Skipped     int64   `json:"skipped"`
+	Fault         Fault   `json:"fault"`
+	Target        string  `json:"target"`
+	Seconds       float64 `json:"seconds"`
+	IDs           int64   `json:"ids"`
+	FailedCalls   int64   `json:"failed_calls"`
+	LibraryErrors int64   `json:"library_errors"`
+	HTTPErrors    int64   `json:"http_errors"`
+	Skipped       int64   `json:"skipped"`
 }
 
 func (c FaultCost) String() string {
-	return fmt.Sprintf("%s %s (%.1fs, %d IDs, %d failed calls, %d skipped)", c.Fault, c.Target, c.Seconds, c.IDs, c.FailedCalls, c.Skipped)
+	return fmt.Sprintf("%s %s (%.1fs, %d IDs, %d failed calls: %d library, %d HTTP; %d skipped)",
+		c.Fault, c.Target, c.Seconds, c.IDs, c.FailedCalls, c.LibraryErrors, c.HTTPErrors, c.Skipped)
 }
 
 // stopped reports whether the run is over: stop closed or ctx done.

@@ -62,6 +62,33 @@ func inject(ctx context.Context, cfg Config, f Fault, i int) (string, error) {
 		if err := lc.RestartEmpty(m); err != nil {
 			return "", err
 		}
+	case ClusterDown2s:
+		d, err := lc.ClusterDown(ctx, m, 2*time.Second)
+		if err != nil {
+			return "", err
+		}
+		m = d.String()
+	case FrozenReplica, LaggingReplica:
+		if len(replicas) == 0 {
+			return "", errors.New("master has no replica")
+		}
+		r := replicas[0]
+		if err := lc.Pause(r); err != nil {
+			return "", err
+		}
+		var ferr error
+		if f == LaggingReplica {
+			ferr = fill(ctx, cfg.Seeds, m, 40, 1<<20)
+		} else {
+			ferr = hold(ctx, 3*time.Second) // the freeze's intended duration
+		}
+		if err := lc.Resume(r); err != nil {
+			return "", err
+		}
+		if ferr != nil {
+			return "", ferr
+		}
+		m = fmt.Sprintf("%s (replica %s)", m, r)
 	case PartitionReplica, IsolateMaster:
 		if !lc.CanPartition() {
 			return "skipped: the cluster cannot be partitioned", nil

@@ -188,6 +188,20 @@ func (c *Cluster) FailoverForce(replica string) {
 	c.check("FailoverForce "+replica, c.lc.FailoverForce(ctx, replica))
 }
 
+// ClusterDown kills master, keeps its shard without a master for hold after
+// the cluster flags it failed (its replicas set not to fail over), then
+// promotes a replica by hand and restarts the old master as a replica, until
+// the cluster is healthy; see localcluster.Cluster.ClusterDown. With
+// Config.FullCoverage every master answers CLUSTERDOWN meanwhile.
+func (c *Cluster) ClusterDown(master string, hold time.Duration) localcluster.DownSpell {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d, err := c.lc.ClusterDown(ctx, master, hold)
+	c.check("ClusterDown "+master, err)
+	return d
+}
+
 // Partition cuts node off from each of from, both ways; the cluster must be
 // started with Config.Partitions.
 func (c *Cluster) Partition(node string, from ...string) {

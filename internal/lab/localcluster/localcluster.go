@@ -94,6 +94,14 @@ type Config struct {
 	// NodeTimeout is cluster-node-timeout; default 2s. Failover after a
 	// master dies takes roughly twice this.
 	NodeTimeout time.Duration `json:"node_timeout"`
+	// FullCoverage runs every node with cluster-require-full-coverage yes,
+	// Redis's and Valkey's default: from a master's FAIL flag until a
+	// replica takes its slots over, every master answers CLUSTERDOWN. The
+	// default, false, runs "no", what shardseq recommends (and what every
+	// test ran before issue 22). When false, SHARDSEQ_FULL_COVERAGE=yes
+	// (FullCoverageEnv) turns it on, for `shardseq cluster up`, `shardseq
+	// verify` and whole test runs at Redis's defaults.
+	FullCoverage bool `json:"full_coverage"`
 	// Persistence is what a node writes and loads, as users run Redis:
 	// PersistNone (the default) has no save points and no AOF, but a replica
 	// still writes the dump.rdb of every full sync and a restart loads it, as
@@ -148,6 +156,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Partitions {
 		c.PerNodeIP = true
+	}
+	if !c.FullCoverage {
+		full, err := FullCoverageFromEnv()
+		if err != nil {
+			return c, &ConfigError{Field: "FullCoverage", Value: os.Getenv(FullCoverageEnv), Err: err}
+		}
+		c.FullCoverage = full
 	}
 	c.ExtraArgs = slices.Clone(c.ExtraArgs)
 	bad := func(field string, v any, why string) error {
@@ -369,7 +384,8 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := lc.saveState(); err != nil {
 		return fail(err)
 	}
-	cfg.logf("cluster: %d masters, %d replicas each, healthy after %v", cfg.Masters, cfg.replicas(), time.Since(start).Round(time.Millisecond))
+	cfg.logf("cluster: %d masters, %d replicas each (%s, node timeout %v, full coverage %s), healthy after %v",
+		cfg.Masters, cfg.replicas(), cfg.Engine, cfg.NodeTimeout, yesNo(cfg.FullCoverage), time.Since(start).Round(time.Millisecond))
 	return lc, nil
 }
 

@@ -68,9 +68,12 @@ func EngineFromEnv() Engine {
 //     failovers in seconds, so tests can afford many of them;
 //   - repl-diskless-sync-delay 0 (default 5): a full sync starts at once
 //     instead of waiting 5 s for more replicas;
-//   - cluster-require-full-coverage no (default yes): the masters that still
-//     have their slots keep serving while one shard fails over, which is
-//     what lets the other shards serve (shardseq recommends it, README).
+//   - cluster-require-full-coverage no (default yes) unless
+//     Config.FullCoverage: the masters that still have their slots keep
+//     serving while one shard fails over, which is what lets the other shards
+//     serve (shardseq recommends it, README). With FullCoverage the nodes run
+//     Redis's default, as most users do, and every master answers CLUSTERDOWN
+//     while any slot is uncovered.
 //
 // Persistence (save, appendonly), repl-diskless-load (disabled: replicas
 // write dump.rdb on every full sync) and everything else stay at the
@@ -79,7 +82,33 @@ func (c Config) timingArgs() []string {
 	return []string{
 		"--cluster-node-timeout", strconv.FormatInt(c.NodeTimeout.Milliseconds(), 10),
 		"--repl-diskless-sync-delay", "0",
-		"--cluster-require-full-coverage", "no",
+		"--cluster-require-full-coverage", yesNo(c.FullCoverage),
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// FullCoverageEnv names the environment variable that turns
+// Config.FullCoverage on where a Config leaves it off: "yes" runs the nodes
+// at Redis's default (cluster-require-full-coverage yes), "no" or unset
+// keeps the recommended "no".
+const FullCoverageEnv = "SHARDSEQ_FULL_COVERAGE"
+
+// FullCoverageFromEnv reads FullCoverageEnv: true for "yes", false for "no"
+// or unset, and an error naming the variable for anything else.
+func FullCoverageFromEnv() (bool, error) {
+	switch v := os.Getenv(FullCoverageEnv); v {
+	case "yes":
+		return true, nil
+	case "", "no":
+		return false, nil
+	default:
+		return false, fmt.Errorf("%s=%q: want yes or no", FullCoverageEnv, v)
 	}
 }
 

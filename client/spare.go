@@ -1,0 +1,193 @@
+package client
+
+// Spares: blocks held for when no reservation succeeds (Config.HoldFor).
+
+import (
+	"cmp"
+	"context"
+	"github.com/shardseq/shardseq/shard"
+	"slices"
+	"time"
+)
+
+// fallbackPatience, plus the acknowledgement timeout, is how long a caller
+// with nothing buffered waits for a refill before it is served from a
+// spare: a reservation that takes longer is stuck on a master that fails
+// (one whose replicas lag costs an AckTimeout, then the next master
+// serves).
+const fallbackPatience = 100 * time.Millisecond
+
+// recoverEvery paces the reservations tried while callers are served from a
+// spare; each fails fast while every master is known to be down.
+const recoverEvery = 50 * time.Millisecond
+
+// waitRefill waits for the refill done, or for ctx; with a spare at hand,
+// a refill slower than fallbackPatience (plus the acknowledgement timeout:
+// one whose replicas lag costs an AckTimeout, then the picker moves on) is
+// stuck on a master that fails, and the spare is handed out meanwhile. A
+// caller that cannot wait (the server hands out only what is buffered while
+// no master answers its probes) gets the spare too.
+func (c *Client) waitRefill(ctx context.Context, done <-chan struct{}, spare bool, old *segment) error {
+	var patience <-chan time.Time
+	if spare {
+		t := time.NewTimer(fallbackPatience + cmp.Or(c.cfg.AckTimeout, DefaultAckTimeout))
+		defer t.Stop()
+		patience = t.C
+	}
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-patience:
+			patience = nil
+			if c.tryFallback(old) {
+				return nil
+			}
+		case <-ctx.Done():
+			if c.tryFallback(old) {
+				return nil
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// tryFallback hands out a spare in place of old if nothing else took its
+// place meanwhile.
+func (c *Client) tryFallback(old *segment) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur.Load() == old && c.next == nil && c.fallbackLocked(old)
+}
+
+// setAsideLocked stops old being current: a block is retired (its rest is a
+// gap), a spare that still has IDs goes back to the spares for the next
+// outage (a caller that loaded it just before may still take an ID from it:
+// its lanes are atomic, so that is no repeat). Caller holds mu.
+func (c *Client) setAsideLocked(old *segment) {
+	switch {
+	case old == nil:
+	case old.fallback && old.done.Load() != allDone && !c.closed.Load():
+		c.spares = append(c.spares, old)
+	default:
+		c.retireLocked(old, gapRetired)
+	}
+}
+
+// fallbackLocked hands out a spare in place of old because no reservation
+// succeeds, and keeps trying reservations in the background: the first that
+// succeeds replaces the spare, which keeps what it has left for the next
+// outage. It reports whether there was a spare.
+func (c *Client) fallbackLocked(old *segment) bool {
+	if len(c.spares) == 0 || c.closed.Load() {
+		return false
+	}
+	// The largest first: spares stocked before the rate was known are
+	// small, and each switch to a spare retires the last one.
+	k := 0
+	for i, sp := range c.spares {
+		if sp.n > c.spares[k].n {
+			k = i
+		}
+	}
+	sp := c.spares[k]
+	c.spares = slices.Delete(c.spares, k, k+1)
+	c.setAsideLocked(old)
+	sp.fallback, sp.born = true, time.Now()
+	c.cur.Store(sp)
+	if !c.recovering {
+		c.recovering = true
+		c.log.Warn("no reservation succeeds: handing out spare IDs, out of order until one does",
+			"namespace", c.cfg.Namespace, "spare", sp.n, "spares_left", len(c.spares), "err", c.refillErr)
+		c.wg.Add(1)
+		go c.recover()
+	}
+	return true
+}
+
+// recover tries a reservation every recoverEvery while callers are served
+// from a spare; the refill that succeeds replaces the spare (see refill).
+func (c *Client) recover() {
+	defer c.wg.Done()
+	for {
+		c.mu.Lock()
+		cur := c.cur.Load()
+		if c.closed.Load() || cur == nil || !cur.fallback {
+			c.recovering = false
+			c.mu.Unlock()
+			return
+		}
+		done := c.refillLocked()
+		c.mu.Unlock()
+		select {
+		case <-done:
+		case <-c.ctx.Done():
+		}
+		t := time.NewTimer(recoverEvery)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+		}
+	}
+}
+
+// stockSparesLocked reserves spares in the background, once the rate is
+// known, when what is held covers less than a quarter of HoldFor at it: one block per
+// shard, so that the counters, and with them the namespace's level, move by
+// a share each rather than one shard by all of it. Caller holds mu.
+func (c *Client) stockSparesLocked() {
+	// Not before the rate is known: a namespace used once (a server's
+	// thousand tenants) must not cost N reservations of spares each.
+	if c.cfg.HoldFor < 0 || c.sparing || c.closed.Load() || c.cfg.Strict || c.rate <= 0 {
+		return
+	}
+	var held int64
+	for _, sp := range c.spares {
+		held += sp.n
+	}
+	want := int64(c.rate * c.cfg.HoldFor.Seconds())
+	if held > 0 && 4*held >= want {
+		return
+	}
+	n := len(c.lastHi)
+	per := max((want-held+int64(n)-1)/int64(n), 1)
+	// Not bound by MaxBlockSize, which bounds the blocks of normal traffic:
+	// a spare is reserved once and must last HoldFor.
+	per = min(per, shard.MaxLease/64)
+	c.sparing = true
+	c.wg.Add(1)
+	go c.reserveSpares(per)
+}
+
+// reserveSpares reserves one spare block of per IDs on every shard it can.
+// Spares stay out of the ordering state: they are handed out only when
+// ordering is given up anyway.
+func (c *Client) reserveSpares(per int64) {
+	defer c.wg.Done()
+	for i := range c.lastHi {
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		b, err := c.set.Reserve(ctx, per, i, nil)
+		cancel()
+		c.mu.Lock()
+		if err == nil {
+			c.noteBlockLocked(b)
+			if c.closed.Load() {
+				c.econ.gaps[gapClosed].Add(b.Len())
+			} else {
+				c.spares = append(c.spares, newSegment(b.Lo, b.Len(), b.Shard, int64(b.Shards), c.cfg.RefillAt))
+			}
+		}
+		stop := err != nil || c.closed.Load()
+		if stop {
+			c.sparing = false
+		}
+		c.mu.Unlock()
+		if stop {
+			return // the next successful refill tries again
+		}
+	}
+	c.mu.Lock()
+	c.sparing = false
+	c.mu.Unlock()
+}
