@@ -46,14 +46,7 @@ func (c *Client) advance(ctx context.Context, old *segment) error {
 			c.mu.Unlock()
 			return nil // another goroutine advanced already
 		}
-		if c.next != nil && c.stale(c.next) {
-			// Reserved too long ago: handing it out now could put its IDs
-			// after higher ones of other processes. Its IDs become gaps.
-			c.econ.gaps[gapRetired].Add(c.next.n)
-			c.next = nil
-		}
-		if c.next != nil {
-			c.installLocked(old)
+		if c.installNextLocked(old) {
 			c.mu.Unlock()
 			return nil
 		}
@@ -80,6 +73,23 @@ func (c *Client) advance(ctx context.Context, old *segment) error {
 		}
 		c.mu.Unlock()
 	}
+}
+
+// installNextLocked makes the prefetched segment current in place of old,
+// if there is one still fresh enough; it reports whether it did. Caller
+// holds mu.
+func (c *Client) installNextLocked(old *segment) bool {
+	if c.next != nil && c.stale(c.next) {
+		// Reserved too long ago: handing it out now could put its IDs
+		// after higher ones of other processes. Its IDs become gaps.
+		c.econ.gaps[gapRetired].Add(c.next.n)
+		c.next = nil
+	}
+	if c.next == nil {
+		return false
+	}
+	c.installLocked(old)
+	return true
 }
 
 // installLocked makes the prefetched segment current in place of old.

@@ -52,12 +52,17 @@ func (c *Client) waitRefill(ctx context.Context, done <-chan struct{}, spare boo
 	}
 }
 
-// tryFallback hands out a spare in place of old if nothing else took its
-// place meanwhile.
+// tryFallback hands out a spare in place of old, unless something else
+// took its place meanwhile (another caller's spare, or a refill that
+// arrived): then the caller goes on with that. It reports whether old was
+// replaced.
 func (c *Client) tryFallback(old *segment) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.cur.Load() == old && c.next == nil && c.fallbackLocked(old)
+	if c.cur.Load() != old {
+		return true
+	}
+	return c.installNextLocked(old) || c.fallbackLocked(old)
 }
 
 // setAsideLocked stops old being current: a block is retired (its rest is a
@@ -133,7 +138,8 @@ func (c *Client) recover() {
 }
 
 // stockSparesLocked reserves spares in the background, once the rate is
-// known, when what is held covers less than a quarter of HoldFor at it: one block per
+// known, when what is held covers less than three quarters of HoldFor at it
+// (an outage that used some must not leave the next one short): one block per
 // shard, so that the counters, and with them the namespace's level, move by
 // a share each rather than one shard by all of it. Caller holds mu.
 func (c *Client) stockSparesLocked() {
@@ -147,7 +153,7 @@ func (c *Client) stockSparesLocked() {
 		held += sp.n
 	}
 	want := int64(c.rate * c.cfg.HoldFor.Seconds())
-	if held > 0 && 4*held >= want {
+	if 4*held >= 3*want {
 		return
 	}
 	n := len(c.lastHi)

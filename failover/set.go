@@ -339,7 +339,10 @@ func (s *Set) Reserve(parent context.Context, count int64, prefer int, level fun
 				failed = append(failed, bad)
 			}
 		}
-		if !Retryable(err) || parent.Err() != nil {
+		// Our own time limit running out (a write stuck on a frozen master)
+		// is this shard's failure, not the caller's: it ends the search.
+		outOfTime := ctx.Err() != nil && parent.Err() == nil && errors.Is(err, context.DeadlineExceeded)
+		if (!Retryable(err) && !outOfTime) || parent.Err() != nil {
 			return shard.Block{}, err
 		}
 		errs = append(errs, fmt.Errorf("shard %d: %w", m.sh.Index, err))
