@@ -15,7 +15,6 @@ import (
 	"github.com/shardseq/shardseq/internal/lab/checker"
 	"github.com/shardseq/shardseq/internal/lab/clustertest"
 	"github.com/shardseq/shardseq/internal/lab/localcluster"
-	"github.com/shardseq/shardseq/shard"
 )
 
 // scale shortens load phases under -short.
@@ -54,28 +53,43 @@ func TestFailover_KillMaster(t *testing.T) {
 			}
 		}
 	}()
-	// Steady state first: every shard's ceiling raised once for the load's
-	// rate. A namespace younger than that rides on its first lease
-	// (shard.FirstLease, 4096), which a load this fast uses up within a
-	// failover (the shards then step aside until the master is back;
-	// nothing repeats).
-	// The lease follows the counter's rate once it has been measured (over
-	// a second at first), so wait for a raise made after that.
+	// Steady state first: every shard's registered ceiling ahead of its
+	// counter by more than a failover takes at the load's rate (10 s of it,
+	// measured over a second). A namespace younger than that rides on its
+	// first lease (shard.FirstLease, 4096), which a load this fast uses up
+	// within a failover (the shards then step aside until the master is
+	// back; nothing repeats).
 	rdb := rawRedis(t, c)
-	loadStart := time.Now()
-	first := map[int]int64{}
-	clustertest.Eventually(t, 30*time.Second, func() error {
+	seqs := func() (map[int][2]int64, error) {
+		out := map[int][2]int64{}
 		for _, st := range probe.Shards() {
-			m, err := rdb.HGet(context.Background(), st.Key, "mirrored").Int64()
-			if err != nil || m <= shard.FirstLease {
-				return fmt.Errorf("shard %d: ceiling %d not raised yet (%v)", st.Index, m, err)
+			v, err := rdb.HMGet(context.Background(), st.Key, "seq", "mirrored").Result()
+			if err != nil {
+				return nil, err
 			}
-			if time.Since(loadStart) < 2*time.Second {
-				first[st.Index] = m
-				return fmt.Errorf("the rate is measured over a second first")
+			var pair [2]int64
+			for i, x := range v {
+				s, _ := x.(string)
+				pair[i], _ = strconv.ParseInt(s, 10, 64)
 			}
-			if m <= first[st.Index] {
-				return fmt.Errorf("shard %d: ceiling %d not raised since the rate was known", st.Index, m)
+			out[st.Index] = pair
+		}
+		return out, nil
+	}
+	clustertest.Eventually(t, 30*time.Second, func() error {
+		before, err := seqs()
+		if err != nil {
+			return err
+		}
+		time.Sleep(time.Second) // the interval the rate is measured over, not a synchronisation
+		after, err := seqs()
+		if err != nil {
+			return err
+		}
+		for i, a := range after {
+			rate := a[0] - before[i][0]
+			if rate <= 0 || a[1]-a[0] < 10*rate {
+				return fmt.Errorf("shard %d: ceiling %d, counter %d, %d a second: less than 10 s ahead", i, a[1], a[0], rate)
 			}
 		}
 		return nil
