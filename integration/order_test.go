@@ -140,12 +140,22 @@ func TestOrder_OneServerSteady(t *testing.T) {
 // (the replica is promoted with older data and restores above its ceiling),
 // another master frozen past the node timeout, and the server itself crashed
 // and replaced by a fresh one (no memory: it learns the level from Redis
-// before its first block). No inversion at W = 1s, no duplicate.
+// before its first block). No duplicate, and no inversion at W = 1s but
+// the answers the servers counted as out of order: served from a spare
+// while no reservation succeeded (issue 22).
 func TestOrder_OneServerFaults(t *testing.T) {
 	c := startCluster(t, Opts{})
 	cc := client.Config{}
 	var cur atomic.Pointer[orderServer]
 	cur.Store(startOrderServer(t, c, cc))
+	var outOfOrder float64 // counted by the servers replaced so far
+	replace := func() {
+		old := cur.Load()
+		cur.Store(startOrderServer(t, c, cc))
+		n, _ := metricSum(t, old.url, outOfOrderMetric)
+		outOfOrder += n
+		old.Close()
+	}
 	ck := checker.New().WithShards(12).WithOrder(orderWindow)
 	stop := make(chan struct{})
 	wait := orderLoad(t, func(int) string { return cur.Load().url }, "faults", 16, ck, stop)
@@ -171,9 +181,7 @@ func TestOrder_OneServerFaults(t *testing.T) {
 	c.WaitHealthy(60 * time.Second)
 	t.Logf("killed %s after freezing its replica %s", m0, replica)
 
-	old := cur.Load()
-	cur.Store(startOrderServer(t, c, cc))
-	old.Close()
+	replace()
 	t.Log("replaced the server with a fresh one")
 
 	c.Pause(m1)
@@ -188,9 +196,7 @@ func TestOrder_OneServerFaults(t *testing.T) {
 	c.RestartEmpty(m2)
 	c.WaitHealthy(60 * time.Second)
 	t.Logf("restarted %s without data", m2)
-	old = cur.Load()
-	cur.Store(startOrderServer(t, c, cc))
-	old.Close()
+	replace()
 	m3 := c.Masters()[0]
 	r3 := c.ReplicasOf(m3)[0]
 	c.Save(r3)
@@ -203,20 +209,21 @@ func TestOrder_OneServerFaults(t *testing.T) {
 	c.RestartFromFiles(r3)
 	c.WaitHealthy(60 * time.Second)
 	t.Logf("promoted %s restarted from its older dump", r3)
-	old = cur.Load()
-	cur.Store(startOrderServer(t, c, cc))
-	old.Close()
+	replace()
 	<-runFor(2 * time.Second)
 	close(stop)
 	wait()
+	n, _ := metricSum(t, cur.Load().url, outOfOrderMetric)
+	outOfOrder += n
 
 	rep := ck.Report()
-	t.Logf("report: %s", rep)
+	t.Logf("report: %s; %v IDs counted out of order by the servers", rep, outOfOrder)
 	if !rep.OK() {
 		t.Fatalf("duplicates: %s", rep)
 	}
-	if rep.Inversions != 0 {
-		t.Fatalf("%d inversions at W=%v (largest backward step %d); want none", rep.Inversions, orderWindow, rep.MaxBackStep)
+	if float64(rep.Inversions) > outOfOrder {
+		t.Fatalf("%d inversions at W=%v (largest backward step %d), but the servers counted only %v IDs out of order",
+			rep.Inversions, orderWindow, rep.MaxBackStep, outOfOrder)
 	}
 	if rep.Acknowledged < 10_000 {
 		t.Fatalf("too little load to mean anything: %d IDs", rep.Acknowledged)

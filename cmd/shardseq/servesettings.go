@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +27,7 @@ type serveSettings struct {
 	strict             bool
 	ackReplicas        int
 	ackTimeout         time.Duration
+	holdFor            time.Duration
 }
 
 // serveSettingsEnv are the environment variables of serveSettings' flags.
@@ -35,6 +37,7 @@ var serveSettingsEnv = map[string]string{
 	"request-timeout": "SHARDSEQ_REQUEST_TIMEOUT",
 	"block-target":    "SHARDSEQ_BLOCK_TARGET", "min-block": "SHARDSEQ_MIN_BLOCK", "max-block": "SHARDSEQ_MAX_BLOCK",
 	"strict": "SHARDSEQ_STRICT", "ack-replicas": "SHARDSEQ_ACK_REPLICAS", "ack-timeout": "SHARDSEQ_ACK_TIMEOUT",
+	"hold-for": "SHARDSEQ_HOLD_FOR",
 }
 
 // Bounds of serve's client settings that the client alone does not impose.
@@ -59,6 +62,7 @@ func (s *serveSettings) register(fs *flag.FlagSet) {
 	fs.BoolVar(&s.strict, "strict", false, "strict mode for the namespaces it opens: every ID reserved with its own acknowledged round trip, none buffered (env SHARDSEQ_STRICT)")
 	fs.IntVar(&s.ackReplicas, "ack-replicas", 0, "replicas that must confirm each reservation; 0: every replica that could be promoted; -1: none, unsafe (env SHARDSEQ_ACK_REPLICAS)")
 	fs.DurationVar(&s.ackTimeout, "ack-timeout", client.DefaultAckTimeout, "how long to wait for the replicas to confirm (env SHARDSEQ_ACK_TIMEOUT)")
+	fs.DurationVar(&s.holdFor, "hold-for", client.DefaultHoldFor, "traffic, at the current rate, held in spare blocks for when no reservation succeeds (handed out of order meanwhile); 0: none, callers fail during such an outage (env SHARDSEQ_HOLD_FOR)")
 }
 
 // validate checks every setting and returns the first bad one as a usage
@@ -88,13 +92,15 @@ func (s *serveSettings) validate(fromEnv map[string]string) error {
 		return bad("ack-replicas", s.ackReplicas, "want a replica count up to 64, 0 for every replica that could be promoted, or -1 for none (unsafe: a failover can repeat IDs)")
 	case s.ackTimeout < time.Millisecond || s.ackTimeout > maxServeAckTimeout:
 		return bad("ack-timeout", s.ackTimeout, "want 1ms to %v (within one attempt on a shard, 750ms, and the Redis read timeout, 1s)", maxServeAckTimeout)
+	case s.holdFor < 0 || s.holdFor > time.Minute:
+		return bad("hold-for", s.holdFor, "want 0 (no spares) to 1m")
 	}
 	// The client checks the combination too; say which flag it refuses.
 	if err := s.clientConfig().Validate(); err != nil {
 		var ce *client.ConfigError
 		if errors.As(err, &ce) {
 			for field, name := range map[string]string{"BlockTarget": "block-target", "MinBlockSize": "min-block",
-				"MaxBlockSize": "max-block", "AckReplicas": "ack-replicas", "AckTimeout": "ack-timeout"} {
+				"MaxBlockSize": "max-block", "AckReplicas": "ack-replicas", "AckTimeout": "ack-timeout", "HoldFor": "hold-for"} {
 				if ce.Field == field || strings.HasPrefix(ce.Err.Error(), field) {
 					return bad(name, ce.Value, "%v", ce.Err)
 				}
@@ -116,6 +122,7 @@ func (s *serveSettings) clientConfig() client.Config {
 		Strict:       s.strict,
 		AckReplicas:  s.ackReplicas,
 		AckTimeout:   s.ackTimeout,
+		HoldFor:      cmp.Or(s.holdFor, -1), // the flag's 0 is the client's -1: none
 	}
 }
 

@@ -43,6 +43,8 @@ func TestServeSettingsFlags(t *testing.T) {
 		{"ack replicas env", map[string]string{"SHARDSEQ_ACK_REPLICAS": "1000"}, nil, "environment variable SHARDSEQ_ACK_REPLICAS=1000"},
 		{"ack timeout zero", nil, []string{"--ack-timeout", "0s"}, "--ack-timeout=0s: want 1ms to 500ms"},
 		{"ack timeout long", nil, []string{"--ack-timeout", "2s"}, "--ack-timeout=2s"},
+		{"hold for negative", nil, []string{"--hold-for", "-1s"}, "--hold-for=-1s: want 0 (no spares) to 1m"},
+		{"hold for long", map[string]string{"SHARDSEQ_HOLD_FOR": "2m"}, nil, "environment variable SHARDSEQ_HOLD_FOR=2m0s"},
 		{"strict not a bool", map[string]string{"SHARDSEQ_STRICT": "sometimes"}, nil, "SHARDSEQ_STRICT"},
 	}
 	for _, tt := range tests {
@@ -67,19 +69,21 @@ func TestServeSettingsFlags(t *testing.T) {
 	if def.NamespaceIdle != server.DefaultNamespaceIdle || def.CreateNamespaces != server.CreateAuto || def.CreateRate != server.DefaultCreateRate ||
 		def.CreateBurst != server.DefaultCreateBurst || def.RequestTimeout != server.DefaultRequestTimeout ||
 		def.Client.Strict || def.Client.BlockTarget != 0 || def.Client.MinBlockSize != client.DefaultMinBlockSize || def.Client.MaxBlockSize != client.DefaultMaxBlockSize ||
-		def.Client.BlockSize != client.DefaultBlockSize || def.Client.AckReplicas != 0 || def.Client.AckTimeout != 250*time.Millisecond || def.Client.Addrs != nil {
+		def.Client.BlockSize != client.DefaultBlockSize || def.Client.AckReplicas != 0 || def.Client.AckTimeout != 250*time.Millisecond || def.Client.Addrs != nil ||
+		def.Client.HoldFor != client.DefaultHoldFor {
 		t.Errorf("defaults: %+v", def)
 	}
 	env := map[string]string{"SHARDSEQ_NAMESPACE_IDLE": "0", "SHARDSEQ_CREATE_NAMESPACES": "explicit", "SHARDSEQ_NAMESPACE_CREATE_RATE": "-1",
 		"SHARDSEQ_NAMESPACE_CREATE_BURST": "7", "SHARDSEQ_REQUEST_TIMEOUT": "3s", "SHARDSEQ_BLOCK_TARGET": "50ms", "SHARDSEQ_MIN_BLOCK": "2000",
-		"SHARDSEQ_MAX_BLOCK": "4000", "SHARDSEQ_STRICT": "true", "SHARDSEQ_ACK_REPLICAS": "1", "SHARDSEQ_ACK_TIMEOUT": "100ms"}
+		"SHARDSEQ_MAX_BLOCK": "4000", "SHARDSEQ_STRICT": "true", "SHARDSEQ_ACK_REPLICAS": "1", "SHARDSEQ_ACK_TIMEOUT": "100ms",
+		"SHARDSEQ_HOLD_FOR": "0"}
 	var got server.Config
 	e := parse(env)
 	e.settings.apply(&got)
 	if got.NamespaceIdle != -1 || got.CreateNamespaces != server.CreateExplicit || got.CreateRate != -1 || got.CreateBurst != 7 ||
 		got.RequestTimeout != 3*time.Second || !got.Client.Strict || got.Client.BlockTarget != 50*time.Millisecond ||
 		got.Client.MinBlockSize != 2000 || got.Client.MaxBlockSize != 4000 || got.Client.BlockSize != 2000 ||
-		got.Client.AckReplicas != 1 || got.Client.AckTimeout != 100*time.Millisecond {
+		got.Client.AckReplicas != 1 || got.Client.AckTimeout != 100*time.Millisecond || got.Client.HoldFor != -1 {
 		t.Errorf("from the environment: %+v", got)
 	}
 	f := parse(env, "--namespace-idle", "90s", "--create-namespaces", "auto", "--max-block", "1500", "--min-block", "10", "--strict=false")
