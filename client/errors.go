@@ -92,3 +92,8 @@ func (e *ConfigError) Error() string {
 
 // Unwrap lets errors.Is match both ErrInvalidConfig and the cause.
 func (e *ConfigError) Unwrap() []error { return []error{ErrInvalidConfig, e.Err} }
+
+// NodeError is a failure on one Redis master; Addr is that master's address.
+// errors.As finds it in the errors of this package, for instance around
+// ErrNotReplicated when a master has no replica confirming its writes.
+type NodeError = shard.NodeError

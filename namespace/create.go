@@ -25,6 +25,11 @@ func (ns *Namespace) createWait() int64 {
 // for a setting it does not have. It reports whether this call wrote the first
 // copy (created the namespace).
 func (ns *Namespace) create(ctx context.Context, keys []string, want Settings, in intent) (bool, error) {
+	// A layout with an empty or repeated key would put two shards on one
+	// counter; once written it is the namespace's for good.
+	if err := ns.Layout.Validate(ns.Layout.Shards); err != nil {
+		return false, fmt.Errorf("namespace %q: refusing to write its planned layout: %w", ns.Name, err)
+	}
 	wait := ns.createWait()
 	claim := func(key string, op metaOp) (*record, bool, error) {
 		rep, err := shard.Acked(ctx, ns.r, ns.opt, metaScript, key, wait, ns.metaArgs(op, ns.state).argv())

@@ -25,6 +25,10 @@ var (
 	// to a caller that may not create, a deleted namespace is one that does
 	// not exist.
 	ErrNamespaceDeleted error = &kindOf{"shard: namespace deleted", ErrNamespaceNotFound}
+	// ErrCannotPlace: the keys of a new namespace could not be placed on
+	// the masters serving slots (none serves any, or a search for a hash
+	// tag gave up). Nothing is written.
+	ErrCannotPlace = errors.New("shard: cannot place the namespace's keys")
 )
 
 // Errors of package shard that this package returns about a namespace as a

@@ -99,7 +99,7 @@ func MetaKeys(ns string) []string {
 	for c := range keys {
 		target := (2*c + 1) * cluster.NumSlots / (2 * metaCopies)
 		prefix := ns + ":meta:" + strconv.Itoa(c) + ":"
-		tag := searchTag(prefix, func(s int) bool { return abs(s-target) <= cluster.NumSlots/(8*metaCopies) })
+		tag := mustSearchTag(prefix, func(s int) bool { return abs(s-target) <= cluster.NumSlots/(8*metaCopies) })
 		keys[c] = "shardseq:{" + tag + "}:meta"
 	}
 	return keys
@@ -111,7 +111,7 @@ func IndexKeys() []string {
 	keys := make([]string, metaCopies)
 	for c := range keys {
 		target := (2*c + 1) * cluster.NumSlots / (2 * metaCopies)
-		tag := searchTag("index:"+strconv.Itoa(c)+":", func(s int) bool { return abs(s-target) <= cluster.NumSlots/(8*metaCopies) })
+		tag := mustSearchTag("index:"+strconv.Itoa(c)+":", func(s int) bool { return abs(s-target) <= cluster.NumSlots/(8*metaCopies) })
 		keys[c] = "shardseq:index:{" + tag + "}"
 	}
 	return keys
@@ -122,13 +122,24 @@ func IndexKeys() []string {
 // another master if that master already holds its share, so that the
 // counters sit on distinct masters whenever there are at least N masters and
 // spread evenly otherwise. The ceiling copies of a shard sit on masters other
-// than its counter's, and on distinct ones when there are three or more. With
-// no topology (or an empty one) the plan uses slot targets alone.
-func PlanLayout(ns string, n int, top *cluster.Topology) Layout {
+// than its counter's, and on distinct ones when there are three or more. Only
+// masters that serve slots count: one added to the cluster and not yet given
+// slots by a reshard cannot own a key. With no topology (or one without a
+// master serving slots) the plan uses slot targets alone. It fails with
+// ErrCannotPlace, never with a partial or repeated layout, when a key cannot
+// be placed on its master.
+func PlanLayout(ns string, n int, top *cluster.Topology) (Layout, error) {
+	if n < 1 {
+		return Layout{}, fmt.Errorf("%w: namespace %q: %d shards", ErrCannotPlace, ns, n)
+	}
 	l := Layout{Shards: n, Counters: make([]string, n), Ceilings: make([][]string, n)}
 	var masters []cluster.Master
 	if top != nil {
-		masters = top.Masters
+		for _, m := range top.Masters {
+			if len(m.Slots) > 0 {
+				masters = append(masters, m)
+			}
+		}
 	}
 	owner := func(slot int) int { // index into masters, -1 unknown
 		if top == nil {
@@ -145,6 +156,17 @@ func PlanLayout(ns string, n int, top *cluster.Topology) Layout {
 		}
 		return -1
 	}
+	place := func(prefix string, target, tol, want int) (string, error) {
+		tag, ok := placeTag(prefix, target, tol, want, owner)
+		if !ok {
+			where := fmt.Sprintf("near slot %d", target)
+			if want >= 0 {
+				where = "on master " + nodeName(masters[want].Node)
+			}
+			return "", fmt.Errorf("%w: namespace %q: no hash tag for %s found %s", ErrCannotPlace, ns, strings.TrimSuffix(prefix, ":"), where)
+		}
+		return tag, nil
+	}
 	quota := 1
 	if len(masters) > 0 {
 		quota = (n + len(masters) - 1) / len(masters)
@@ -158,7 +180,10 @@ func PlanLayout(ns string, n int, top *cluster.Topology) Layout {
 			want = leastLoadedNear(masters, load, target)
 		}
 		prefix := ns + ":" + strconv.Itoa(n) + ":" + strconv.Itoa(i) + ":"
-		l.Counters[i] = placeTag(prefix, target, tol, want, owner)
+		var err error
+		if l.Counters[i], err = place(prefix, target, tol, want); err != nil {
+			return Layout{}, err
+		}
 		if want >= 0 {
 			load[want]++
 		}
@@ -171,29 +196,58 @@ func PlanLayout(ns string, n int, top *cluster.Topology) Layout {
 				// The c-th master after the counter's, skipping it.
 				cwant = (counterOwner + 1 + c%(len(masters)-1)) % len(masters)
 			}
-			l.Ceilings[i][c] = placeTag(prefix+"c"+strconv.Itoa(c)+":", ctarget, tol, cwant, owner)
+			if l.Ceilings[i][c], err = place(prefix+"c"+strconv.Itoa(c)+":", ctarget, tol, cwant); err != nil {
+				return Layout{}, err
+			}
 		}
 	}
-	return l
+	if err := l.Validate(n); err != nil {
+		return Layout{}, fmt.Errorf("%w: namespace %q: %w", ErrCannotPlace, ns, err)
+	}
+	return l, nil
 }
+
+// nodeName is a master's address, or its ID when it has none.
+func nodeName(n cluster.Node) string {
+	if n.Addr != "" {
+		return n.Addr
+	}
+	return n.ID
+}
+
+// Bounds of the searches for a hash tag. Each try is one CRC16 of a short
+// string. A master serving a single slot takes 16384 tries on average, so
+// searchLimit misses it with probability e^-256; the bound exists so that a
+// master serving nothing (which PlanLayout never asks for) costs a bounded
+// error rather than 2^30 tries.
+const (
+	nearPatience = 1 << 16
+	searchLimit  = 1 << 22
+)
 
 // placeTag finds the first tag prefix+k whose slot lies within tol of target
 // and, when want >= 0, is served by master want; if want serves no slot near
-// the target, any slot of want will do.
-func placeTag(prefix string, target, tol, want int, owner func(int) int) string {
+// the target, any slot of want will do. It reports false when it finds none
+// within searchLimit tries.
+func placeTag(prefix string, target, tol, want int, owner func(int) int) (string, bool) {
 	near := func(s int) bool { return abs(s-target) <= tol }
 	if want < 0 {
-		return searchTag(prefix, near)
+		return searchTagN(prefix, searchLimit, near)
 	}
-	const patience = 1 << 16
-	if tag, ok := searchTagN(prefix, patience, func(s int) bool { return near(s) && owner(s) == want }); ok {
-		return tag
+	if tag, ok := searchTagN(prefix, nearPatience, func(s int) bool { return near(s) && owner(s) == want }); ok {
+		return tag, true
 	}
-	return searchTag(prefix, func(s int) bool { return owner(s) == want })
+	return searchTagN(prefix, searchLimit, func(s int) bool { return owner(s) == want })
 }
 
-func searchTag(prefix string, ok func(slot int) bool) string {
-	tag, _ := searchTagN(prefix, 1<<30, ok)
+// mustSearchTag finds a tag for a predicate on slot arithmetic alone (a
+// window of the slot space), which a few dozen tries satisfy: not finding
+// one within searchLimit is a bug in the caller, not a state of the cluster.
+func mustSearchTag(prefix string, ok func(slot int) bool) string {
+	tag, found := searchTagN(prefix, searchLimit, ok)
+	if !found {
+		panic("namespace: no hash tag with prefix " + strconv.Quote(prefix) + " satisfies a slot window")
+	}
 	return tag
 }
 

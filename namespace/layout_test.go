@@ -2,8 +2,10 @@ package namespace
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/internal/lab/localcluster"
@@ -22,6 +24,91 @@ func evenTopology(t testing.TB, m int) *cluster.Topology {
 	return top
 }
 
+// plan is PlanLayout, failing the test on an error.
+func plan(t testing.TB, ns string, n int, top *cluster.Topology) Layout {
+	t.Helper()
+	l, err := PlanLayout(ns, n, top)
+	if err != nil {
+		t.Fatalf("PlanLayout(%q, %d): %v", ns, n, err)
+	}
+	return l
+}
+
+// withEmptyMasters adds k masters serving no slot to an even topology, as
+// `redis-cli --cluster add-node` leaves them until a reshard.
+func withEmptyMasters(t testing.TB, m, k int) *cluster.Topology {
+	t.Helper()
+	masters := slices.Clone(evenTopology(t, m).Masters)
+	for j := range k {
+		masters = append(masters, cluster.Master{Node: cluster.Node{ID: fmt.Sprintf("e%039d", j), Addr: fmt.Sprintf("127.0.0.1:%d", 7100+j), Master: true}})
+	}
+	top, err := cluster.NewTopology(masters, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return top
+}
+
+// A master added with no slots owns no key: nothing is placed on it, every
+// key is distinct, each shard's counter and ceiling copies sit on three
+// distinct masters that serve slots, and planning takes no time. Before the
+// fix the plan chose the empty master (load 0) and searched 2^30 tags for it
+// (tens of seconds of CPU), then returned "" for several keys.
+func TestPlanLayoutSkipsMastersWithoutSlots(t *testing.T) {
+	for _, tc := range []struct{ m, empty, n int }{{3, 1, 12}, {3, 1, 3}, {3, 2, 8}, {4, 1, 16}, {1, 1, 4}} {
+		t.Run(fmt.Sprintf("masters=%d+%d/N=%d", tc.m, tc.empty, tc.n), func(t *testing.T) {
+			top := withEmptyMasters(t, tc.m, tc.empty)
+			done := make(chan struct{})
+			var l Layout
+			var err error
+			start := time.Now()
+			go func() { defer close(done); l, err = PlanLayout("orders", tc.n, top) }()
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+				t.Fatalf("PlanLayout still running after 2s (searching for a tag on a master with no slots)")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("planned in %v", time.Since(start))
+			if err := l.Validate(tc.n); err != nil {
+				t.Fatal(err)
+			}
+			for i := range tc.n {
+				onMaster := map[string]bool{}
+				keys := []string{l.CounterKey(i)}
+				for c := range CeilingCopies {
+					keys = append(keys, l.CeilingKey(i, c))
+				}
+				for _, k := range keys {
+					m, ok := top.MasterForSlot(cluster.Slot(k))
+					if !ok || len(m.Slots) == 0 {
+						t.Fatalf("shard %d: key %s on no master serving slots", i, k)
+					}
+					onMaster[m.ID] = true
+				}
+				if want := min(tc.m, 1+CeilingCopies); len(onMaster) != want {
+					t.Errorf("shard %d: keys %v on %d masters, want %d", i, keys, len(onMaster), want)
+				}
+			}
+		})
+	}
+}
+
+// A search that cannot succeed ends, and says so, instead of returning an
+// empty tag.
+func TestPlaceTagBounded(t *testing.T) {
+	never := func(int) int { return -2 }
+	start := time.Now()
+	if tag, ok := placeTag("x:", 100, 10, 0, never); ok || tag != "" {
+		t.Fatalf("placeTag found %q for a master serving nothing", tag)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a hopeless search took %v", d)
+	}
+}
+
 // Counters land on distinct masters whenever masters >= N, spread evenly
 // otherwise, and each ceiling copy sits on another master than its counter
 // (and than the other copy, with three or more masters), on the slot maps
@@ -31,7 +118,7 @@ func TestPlanLayoutPlacement(t *testing.T) {
 		for _, n := range []int{1, 2, 3, 4, 5, 6, 8, 12, 64} {
 			t.Run(fmt.Sprintf("masters=%d/N=%d", m, n), func(t *testing.T) {
 				top := evenTopology(t, m)
-				l := PlanLayout("orders", n, top)
+				l := plan(t, "orders", n, top)
 				if err := l.Validate(n); err != nil {
 					t.Fatal(err)
 				}
@@ -77,14 +164,14 @@ func TestPlanLayoutPlacement(t *testing.T) {
 // The layout is a pure function of its inputs: every client plans the same.
 func TestPlanLayoutDeterministic(t *testing.T) {
 	top := evenTopology(t, 3)
-	a, b := PlanLayout("x", 12, top), PlanLayout("x", 12, top)
+	a, b := plan(t, "x", 12, top), plan(t, "x", 12, top)
 	if a.encode() != b.encode() {
 		t.Fatal("two plans differ")
 	}
-	if PlanLayout("y", 12, top).encode() == a.encode() {
+	if plan(t, "y", 12, top).encode() == a.encode() {
 		t.Fatal("namespaces must not share keys")
 	}
-	if nt := PlanLayout("x", 12, nil); nt.Validate(12) != nil {
+	if nt := plan(t, "x", 12, nil); nt.Validate(12) != nil {
 		t.Fatal("a plan without topology must still be valid")
 	}
 }
@@ -111,7 +198,7 @@ func TestMetaAndIndexKeysSpreadOverThirds(t *testing.T) {
 }
 
 func TestLayoutValidateRejectsBadRecords(t *testing.T) {
-	good := PlanLayout("ns", 3, nil)
+	good := plan(t, "ns", 3, nil)
 	oneCopy := [][]string{{"x"}, {"y"}, {"z"}}
 	sharedTag := [][]string{good.Ceilings[0], good.Ceilings[1], {good.Counters[0], "q"}}
 	for name, l := range map[string]Layout{
@@ -137,7 +224,7 @@ func TestLayoutValidateRejectsBadRecords(t *testing.T) {
 }
 
 func FuzzDecodeLayout(f *testing.F) {
-	f.Add(PlanLayout("ns", 3, nil).encode(), 3)
+	f.Add(plan(f, "ns", 3, nil).encode(), 3)
 	f.Add(`{"shards":1,"counters":["a"],"ceilings":[["b","c"]]}`, 1)
 	f.Fuzz(func(t *testing.T, s string, n int) {
 		l, err := decodeLayout(s, n)

@@ -178,7 +178,11 @@ func (ns *Namespace) decideNew(ctx context.Context, c copies, want Settings, in 
 	if in.strict != nil {
 		ns.state.strict = *in.strict
 	}
-	ns.setLayout(PlanLayout(ns.Name, n, ns.r.Topology()))
+	l, err := PlanLayout(ns.Name, n, ns.r.Topology())
+	if err != nil {
+		return err
+	}
+	ns.setLayout(l)
 	return nil
 }
 

@@ -72,7 +72,7 @@ const (
 type apiError struct {
 	status     int
 	code       string
-	msg        string // public: ours, one line, no node address
+	msg        string // public: ours, one line, no node address but a master an operator must fix
 	retryAfter int    // seconds; 0: no Retry-After header
 }
 
@@ -135,6 +135,15 @@ func errorOf(err error) apiError {
 	case errors.Is(err, client.ErrNamespaceLost):
 		e = apiError{http.StatusInternalServerError, codeInternal,
 			"the namespace's record was lost with its masters' data; it is not created anew, which could repeat IDs (see the server log)", 0}
+	case errors.Is(err, client.ErrNotReplicated):
+		// A master whose writes no replica confirms (it has none yet, or
+		// its replica is down): WAIT cannot succeed until an operator acts,
+		// so it is unavailability, not a fault of ours.
+		e = apiError{http.StatusServiceUnavailable, codeUnavailable,
+			"a Redis master has no replica confirming its writes (every master holding shardseq keys needs one); add or repair its replica", retryShort}
+		if ne := (*client.NodeError)(nil); errors.As(err, &ne) && ne.Addr != "" {
+			e.msg = "Redis master " + ne.Addr + " has no replica confirming its writes (every master holding shardseq keys needs one); add or repair its replica"
+		}
 	default:
 		e = apiError{http.StatusInternalServerError, codeInternal, "internal error", 0}
 	}

@@ -52,4 +52,5 @@ var (
 	portFloodExplicit = ports.take(clusterPorts)
 	portRedisTLS      = ports.take(2) // TLS, then plain TCP for the setup
 	portOps           = ports.take(clusterPorts)
+	portGrow          = ports.take(clusterPorts + 2) // and a master added later, with its replica
 )

@@ -257,3 +257,16 @@ func (c *Cluster) check(what string, err error) {
 		c.tb.Fatalf("clustertest: %s: %v", what, err)
 	}
 }
+
+// AddNode starts one more node and joins it as `redis-cli --cluster
+// add-node` does: a master serving no slot when asReplicaOf is empty, else a
+// replica of that master. It returns the node's address; the cluster stops
+// it with the others.
+func (c *Cluster) AddNode(asReplicaOf string) string {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	addr, err := c.lc.AddNode(ctx, asReplicaOf)
+	c.check("AddNode", err)
+	return addr
+}

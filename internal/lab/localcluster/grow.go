@@ -1,0 +1,151 @@
+package localcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shardseq/shardseq/cluster"
+)
+
+// AddNode starts one more redis-server and joins it to the running cluster
+// as `redis-cli --cluster add-node` does: with asReplicaOf empty the node is
+// a master serving no slot until a reshard gives it some; otherwise it
+// replicates the master at address asReplicaOf (`--cluster-slave
+// --cluster-master-id`). The node takes the next index and port (BasePort +
+// its index; make room for it in the package's port range) and belongs to
+// the cluster like the others: Close stops it by PID. AddNode returns the
+// node's address once every running node knows it and, for a replica, once
+// its link to the master is up. Without a deadline on ctx it gives up after
+// one minute.
+func (lc *Cluster) AddNode(ctx context.Context, asReplicaOf string) (string, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+	}
+	var masterID string
+	if asReplicaOf != "" {
+		if _, ok := lc.NodeByAddr(asReplicaOf); !ok {
+			return "", fmt.Errorf("cluster: AddNode: no node %s in this cluster", asReplicaOf)
+		}
+		id, err := lc.client(asReplicaOf).Do(ctx, "CLUSTER", "MYID").Text()
+		if err != nil {
+			return "", fmt.Errorf("cluster: CLUSTER MYID on %s: %w", asReplicaOf, err)
+		}
+		masterID = id
+	}
+	others := lc.running()
+	if len(others) == 0 {
+		return "", errors.New("cluster: AddNode: no running node to meet")
+	}
+
+	lc.mu.Lock()
+	if lc.closed {
+		lc.mu.Unlock()
+		return "", errors.New("cluster: AddNode: cluster closed")
+	}
+	k := len(lc.nodes)
+	host := lc.cfg.Host
+	if lc.cfg.PerNodeIP {
+		host = fmt.Sprintf("127.0.0.%d", lc.cfg.IPBase+k)
+	}
+	port := lc.cfg.BasePort + k
+	n := &localProc{Node: Node{
+		Index: k, Host: host, Port: port,
+		Addr: net.JoinHostPort(host, strconv.Itoa(port)),
+		Dir:  filepath.Join(lc.cfg.Dir, fmt.Sprintf("node-%d", k)),
+	}}
+	if eph := ephemeralPortStart(); port+10000 >= eph {
+		lc.mu.Unlock()
+		return "", fmt.Errorf("cluster: AddNode: bus port %d would fall in the ephemeral port range starting at %d", port+10000, eph)
+	}
+	for _, p := range []int{port, port + 10000} {
+		if err := portFree(host, p); err != nil {
+			lc.mu.Unlock()
+			return "", err
+		}
+	}
+	if err := lc.spawn(n); err != nil {
+		lc.mu.Unlock()
+		return "", err
+	}
+	// Owned from here on, so Close stops it even if joining fails.
+	lc.nodes = append(lc.nodes, n)
+	err := lc.saveStateLocked()
+	lc.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	fail := func(err error) (string, error) { return "", lc.withLogTail(err) }
+
+	if err := lc.waitPing(ctx, n); err != nil {
+		return fail(err)
+	}
+	id, err := lc.client(n.Addr).Do(ctx, "CLUSTER", "MYID").Text()
+	if err != nil {
+		return fail(&nodeError{k, fmt.Errorf("cluster: CLUSTER MYID on %s: %w", n.Addr, err)})
+	}
+	lc.mu.Lock()
+	n.ID = id
+	err = lc.saveStateLocked()
+	lc.mu.Unlock()
+	if err != nil {
+		return fail(err)
+	}
+	if err := lc.client(others[0].Addr).Do(ctx, "CLUSTER", "MEET", n.Host, n.Port).Err(); err != nil {
+		return fail(&nodeError{k, fmt.Errorf("cluster: CLUSTER MEET %s from %s: %w", n.Addr, others[0].Addr, err)})
+	}
+	for _, o := range append(others, n) {
+		cl := lc.client(o.Addr)
+		err := poll(ctx, o.Addr+" to know "+n.Addr, func() error {
+			text, err := cl.ClusterNodes(ctx).Result()
+			if err != nil {
+				return err
+			}
+			lines, err := cluster.ParseNodeLines(text)
+			if err != nil {
+				return err
+			}
+			known := 0
+			for _, l := range lines {
+				if !l.Has("handshake") && !l.Has("noaddr") {
+					known++
+				}
+			}
+			if known < len(others)+1 {
+				return fmt.Errorf("knows %d of %d nodes", known, len(others)+1)
+			}
+			return nil
+		})
+		if err != nil {
+			return fail(&nodeError{k, err})
+		}
+	}
+	if masterID == "" {
+		return n.Addr, nil
+	}
+	cl := lc.client(n.Addr)
+	if err := cl.Do(ctx, "CLUSTER", "REPLICATE", masterID).Err(); err != nil {
+		return fail(&nodeError{k, fmt.Errorf("cluster: CLUSTER REPLICATE %s on %s: %w", asReplicaOf, n.Addr, err)})
+	}
+	err = poll(ctx, n.Addr+" to replicate "+asReplicaOf, func() error {
+		info, err := cl.Info(ctx, "replication").Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "master_link_status:up") {
+			return errors.New("master link not up")
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(&nodeError{k, err})
+	}
+	return n.Addr, nil
+}
