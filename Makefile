@@ -57,7 +57,7 @@ run: build redis
 cluster-up: build redis
 	@$(BIN) cluster up --dir $(CLUSTER_DIR) --port $(CLUSTER_PORT)
 
-cluster-down: build
+cluster-down: $(if $(wildcard $(BIN)),,build) # stopping needs no fresh binary
 	@$(BIN) cluster down --dir $(CLUSTER_DIR)
 
 cluster-status: build

@@ -189,7 +189,7 @@ func (c *Cluster) load(ctx context.Context) ([]Master, error) {
 			return nil, fmt.Errorf("cluster: loading topology from %s: %w", addr, err)
 		}
 	}
-	return nil, fmt.Errorf("%w: tried %s (is the cluster running? try `shardseq cluster up`): %w",
+	return nil, fmt.Errorf("%w: tried %s: %w",
 		ErrUnreachable, strings.Join(cands, ", "), errors.Join(errs...))
 }
 

@@ -1,14 +1,17 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,20 +60,62 @@ func (s *Server) routes() http.Handler {
 	}))
 	s.leaseRoutes(mux, api)     // POST /v1/leases/{namespace}
 	s.namespaceRoutes(mux, api) // PUT, GET, DELETE /v1/namespaces/{namespace}, GET /v1/namespaces
-	mux.HandleFunc("GET /v1/shards", api.require(s.handleShards))
+	mux.HandleFunc("GET /v1/shards", api.require(strictQuery(s.handleShards, "namespace")))
 	mux.HandleFunc("/v1/shards", api.require(methodNotAllowed(http.MethodGet, http.MethodHead)))
 	mux.HandleFunc("/v1/", api.require(notFound)) // unknown /v1 paths say nothing without a token
-	mux.HandleFunc("GET /metrics", metricsAuth.require(s.metrics.handler().ServeHTTP))
+	// Without these, ServeMux would redirect each to its subtree ("/v1/ids/").
+	mux.HandleFunc("/v1", api.require(notFound))
+	mux.HandleFunc("/v1/ids", api.require(notFound))
+	mux.HandleFunc("/v1/leases", api.require(notFound))
+	mux.HandleFunc("GET /metrics", metricsAuth.require(strictQuery(s.metrics.handler().ServeHTTP)))
 	mux.HandleFunc("/metrics", methodNotAllowed(http.MethodGet, http.MethodHead))
-	mux.HandleFunc("GET /{$}", uiAuth.require(s.handleUI))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /{$}", uiAuth.require(strictQuery(s.handleUI, "namespace", "page", "fragment")))
+	mux.HandleFunc("/{$}", methodNotAllowed(http.MethodGet, http.MethodHead))
+	mux.HandleFunc("GET /healthz", strictQuery(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	}))
 	mux.HandleFunc("/healthz", methodNotAllowed(http.MethodGet, http.MethodHead))
-	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.HandleFunc("GET /readyz", strictQuery(s.handleReady))
 	mux.HandleFunc("/readyz", methodNotAllowed(http.MethodGet, http.MethodHead))
 	mux.HandleFunc("/", notFound)
-	return s.metrics.instrument(s.recoverer(limitBody(mux)))
+	unclean := func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && reservedName(strings.TrimPrefix(r.URL.Path, "/v1/namespaces/")) {
+			writeError(w, errReservedName)
+			return
+		}
+		notFound(w, r)
+	}
+	return s.metrics.instrument(s.recoverer(limitBody(cleanPaths(mux, api.require(unclean), unclean))))
+}
+
+// cleanPaths answers a request whose path ServeMux would clean (".", "..",
+// "//") with unclean, or v1 for one under /v1, instead of the redirect
+// ServeMux sends, which is not JSON, and which a client of the API would
+// follow to another resource than it named.
+func cleanPaths(mux http.Handler, v1, unclean http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch p := r.URL.Path; {
+		case r.Method == http.MethodConnect || !needsCleaning(p):
+			mux.ServeHTTP(w, r)
+		case p == "/v1" || strings.HasPrefix(p, "/v1/"):
+			v1(w, r)
+		default:
+			unclean(w, r)
+		}
+	})
+}
+
+// needsCleaning reports whether ServeMux would redirect path p to a cleaned
+// one: its cleanPath, which keeps a trailing slash.
+func needsCleaning(p string) bool {
+	if p == "" || p[0] != '/' {
+		return true
+	}
+	c := path.Clean(p)
+	if p[len(p)-1] == '/' && c != "/" {
+		c += "/"
+	}
+	return c != p
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) { writeError(w, errNotFound) }
@@ -116,17 +161,23 @@ func (s *Server) recoverer(h http.Handler) http.Handler {
 	})
 }
 
-// parseIDRequest validates the namespace and the count parameter of an ID
-// request. An empty count means 1.
-func parseIDRequest(ns, countParam string) (string, int, error) {
+// parseIDRequest validates the namespace and the query of an ID request:
+// at most one count, from 1 to MaxCount as parsePositive reads it; no count
+// means 1.
+func parseIDRequest(ns, rawQuery string) (string, int, error) {
+	q, perr := parseQuery(rawQuery, "count")
+	if perr != nil {
+		return "", 0, perr
+	}
 	if !client.ValidNamespace(ns) {
 		return "", 0, errBadNamespace
 	}
-	if countParam == "" {
+	countParam, ok := q["count"]
+	if !ok {
 		return ns, 1, nil
 	}
-	n, err := strconv.Atoi(countParam)
-	if err != nil || n < 1 || n > MaxCount {
+	n, ok := parsePositive(countParam, MaxCount)
+	if !ok {
 		return "", 0, errBadCount
 	}
 	return ns, n, nil
@@ -135,13 +186,9 @@ func parseIDRequest(ns, countParam string) (string, int, error) {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 func (s *Server) handleIDs(w http.ResponseWriter, r *http.Request) {
-	countParam := ""
-	if r.URL.RawQuery != "" {
-		countParam = r.URL.Query().Get("count")
-	}
-	name, count, err := parseIDRequest(r.PathValue("namespace"), countParam)
+	name, count, err := parseIDRequest(r.PathValue("namespace"), r.URL.RawQuery)
 	if err != nil {
-		writeError(w, err)
+		writeRequestError(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
@@ -166,6 +213,7 @@ func (s *Server) handleIDs(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h["Content-Type"] = []string{"application/json"}
 	h["Cache-Control"] = []string{"no-store"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
@@ -296,11 +344,17 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		code, b = http.StatusInternalServerError, []byte(`{"error":"encoding the response failed","code":"`+codeInternal+`"}`)
+	// Not HTML-escaped: a message's "<token>" stays readable in curl, and
+	// nosniff keeps a browser from taking the JSON for HTML.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	b := []byte(`{"error":"encoding the response failed","code":"` + codeInternal + `"}` + "\n")
+	if err := enc.Encode(v); err == nil {
+		b = buf.Bytes() // Encode ends it with a newline
+	} else {
+		code = http.StatusInternalServerError
 	}
-	b = append(b, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"net/http"
-	"strconv"
 
 	"github.com/shardseq/shardseq/client"
 )
@@ -38,23 +37,27 @@ func (s *Server) leaseRoutes(mux *http.ServeMux, api *authenticator) {
 	}))
 }
 
-// parseLeaseRequest validates the namespace and the (required) count of a
-// lease request.
-func parseLeaseRequest(ns, countParam string) (string, int, error) {
+// parseLeaseRequest validates the namespace and the query of a lease
+// request: exactly one count, from 1 to MaxLease.
+func parseLeaseRequest(ns, rawQuery string) (string, int, error) {
+	q, perr := parseQuery(rawQuery, "count")
+	if perr != nil {
+		return "", 0, perr
+	}
 	if !client.ValidNamespace(ns) {
 		return "", 0, errBadNamespace
 	}
-	n, err := strconv.Atoi(countParam)
-	if err != nil || n < 1 || n > MaxLease {
+	n, ok := parsePositive(q["count"], MaxLease)
+	if !ok {
 		return "", 0, errBadLeaseCount
 	}
 	return ns, n, nil
 }
 
 func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
-	name, count, err := parseLeaseRequest(r.PathValue("namespace"), r.URL.Query().Get("count"))
+	name, count, err := parseLeaseRequest(r.PathValue("namespace"), r.URL.RawQuery)
 	if err != nil {
-		writeError(w, err)
+		writeRequestError(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)

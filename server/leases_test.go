@@ -31,14 +31,18 @@ func TestParseLeaseRequest(t *testing.T) {
 		want      int
 		ok        bool
 	}{
-		{"orders", "1", 1, true},
-		{"orders", "1000000", 1000000, true},
+		{"orders", "count=1", 1, true},
+		{"orders", "count=1000000", 1000000, true},
 		{"orders", "", 0, false},
-		{"orders", "0", 0, false},
-		{"orders", "1000001", 0, false},
-		{"orders", "-5", 0, false},
-		{"orders", "1e3", 0, false},
-		{"a:b", "5", 0, false},
+		{"orders", "count=", 0, false},
+		{"orders", "count=0", 0, false},
+		{"orders", "count=01", 0, false},
+		{"orders", "count=1000001", 0, false},
+		{"orders", "count=-5", 0, false},
+		{"orders", "count=1e3", 0, false},
+		{"orders", "cnt=5", 0, false},
+		{"orders", "count=5&count=5", 0, false},
+		{"a:b", "count=5", 0, false},
 	} {
 		_, n, err := parseLeaseRequest(c.ns, c.count)
 		if (err == nil) != c.ok || n != c.want {

@@ -27,16 +27,19 @@ import (
 // They talk to Redis through the client's namespace calls; none needs the namespace open
 // on this server. They sit under /v1, so the bearer tokens apply.
 
+// errReservedName refuses to create a namespace named "." or "..".
+var errReservedName = public(errBadNamespace, `namespace names "." and ".." cannot be created: URL paths cannot name them`)
+
 // DefaultListLimit is the page size of GET /v1/namespaces without ?limit=.
 const DefaultListLimit = 100
 
 // namespaceRoutes registers the namespace routes on mux; routes() calls it.
 func (s *Server) namespaceRoutes(mux *http.ServeMux, api *authenticator) {
-	mux.HandleFunc("PUT /v1/namespaces/{namespace}", api.require(s.handlePutNamespace))
-	mux.HandleFunc("GET /v1/namespaces/{namespace}", api.require(s.handleGetNamespace))
-	mux.HandleFunc("DELETE /v1/namespaces/{namespace}", api.require(s.handleDeleteNamespace))
+	mux.HandleFunc("PUT /v1/namespaces/{namespace}", api.require(strictQuery(s.handlePutNamespace)))
+	mux.HandleFunc("GET /v1/namespaces/{namespace}", api.require(strictQuery(s.handleGetNamespace)))
+	mux.HandleFunc("DELETE /v1/namespaces/{namespace}", api.require(strictQuery(s.handleDeleteNamespace)))
 	mux.HandleFunc("/v1/namespaces/{namespace}", api.require(methodNotAllowed(http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete)))
-	mux.HandleFunc("GET /v1/namespaces", api.require(s.handleListNamespaces))
+	mux.HandleFunc("GET /v1/namespaces", api.require(strictQuery(s.handleListNamespaces, "limit", "cursor")))
 	mux.HandleFunc("/v1/namespaces", api.require(methodNotAllowed(http.MethodGet, http.MethodHead)))
 	mux.HandleFunc("/v1/namespaces/", api.require(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errBadNamespace) // none, or with a slash
@@ -125,6 +128,9 @@ func decodeNamespaceBody(b []byte, maxStart int64) (client.Spec, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return client.Spec{}, bad("more than one JSON value")
 	}
+	if name, dup := duplicateMember(b); dup {
+		return client.Spec{}, bad("member %s given more than once", quoted(name))
+	}
 	names := slices.Sorted(maps.Keys(members))
 	var body namespaceBody
 	for _, name := range names {
@@ -152,6 +158,39 @@ func decodeNamespaceBody(b []byte, maxStart int64) (client.Spec, error) {
 	}
 	return client.Spec{Shards: body.Shards, Start: body.Start, Strict: body.Strict}, nil
 }
+
+// duplicateMember reports the first member name that the JSON object b
+// (valid JSON, checked by the caller) has twice. encoding/json keeps the
+// last of them silently; {"shards":4,"shards":5} is probably a mistake.
+func duplicateMember(b []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		name, _ := t.(string)
+		if seen[name] {
+			return name, true
+		}
+		seen[name] = true
+		var skip json.RawMessage // the member's value, whatever its depth
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// reservedName reports the names a namespace may not be created with: "."
+// and ".." are valid names (a library may have made one, and it keeps
+// working), but no URL path can name them, as clients and servers clean
+// them away.
+func reservedName(name string) bool { return name == "." || name == ".." }
 
 // quoted quotes s for a message, cut to 64 bytes of valid UTF-8.
 func quoted(s string) string {
@@ -194,6 +233,10 @@ func (s *Server) namespaceArg(w http.ResponseWriter, r *http.Request) (string, b
 func (s *Server) handlePutNamespace(w http.ResponseWriter, r *http.Request) {
 	name, ok := s.namespaceArg(w, r)
 	if !ok {
+		return
+	}
+	if reservedName(name) {
+		writeError(w, errReservedName)
 		return
 	}
 	b, err := io.ReadAll(r.Body)
@@ -290,16 +333,16 @@ func (s *Server) handleDeleteNamespace(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleListNamespaces(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit := DefaultListLimit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > client.MaxListLimit {
+	if q.Has("limit") {
+		n, ok := parsePositive(q.Get("limit"), client.MaxListLimit)
+		if !ok {
 			writeError(w, errBadLimit)
 			return
 		}
 		limit = n
 	}
 	cursor := q.Get("cursor")
-	if cursor != "" && !client.ValidNamespace(cursor) {
+	if cursor != "" && !client.ValidNamespace(cursor) { // "": the first page, as next_cursor "" ends the list
 		writeError(w, errBadCursor)
 		return
 	}

@@ -59,8 +59,12 @@ func TestDecodeNamespaceBody(t *testing.T) {
 		{`{"shards":4,}`, false, 0, 0, "", "not valid JSON at byte"},
 		{`{"shards":{"a":1}}`, false, 0, 0, "", `"shards" must be an integer`},
 		{`{"Shards":4}`, false, 0, 0, "", `unknown member "Shards"`},
+		{`{"shards":4,"shards":5}`, false, 0, 0, "", `member "shards" given more than once`},
+		{`{"shards":4,"strict":true,"shards":4}`, false, 0, 0, "", `member "shards" given more than once`},
+		{`{"strict":null,"strict":true}`, false, 0, 0, "", `member "strict" given more than once`},
+		{`{"sh\u0061rds":4,"shards":5}`, false, 0, 0, "", `member "shards" given more than once`},
+		{`{"x":{"a":1,"a":2},"x":1}`, false, 0, 0, "", `member "x" given more than once`},
 		{`{"strict":true,"zz":1,"aa":2}`, false, 0, 0, "", `unknown member "aa"`},
-		{`{"shards":3,"shards":4}`, true, 4, 0, "", ""},
 		{"{}\v", false, 0, 0, "", "body"},
 	} {
 		spec, err := decodeNamespaceBody([]byte(tc.body), maxStart)

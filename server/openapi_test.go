@@ -189,20 +189,20 @@ func (s *apiSpec) checkParams(t *testing.T, op string, pathParams map[string]str
 		case "path":
 			raw = pathParams[name]
 		case "query":
-			raw = query.Get(name)
-			if raw == "" {
+			if !query.Has(name) {
 				if prm["required"] == true {
 					refused = append(refused, name+" missing")
 				}
-				continue // absent, or empty: the default
+				continue // absent: the default
 			}
+			raw = query.Get(name)
 		default:
 			t.Fatalf("spec: %s: parameter in %v", op, prm["in"])
 		}
 		// Query and path values are text: a value is valid as text, or as
-		// the integer it spells.
+		// the integer it spells as JSON would (no sign, no leading zero).
 		err := s.validate(t, ptr(pp, "schema"), raw)
-		if n, perr := strconv.ParseInt(raw, 10, 64); err != nil && perr == nil {
+		if n, perr := strconv.ParseInt(raw, 10, 64); err != nil && perr == nil && strconv.FormatInt(n, 10) == raw {
 			err = s.validate(t, ptr(pp, "schema"), json.Number(strconv.FormatInt(n, 10)))
 		}
 		if err != nil {
@@ -215,6 +215,31 @@ func (s *apiSpec) checkParams(t *testing.T, op string, pathParams map[string]str
 	case status != http.StatusBadRequest && len(refused) > 0:
 		t.Errorf("%s: the server accepted (%d) parameters the description refuses: %v", op, status, refused)
 	}
+}
+
+// undescribed reports whether the query has a parameter the operation
+// does not describe, one given twice, or what url.ParseQuery refuses: what
+// bad_parameter answers (as it answers a page the schema refuses).
+func (s *apiSpec) undescribed(t *testing.T, op, rawQuery string) bool {
+	t.Helper()
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return true
+	}
+	node, _ := s.at(t, op)
+	list, _ := node["parameters"].([]any)
+	described := map[string]bool{}
+	for i := range list {
+		if prm, _ := s.at(t, ptr(op, "parameters", strconv.Itoa(i))); prm["in"] == "query" {
+			described[prm["name"].(string)] = true
+		}
+	}
+	for name, vs := range q {
+		if !described[name] || len(vs) > 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // checkRequestBody holds the description's request body schema to the
@@ -238,6 +263,10 @@ func (s *apiSpec) checkRequestBody(t *testing.T, op string, reqBody []byte, stat
 		valid, why = rb["required"] != true, "required body missing"
 	case len(reqBody) > maxBodyBytes:
 		valid, why = false, "too large"
+	case bytes.HasPrefix(bytes.TrimSpace(reqBody), []byte("{")) && json.Valid(reqBody) && firstDuplicate(reqBody):
+		// JSON (RFC 8259) says names SHOULD be unique; the description's
+		// objects are read as JSON Schema reads them, one value a name.
+		valid, why = false, "a member given twice"
 	default:
 		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(reqBody))
 		if err == nil {
@@ -264,17 +293,21 @@ func (s *apiSpec) checkAnswer(t *testing.T, req *http.Request, reqBody []byte, r
 	t.Helper()
 	what := req.Method + " " + req.URL.RequestURI()
 	op, params, found := s.operation(req.Method, req.URL.EscapedPath())
+	if needsCleaning(req.URL.Path) {
+		op = "" // a path with "." or "" segments is not the one it cleans to
+	}
 	var rp string // pointer of the response description
 	switch {
-	case op == "":
-		rp = "/components/responses/NotFound"
-	case !found:
-		rp = "/components/responses/MethodNotAllowed"
+	case op == "" || !found:
+		s.checkUnlisted(t, what, op, resp, body)
+		return
 	default:
 		var e errorBody
 		_ = json.Unmarshal(body, &e)
 		badBody := resp.StatusCode == http.StatusBadRequest && e.Code == codeBadBody
-		if !badBody {
+		switch {
+		case resp.StatusCode == http.StatusBadRequest && e.Code == codeBadParameter && s.undescribed(t, op, req.URL.RawQuery):
+		case !badBody:
 			s.checkParams(t, op, params, req.URL.Query(), resp.StatusCode)
 		}
 		s.checkRequestBody(t, op, reqBody, resp.StatusCode, badBody)
@@ -285,11 +318,7 @@ func (s *apiSpec) checkAnswer(t *testing.T, req *http.Request, reqBody []byte, r
 		t.Errorf("%s: status %d is not in the description of %s", what, resp.StatusCode, op)
 		return
 	}
-	if found {
-		s.seen[op+" "+strconv.Itoa(resp.StatusCode)] = true
-	} else {
-		s.seen[rp] = true
-	}
+	s.seen[op+" "+strconv.Itoa(resp.StatusCode)] = true
 	headers, _ := r["headers"].(map[string]any)
 	for name := range headers {
 		h, hp := s.at(t, ptr(rp, "headers", name))
@@ -320,6 +349,9 @@ func (s *apiSpec) checkAnswer(t *testing.T, req *http.Request, reqBody []byte, r
 		t.Errorf("%s: Content-Type %q: %v", what, resp.Header.Get("Content-Type"), err)
 		return
 	}
+	if mt == "application/json" && resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("%s: %d without X-Content-Type-Options: nosniff", what, resp.StatusCode)
+	}
 	if _, ok := content[mt]; !ok {
 		t.Errorf("%s: %d answered %s; the description has %v", what, resp.StatusCode, mt, slices.Collect(maps.Keys(content)))
 		return
@@ -337,6 +369,49 @@ func (s *apiSpec) checkAnswer(t *testing.T, req *http.Request, reqBody []byte, r
 	}
 }
 
+// firstDuplicate reports whether the JSON object b has a member twice.
+func firstDuplicate(b []byte) bool {
+	_, dup := duplicateMember(b)
+	return dup
+}
+
+// checkUnlisted holds the answer to a path (op "") or a method the
+// description does not list to what its introduction says: 404 not_found,
+// or 405 method_not_allowed with Allow; both an Error. PUT
+// /v1/namespaces/. and .. are 400 bad_namespace.
+func (s *apiSpec) checkUnlisted(t *testing.T, what, op string, resp *http.Response, body []byte) {
+	t.Helper()
+	status, code := http.StatusNotFound, codeNotFound
+	switch {
+	case strings.HasPrefix(what, "PUT /v1/namespaces/.") && reservedName(strings.TrimPrefix(what, "PUT /v1/namespaces/")):
+		status, code = http.StatusBadRequest, codeBadNamespace
+	case op != "":
+		status, code = http.StatusMethodNotAllowed, codeMethodNotAllowed
+		if resp.Header.Get("Allow") == "" {
+			t.Errorf("%s: 405 without Allow", what)
+		}
+	}
+	if resp.StatusCode != status {
+		t.Errorf("%s: %d, want %d for what the description does not list", what, resp.StatusCode, status)
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
+		t.Errorf("%s: Content-Type %q, want JSON", what, resp.Header.Get("Content-Type"))
+		return
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+	if err == nil {
+		err = s.validate(t, "/components/schemas/Error", v)
+	}
+	var e errorBody
+	if err == nil {
+		err = json.Unmarshal(body, &e)
+	}
+	if err != nil || e.Code != code {
+		t.Errorf("%s: body %q (%v), want an Error with code %s", what, body, err, code)
+	}
+	s.seen["unlisted "+strconv.Itoa(status)] = true
+}
+
 // unseen lists the documented answers of every operation no check saw,
 // but 500s, which a healthy real server does not give on purpose.
 func (s *apiSpec) unseen(t *testing.T) []string {
@@ -351,9 +426,9 @@ func (s *apiSpec) unseen(t *testing.T) []string {
 			}
 		}
 	}
-	for _, name := range []string{"NotFound", "MethodNotAllowed"} {
-		if !s.seen["/components/responses/"+name] {
-			out = append(out, "/components/responses/"+name)
+	for _, key := range []string{"unlisted 404", "unlisted 405"} {
+		if !s.seen[key] {
+			out = append(out, key)
 		}
 	}
 	slices.Sort(out)
@@ -369,14 +444,14 @@ func TestOpenAPIDocument(t *testing.T) {
 	for _, c := range codes["enum"].([]any) {
 		enum = append(enum, c.(string))
 	}
-	if !slices.Equal(enum, errorCodes) {
-		t.Errorf("ErrorCode enum %v, want the server's codes %v", enum, errorCodes)
+	if !slices.Equal(enum, documentedCodes) {
+		t.Errorf("ErrorCode enum %v, want the server's codes %v", enum, documentedCodes)
 	}
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range errorCodes {
+	for _, c := range documentedCodes {
 		if !bytes.Contains(readme, []byte("| `"+c+"` |")) {
 			t.Errorf("README's error code table lacks %s", c)
 		}
@@ -499,7 +574,22 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 	}{
 		{"POST", "/v1/ids/orders", 200, ""},
 		{"POST", "/v1/ids/orders?count=10000", 200, ""},
-		{"POST", "/v1/ids/Az09_.-?count=007", 200, ""},
+		{"POST", "/v1/ids/Az09_.-?count=7", 200, ""},
+		{"POST", "/v1/ids/orders?count=007", 400, codeBadCount},
+		{"POST", "/v1/ids/orders?count=", 400, codeBadCount},
+		{"POST", "/v1/ids/orders?count=%2B3", 400, codeBadCount},
+		{"POST", "/v1/ids/orders?cnt=3", 400, codeBadParameter},
+		{"POST", "/v1/ids/orders?count=1&count=2", 400, codeBadParameter},
+		{"POST", "/v1/ids/orders?count=1;x=1", 400, codeBadParameter},
+		{"POST", "/v1/leases/orders?count=5&n=1", 400, codeBadParameter},
+		{"GET", "/v1/shards?ns=orders", 400, codeBadParameter},
+		{"GET", "/healthz?verbose=1", 400, codeBadParameter},
+		{"GET", "/readyz?x", 400, codeBadParameter},
+		{"GET", "/metrics?name[]=x", 400, codeBadParameter},
+		{"GET", "/?page=abc", 400, codeBadParameter},
+		{"GET", "/?page=0", 400, codeBadParameter},
+		{"GET", "/?page=2", 200, ""},
+		{"GET", "/?fragment=1&fragment=1", 400, codeBadParameter},
 		{"POST", "/v1/ids/orders?count=0", 400, codeBadCount},
 		{"POST", "/v1/ids/orders?count=10001", 400, codeBadCount},
 		{"POST", "/v1/ids/orders?count=1e3", 400, codeBadCount},
@@ -526,6 +616,19 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 		{"GET", "/?fragment=1&namespace=orders", 200, ""},
 		{"GET", "/?namespace=%3Cscript%3E", 400, codeBadNamespace},
 		{"GET", "/v2/ids/orders", 404, codeNotFound},
+		{"DELETE", "/", 405, codeMethodNotAllowed},
+		{"POST", "/", 405, codeMethodNotAllowed},
+		{"POST", "/v1/ids", 404, codeNotFound},
+		{"POST", "/v1/leases", 404, codeNotFound},
+		{"GET", "/v1", 404, codeNotFound},
+		{"GET", "/v1/namespaces/.", 404, codeNotFound},
+		{"DELETE", "/v1/namespaces/..", 404, codeNotFound},
+		{"PUT", "/v1/namespaces/.", 400, codeBadNamespace},
+		{"PUT", "/v1/namespaces/..", 400, codeBadNamespace},
+		{"POST", "/v1/ids/./orders", 404, codeNotFound},
+		{"POST", "/v1/ids/orders/..", 404, codeNotFound},
+		{"GET", "//healthz", 404, codeNotFound},
+		{"GET", "/./metrics", 404, codeNotFound},
 		{"GET", "/v1/nope", 404, codeNotFound},
 		// default, orders, Az09_.- and n3 fill MaxNamespaces 4: n4 closes
 		// the least recently used.
@@ -553,6 +656,14 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 		{"PUT", "/v1/namespaces/oa-ns", `[]`, 400, codeBadBody},
 		{"PUT", "/v1/namespaces/oa-ns", `{"shards":3` + strings.Repeat(" ", maxBodyBytes) + `}`, 400, codeBadBody},
 		{"PUT", "/v1/namespaces/a%3Ab", `{}`, 400, codeBadNamespace},
+		{"PUT", "/v1/namespaces/oa-ns", `{"shards":3,"shards":4}`, 400, codeBadBody},
+		{"PUT", "/v1/namespaces/oa-ns?shards=3", `{}`, 400, codeBadParameter},
+		{"GET", "/v1/namespaces/oa-ns?usage=0", "", 400, codeBadParameter},
+		{"DELETE", "/v1/namespaces/oa-ns?force=1", "", 400, codeBadParameter},
+		{"GET", "/v1/namespaces?limit=", "", 400, codeBadLimit},
+		{"GET", "/v1/namespaces?limit=01", "", 400, codeBadLimit},
+		{"GET", "/v1/namespaces?limit=1&limit=2", "", 400, codeBadParameter},
+		{"GET", "/v1/namespaces?page=2", "", 400, codeBadParameter},
 		{"PUT", "/v1/namespaces/oa-del", `{"shards":1}`, 201, ""},
 		{"GET", "/v1/namespaces/oa-ns", "", 200, ""},
 		{"GET", "/v1/namespaces/oa-never", "", 404, codeNamespaceNotFound},

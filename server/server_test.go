@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,8 +98,8 @@ func checkErrorBody(tb testing.TB, what string, body map[string]any) {
 	if msg == "" || strings.ContainsAny(msg, "\r\n") || strings.Contains(msg, "127.0.0.") {
 		tb.Errorf("%s: error message %q: want one line, without node addresses", what, msg)
 	}
-	if !slices.Contains(errorCodes, code) {
-		tb.Errorf("%s: code %q is not one of %v", what, code, errorCodes)
+	if !slices.Contains(documentedCodes, code) {
+		tb.Errorf("%s: code %q is not one of %v", what, code, documentedCodes)
 	}
 }
 
@@ -150,8 +152,8 @@ func testStatusCodes(t *testing.T, cl *cluster.Cluster) {
 		{"default count", "POST", "/v1/ids/orders", 200, 1, "", ""},
 		{"count 5", "POST", "/v1/ids/orders?count=5", 200, 5, "", ""},
 		{"count max", "POST", "/v1/ids/orders?count=10000", 200, 10000, "", ""},
-		{"count with other params", "POST", "/v1/ids/orders?x=1&count=3", 200, 3, "", ""},
-		{"empty count", "POST", "/v1/ids/orders?count=", 200, 1, "", ""},
+		{"count with other params", "POST", "/v1/ids/orders?x=1&count=3", 400, 0, "", codeBadParameter},
+		{"empty count", "POST", "/v1/ids/orders?count=", 400, 0, "", codeBadCount},
 		{"64 characters", "POST", "/v1/ids/" + long, 200, 1, "", ""},
 		{"every character class", "POST", "/v1/ids/Az09_.-?count=2", 200, 2, "", ""},
 
@@ -181,7 +183,7 @@ func testStatusCodes(t *testing.T, cl *cluster.Cluster) {
 		{"served with the stored N again", "POST", "/v1/ids/x?count=3", 200, 3, "", ""},
 
 		{"unknown route", "GET", "/v2/ids/orders", 404, 0, "", codeNotFound},
-		{"root POST", "POST", "/", 404, 0, "", codeNotFound},
+		{"root POST", "POST", "/", 405, 0, "GET, HEAD", codeMethodNotAllowed},
 		{"unknown v1", "GET", "/v1/nope", 404, 0, "", codeNotFound},
 	}
 	seen := map[int64]string{}
@@ -608,7 +610,7 @@ func TestErrorOf(t *testing.T) {
 		if busy := e.status == 503 || e.status == 429; busy != (e.retryAfter > 0) {
 			t.Errorf("%s: status %d with Retry-After %d", tc.name, e.status, e.retryAfter)
 		}
-		if !slices.Contains(errorCodes, e.code) {
+		if !slices.Contains(documentedCodes, e.code) {
 			t.Errorf("%s: undocumented code %q", tc.name, e.code)
 		}
 	}
@@ -664,65 +666,98 @@ func TestRecoverer(t *testing.T) {
 
 func TestParseIDRequest(t *testing.T) {
 	tests := []struct {
-		ns, count string
+		ns, query string
 		wantN     int
-		ok        bool
+		code      string // "": accepted
 	}{
-		{"orders", "", 1, true},
-		{"orders", "1", 1, true},
-		{"orders", "10000", 10000, true},
-		{"orders", "007", 7, true},
-		{"a", "5", 5, true},
-		{strings.Repeat("z", 64), "", 1, true},
-		{"", "", 0, false},
-		{strings.Repeat("z", 65), "", 0, false},
-		{"a b", "", 0, false},
-		{"a{b}", "", 0, false},
-		{"a:b", "", 0, false},
-		{"é", "", 0, false},
-		{"orders", "0", 0, false},
-		{"orders", "-3", 0, false},
-		{"orders", "10001", 0, false},
-		{"orders", "1e3", 0, false},
-		{"orders", " 5", 0, false},
-		{"orders", "0x10", 0, false},
+		{"orders", "", 1, ""},
+		{"orders", "count=1", 1, ""},
+		{"orders", "count=10000", 10000, ""},
+		{"orders", "count=7&", 7, ""},
+		{"a", "count=5", 5, ""},
+		{"a", "c%6Funt=5", 5, ""},
+		{strings.Repeat("z", 64), "", 1, ""},
+		{"", "", 0, codeBadNamespace},
+		{strings.Repeat("z", 65), "", 0, codeBadNamespace},
+		{"a b", "", 0, codeBadNamespace},
+		{"a{b}", "", 0, codeBadNamespace},
+		{"a:b", "", 0, codeBadNamespace},
+		{"é", "", 0, codeBadNamespace},
+		{"orders", "count=0", 0, codeBadCount},
+		{"orders", "count=-3", 0, codeBadCount},
+		{"orders", "count=10001", 0, codeBadCount},
+		{"orders", "count=1e3", 0, codeBadCount},
+		{"orders", "count=%205", 0, codeBadCount},
+		{"orders", "count=0x10", 0, codeBadCount},
+		{"orders", "count=", 0, codeBadCount},
+		{"orders", "count", 0, codeBadCount},
+		{"orders", "count=+3", 0, codeBadCount},
+		{"orders", "count=%2B3", 0, codeBadCount},
+		{"orders", "count=03", 0, codeBadCount},
+		{"orders", "count=007", 0, codeBadCount},
+		{"orders", "count=99999999999", 0, codeBadCount},
+		{"orders", "cnt=3", 0, codeBadParameter},
+		{"orders", "count=1&count=2", 0, codeBadParameter},
+		{"orders", "count=1&count=1", 0, codeBadParameter},
+		{"orders", "count=1;x=2", 0, codeBadParameter},
+		{"orders", "count=%zz", 0, codeBadParameter},
+		{"orders", "Count=3", 0, codeBadParameter},
+		{"a:b", "cnt=3", 0, codeBadParameter}, // the query first
 	}
 	for _, tc := range tests {
-		ns, n, err := parseIDRequest(tc.ns, tc.count)
-		if (err == nil) != tc.ok || (tc.ok && (ns != tc.ns || n != tc.wantN)) {
-			t.Errorf("parseIDRequest(%q, %q) = %q, %d, %v; want ok=%v n=%d", tc.ns, tc.count, ns, n, err, tc.ok, tc.wantN)
-		}
-		if err != nil && errorOf(err).status != 400 {
-			t.Errorf("parseIDRequest(%q, %q): error %v maps to %+v, want 400", tc.ns, tc.count, err, errorOf(err))
+		ns, n, err := parseIDRequest(tc.ns, tc.query)
+		if got := requestCode(err); got != tc.code || (tc.code == "" && (ns != tc.ns || n != tc.wantN)) {
+			t.Errorf("parseIDRequest(%q, %q) = %q, %d, %v (code %q); want code %q n=%d", tc.ns, tc.query, ns, n, err, got, tc.code, tc.wantN)
 		}
 	}
 }
 
+// requestCode is the code writeRequestError answers err with; "" for nil.
+func requestCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	rec := httptest.NewRecorder()
+	writeRequestError(rec, err)
+	var e errorBody
+	if json.Unmarshal(rec.Body.Bytes(), &e) != nil || rec.Code != http.StatusBadRequest {
+		return fmt.Sprintf("status %d: %s", rec.Code, rec.Body)
+	}
+	return e.Code
+}
+
 func FuzzParseIDRequest(f *testing.F) {
-	for _, s := range [][2]string{{"orders", ""}, {"orders", "5"}, {"a.b-c_d", "10000"}, {"", "1"}, {"x{y}", "-1"}, {"ok", "10001"}, {"ok", "+7"}} {
+	for _, s := range [][2]string{{"orders", ""}, {"orders", "count=5"}, {"a.b-c_d", "count=10000"}, {"", "count=1"},
+		{"x{y}", "count=-1"}, {"ok", "count=10001"}, {"ok", "count=+7"}, {"ok", "count=1&count=2"}, {"ok", "cnt=3"}, {"ok", "count=%31"}} {
 		f.Add(s[0], s[1])
 	}
-	f.Fuzz(func(t *testing.T, ns, count string) {
-		got, n, err := parseIDRequest(ns, count)
+	f.Fuzz(func(t *testing.T, ns, query string) {
+		got, n, err := parseIDRequest(ns, query)
 		if err != nil {
 			if got != "" || n != 0 {
 				t.Fatalf("error with values %q %d", got, n)
 			}
-			if e := errorOf(err); e.status != 400 || (e.code != codeBadNamespace && e.code != codeBadCount) {
-				t.Fatalf("error %v is %+v, not a 400 bad_namespace or bad_count", err, e)
+			if code := requestCode(err); code != codeBadNamespace && code != codeBadCount && code != codeBadParameter {
+				t.Fatalf("error %v answers %s, not a 400 bad_namespace, bad_count or bad_parameter", err, code)
 			}
 			return
 		}
 		if got != ns || n < 1 || n > MaxCount || len(ns) < 1 || len(ns) > 64 {
-			t.Fatalf("accepted %q %q as %q %d", ns, count, got, n)
+			t.Fatalf("accepted %q %q as %q %d", ns, query, got, n)
 		}
 		for _, r := range ns {
 			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-') {
 				t.Fatalf("accepted namespace %q with %q", ns, r)
 			}
 		}
-		if count == "" && n != 1 {
-			t.Fatalf("empty count gave %d", n)
+		// What was accepted, url.ParseQuery reads the same: one count at
+		// most, spelled as the number is.
+		q, perr := url.ParseQuery(query)
+		if perr != nil || len(q) > 1 || len(q["count"]) > 1 {
+			t.Fatalf("accepted query %q, which url.ParseQuery reads as %v, %v", query, q, perr)
+		}
+		if c, ok := q["count"]; ok && c[0] != strconv.Itoa(n) || !ok && len(q) == 0 && n != 1 {
+			t.Fatalf("query %q gave %d", query, n)
 		}
 	})
 }

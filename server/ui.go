@@ -356,7 +356,15 @@ func (s *Server) handleUI(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errBadNamespace)
 		return
 	}
-	page, _ := strconv.Atoi(q.Get("page")) // anything else: the first
+	page := 1
+	if q.Has("page") {
+		n, ok := parsePositive(q.Get("page"), math.MaxInt32)
+		if !ok {
+			writeParamError(w, &paramError{"page must be an integer from 1 (past the last page: the last)"})
+			return
+		}
+		page = n
+	}
 	var nonceBytes [16]byte
 	_, _ = rand.Read(nonceBytes[:])
 	d := s.pageData(selected, page)

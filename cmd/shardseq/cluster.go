@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,6 +29,7 @@ type clusterConfig struct {
 	replicas int
 	port     int
 	dir      string
+	given    map[string]bool // flags on the command line
 }
 
 func (c *ClusterCommand) parse(args []string) (clusterConfig, error) {
@@ -34,7 +38,7 @@ func (c *ClusterCommand) parse(args []string) (clusterConfig, error) {
 	fs.IntVar(&cfg.masters, "masters", 3, "number of masters (up)")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "replicas per master, 0 for none (up)")
 	fs.IntVar(&cfg.port, "port", 7000, "data port of the first node; node k uses port+k, its cluster bus port+k+10000 (up)")
-	fs.StringVar(&cfg.dir, "dir", ".run/cluster", "directory of the nodes' data, logs and state file")
+	fs.StringVar(&cfg.dir, "dir", localClusterDir, "directory of the nodes' data, logs and state file")
 	pos, err := parseFlags(fs, args, c.Usage)
 	if err != nil {
 		return cfg, err
@@ -42,6 +46,8 @@ func (c *ClusterCommand) parse(args []string) (clusterConfig, error) {
 	if len(pos) != 1 {
 		return cfg, usageErrorf("want one action: up, down, status or start")
 	}
+	cfg.given = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { cfg.given[f.Name] = true })
 	cfg.action = pos[0]
 	switch {
 	case cfg.action != "up" && cfg.action != "down" && cfg.action != "status" && cfg.action != "start":
@@ -100,6 +106,7 @@ func (c *ClusterCommand) up(ctx context.Context, cfg clusterConfig) error {
 		switch {
 		case alive == len(st):
 			fmt.Fprintf(c.Main.Stderr, "cluster: already running in %s (%d nodes)\n", cfg.dir, len(st))
+			c.ignored(cfg, lc)
 			fmt.Fprintln(c.Main.Stdout, strings.Join(lc.Addrs(), ","))
 			return nil
 		case alive > 0:
@@ -135,6 +142,29 @@ func (c *ClusterCommand) up(ctx context.Context, cfg clusterConfig) error {
 		time.Since(start).Round(time.Millisecond), cfg.dir, addrs)
 	fmt.Fprintln(c.Main.Stdout, addrs)
 	return nil
+}
+
+// ignored says which flags of 'cluster up' the running cluster lc in
+// cfg.dir does not follow, and how to get them followed.
+func (c *ClusterCommand) ignored(cfg clusterConfig, lc *localcluster.Cluster) {
+	nodes := lc.Nodes()
+	if len(nodes) == 0 {
+		return
+	}
+	var notes []string
+	if first := nodes[0].Addr; cfg.given["port"] {
+		if _, p, err := net.SplitHostPort(first); err == nil && p != strconv.Itoa(cfg.port) {
+			notes = append(notes, fmt.Sprintf("--port %d (its first node is %s)", cfg.port, first))
+		}
+	}
+	if cfg.given["masters"] || cfg.given["replicas"] {
+		notes = append(notes, "--masters and --replicas")
+	}
+	if len(notes) == 0 {
+		return
+	}
+	fmt.Fprintf(c.Main.Stderr, "cluster: ignored %s: a cluster is already running in %s; stop it first with 'shardseq cluster down --dir %s', or give another --dir\n",
+		strings.Join(notes, " and "), cfg.dir, cfg.dir)
 }
 
 // removeNodeDirs deletes dir/node-* (the launcher's node directories).

@@ -8,8 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/shardseq/shardseq/client"
 )
@@ -45,7 +49,7 @@ var commands = map[string]func(m *Main) Command{
 var summaries = map[string]string{
 	"serve":   "run the HTTP ID server",
 	"next":    "print new IDs, one per line",
-	"cluster": "start, stop or inspect a local Redis Cluster (up|down|status)",
+	"cluster": "start, stop or inspect a local Redis Cluster (up|down|status|start)",
 	"decode":  "print the shard and sequence number of an ID",
 	"version": "print the version",
 	"verify":  "check that IDs are never repeated under load",
@@ -124,17 +128,55 @@ func (m *Main) Exit(err error) int {
 	}
 	var ue *UsageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(m.Stderr, "shardseq: %v\n", err)
+		fmt.Fprintf(m.Stderr, "shardseq: %s\n", forPeople(err.Error()))
 		if ue.Cmd != "" {
 			fmt.Fprintf(m.Stderr, "Run 'shardseq %s -h' for usage.\n", ue.Cmd)
 		}
 		return 2
 	}
-	fmt.Fprintf(m.Stderr, "shardseq: %v\n", err)
+	fmt.Fprintf(m.Stderr, "shardseq: %s\n", forPeople(err.Error()))
 	if hint := adviceFor(err); hint != "" {
 		fmt.Fprintln(m.Stderr, hint)
 	}
 	return 1
+}
+
+// packagePrefixes are the prefixes the product's packages put on their
+// errors ("shard: shard count mismatch"): they tell a programmer where an
+// error comes from, and a person nothing.
+var packagePrefixes = []string{"shard: ", "cluster: ", "namespace: ", "client: ", "failover: ", "server: "}
+
+// forPeople is an error's text without the package prefixes of its wrapped
+// errors. The errors keep them (errors.Is and logs are unchanged); only
+// what the command prints loses them.
+func forPeople(msg string) string {
+	for changed := true; changed; {
+		changed = false
+		for _, p := range packagePrefixes {
+			if strings.HasPrefix(msg, p) {
+				msg, changed = msg[len(p):], true
+			}
+			if strings.Contains(msg, ": "+p) {
+				msg, changed = strings.ReplaceAll(msg, ": "+p, ": "), true
+			}
+		}
+	}
+	return msg
+}
+
+// percent prints a share from 0 to 1 as a percentage with three significant
+// digits (0.0123%), not in exponent form.
+func percent(f float64) string {
+	p := 100 * f
+	switch {
+	case p <= 0:
+		return "0%"
+	case p < 1e-6:
+		return "less than 0.000001%"
+	case p >= 10:
+		return strconv.FormatFloat(p, 'f', 1, 64) + "%"
+	}
+	return strconv.FormatFloat(p, 'f', 2-int(math.Floor(math.Log10(p))), 64) + "%"
 }
 
 // adviceFor is what a person can run about err: the lower packages say what
@@ -226,7 +268,7 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string, envs ...map[string]s
 			continue
 		}
 		if err := fs.Set(name, v); err != nil {
-			return nil, usageErrorf("environment variable %s=%q is not valid for --%s: %v", env[name], v, name, err)
+			return nil, usageErrorf("environment variable %s=%q is not valid for --%s: want %s", env[name], v, name, expected(fs.Lookup(name)))
 		}
 		fromEnv[name] = env[name]
 	}
@@ -248,6 +290,30 @@ func registerShards(fs *flag.FlagSet, n *int) {
 }
 
 var shardsEnv = map[string]string{"shards": "SHARDSEQ_SHARDS"}
+
+// expected says what a flag's value must look like, for the error of an
+// environment variable the flag package refused (its own error says only
+// "parse error").
+func expected(f *flag.Flag) string {
+	if f.Name == "shards" {
+		return fmt.Sprintf("an integer from 1 to %d", client.MaxShards)
+	}
+	g, _ := f.Value.(flag.Getter)
+	if g == nil {
+		return "a valid value"
+	}
+	switch g.Get().(type) {
+	case bool:
+		return "true or false (also 1 or 0)"
+	case int, int64, uint, uint64:
+		return "an integer"
+	case float64:
+		return "a number"
+	case time.Duration:
+		return "a duration such as 500ms, 5s or 2m"
+	}
+	return "a valid value"
+}
 
 // requireRedis is the error of a command run without --redis.
 func requireRedis() error {

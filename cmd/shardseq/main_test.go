@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -39,7 +40,8 @@ func TestUsageErrors(t *testing.T) {
 		{"serve shards 0", nil, []string{"serve", "--redis", "h:1", "--shards", "0"}, "--shards=0: the shard count must be from 1 to 1024"},
 		{"serve shards too many", nil, []string{"serve", "--redis", "h:1", "--shards", "1025"}, "from 1 to 1024"},
 		{"serve shards not a number", nil, []string{"serve", "--redis", "h:1", "--shards", "many"}, `invalid value "many" for flag -shards`},
-		{"serve bad shards env", map[string]string{"SHARDSEQ_SHARDS": "twelve"}, []string{"serve", "--redis", "h:1"}, `environment variable SHARDSEQ_SHARDS="twelve" is not valid for --shards`},
+		{"serve bad shards env", map[string]string{"SHARDSEQ_SHARDS": "twelve"}, []string{"serve", "--redis", "h:1"}, `environment variable SHARDSEQ_SHARDS="twelve" is not valid for --shards: want an integer from 1 to 1024`},
+		{"serve bad duration env", map[string]string{"SHARDSEQ_REQUEST_TIMEOUT": "5"}, []string{"serve", "--redis", "h:1"}, `is not valid for --request-timeout: want a duration such as 500ms, 5s or 2m`},
 		{"serve shards env out of range", map[string]string{"SHARDSEQ_SHARDS": "0"}, []string{"serve", "--redis", "h:1"}, "environment variable SHARDSEQ_SHARDS=0: the shard count must be from 1 to 1024"},
 		{"serve bad listen", nil, []string{"serve", "--redis", "h:1", "--listen", "8080"}, `--listen="8080": want [host]:port`},
 		{"serve bad listen env", map[string]string{"SHARDSEQ_LISTEN": "x:y"}, []string{"serve", "--redis", "h:1"}, `environment variable SHARDSEQ_LISTEN="x:y"`},
@@ -53,6 +55,8 @@ func TestUsageErrors(t *testing.T) {
 		{"next bad count", nil, []string{"next", "--redis", "h:1", "--count", "0"}, "--count 0: want 1 to"},
 		{"next bad namespace", nil, []string{"next", "--redis", "h:1", "--namespace", "a{b}"}, `--namespace "a{b}"`},
 		{"next bad shards env", map[string]string{"SHARDSEQ_SHARDS": "-1"}, []string{"next", "--redis", "h:1"}, "SHARDSEQ_SHARDS=-1"},
+		{"next shards abc env", map[string]string{"SHARDSEQ_SHARDS": "abc"}, []string{"next", "--redis", "h:1"}, `SHARDSEQ_SHARDS="abc" is not valid for --shards: want an integer from 1 to 1024`},
+		{"next shards 0", nil, []string{"next", "--redis", "h:1", "--shards", "0"}, "--shards=0: the shard count must be from 1 to 1024"},
 
 		{"decode no id", nil, []string{"decode"}, "want exactly one ID"},
 		{"decode bad id", nil, []string{"decode", "abc"}, `"abc" is not an ID`},
@@ -150,6 +154,19 @@ func TestServeUnreachable(t *testing.T) {
 	}
 }
 
+// TestServePortTaken: a port in use is reported before Redis is tried.
+func TestServePortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, stderr, code := run(t, nil, "serve", "--redis", "127.0.0.1:1", "--listen", ln.Addr().String())
+	if code != 1 || !strings.Contains(stderr, "cannot listen on "+ln.Addr().String()) || strings.Contains(stderr, "Redis") {
+		t.Fatalf("exit %d, stderr %q; want 1 and the port named, before Redis", code, stderr)
+	}
+}
+
 func TestClusterStatusWithoutCluster(t *testing.T) {
 	dir := t.TempDir()
 	_, stderr, code := run(t, nil, "cluster", "status", "--dir", dir)
@@ -163,5 +180,32 @@ func TestClusterStatusWithoutCluster(t *testing.T) {
 	_, stderr, code = run(t, nil, "cluster", "start", "--dir", dir)
 	if code != 1 || !strings.Contains(stderr, "no cluster in "+dir) {
 		t.Fatalf("start without a cluster: exit %d %q", code, stderr)
+	}
+}
+
+func TestForPeople(t *testing.T) {
+	for in, want := range map[string]string{
+		"next: shard: shard count mismatch":                 "next: shard count mismatch",
+		"shard: shard count mismatch":                       "shard count mismatch",
+		"serve: server: bad token file: x":                  "serve: bad token file: x",
+		"next: client: namespace: cluster: no node reached": "next: no node reached",
+		`show: namespace "a": not found`:                    `show: namespace "a": not found`,
+		"cluster up: port busy":                             "cluster up: port busy",
+		"next: reshard: x":                                  "next: reshard: x",
+	} {
+		if got := forPeople(in); got != want {
+			t.Errorf("forPeople(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestPercent(t *testing.T) {
+	for in, want := range map[float64]string{
+		0: "0%", 1: "100.0%", 0.5: "50.0%", 0.123456: "12.3%", 0.0123456: "1.23%", 0.000123456: "0.0123%",
+		1.11e-9: "less than 0.000001%", 1.5e-8: "0.00000150%",
+	} {
+		if got := percent(in); got != want {
+			t.Errorf("percent(%g) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -68,6 +69,11 @@ func (c *NamespaceCommand) parse(args []string) (namespaceArgs, error) {
 		if !client.ValidNamespace(a.name) {
 			return a, usageErrorf("%s: namespace %q: want %s", a.action, a.name, client.NamespaceRule)
 		}
+		// Valid, and one a library may have made, but no URL path can name
+		// it (the server refuses it at creation too).
+		if a.action == "create" && (a.name == "." || a.name == "..") {
+			return a, usageErrorf("create: namespace %q: the names . and .. cannot be created (URL paths cannot name them)", a.name)
+		}
 	case a.action == "list":
 		if len(pos) > 0 {
 			return a, usageErrorf("list: unexpected argument %q (use --cursor to start after a name)", pos[0])
@@ -87,7 +93,7 @@ func (c *NamespaceCommand) parse(args []string) (namespaceArgs, error) {
 	if err != nil {
 		return a, err
 	}
-	if rf.redis == "" {
+	if rf.redis == "" && !rf.useLocal(c.Main.Stderr) {
 		return a, requireRedis()
 	}
 	if a.redis, err = rf.load(fromEnv); err != nil {
@@ -160,12 +166,19 @@ func (c *NamespaceCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(w, "namespace %s %s: %d shards, start %d, strict %v\n", a.name, what, ns.Shards, ns.Start, ns.Strict)
 	case "show":
 		d, err := client.DescribeNamespace(ctx, cl, a.name, opt)
+		if errors.Is(err, client.ErrNamespaceNotFound) {
+			// Not the library's "(create it first)": show asks, it creates nothing.
+			return fmt.Errorf("namespace show: %q: %w; 'shardseq namespace list' shows those that exist", a.name, client.ErrNamespaceNotFound)
+		}
 		if err != nil {
 			return fmt.Errorf("namespace show: %w", err)
 		}
 		printDescription(w, d)
 	case "delete":
 		deleted, err := client.DeleteNamespace(ctx, cl, a.name, opt)
+		if errors.Is(err, client.ErrNamespaceNotFound) {
+			return fmt.Errorf("namespace delete: %q: %w: nothing to delete", a.name, client.ErrNamespaceNotFound)
+		}
 		if err != nil {
 			return fmt.Errorf("namespace delete: %w", err)
 		}
@@ -220,8 +233,8 @@ func printDescription(w io.Writer, d client.Description) {
 	u := d.Usage
 	fmt.Fprintf(w, "namespace:   %s\nstate:       %s\nshards:      %d\nstart:       %d\nstrict:      %v\ngeneration:  %d\ncreated:     %s\n",
 		d.Name, d.State, d.Shards, d.Start, d.Strict, d.Generation, created)
-	fmt.Fprintf(w, "reserved:    %d sequence numbers (IDs handed out, and gaps)\nhighest ID:  %d\nspace left:  %d IDs up to %d (%.6f%% used)\n",
-		u.Reserved, u.HighestID, u.SpaceLeft, u.MaxID, 100*u.Used())
+	fmt.Fprintf(w, "reserved:    %d sequence numbers (IDs handed out, and gaps)\nhighest ID:  %d\nspace left:  %d IDs up to %d (%s used)\n",
+		u.Reserved, u.HighestID, u.SpaceLeft, u.MaxID, percent(u.Used()))
 	if u.Checked < u.Shards {
 		fmt.Fprintf(w, "checked:     %d of %d shards (the others' masters did not answer)\n", u.Checked, u.Shards)
 	}
@@ -229,9 +242,11 @@ func printDescription(w io.Writer, d client.Description) {
 
 // Usage prints the help of namespace.
 func (c *NamespaceCommand) Usage() {
-	fmt.Fprintf(c.Main.Stdout, `Usage: shardseq namespace create|list|show|delete [NAME] --redis URL|host:port[,...] [flags]
+	fmt.Fprintf(c.Main.Stdout, `Usage: shardseq namespace create|list|show|delete [NAME] [--redis URL|host:port[,...]] [flags]
 
-Manages namespaces in Redis directly (no server needed):
+Manages namespaces in Redis directly (no server needed; without --redis and
+SHARDSEQ_REDIS, in the local cluster 'shardseq cluster up' runs in
+.run/cluster, if any):
 
   create NAME [--shards N] [--start S] [--strict]
         create it, or check an existing one: a flag given must match what is

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,6 +25,8 @@ func TestNamespaceUsageErrors(t *testing.T) {
 		{"create without name", nil, append([]string{"namespace", "create"}, r...), "create: want exactly one namespace name"},
 		{"show two names", nil, append([]string{"namespace", "show", "a", "b"}, r...), "show: want exactly one namespace name"},
 		{"bad name", nil, append([]string{"namespace", "delete", "a:b"}, r...), `delete: namespace "a:b": want 1 to 64 characters`},
+		{"create .", nil, append([]string{"namespace", "create", "."}, r...), `create: namespace ".": the names . and .. cannot be created`},
+		{"create ..", nil, append([]string{"namespace", "create", ".."}, r...), `create: namespace "..": the names . and .. cannot be created`},
 		{"list with a name", nil, append([]string{"namespace", "list", "x"}, r...), `list: unexpected argument "x"`},
 		{"no redis", nil, []string{"namespace", "list"}, "--redis is required (or set SHARDSEQ_REDIS)"},
 		{"bad redis env", map[string]string{"SHARDSEQ_REDIS": "nope"}, []string{"namespace", "list"}, `environment variable SHARDSEQ_REDIS: "nope" is not host:port`},
@@ -51,7 +54,10 @@ func TestNamespaceUsageErrors(t *testing.T) {
 // TestNamespaceCommand runs create, list, show and delete against a real
 // cluster.
 func TestNamespaceCommand(t *testing.T) {
-	lc := clustertest.Start(t, localcluster.Config{Masters: 3, Replicas: 1, BasePort: portNamespace})
+	// In .run/cluster of the working directory, where 'cluster up' puts it:
+	// next finds it without --redis.
+	work := t.TempDir()
+	lc := clustertest.Start(t, localcluster.Config{Masters: 3, Replicas: 1, BasePort: portNamespace, Dir: filepath.Join(work, ".run", "cluster")})
 	env := map[string]string{"SHARDSEQ_REDIS": strings.Join(lc.Addrs(), ",")}
 	ns := func(want int, args ...string) string {
 		t.Helper()
@@ -76,6 +82,25 @@ func TestNamespaceCommand(t *testing.T) {
 	contains(ns(1, "create", "orders", "--start", "7"), "settings mismatch")
 	contains(ns(1, "create", "orders", "--strict"), "settings mismatch", "strict=false")
 	contains(ns(0, "create", "users", "--strict"), "namespace users created: 12 shards, start 1, strict true")
+
+	// next uses the stored N (4), not 12; a --shards given must match it.
+	if out, stderr, code := run(t, env, "next", "--namespace", "orders", "--count", "2"); code != 0 || strings.Count(out, "\n") != 2 {
+		t.Errorf("next on 4 shards without --shards: exit %d\n%s%s", code, out, stderr)
+	}
+	if _, stderr, code := run(t, env, "next", "--namespace", "orders", "--shards", "5"); code != 1 || !strings.Contains(stderr, "mismatch") {
+		t.Errorf("next --shards 5 on 4 shards: exit %d %s", code, stderr)
+	}
+	// cluster up beside it leaves it alone, and says what it ignored.
+	dir := filepath.Join(work, ".run", "cluster")
+	if out, stderr, code := run(t, nil, "cluster", "up", "--dir", dir, "--port", "7999"); code != 0 || strings.TrimSpace(out) != strings.Join(lc.Addrs(), ",") ||
+		!strings.Contains(stderr, "ignored --port 7999 (its first node is "+lc.Addrs()[0]+"): a cluster is already running in "+dir) {
+		t.Errorf("cluster up --port on a running cluster: exit %d\n%s%s", code, out, stderr)
+	}
+	t.Chdir(work)
+	if out, stderr, code := run(t, nil, "next", "--namespace", "orders"); code != 0 || strings.Count(out, "\n") != 1 ||
+		!strings.Contains(stderr, "using the local cluster in .run/cluster ("+strings.Join(lc.Addrs(), ",")+")") {
+		t.Errorf("next without --redis beside a local cluster: exit %d\n%s%s", code, out, stderr)
+	}
 	for k := range 3 {
 		ns(0, "create", fmt.Sprintf("page-%d", k), "--shards", "1")
 	}
@@ -101,7 +126,11 @@ func TestNamespaceCommand(t *testing.T) {
 	contains(ns(0, "delete", "orders"), "was deleted already")
 	contains(ns(0, "show", "orders"), "state:       deleted", "generation:  2")
 	contains(ns(0, "list"), "deleted")
-	contains(ns(1, "delete", "nobody"), "namespace not found")
+	out = ns(1, "delete", "nobody")
+	contains(out, `namespace delete: "nobody": namespace not found: nothing to delete`)
+	if strings.Contains(out, "create it first") || strings.Contains(out, "shard: ") {
+		t.Errorf("delete of a namespace never created: %s", out)
+	}
 	contains(ns(1, "create", "orders", "--shards", "5"), "shard count mismatch")
 	contains(ns(0, "create", "orders"), "namespace orders recreated (it continues above every ID it handed out): 4 shards, start 1000000")
 	contains(ns(0, "show", "orders"), "state:       active", "generation:  3")

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -31,7 +32,9 @@ func (c *NextCommand) parse(args []string) (nextConfig, error) {
 		fs  = newFlagSet("next")
 	)
 	rf.register(fs)
-	registerShards(fs, &cfg.shards)
+	// 0: the namespace's stored N (DefaultShards for a new one), as the
+	// library does; a value given must match it.
+	fs.IntVar(&cfg.shards, "shards", 0, "shards of the namespace, N (env SHARDSEQ_SHARDS; default: its stored N, or 12 for a new one)")
 	fs.StringVar(&cfg.namespace, "namespace", client.DefaultNamespace, "namespace")
 	fs.IntVar(&cfg.count, "count", 1, "number of IDs")
 	pos, err := parseFlags(fs, args, c.Usage)
@@ -45,10 +48,14 @@ func (c *NextCommand) parse(args []string) (nextConfig, error) {
 	if err != nil {
 		return cfg, err
 	}
-	if err := checkShards(fromEnv, cfg.shards); err != nil {
-		return cfg, err
+	shardsGiven := false // on the command line or by applyEnv
+	fs.Visit(func(f *flag.Flag) { shardsGiven = shardsGiven || f.Name == "shards" })
+	if shardsGiven {
+		if err := checkShards(fromEnv, cfg.shards); err != nil {
+			return cfg, err
+		}
 	}
-	if rf.redis == "" {
+	if rf.redis == "" && !rf.useLocal(c.Main.Stderr) {
 		return cfg, requireRedis()
 	}
 	if cfg.redis, err = rf.load(fromEnv); err != nil {
@@ -101,7 +108,7 @@ func (c *NextCommand) Run(ctx context.Context, args []string) error {
 
 // Usage prints the help of next.
 func (c *NextCommand) Usage() {
-	fmt.Fprintf(c.Main.Stdout, `Usage: shardseq next --redis URL|host:port[,...] [--namespace ns] [--count K] [--shards N]
+	fmt.Fprintf(c.Main.Stdout, `Usage: shardseq next [--redis URL|host:port[,...]] [--namespace ns] [--count K] [--shards N]
 
 Prints K new IDs of namespace ns, one per line. It reserves exactly K IDs
 (one acknowledged reservation), so nothing is wasted.
@@ -109,7 +116,11 @@ Prints K new IDs of namespace ns, one per line. It reserves exactly K IDs
 Flags:
   --namespace NS    namespace (default %q)
   --count K         number of IDs (default 1)
-  --shards N        shards of the namespace (env SHARDSEQ_SHARDS; default %d)
+  --shards N        shards of the namespace (env SHARDSEQ_SHARDS; default: its
+                    stored N, or %d for a new namespace); a value given must match
+
+Without --redis and SHARDSEQ_REDIS, the local cluster 'shardseq cluster up'
+runs in .run/cluster, if any.
 
 %s`, client.DefaultNamespace, client.DefaultShards, redisUsage)
 }

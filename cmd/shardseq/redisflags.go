@@ -6,13 +6,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/internal/lab/localcluster"
 	"github.com/shardseq/shardseq/server"
 )
 
@@ -57,6 +61,32 @@ func (r *redisFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.caFile, "redis-ca-file", "", "CA certificates (PEM) that sign the Redis nodes' certificates; implies --redis-tls (env SHARDSEQ_REDIS_CA_FILE; default: the system's)")
 	fs.StringVar(&r.certFile, "redis-cert-file", "", "client certificate (PEM) for Redis nodes with tls-auth-clients; implies --redis-tls (env SHARDSEQ_REDIS_CERT_FILE)")
 	fs.StringVar(&r.keyFile, "redis-key-file", "", "private key of --redis-cert-file (env SHARDSEQ_REDIS_KEY_FILE)")
+}
+
+// localClusterDir is where 'shardseq cluster up' keeps a local cluster
+// unless told otherwise (--dir).
+const localClusterDir = ".run/cluster"
+
+// useLocal sets --redis to the addresses of the local cluster in
+// localClusterDir when its state file is there and one of its nodes
+// accepts connections, says so on stderr, and reports whether it did: a
+// command run next to 'shardseq cluster up' (or 'make run') needs no --redis.
+func (r *redisFlags) useLocal(stderr io.Writer) bool {
+	lc, err := localcluster.Open(localClusterDir)
+	if err != nil {
+		return false
+	}
+	addrs := lc.Addrs()
+	for _, a := range addrs {
+		conn, err := net.DialTimeout("tcp", a, 300*time.Millisecond)
+		if err == nil {
+			conn.Close()
+			r.redis = strings.Join(addrs, ",")
+			fmt.Fprintf(stderr, "shardseq: no --redis or SHARDSEQ_REDIS: using the local cluster in %s (%s)\n", localClusterDir, r.redis)
+			return true
+		}
+	}
+	return false
 }
 
 // onCommandLine returns the first of the flags given on the command line

@@ -89,7 +89,7 @@ func (c *ServeCommand) parse(args []string) (serveConfig, error) {
 	if err := checkShards(fromEnv, cfg.shards); err != nil {
 		return cfg, err
 	}
-	if rf.redis == "" {
+	if rf.redis == "" && !rf.useLocal(c.Main.Stderr) {
 		return cfg, requireRedis()
 	}
 	if cfg.redis, err = rf.load(fromEnv); err != nil {
@@ -155,6 +155,13 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	if cfg.redis.warning != "" {
 		log.Warn(cfg.redis.warning)
 	}
+	// The port first: a clash is reported at once, not after Redis answered.
+	// Connections wait in the backlog until Serve accepts them.
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("serve: cannot listen on %s (is another server on that port? --listen or SHARDSEQ_LISTEN picks another): %w", cfg.listen, err)
+	}
+	defer ln.Close() // on an early return; Shutdown closes it otherwise
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	ccfg := cfg.redis.Config
 	ccfg.Logger = log
@@ -191,10 +198,6 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	}
 	defer srv.Close()
 
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
 	hs := server.NewHTTPServer(cfg.listen, srv.Handler(), log)
 	scheme := "http"
 	if cfg.tls != nil {
@@ -251,10 +254,13 @@ func serveUntil(ctx context.Context, srv *server.Server, hs *http.Server, ln net
 
 // Usage prints the help of serve.
 func (c *ServeCommand) Usage() {
-	fmt.Fprintf(c.Main.Stdout, `Usage: shardseq serve --redis redis://host:port|rediss://...|host:port[,host:port...] [flags]
+	fmt.Fprintf(c.Main.Stdout, `Usage: shardseq serve [--redis redis://host:port|rediss://...|host:port[,host:port...]] [flags]
 
-Serves IDs over HTTP:
+Serves IDs over HTTP (README "HTTP API", api/openapi.yaml):
   POST /v1/ids/{namespace}?count=K   K new IDs (1..10000, default 1)
+  POST /v1/leases/{namespace}?count=K a block of K IDs for the caller to hand out
+  PUT, GET, DELETE /v1/namespaces/{namespace}, GET /v1/namespaces
+                                     create, show, delete, list namespaces
   GET  /v1/shards[?namespace=ns]     shard health and cluster topology
   GET  /                             shard-health page (HTML)
   GET  /metrics                      Prometheus metrics
@@ -279,7 +285,7 @@ Namespaces (see README "Namespaces on a server"):
                             (env SHARDSEQ_NAMESPACE_CREATE_RATE; default 10)
   --namespace-create-burst B new namespaces at once (env SHARDSEQ_NAMESPACE_CREATE_BURST; default 100)
 
-Client settings of every namespace it opens (see README "Configuration"):
+Client settings of every namespace it opens (see README "serve configuration"):
   --strict                  strict mode: every ID its own acknowledged reservation (env SHARDSEQ_STRICT)
   --block-target D          a block lasts about D at the current rate, 1ms to 400ms; 0: 1s / (4 N)
                             (env SHARDSEQ_BLOCK_TARGET; default 0)
@@ -295,6 +301,9 @@ Security (see README "Security"):
   --auth-metrics            /metrics needs a token too (env SHARDSEQ_AUTH_METRICS; default false)
   --auth-ui                 the health page needs a token too (env SHARDSEQ_AUTH_UI; default false)
   --tls-cert F, --tls-key F serve HTTPS, TLS 1.2 or later (env SHARDSEQ_TLS_CERT, SHARDSEQ_TLS_KEY)
+
+Without --redis and SHARDSEQ_REDIS, the local cluster 'shardseq cluster up'
+runs in .run/cluster, if any.
 
 %s`, client.DefaultShards, redisUsage)
 }

@@ -52,13 +52,15 @@ func (c *StatusCommand) Run(ctx context.Context, args []string) error {
 	var (
 		srv, tokenFile, caFile, ns string
 		timeout                    time.Duration
+		wide                       bool
 		fs                         = newFlagSet("status")
 	)
-	fs.StringVar(&srv, "server", "http://localhost:8080", "server base URL (env SHARDSEQ_SERVER)")
+	fs.StringVar(&srv, "server", "http://localhost:8080", "server base URL, or host:port for http (env SHARDSEQ_SERVER)")
 	fs.StringVar(&tokenFile, "token-file", "", "file of bearer tokens; the first is sent (env SHARDSEQ_TOKEN_FILE)")
 	fs.StringVar(&caFile, "ca-file", "", "CA certificate (PEM) of an https server (env SHARDSEQ_CA_FILE)")
 	fs.StringVar(&ns, "namespace", "", "show only this namespace")
 	fs.DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for the server")
+	fs.BoolVar(&wide, "wide", false, "print each shard's last error whole, not cut to 70 characters")
 	pos, err := parseFlags(fs, args, c.Usage)
 	if err != nil {
 		return err
@@ -69,6 +71,9 @@ func (c *StatusCommand) Run(ctx context.Context, args []string) error {
 	fromEnv, err := applyEnv(fs, c.Main.Getenv, statusEnv)
 	if err != nil {
 		return err
+	}
+	if !strings.Contains(srv, "://") {
+		srv = "http://" + srv // host:port, as people write it
 	}
 	u, err := url.Parse(srv)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -112,7 +117,8 @@ func (c *StatusCommand) Run(ctx context.Context, args []string) error {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("status: %w", err)
+		return fmt.Errorf("status: no answer from %s (is 'shardseq serve' running there? %s names another server): %w",
+			u.Redacted(), "--server or SHARDSEQ_SERVER", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -133,12 +139,13 @@ func (c *StatusCommand) Run(ctx context.Context, args []string) error {
 	if err := json.Unmarshal(body, &st); err != nil {
 		return fmt.Errorf("status: %s did not answer shard JSON: %w", u, err)
 	}
-	printStatus(c.Main.Stdout, st)
+	printStatus(c.Main.Stdout, st, ns, wide)
 	return nil
 }
 
-// printStatus writes the cluster summary and the shard table.
-func printStatus(w io.Writer, st statusResponse) {
+// printStatus writes the cluster summary and the shard table: of namespace
+// ns only when it is not "", and with whole last errors when wide.
+func printStatus(w io.Writer, st statusResponse, ns string, wide bool) {
 	covered := "all slots served"
 	if !st.Cluster.Covered {
 		covered = "SLOTS MISSING"
@@ -160,7 +167,18 @@ func printStatus(w io.Writer, st statusResponse) {
 		fmt.Fprintf(tw, "  master %s\t%s\tslots %s\treplicas %s\n", m.Addr, okOr(!m.Failed, "FAILED"), strings.Join(slots, ","), strings.Join(reps, ", "))
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(w, "shards: %d of %d healthy in %d namespaces\n\n", st.Healthy, st.Total, st.Namespaces)
+	switch {
+	case ns != "":
+		fmt.Fprintf(w, "shards: %d of %d healthy in namespace %s (%d open on the server)\n\n", st.Healthy, st.Total, ns, st.Namespaces)
+	case st.Namespaces == 1:
+		fmt.Fprintf(w, "shards: %d of %d healthy in 1 namespace\n\n", st.Healthy, st.Total)
+	default:
+		fmt.Fprintf(w, "shards: %d of %d healthy in %d namespaces\n\n", st.Healthy, st.Total, st.Namespaces)
+	}
+	width := 70
+	if wide {
+		width = 0
+	}
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAMESPACE\tSHARD\tNODE\tBREAKER\tHEALTH\tRESERVATIONS\tFAILURES\tIDS ISSUED\tFENCES\tBLOCK\tLATENCY\tLAST ERROR")
 	for _, s := range st.Shards {
@@ -170,7 +188,7 @@ func printStatus(w io.Writer, st statusResponse) {
 		}
 		lastErr := "-"
 		if s.LastError != "" {
-			lastErr = oneLine(s.LastError, 70)
+			lastErr = oneLine(s.LastError, width)
 			if !s.LastErrorAt.IsZero() {
 				lastErr += " (" + time.Since(s.LastErrorAt).Round(time.Second).String() + " ago)"
 			}
@@ -188,8 +206,8 @@ func okOr(ok bool, bad string) string {
 	return bad
 }
 
-// oneLine keeps an error message on one line of at most n runes: the table
-// must stay aligned whatever a server sends.
+// oneLine keeps an error message on one line of at most n runes (any
+// length when n is 0): the table must stay aligned whatever a server sends.
 func oneLine(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
 		if r < ' ' || r == 0x7f {
@@ -197,7 +215,7 @@ func oneLine(s string, n int) string {
 		}
 		return r
 	}, s)
-	if r := []rune(s); len(r) > n {
+	if r := []rune(s); n > 0 && len(r) > n {
 		s = string(r[:n-1]) + "…"
 	}
 	return s
@@ -211,10 +229,11 @@ Prints the cluster and the shard table of a running server (GET /v1/shards):
 each shard's node, breaker state, health, counters and last error.
 
 Flags (flags win over environment variables):
-  --server URL        server base URL (env SHARDSEQ_SERVER; default http://localhost:8080)
+  --server URL        server base URL, or host:port for http (env SHARDSEQ_SERVER; default http://localhost:8080)
   --token-file F      bearer tokens, one per line; the first is sent (env SHARDSEQ_TOKEN_FILE)
   --ca-file F         CA certificate of an https server (env SHARDSEQ_CA_FILE)
   --namespace NS      only this namespace
   --timeout D         how long to wait for the server (default 5s)
+  --wide              print each shard's last error whole (the table cuts it to 70 characters)
 `)
 }
