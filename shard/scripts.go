@@ -120,6 +120,7 @@ type reserveReply struct {
 	Epoch      int64
 	Confirmed  int64 // the highest confirmed ceiling registered in the counter (reserve.lua: mirrored)
 	NodeState
+	Levelled bool // the block starts at the level asked for: the counter may have jumped to it
 }
 
 // parseReserveReply checks the reply of reserve.lua before anything in it is

@@ -30,12 +30,15 @@ type growth struct {
 // observe notes a block of count ending at hi. The rate is measured over
 // windows of at least growthWindow (the first over at least growthFirst):
 // one large block in a short window (a client stocking its spares) is not a
-// rate.
-func (g *growth) observe(hi, count int64, now time.Time) {
+// rate. A block that jumped (levelled up to the namespace's level, or
+// restored above a ceiling) starts a new window: the jump is a lease, and
+// counting it as traffic would size the next lease from the last one,
+// growing it with every fault.
+func (g *growth) observe(hi, count int64, now time.Time, jumped bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.lastAt.IsZero() {
-		g.lastHi, g.lastAt = hi, now
+	if g.lastAt.IsZero() || jumped {
+		g.lastHi, g.lastAt, g.own = max(hi, g.lastHi), now, 0
 		return
 	}
 	g.own += count
@@ -181,7 +184,7 @@ func (s *Shard) ReserveAbove(ctx context.Context, count int64, level func() int6
 	}
 	for cur := s.highest.Load(); b.Hi > cur && !s.highest.CompareAndSwap(cur, b.Hi); cur = s.highest.Load() {
 	}
-	s.growth.observe(b.Hi, count, time.Now())
+	s.growth.observe(b.Hi, count, time.Now(), rep.Levelled || b.Fence != NotFenced)
 	// Every ID handed out is at or below a ceiling confirmed on every copy.
 	// The counter registers the confirmed ceiling, so a block under it needs
 	// no write; the ceiling is raised a lease ahead, and again ahead of need
@@ -285,6 +288,7 @@ func (s *Shard) reserve(ctx context.Context, count int64, level func() int64) (B
 			return Block{}, rep, err
 		}
 		if !rep.NeedsFence {
+			rep.Levelled = count > 0 && rep.Hi-count <= args.Level
 			b := Block{Shard: s.Index, Shards: s.n, Lo: rep.Hi - count + 1, Hi: rep.Hi, Sent: sent, Node: node,
 				Fence: rep.Fence, Replicas: rep.Promotable, Acked: acked}
 			if count == 0 {
