@@ -115,7 +115,7 @@ func (c *Client) retireLocked(old *segment, reason gapReason) {
 	c.econ.issued.Add(used)
 	c.econ.gaps[reason].Add(old.n - used)
 	if old.fallback {
-		c.econ.outOfOrder.Add(used)
+		c.countOutOfOrderLocked(old, used)
 		return // a spare's rate is an outage's, not the callers'
 	}
 	if life := time.Since(old.born).Seconds(); !old.born.IsZero() && life > 0 && used > 0 {

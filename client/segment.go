@@ -46,8 +46,11 @@ type segment struct {
 	retireAt int64
 	retired  bool
 	// fallback: a spare handed out while no reservation succeeds; its IDs
-	// may be below ones handed out before (counted as OutOfOrder).
+	// may be below ones handed out before (counted as OutOfOrder; counted
+	// is how many of its IDs were, under Client.mu: a spare goes back to
+	// the spares with the rest when reservations succeed again).
 	fallback bool
+	counted  int64
 	// done has bit j set once lane j is used up: written once a lane,
 	// read by every call, so callers skip used-up lanes without writing to
 	// their cache lines.

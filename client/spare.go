@@ -73,6 +73,7 @@ func (c *Client) setAsideLocked(old *segment) {
 	switch {
 	case old == nil:
 	case old.fallback && old.done.Load() != allDone && !c.closed.Load():
+		c.countOutOfOrderLocked(old, old.taken())
 		c.spares = append(c.spares, old)
 	default:
 		c.retireLocked(old, gapRetired)
@@ -100,6 +101,10 @@ func (c *Client) fallbackLocked(old *segment) bool {
 	c.setAsideLocked(old)
 	sp.fallback, sp.born = true, time.Now()
 	c.cur.Store(sp)
+	// Blocks reserved once the spell is over start above the spare's IDs,
+	// as above a block sent now: a spare reserved on a shard that jumped
+	// since must not put the answers after the spell below its own.
+	c.order.add(sp.born, sp.lo+sp.n-1, c.cfg)
 	if !c.recovering {
 		c.recovering = true
 		c.log.Warn("no reservation succeeds: handing out spare IDs, out of order until one does",
@@ -108,6 +113,13 @@ func (c *Client) fallbackLocked(old *segment) bool {
 		go c.recover()
 	}
 	return true
+}
+
+// countOutOfOrderLocked counts the IDs of the spare sp handed out up to
+// taken that were not counted yet. Caller holds mu.
+func (c *Client) countOutOfOrderLocked(sp *segment, taken int64) {
+	c.econ.outOfOrder.Add(taken - sp.counted)
+	sp.counted = taken
 }
 
 // recover tries a reservation every recoverEvery while callers are served
