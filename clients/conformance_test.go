@@ -233,7 +233,8 @@ func once(t *testing.T, name string, args ...string) string {
 
 // check holds one client's record to the lease rules: every ID from a
 // lease it had received, asked for before that lease's deadline; order
-// within the window; after each pause, IDs from leases received after it.
+// within the window; after each pause, IDs from leases received after it
+// (all but at most p.late, the client's stated tolerance, as per lease).
 func (p *proc) check(t *testing.T, all map[int64]string) {
 	t.Helper()
 	p.mu.Lock()
@@ -532,7 +533,8 @@ func TestConformance(t *testing.T) {
 	progress("start", 500)
 
 	phase("clients running")
-	// Paused past the lease's time (0.4 s): nothing from the old lease after.
+	// Paused past the lease's time (0.4 s): nothing from the old lease after
+	// (Java: at most javaLate IDs).
 	for _, p := range slow {
 		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
