@@ -5,6 +5,10 @@
 //
 //	shardseq-lab baseline [--duration 5s] [--concurrency N] [--json]
 //	shardseq-lab report [--plot DIR] [--json] REPORT.json...
+//	shardseq-lab bare [--listen 127.0.0.1:8090]
+//
+// bare serves POST /v1/ids/{namespace} as `shardseq serve` answers it, from
+// an atomic counter: the baseline of scripts/http-vs-bare.sh (issue 22).
 //
 // For example, the side-by-side table and its chart:
 //
@@ -20,12 +24,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/shardseq/shardseq/internal/lab/bench"
+	"github.com/shardseq/shardseq/lab/bare"
 	"github.com/shardseq/shardseq/lab/baseline"
 	"github.com/shardseq/shardseq/lab/charts"
 )
@@ -43,7 +50,8 @@ func main() {
 }
 
 const usage = `usage: shardseq-lab baseline [--duration 5s] [--concurrency N] [--json]
-       shardseq-lab report [--plot DIR] [--json] REPORT.json...`
+       shardseq-lab report [--plot DIR] [--json] REPORT.json...
+       shardseq-lab bare [--listen 127.0.0.1:8090]`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -89,6 +97,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		return write(rep, *asJSON, stdout)
+	case "bare":
+		addr := fs.String("listen", "127.0.0.1:8090", "HTTP listen address")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
+			return err
+		}
+		log := slog.New(slog.NewTextHandler(stderr, nil))
+		log.Info("bare handler listening", "addr", ln.Addr().String())
+		return bare.Serve(ctx, ln, log)
 	}
 	fmt.Fprintln(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
