@@ -124,14 +124,20 @@ type Config struct {
 	// it (shard breaker, fenced, moved).
 	Logger *slog.Logger
 
-	// Tokens, when not empty, enable bearer-token authentication on /v1/*:
-	// a request without one of them gets 401 (see LoadTokenFile).
-	// /healthz and /readyz stay open.
-	Tokens []string
-	// AuthMetrics and AuthUI require a token on /metrics and on the health
-	// page (/) too. Both default to false: a Prometheus scraper and a
-	// browser are easier to point at them, and neither hands out IDs; the
-	// page and /metrics do show namespace names and node addresses.
+	// Tokens and ScopedTokens, when either is not empty, enable
+	// bearer-token authentication on /v1/*: a request without one of them
+	// gets 401, one whose token lacks the scope the route needs 403 (see
+	// Token.Scopes). Tokens have every scope; ScopedTokens those they list
+	// (none: every scope), e.g. from LoadTokenFile. A secret given twice
+	// must have the same scopes. /healthz and /readyz stay open. New logs
+	// a warning naming each token that has every scope.
+	Tokens       []string
+	ScopedTokens []Token
+	// AuthMetrics and AuthUI require a token with the scope read (or
+	// admin) on /metrics and on the health page (/) too. Both default to
+	// false: a Prometheus scraper and a browser are easier to point at
+	// them, and neither hands out IDs; the page and /metrics do show
+	// namespace names and node addresses.
 	AuthMetrics, AuthUI bool
 
 	// SampleEvery is how often the health page's IDs-issued rates are
@@ -216,13 +222,11 @@ func (c Config) Validate() error {
 	case c.SampleEvery < 10*time.Millisecond || c.SampleWindow < c.SampleEvery || c.SampleWindow/c.SampleEvery > 10000:
 		return bad("SampleEvery/SampleWindow", c.SampleEvery, "want SampleEvery >= 10ms and SampleWindow from 1 to 10000 times it")
 	}
-	for i, t := range c.Tokens {
-		if len(t) < MinTokenLength || len(t) > MaxTokenLength || !printableToken(t) {
-			return bad(fmt.Sprintf("Tokens[%d]", i), "<secret>", "want %d to %d printable ASCII characters without spaces", MinTokenLength, MaxTokenLength)
-		}
+	if err := c.validTokens(); err != nil {
+		return err
 	}
-	if len(c.Tokens) == 0 && (c.AuthMetrics || c.AuthUI) {
-		return bad("AuthMetrics/AuthUI", true, "need Tokens")
+	if len(c.Tokens) == 0 && len(c.ScopedTokens) == 0 && (c.AuthMetrics || c.AuthUI) {
+		return bad("AuthMetrics/AuthUI", true, "need Tokens or ScopedTokens")
 	}
 	// The namespaces' client template, refused here in this package's shape
 	// rather than by the first namespace that opens. Err keeps the client's
@@ -253,4 +257,45 @@ func (c Config) withDefaults() (Config, error) {
 		return c, err
 	}
 	return c.defaulted(), nil
+}
+
+// validTokens checks Tokens and ScopedTokens: each secret MinTokenLength
+// to MaxTokenLength printable ASCII characters, each scope one that
+// Token.Scopes lists, and a secret given twice with the same scopes. Its
+// errors show no secret.
+func (c Config) validTokens() error {
+	bad := func(field string, format string, args ...any) error {
+		return &ConfigError{Field: field, Value: "<secret>", Err: fmt.Errorf(format, args...)}
+	}
+	tokens, _ := allTokens(c.Tokens, c.ScopedTokens)
+	field := func(i int) string {
+		if i < len(c.Tokens) {
+			return fmt.Sprintf("Tokens[%d]", i)
+		}
+		return fmt.Sprintf("ScopedTokens[%d]", i-len(c.Tokens))
+	}
+	seen := map[string]int{}
+	for i, t := range tokens {
+		if len(t.Secret) < MinTokenLength || len(t.Secret) > MaxTokenLength || !printableToken(t.Secret) {
+			return bad(field(i), "want %d to %d printable ASCII characters without spaces", MinTokenLength, MaxTokenLength)
+		}
+		for k, s := range t.Scopes {
+			if err := checkScope(s); err != nil {
+				return bad(field(i), "scope %d: %v", k, err)
+			}
+		}
+		if j, dup := seen[t.Secret]; dup && !sameScopes(scopesOf(tokens[j]), scopesOf(t)) {
+			return bad(field(i), "the secret of %s again, with other scopes", field(j))
+		}
+		seen[t.Secret] = i
+	}
+	return nil
+}
+
+// scopesOf is t's scopes, with a bare token's spelled out.
+func scopesOf(t Token) []string {
+	if len(t.Scopes) == 0 {
+		return []string{ScopeIDs, ScopeRead, ScopeAdmin}
+	}
+	return t.Scopes
 }

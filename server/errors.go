@@ -24,6 +24,7 @@ const (
 	codeNamespaceConflict = "namespace_conflict"
 	codeUnavailable       = "unavailable"
 	codeUnauthorized      = "unauthorized"
+	codeForbidden         = "forbidden"
 	codeNotFound          = "not_found"
 	codeMethodNotAllowed  = "method_not_allowed"
 	codeInternal          = "internal"
@@ -40,7 +41,7 @@ const (
 
 // errorCodes is the documented set, sent and reserved.
 var errorCodes = []string{codeBadNamespace, codeBadCount, codeNamespaceConflict, codeUnavailable, codeUnauthorized,
-	codeNotFound, codeMethodNotAllowed, codeInternal, codeNamespaceNotFound, codeNamespaceDeleted, codeBadBody,
+	codeForbidden, codeNotFound, codeMethodNotAllowed, codeInternal, codeNamespaceNotFound, codeNamespaceDeleted, codeBadBody,
 	codeBadLimit, codeBadCursor, codeTooManyNamespaces, codeRateLimited}
 
 // Errors of a request that never reached Redis. Their text is the public
@@ -48,7 +49,6 @@ var errorCodes = []string{codeBadNamespace, codeBadCount, codeNamespaceConflict,
 var (
 	errBadNamespace     = errors.New("namespace must match " + client.NamespacePattern)
 	errBadCount         = errors.New("count must be an integer from 1 to " + strconv.Itoa(MaxCount))
-	errUnauthorized     = errors.New("missing or invalid bearer token")
 	errNotFound         = errors.New("no route; see GET / (health page), POST /v1/ids/{namespace}, /v1/namespaces, GET /v1/shards, GET /metrics, GET /healthz, GET /readyz")
 	errNamespaceNotOpen = errors.New("namespace not open on this server; it opens on its first POST /v1/ids/{namespace}")
 	errMethodNotAllowed = errors.New("method not allowed")
@@ -96,6 +96,8 @@ func errorOf(err error) apiError {
 		e = apiError{http.StatusBadRequest, codeBadCursor, errBadCursor.Error(), 0}
 	case errors.Is(err, errUnauthorized):
 		e = apiError{http.StatusUnauthorized, codeUnauthorized, errUnauthorized.Error(), 0}
+	case errors.Is(err, errForbidden):
+		e = apiError{http.StatusForbidden, codeForbidden, errForbidden.Error(), 0}
 	case errors.Is(err, errNotFound):
 		e = apiError{http.StatusNotFound, codeNotFound, errNotFound.Error(), 0}
 	case errors.Is(err, errNamespaceNotOpen):

@@ -53,23 +53,26 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.AuthUI {
 		uiAuth = s.auth
 	}
-	mux.HandleFunc("POST /v1/ids/{namespace}", api.require(s.handleIDs))
+	// Each route's scope: ids (of the namespace in the path), read or
+	// admin. What is no route (a wrong method, an unknown path) needs a
+	// valid token only (require), so it tells nothing without one.
+	mux.HandleFunc("POST /v1/ids/{namespace}", api.requireScope(scopeIDs, s.handleIDs))
 	mux.HandleFunc("/v1/ids/{namespace}", api.require(methodNotAllowed(http.MethodPost)))
 	mux.HandleFunc("/v1/ids/", api.require(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errBadNamespace) // none, or with a slash
 	}))
 	s.leaseRoutes(mux, api)     // POST /v1/leases/{namespace}
 	s.namespaceRoutes(mux, api) // PUT, GET, DELETE /v1/namespaces/{namespace}, GET /v1/namespaces
-	mux.HandleFunc("GET /v1/shards", api.require(strictQuery(s.handleShards, "namespace")))
+	mux.HandleFunc("GET /v1/shards", api.requireScope(scopeRead, strictQuery(s.handleShards, "namespace")))
 	mux.HandleFunc("/v1/shards", api.require(methodNotAllowed(http.MethodGet, http.MethodHead)))
 	mux.HandleFunc("/v1/", api.require(notFound)) // unknown /v1 paths say nothing without a token
 	// Without these, ServeMux would redirect each to its subtree ("/v1/ids/").
 	mux.HandleFunc("/v1", api.require(notFound))
 	mux.HandleFunc("/v1/ids", api.require(notFound))
 	mux.HandleFunc("/v1/leases", api.require(notFound))
-	mux.HandleFunc("GET /metrics", metricsAuth.require(strictQuery(s.metrics.handler().ServeHTTP)))
+	mux.HandleFunc("GET /metrics", metricsAuth.requireScope(scopeRead, strictQuery(s.metrics.handler().ServeHTTP)))
 	mux.HandleFunc("/metrics", methodNotAllowed(http.MethodGet, http.MethodHead))
-	mux.HandleFunc("GET /{$}", uiAuth.require(strictQuery(s.handleUI, "namespace", "page", "fragment")))
+	mux.HandleFunc("GET /{$}", uiAuth.requireScope(scopeRead, strictQuery(s.handleUI, "namespace", "page", "fragment")))
 	mux.HandleFunc("/{$}", methodNotAllowed(http.MethodGet, http.MethodHead))
 	mux.HandleFunc("GET /healthz", strictQuery(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -30,7 +30,7 @@ type leaseJSON struct {
 // leaseRoutes registers POST /v1/leases/{namespace}, with the answers to a
 // wrong method and to a missing namespace that /v1/ids gives.
 func (s *Server) leaseRoutes(mux *http.ServeMux, api *authenticator) {
-	mux.HandleFunc("POST /v1/leases/{namespace}", api.require(s.handleLease))
+	mux.HandleFunc("POST /v1/leases/{namespace}", api.requireScope(scopeIDs, s.handleLease))
 	mux.HandleFunc("/v1/leases/{namespace}", api.require(methodNotAllowed(http.MethodPost)))
 	mux.HandleFunc("/v1/leases/", api.require(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errBadNamespace) // none, or with a slash

@@ -25,7 +25,8 @@ import (
 //	DELETE /v1/namespaces/{namespace}  retire behind a tombstone (204)
 //
 // They talk to Redis through the client's namespace calls; none needs the namespace open
-// on this server. They sit under /v1, so the bearer tokens apply.
+// on this server. They sit under /v1, so the bearer tokens apply: GET
+// needs the scope read, PUT and DELETE admin.
 
 // errReservedName refuses to create a namespace named "." or "..".
 var errReservedName = public(errBadNamespace, `namespace names "." and ".." cannot be created: URL paths cannot name them`)
@@ -35,11 +36,11 @@ const DefaultListLimit = 100
 
 // namespaceRoutes registers the namespace routes on mux; routes() calls it.
 func (s *Server) namespaceRoutes(mux *http.ServeMux, api *authenticator) {
-	mux.HandleFunc("PUT /v1/namespaces/{namespace}", api.require(strictQuery(s.handlePutNamespace)))
-	mux.HandleFunc("GET /v1/namespaces/{namespace}", api.require(strictQuery(s.handleGetNamespace)))
-	mux.HandleFunc("DELETE /v1/namespaces/{namespace}", api.require(strictQuery(s.handleDeleteNamespace)))
+	mux.HandleFunc("PUT /v1/namespaces/{namespace}", api.requireScope(scopeAdmin, strictQuery(s.handlePutNamespace)))
+	mux.HandleFunc("GET /v1/namespaces/{namespace}", api.requireScope(scopeRead, strictQuery(s.handleGetNamespace)))
+	mux.HandleFunc("DELETE /v1/namespaces/{namespace}", api.requireScope(scopeAdmin, strictQuery(s.handleDeleteNamespace)))
 	mux.HandleFunc("/v1/namespaces/{namespace}", api.require(methodNotAllowed(http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete)))
-	mux.HandleFunc("GET /v1/namespaces", api.require(strictQuery(s.handleListNamespaces, "limit", "cursor")))
+	mux.HandleFunc("GET /v1/namespaces", api.requireScope(scopeRead, strictQuery(s.handleListNamespaces, "limit", "cursor")))
 	mux.HandleFunc("/v1/namespaces", api.require(methodNotAllowed(http.MethodGet, http.MethodHead)))
 	mux.HandleFunc("/v1/namespaces/", api.require(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errBadNamespace) // none, or with a slash

@@ -525,7 +525,7 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 		return hs
 	}
 	open := newServer(t, Config{Cluster: cl, Shards: 6, MaxNamespaces: 4})
-	locked := newServer(t, Config{Cluster: cl, Shards: 6, Tokens: []string{testToken}, AuthMetrics: true, AuthUI: true})
+	locked := newServer(t, Config{Cluster: cl, Shards: 6, Tokens: []string{testToken}, ScopedTokens: scopedTokens, AuthMetrics: true, AuthUI: true})
 	openURL, lockedURL := start(open).URL, start(locked).URL
 
 	exchange := func(base, method, target, token, reqBody string, status int, code string) {
@@ -727,10 +727,32 @@ func testOpenAPI(t *testing.T, cl *cluster.Cluster) {
 		{"POST", "/v1/leases/orders?count=3", testToken, 200},
 		{"GET", "/v1/shards", testToken, 200},
 		{"GET", "/metrics", testToken, 200},
+		// Scopes: a 403 from every route that needs one.
+		{"POST", "/v1/ids/orders", tokRead, 403},
+		{"POST", "/v1/ids/billing", tokOrders, 403},
+		{"POST", "/v1/ids/orders", tokOrders, 200},
+		{"POST", "/v1/leases/orders?count=3", tokAdmin, 403},
+		{"POST", "/v1/leases/billing?count=3", tokOrders, 403},
+		{"GET", "/v1/namespaces", tokIDs, 403},
+		{"GET", "/v1/namespaces", tokRead, 200},
+		{"PUT", "/v1/namespaces/oa-locked", tokRead, 403},
+		{"PUT", "/v1/namespaces/oa-locked", tokAdmin, 201},
+		{"GET", "/v1/namespaces/oa-locked", tokIDs, 403},
+		{"GET", "/v1/namespaces/oa-locked", tokRead, 200},
+		{"DELETE", "/v1/namespaces/oa-locked", tokRead, 403},
+		{"DELETE", "/v1/namespaces/oa-locked", tokAdmin, 204},
+		{"GET", "/v1/shards", tokOrders, 403},
+		{"GET", "/v1/shards", tokRead, 200},
+		{"GET", "/metrics", tokIDs, 403},
+		{"GET", "/", tokIDs, 403},
+		{"GET", "/", tokRead, 200},
 	} {
 		code := ""
-		if c.status == 401 {
+		switch c.status {
+		case 401:
 			code = codeUnauthorized
+		case 403:
+			code = codeForbidden
 		}
 		check(lockedURL, c.method, c.target, c.token, c.status, code)
 	}

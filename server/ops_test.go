@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -43,6 +44,7 @@ func TestOperations(t *testing.T) {
 
 	t.Run("Metrics", func(t *testing.T) { testMetrics(t, cl) })
 	t.Run("Auth", func(t *testing.T) { testAuth(t, cl) })
+	t.Run("Scopes", func(t *testing.T) { testScopes(t, cl) })
 	t.Run("Page", func(t *testing.T) { testPage(t, cl) })
 	t.Run("RedisACL", func(t *testing.T) { testRedisACL(t, lc) })
 	t.Run("HTTPTLS", func(t *testing.T) { testHTTPTLS(t, cl) })
@@ -366,6 +368,145 @@ func testAuth(t *testing.T, cl *cluster.Cluster) {
 	if _, err := New(Config{Cluster: cl, AuthMetrics: true}); err == nil {
 		t.Error("New accepted AuthMetrics without tokens")
 	}
+}
+
+// testScopes sends each route with each kind of token over HTTP to a real
+// server: 2xx, 401 or 403 as the token's scopes say. The control: the same
+// tokens bare (every scope) get no 403 anywhere.
+func testScopes(t *testing.T, cl *cluster.Cluster) {
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &mu}, nil))
+	scoped := newServer(t, Config{Cluster: cl, Shards: 4, Tokens: []string{tokAll}, ScopedTokens: scopedTokens,
+		AuthMetrics: true, AuthUI: true, Logger: logger})
+	var secrets []string
+	for _, tok := range scopedTokens {
+		secrets = append(secrets, tok.Secret)
+	}
+	control := newServer(t, Config{Cluster: cl, Shards: 4, Tokens: append([]string{tokAll}, secrets...), AuthMetrics: true, AuthUI: true})
+	serve := func(s *Server) string {
+		hs := httptest.NewUnstartedServer(s.Handler())
+		hs.Config = NewHTTPServer("", s.Handler(), slog.New(slog.DiscardHandler))
+		hs.Start()
+		t.Cleanup(hs.Close)
+		return hs.URL
+	}
+	scopedURL, controlURL := serve(scoped), serve(control)
+
+	mu.Lock()
+	log := logged.String()
+	mu.Unlock()
+	if !strings.Contains(log, "tokens with every scope") || !strings.Contains(log, "Tokens[0]") || !strings.Contains(log, "line 6") {
+		t.Errorf("no warning naming the tokens with every scope: %q", log)
+	}
+	for _, secret := range append(secrets, tokAll) {
+		if strings.Contains(log, secret) {
+			t.Errorf("the log shows a token: %q", log)
+		}
+	}
+
+	const (
+		ok  = 200 // any 2xx
+		no  = 401
+		fbd = 403
+	)
+	tokens := []string{"", tokAll, tokIDs, tokOrders, tokRead, tokAdmin, tokIDsAdmin}
+	routes := []struct {
+		method, target string
+		want           [7]int // by tokens
+	}{
+		{"POST", "/v1/ids/orders", [7]int{no, ok, ok, ok, fbd, fbd, ok}},
+		{"POST", "/v1/ids/tenant-7?count=3", [7]int{no, ok, ok, ok, fbd, fbd, ok}},
+		{"POST", "/v1/ids/billing", [7]int{no, ok, ok, fbd, fbd, fbd, ok}},
+		{"POST", "/v1/leases/orders?count=10", [7]int{no, ok, ok, ok, fbd, fbd, ok}},
+		{"POST", "/v1/leases/billing?count=10", [7]int{no, ok, ok, fbd, fbd, fbd, ok}},
+		{"GET", "/v1/namespaces", [7]int{no, ok, fbd, fbd, ok, ok, ok}},
+		{"GET", "/v1/namespaces/orders", [7]int{no, ok, fbd, fbd, ok, ok, ok}},
+		{"GET", "/v1/shards", [7]int{no, ok, fbd, fbd, ok, ok, ok}},
+		{"GET", "/v1/shards?namespace=orders", [7]int{no, ok, fbd, fbd, ok, ok, ok}},
+		{"GET", "/metrics", [7]int{no, ok, fbd, fbd, ok, ok, ok}},
+		{"GET", "/", [7]int{no, ok, fbd, fbd, ok, ok, ok}},
+		{"PUT", "/v1/namespaces/sc-admin", [7]int{no, ok, fbd, fbd, fbd, ok, ok}},
+		{"DELETE", "/v1/namespaces/sc-admin", [7]int{no, ok, fbd, fbd, fbd, ok, ok}},
+		// What is no route needs a valid token, whatever its scopes.
+		{"GET", "/v1/ids/orders", [7]int{no, 405, 405, 405, 405, 405, 405}},
+		{"GET", "/v1/nope", [7]int{no, 404, 404, 404, 404, 404, 404}},
+		{"GET", "/healthz", [7]int{ok, ok, ok, ok, ok, ok, ok}},
+	}
+	call := func(base, method, target, token string) (int, http.Header, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(method, base+target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, target, err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, resp.Header, body
+	}
+	forbidden := 0
+	for _, r := range routes {
+		for i, tok := range tokens {
+			code, hdr, body := call(scopedURL, r.method, r.target, tok)
+			what := fmt.Sprintf("%s %s with token %q", r.method, r.target, tok)
+			got := code
+			if code >= 200 && code < 300 {
+				got = ok
+			}
+			if got != r.want[i] {
+				t.Errorf("%s: %d, want %d: %s", what, code, r.want[i], body)
+				continue
+			}
+			if code == fbd {
+				forbidden++
+				var e errorBody
+				if err := json.Unmarshal(body, &e); err != nil || e.Code != codeForbidden || hdr.Get("Content-Type") != "application/json" {
+					t.Errorf("%s: 403 body %q, want the JSON error with code forbidden", what, body)
+				}
+				if !strings.Contains(hdr.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+					t.Errorf("%s: WWW-Authenticate %q", what, hdr.Get("WWW-Authenticate"))
+				}
+				if strings.Contains(string(body), tok) {
+					t.Errorf("%s: the answer shows the token: %s", what, body)
+				}
+			}
+			// The control: every token has every scope.
+			if ccode, _, cbody := call(controlURL, r.method, r.target, tok); ccode == fbd || (ccode == no) != (tok == "" && r.want[i] == no) {
+				t.Errorf("control: %s: %d: %s", what, ccode, cbody)
+			}
+		}
+	}
+	if forbidden == 0 {
+		t.Error("no request was forbidden")
+	}
+	// A pattern-limited token creates no namespace out of its patterns.
+	if code, _, _ := call(scopedURL, "POST", "/v1/ids/sc-never", tokOrders); code != fbd {
+		t.Errorf("POST sc-never with ids:orders: %d, want 403", code)
+	}
+	if code, _, body := call(scopedURL, "GET", "/v1/namespaces/sc-never", tokRead); code != 404 {
+		t.Errorf("GET sc-never after a forbidden POST: %d, want 404 (never created): %s", code, body)
+	}
+}
+
+// lockedWriter serializes writes to w, for a logger the server's goroutines share.
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func testPage(t *testing.T, cl *cluster.Cluster) {

@@ -16,8 +16,9 @@
 // Every response but the page and /metrics is JSON; errors are
 // {"error":"...","code":"..."} with a code from a small fixed set (README
 // "HTTP API", api/openapi.yaml), and 503s and 429s carry Retry-After. With
-// Config.Tokens, /v1/* (and optionally /metrics and the page) need
-// "Authorization: Bearer <token>".
+// Config.Tokens or ScopedTokens, /v1/* (and optionally /metrics and the
+// page) need "Authorization: Bearer <token>" of a token with the route's
+// scope (ids, read or admin; see Token).
 //
 // Namespaces open on their first request and close again when unused for
 // Config.NamespaceIdle, or, past Config.MaxNamespaces, least recently used
@@ -100,7 +101,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, reg: failover.NewRegistry(), log: cfg.Logger,
-		auth: newAuthenticator(cfg.Tokens), rates: newSampler(cfg.SampleEvery, cfg.SampleWindow),
+		auth: newAuthenticator(cfg.Tokens, cfg.ScopedTokens), rates: newSampler(cfg.SampleEvery, cfg.SampleWindow),
 		creates: newTokenBucket(cfg.CreateRate, cfg.CreateBurst, time.Now), warned: newHeadroomWarnings(cfg.Logger)}
 	s.metrics = newMetrics(s, cfg.Client.Observer)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -110,6 +111,11 @@ func New(cfg Config) (*Server, error) {
 	s.pool = &pool{ctx: s.ctx, max: cfg.MaxNamespaces, idleAfter: cfg.NamespaceIdle, openTimeout: cfg.OpenTimeout,
 		maxID: cmp.Or(s.cfg.Client.MaxID, client.DefaultMaxID), serving: cfg.Cluster.Serving, open: s.openClient,
 		closed: s.namespaceClosed, log: cfg.Logger, ns: map[string]*nsEntry{}}
+	if all := s.auth.everything(); len(all) > 0 {
+		s.log.Warn("tokens with every scope (IDs of every namespace, read, admin: they can delete namespaces); "+
+			"give each only what its user needs, e.g. \"ids:orders\" or \"read\" after the token in the token file",
+			"tokens", all)
+	}
 	s.handler = s.routes()
 	e, err := s.pool.get(s.ctx, DefaultNamespace)
 	if err != nil {

@@ -28,9 +28,9 @@ type ServeCommand struct {
 
 // serveConfig is the parsed command line of serve.
 type serveConfig struct {
-	redis           redisConn // the cluster's seeds, ACL user, password, TLS
-	tokens          []string  // bearer tokens; none: no authentication
-	tokenWarning    string    // the token file is readable by others
+	redis           redisConn      // the cluster's seeds, ACL user, password, TLS
+	tokens          []server.Token // bearer tokens and their scopes; none: no authentication
+	tokenWarning    string         // the token file is readable by others
 	authMetrics     bool
 	authUI          bool
 	tls             *tls.Config // HTTPS; nil: plain HTTP
@@ -64,9 +64,9 @@ func (c *ServeCommand) parse(args []string) (serveConfig, error) {
 	rf.register(fs)
 	registerShards(fs, &cfg.shards)
 	cfg.settings.register(fs)
-	fs.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one per line: enables authentication on /v1/* (env SHARDSEQ_TOKEN_FILE)")
-	fs.BoolVar(&cfg.authMetrics, "auth-metrics", false, "require a token on /metrics too (env SHARDSEQ_AUTH_METRICS)")
-	fs.BoolVar(&cfg.authUI, "auth-ui", false, "require a token on the health page / too (env SHARDSEQ_AUTH_UI)")
+	fs.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one per line, each optionally followed by its scopes (ids, ids:PATTERN, read, admin; none: all): enables authentication on /v1/* (env SHARDSEQ_TOKEN_FILE)")
+	fs.BoolVar(&cfg.authMetrics, "auth-metrics", false, "require a token with the scope read on /metrics too (env SHARDSEQ_AUTH_METRICS)")
+	fs.BoolVar(&cfg.authUI, "auth-ui", false, "require a token with the scope read on the health page / too (env SHARDSEQ_AUTH_UI)")
 	fs.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; env SHARDSEQ_TLS_CERT)")
 	fs.StringVar(&tlsKey, "tls-key", "", "private key of --tls-cert (PEM; env SHARDSEQ_TLS_KEY)")
 	fs.StringVar(&cfg.listen, "listen", ":8080", "HTTP listen address (env SHARDSEQ_LISTEN)")
@@ -185,7 +185,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	scfg := server.Config{Cluster: cl, Shards: cfg.shards, MaxNamespaces: cfg.maxNamespaces, Logger: log,
-		Tokens: cfg.tokens, AuthMetrics: cfg.authMetrics, AuthUI: cfg.authUI}
+		ScopedTokens: cfg.tokens, AuthMetrics: cfg.authMetrics, AuthUI: cfg.authUI}
 	cfg.settings.apply(&scfg)
 	scfg.Client.UnsafeDefences = unsafe.UnsafeDefences
 	scfg.Client.Breaker.Picker = unsafe.Breaker.Picker
@@ -297,9 +297,11 @@ Client settings of every namespace it opens (see README "serve configuration"):
   --ack-timeout D           wait for them at most D, 1ms to 500ms (env SHARDSEQ_ACK_TIMEOUT; default 250ms)
 
 Security (see README "Security"):
-  --token-file F            bearer tokens, one per line: /v1/* needs one (env SHARDSEQ_TOKEN_FILE)
-  --auth-metrics            /metrics needs a token too (env SHARDSEQ_AUTH_METRICS; default false)
-  --auth-ui                 the health page needs a token too (env SHARDSEQ_AUTH_UI; default false)
+  --token-file F            bearer tokens, one per line: /v1/* needs one (env SHARDSEQ_TOKEN_FILE);
+                            after a token, its scopes: ids, ids:PATTERN (e.g. ids:tenant-*), read,
+                            admin (implies read); a bare token has every scope
+  --auth-metrics            /metrics needs a token with read too (env SHARDSEQ_AUTH_METRICS; default false)
+  --auth-ui                 the health page needs a token with read too (env SHARDSEQ_AUTH_UI; default false)
   --tls-cert F, --tls-key F serve HTTPS, TLS 1.2 or later (env SHARDSEQ_TLS_CERT, SHARDSEQ_TLS_KEY)
 
 Without --redis and SHARDSEQ_REDIS, the local cluster 'shardseq cluster up'

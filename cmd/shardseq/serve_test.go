@@ -44,6 +44,8 @@ func TestServeSecurityFlags(t *testing.T) {
 	loose := writeFile(t, "loose", token+"\n", 0o644)
 	empty := writeFile(t, "empty", "# nothing\n\n", 0o600)
 	short := writeFile(t, "short", "abc\n", 0o600)
+	badScope := writeFile(t, "badscope", "# ops\n"+token+" write\n", 0o600)
+	badPattern := writeFile(t, "badpattern", token+" read ids:orders[\n", 0o600)
 	pw := writeFile(t, "pw", "s3cret\n", 0o600)
 	emptyPW := writeFile(t, "emptypw", "\n", 0o600)
 	base := []string{"serve", "--redis", "h:1"}
@@ -56,6 +58,8 @@ func TestServeSecurityFlags(t *testing.T) {
 		{"token file missing", nil, []string{"--token-file", "/nonexistent/tokens"}, "--token-file: "},
 		{"token file empty", nil, []string{"--token-file", empty}, "no token in it"},
 		{"token too short", nil, []string{"--token-file", short}, "shorter than 16"},
+		{"unknown scope", nil, []string{"--token-file", badScope}, "line 2: field 1 after the token: not a scope; want ids, ids:PATTERN, read or admin"},
+		{"bad pattern", nil, []string{"--token-file", badPattern}, "line 1: field 2 after the token: ids: malformed pattern"},
 		{"token file env", map[string]string{"SHARDSEQ_TOKEN_FILE": empty}, nil, "environment variable SHARDSEQ_TOKEN_FILE: "},
 		{"auth-metrics alone", nil, []string{"--auth-metrics"}, "need --token-file"},
 		{"tls cert alone", nil, []string{"--tls-cert", pki.CertFile}, "--tls-cert and --tls-key go together"},
@@ -81,8 +85,8 @@ func TestServeSecurityFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	switch {
-	case len(cfg.tokens) != 1 || cfg.tokens[0] != token:
-		t.Errorf("tokens %q", cfg.tokens)
+	case len(cfg.tokens) != 1 || cfg.tokens[0].Secret != token || cfg.tokens[0].Scopes != nil:
+		t.Errorf("tokens %+v", cfg.tokens)
 	case !strings.Contains(cfg.tokenWarning, "chmod 600"):
 		t.Errorf("a 0644 token file gave no warning: %q", cfg.tokenWarning)
 	case cfg.redis.Username != "shardseq" || cfg.redis.Password != "s3cret":
@@ -127,7 +131,11 @@ func FuzzServeFlags(f *testing.F) {
 func TestServeEndToEnd(t *testing.T) {
 	lc := clustertest.Start(t, localcluster.Config{Masters: 3, Replicas: 1, BasePort: portServe})
 	pki := tlstest.New(t)
-	tokens := writeFile(t, "tokens", token+"\n", 0o600)
+	// Line 2 may ask for IDs of orders only, line 3 read only, line 4 (bare)
+	// do everything: serve warns of it, status sends line 3.
+	const idsToken, readToken = "cmd-ids-orders-0123456789", "cmd-read-only-0123456789"
+	tokens := writeFile(t, "tokens", "# test tokens\n"+idsToken+" ids:orders\n"+readToken+" read # status\n"+token+"\n", 0o600)
+	idsOnly := writeFile(t, "ids-only", idsToken+" ids:orders\n", 0o600)
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -174,7 +182,24 @@ func TestServeEndToEnd(t *testing.T) {
 	if code, body := get("POST", "/v1/ids/orders?count=3", token); code != 200 {
 		t.Errorf("POST with token: %d %s", code, body)
 	}
-	if code, body := get("GET", "/metrics", ""); code != 200 || !strings.Contains(body, `shardseq_ids_issued_total{namespace="orders"} 3`) {
+	for _, c := range []struct {
+		method, path, tok string
+		want              int
+	}{
+		{"POST", "/v1/ids/orders?count=2", idsToken, 200},
+		{"POST", "/v1/ids/billing", idsToken, 403},
+		{"GET", "/v1/shards", idsToken, 403},
+		{"DELETE", "/v1/namespaces/orders", readToken, 403},
+		{"POST", "/v1/ids/orders", readToken, 403},
+	} {
+		if code, body := get(c.method, c.path, c.tok); code != c.want || (code == 403 && !strings.Contains(body, `"code":"forbidden"`)) {
+			t.Errorf("%s %s: %d, want %d: %s", c.method, c.path, code, c.want, body)
+		}
+	}
+	if l := logs.String(); !strings.Contains(l, "tokens with every scope") || !strings.Contains(l, "line 4") || strings.Contains(l, token) {
+		t.Errorf("serve logged no warning naming line 4 (or showed the token):\n%s", l)
+	}
+	if code, body := get("GET", "/metrics", ""); code != 200 || !strings.Contains(body, `shardseq_ids_issued_total{namespace="orders"} 5`) {
 		t.Errorf("metrics: %d %.300s", code, body)
 	}
 	if code, body := get("GET", "/", ""); code != 200 || !strings.Contains(body, `data-shard="orders/5"`) {
@@ -198,6 +223,9 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	if _, stderr, code := run(t, nil, "status", "--server", base, "--token-file", tokens); code != 1 || !strings.Contains(stderr, "certificate") {
 		t.Errorf("status without the CA: exit %d %q", code, stderr)
+	}
+	if _, stderr, code := run(t, nil, "status", "--server", base, "--ca-file", pki.CAFile, "--token-file", idsOnly); code != 2 || !strings.Contains(stderr, "has the scope read") {
+		t.Errorf("status with an ids-only token file: exit %d %q", code, stderr)
 	}
 
 	// SIGTERM: /readyz turns 503 during the drain delay, then serve stops.

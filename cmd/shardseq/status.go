@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -56,7 +57,7 @@ func (c *StatusCommand) Run(ctx context.Context, args []string) error {
 		fs                         = newFlagSet("status")
 	)
 	fs.StringVar(&srv, "server", "http://localhost:8080", "server base URL, or host:port for http (env SHARDSEQ_SERVER)")
-	fs.StringVar(&tokenFile, "token-file", "", "file of bearer tokens; the first is sent (env SHARDSEQ_TOKEN_FILE)")
+	fs.StringVar(&tokenFile, "token-file", "", "file of bearer tokens; the first with the scope read (or every scope) is sent (env SHARDSEQ_TOKEN_FILE)")
 	fs.StringVar(&caFile, "ca-file", "", "CA certificate (PEM) of an https server (env SHARDSEQ_CA_FILE)")
 	fs.StringVar(&ns, "namespace", "", "show only this namespace")
 	fs.DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for the server")
@@ -92,7 +93,9 @@ func (c *StatusCommand) Run(ctx context.Context, args []string) error {
 		if err != nil {
 			return usageErrorf("%s: %v", source(fromEnv, "token-file"), err)
 		}
-		token = tokens[0]
+		if token = readToken(tokens); token == "" {
+			return usageErrorf("%s: no token in %s has the scope read (or admin, or none: every scope) that status needs", source(fromEnv, "token-file"), tokenFile)
+		}
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if caFile != "" {
@@ -130,8 +133,11 @@ func (c *StatusCommand) Run(ctx context.Context, args []string) error {
 			Error string `json:"error"`
 		}
 		_ = json.Unmarshal(body, &e)
-		if resp.StatusCode == http.StatusUnauthorized {
+		switch resp.StatusCode {
+		case http.StatusUnauthorized:
 			return fmt.Errorf("status: %s answered 401 (%s): pass a token with --token-file", u, e.Error)
+		case http.StatusForbidden:
+			return fmt.Errorf("status: %s answered 403 (%s): the token sent needs the scope read in the server's token file", u, e.Error)
 		}
 		return fmt.Errorf("status: %s answered %s: %s", u, resp.Status, e.Error)
 	}
@@ -230,10 +236,22 @@ each shard's node, breaker state, health, counters and last error.
 
 Flags (flags win over environment variables):
   --server URL        server base URL, or host:port for http (env SHARDSEQ_SERVER; default http://localhost:8080)
-  --token-file F      bearer tokens, one per line; the first is sent (env SHARDSEQ_TOKEN_FILE)
+  --token-file F      bearer tokens, one per line (the server's format); the first with the scope
+                      read, admin or none (every scope) is sent (env SHARDSEQ_TOKEN_FILE)
   --ca-file F         CA certificate of an https server (env SHARDSEQ_CA_FILE)
   --namespace NS      only this namespace
   --timeout D         how long to wait for the server (default 5s)
   --wide              print each shard's last error whole (the table cuts it to 70 characters)
 `)
+}
+
+// readToken is the secret of the first token that may read GET /v1/shards:
+// a bare one (every scope), or one with read or admin; "" if none.
+func readToken(tokens []server.Token) string {
+	for _, t := range tokens {
+		if len(t.Scopes) == 0 || slices.Contains(t.Scopes, server.ScopeRead) || slices.Contains(t.Scopes, server.ScopeAdmin) {
+			return t.Secret
+		}
+	}
+	return ""
 }
