@@ -164,7 +164,10 @@ func (c *Client) stockSparesLocked() {
 	for _, sp := range c.spares {
 		held += sp.n
 	}
-	want := int64(c.rate * c.cfg.HoldFor.Seconds())
+	// Never more than was handed out so far: a rate measured on a burst of
+	// a few IDs (a block used up in a millisecond) would otherwise set aside
+	// thousands for a namespace that has handed out six.
+	want := min(int64(c.rate*c.cfg.HoldFor.Seconds()), c.econ.issued.Load())
 	if 4*held >= 3*want {
 		return
 	}
