@@ -157,6 +157,21 @@ func bearerToken(h string) (string, bool) {
 	return t, true
 }
 
+// check decides on the Authorization header hdr of a request: nil for a
+// valid bearer token, else the public error and the WWW-Authenticate
+// challenge to answer with. The HTTP routes (require) and the RPCs
+// (requireRPC) share it.
+func (a *authenticator) check(hdr string) (challenge string, err error) {
+	if hdr == "" {
+		return `Bearer realm="shardseq"`, public(errUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
+	}
+	t, ok := bearerToken(hdr)
+	if !ok || !a.valid(t) {
+		return `Bearer realm="shardseq", error="invalid_token"`, public(errUnauthorized, "invalid bearer token")
+	}
+	return "", nil
+}
+
 // require wraps h: requests without a valid bearer token get 401. A nil
 // authenticator lets everything through.
 func (a *authenticator) require(h http.HandlerFunc) http.HandlerFunc {
@@ -164,16 +179,9 @@ func (a *authenticator) require(h http.HandlerFunc) http.HandlerFunc {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		hdr := r.Header.Get("Authorization")
-		if hdr == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="shardseq"`)
-			writeError(w, public(errUnauthorized, "missing bearer token: send Authorization: Bearer <token>"))
-			return
-		}
-		t, ok := bearerToken(hdr)
-		if !ok || !a.valid(t) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="shardseq", error="invalid_token"`)
-			writeError(w, public(errUnauthorized, "invalid bearer token"))
+		if challenge, err := a.check(r.Header.Get("Authorization")); err != nil {
+			w.Header().Set("WWW-Authenticate", challenge)
+			writeError(w, err)
 			return
 		}
 		h(w, r)
@@ -191,7 +199,8 @@ func TLSConfig(certFile, keyFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: loading TLS certificate %s and key %s: %w", certFile, keyFile, err)
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+	// h2 for gRPC (which needs HTTP/2) on the same port as HTTP/1.1.
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}, nil
 }
 
 // ReadSecretFile reads a one-line secret (e.g. a Redis password) from a
