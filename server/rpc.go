@@ -78,6 +78,7 @@ func (s *Server) rpcRoutes(mux *http.ServeMux, api *authenticator) {
 		// HTTP body, after decompression too.
 		connect.WithReadMaxBytes(maxBodyBytes),
 		connect.WithRecover(s.rpcRecover),
+		connect.WithInterceptors(s.rpcCounter()),
 	}
 	path, h := shardseqv1connect.NewShardseqServiceHandler(rpcService{s}, opts...)
 	mux.Handle(path, api.requireRPC(h))
@@ -108,6 +109,23 @@ func (a *authenticator) requireRPC(h http.Handler) http.Handler {
 func (s *Server) rpcRecover(ctx context.Context, spec connect.Spec, _ http.Header, v any) error {
 	s.log.Error("panic serving RPC", "procedure", spec.Procedure, "panic", v)
 	return rpcError(fmt.Errorf("server: panic: %v", v))
+}
+
+// rpcCounter counts every call that reached a procedure in
+// shardseq_rpc_requests_total: the HTTP metrics see a gRPC call as a 200
+// whatever its status.
+func (s *Server) rpcCounter() connect.Interceptor {
+	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			res, err := next(ctx, req)
+			code := "ok"
+			if err != nil {
+				code = connect.CodeOf(err).String()
+			}
+			s.metrics.rpcRequests.WithLabelValues(req.Spec().Procedure, code).Inc()
+			return res, err
+		}
+	})
 }
 
 // rpcFail logs a failed RPC as fail logs a failed HTTP request, and returns

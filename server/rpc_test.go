@@ -482,6 +482,18 @@ func testRPCLease(t *testing.T, cl *cluster.Cluster) {
 	if v := value(t, s.Metrics(), "shardseq_ids_issued_total", map[string]string{"namespace": "rpc-lease"}); v < float64(len(seen)+100) {
 		t.Errorf("shardseq_ids_issued_total %v, want at least %d", v, len(seen)+100)
 	}
+	for _, c := range []struct {
+		procedure, code string
+		want            float64
+	}{
+		{shardseqv1connect.ShardseqServiceLeaseProcedure, "ok", 20},
+		{shardseqv1connect.ShardseqServiceLeaseProcedure, "invalid_argument", 3},
+		{shardseqv1connect.ShardseqServiceTakeIdsProcedure, "ok", 1},
+	} {
+		if v := value(t, s.Metrics(), "shardseq_rpc_requests_total", map[string]string{"procedure": c.procedure, "code": c.code}); v != c.want {
+			t.Errorf("shardseq_rpc_requests_total{%s,%s} = %v, want %v", c.procedure, c.code, v, c.want)
+		}
+	}
 }
 
 func testRPCNamespaces(t *testing.T, cl *cluster.Cluster) {
