@@ -71,19 +71,26 @@ func rpcError(err error) *connect.Error {
 	return ce
 }
 
+// rpcCompressMinBytes: smaller answers go uncompressed.
+const rpcCompressMinBytes = 1024
+
 // rpcRoutes mounts the RPC handlers on mux.
 func (s *Server) rpcRoutes(mux *http.ServeMux, api *authenticator) {
 	opts := []connect.HandlerOption{
 		// A request message is a name and a few numbers: bounded like an
 		// HTTP body, after decompression too.
 		connect.WithReadMaxBytes(maxBodyBytes),
+		// connect-go gzips every answer a client accepts gzip for: a
+		// single ID's answer is a dozen bytes, and gzip's writer costs
+		// more than it saves below about a kilobyte.
+		connect.WithCompressMinBytes(rpcCompressMinBytes),
 		connect.WithRecover(s.rpcRecover),
 		connect.WithInterceptors(s.rpcCounter()),
 	}
 	path, h := shardseqv1connect.NewShardseqServiceHandler(rpcService{s}, opts...)
 	mux.Handle(path, api.requireRPC(h))
 	// Open, like /healthz and /readyz: a load balancer has no token.
-	path, h = grpchealth.NewHandler(rpcHealth{s}, connect.WithReadMaxBytes(maxBodyBytes))
+	path, h = grpchealth.NewHandler(rpcHealth{s}, connect.WithReadMaxBytes(maxBodyBytes), connect.WithCompressMinBytes(rpcCompressMinBytes))
 	mux.Handle(path, h)
 }
 

@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -27,44 +29,50 @@ func BenchmarkRPC(b *testing.B) {
 	url := rpcServer(b, s.Handler(), nil)
 	const ns = "bench-rpc"
 
-	b.Run("http", func(b *testing.B) {
-		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				resp, err := hc.Post(url+"/v1/ids/"+ns, "", nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					b.Fatalf("%d", resp.StatusCode)
-				}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	httpCall := func(b *testing.B) {
+		resp, err := hc.Post(url+"/v1/ids/"+ns, "", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("%d", resp.StatusCode)
+		}
+	}
+	rpcCall := func(c shardseqv1connect.ShardseqServiceClient) func(*testing.B) {
+		return func(b *testing.B) {
+			res, err := c.TakeIds(context.Background(), connect.NewRequest(&shardseqv1.TakeIdsRequest{Namespace: ns}))
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
-	})
-	for _, tc := range []struct {
+			if len(res.Msg.GetIds()) != 1 {
+				b.Fatalf("%v", res.Msg)
+			}
+		}
+	}
+	calls := []struct {
 		name string
-		c    shardseqv1connect.ShardseqServiceClient
+		call func(*testing.B)
 	}{
-		{"grpc", shardseqv1connect.NewShardseqServiceClient(h2cClient(), url, connect.WithGRPC())},
-		{"connect", shardseqv1connect.NewShardseqServiceClient(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}, url)},
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				ctx := context.Background()
-				for pb.Next() {
-					res, err := tc.c.TakeIds(ctx, connect.NewRequest(&shardseqv1.TakeIdsRequest{Namespace: ns}))
-					if err != nil {
-						b.Fatal(err)
+		{"http", httpCall},
+		{"grpc", rpcCall(shardseqv1connect.NewShardseqServiceClient(h2cClient(), url, connect.WithGRPC()))},
+		{"connect", rpcCall(shardseqv1connect.NewShardseqServiceClient(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}, url))},
+	}
+	// callers=2: one caller per P, each waiting for its answer (latency);
+	// callers=32: enough in flight to keep the server busy (throughput).
+	for _, par := range []int{1, 16} {
+		for _, c := range calls {
+			b.Run(fmt.Sprintf("callers=%d/%s", par*runtime.GOMAXPROCS(0), c.name), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(par)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						c.call(b)
 					}
-					if len(res.Msg.GetIds()) != 1 {
-						b.Fatalf("%v", res.Msg)
-					}
-				}
+				})
 			})
-		})
+		}
 	}
 }
