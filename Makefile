@@ -13,6 +13,10 @@ CLUSTER_PORT ?= 7000
 LISTEN       ?= :8080
 SHARDS       ?= 12
 STATICCHECK_VERSION ?= v0.8.2
+# buf lints api/**/*.proto and generates api/gen; it and the protoc plugins
+# (api/buf.gen.yaml) are Go modules run with `go run` at pinned versions.
+BUF_VERSION  ?= v1.75.0
+BUF          := $(GO) run github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 LAB          := lab
 
 # Version and commit stamped into the binary (internal/version; `shardseq
@@ -28,7 +32,7 @@ COMMIT       ?= $(shell git rev-parse HEAD 2>/dev/null)
 VERSION_PKG  := github.com/shardseq/shardseq/internal/version
 LDFLAGS      := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).revision=$(COMMIT)
 
-.PHONY: all build run redis cluster-up cluster-down cluster-status test test-clients vet lint chaos-long bench clean docker-build docker-up docker-down chaos docker-smoke
+.PHONY: proto proto-check all build run redis cluster-up cluster-down cluster-status test test-clients vet lint chaos-long bench clean docker-build docker-up docker-down chaos docker-smoke
 
 all: build
 
@@ -69,7 +73,7 @@ vet:
 
 # test: what CI runs. Unit and integration tests (real Redis Clusters started
 # by the tests on ports 7000-22000), all with the race detector.
-test: vet test-clients
+test: vet proto-check test-clients
 	$(GO) test -race -count=1 -tags integration -timeout 20m ./...
 	cd $(LAB) && $(GO) test -race -count=1 -tags integration -timeout 10m ./...
 
@@ -88,6 +92,19 @@ test-clients:
 		java -cp $(JAVA_OUT) io.shardseq.ShardseqClientTest; \
 	elif [ "$$CI" = true ]; then echo "javac/java not found (CI=true)" >&2; exit 1; \
 	else echo "javac not found: the Java client's tests are skipped"; fi
+
+# proto: lint the .proto files under api/ (buf lint, STANDARD rules:
+# api/buf.yaml) and regenerate api/gen from them. The first run builds buf
+# (about 2 minutes); later ones take seconds.
+proto:
+	cd api && $(BUF) lint && $(BUF) generate
+
+# proto-check: what make test checks: the .proto files lint clean and the
+# committed api/gen is exactly what they generate.
+proto-check: proto
+	@if [ -n "$$(git status --porcelain -- api/gen)" ]; then \
+		git status --short -- api/gen; \
+		echo "api/gen is not what api/**/*.proto generate: run make proto and commit api/gen" >&2; exit 1; fi
 
 lint: vet
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi

@@ -534,7 +534,8 @@ func TLSConfig(certFile, keyFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: loading TLS certificate %s and key %s: %w", certFile, keyFile, err)
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+	// h2 for gRPC (which needs HTTP/2) on the same port as HTTP/1.1.
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}, nil
 }
 
 // ReadSecretFile reads a one-line secret (e.g. a Redis password) from a

@@ -31,7 +31,14 @@ func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 	if log == nil {
 		log = slog.Default()
 	}
+	// HTTP/2 without TLS too (prior knowledge, as gRPC clients speak it on
+	// a plain port); HTTP/1.1 clients see no difference.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(true)
 	return &http.Server{
+		Protocols:         &protocols,
 		Addr:              addr,
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -63,6 +70,7 @@ func (s *Server) routes() http.Handler {
 	}))
 	s.leaseRoutes(mux, api)     // POST /v1/leases/{namespace}
 	s.namespaceRoutes(mux, api) // PUT, GET, DELETE /v1/namespaces/{namespace}, GET /v1/namespaces
+	s.rpcRoutes(mux, api)       // /shardseq.v1.ShardseqService/*, /grpc.health.v1.Health/* (rpc.go)
 	mux.HandleFunc("GET /v1/shards", api.requireScope(scopeRead, strictQuery(s.handleShards, "namespace")))
 	mux.HandleFunc("/v1/shards", api.require(methodNotAllowed(http.MethodGet, http.MethodHead)))
 	mux.HandleFunc("/v1/", api.require(notFound)) // unknown /v1 paths say nothing without a token

@@ -39,6 +39,7 @@ type metrics struct {
 	reserveSeconds *prometheus.HistogramVec // namespace
 	httpRequests   *prometheus.CounterVec   // method, route, code
 	httpSeconds    *prometheus.HistogramVec // method, route
+	rpcRequests    *prometheus.CounterVec   // procedure, code
 	evictions      *prometheus.CounterVec   // reason: idle, lru
 	closeGaps      prometheus.Counter
 	created        prometheus.Counter
@@ -72,6 +73,10 @@ func newMetrics(s *Server, next failover.Observer) *metrics {
 		Help:    "Time to answer an HTTP request, by method and route pattern.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"method", "route"})
+	m.rpcRequests = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "shardseq_rpc_requests_total",
+		Help: "Calls of shardseq.v1.ShardseqService by procedure and gRPC status code (ok for success), whatever the protocol (gRPC, gRPC-Web, Connect); calls refused for their token are not counted here.",
+	}, []string{"procedure", "code"})
 	bi := version.Get()
 	f.NewGauge(prometheus.GaugeOpts{
 		Name:        "shardseq_build_info",
@@ -194,6 +199,14 @@ func (w *statusWriter) WriteHeader(code int) {
 		w.code, w.wrote = code, true
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// Flush passes flushes on: connect-go refuses a streaming RPC (the health
+// service's Watch) on a writer without it.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {

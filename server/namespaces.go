@@ -257,10 +257,7 @@ func (s *Server) handlePutNamespace(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.adminContext(r)
 	defer cancel()
-	ns, err := client.PutNamespace(ctx, s.cfg.Cluster, name, spec, s.cfg.Shards, s.cfg.Client)
-	if errors.Is(err, client.ErrShardCountMismatch) || errors.Is(err, client.ErrSettingsMismatch) {
-		err = s.conflict(ctx, name, err)
-	}
+	ns, err := s.putNamespace(ctx, name, spec)
 	if err != nil {
 		s.fail(w, r, name, err)
 		return
@@ -269,10 +266,26 @@ func (s *Server) handlePutNamespace(w http.ResponseWriter, r *http.Request) {
 	if ns.Created {
 		status = http.StatusCreated
 		w.Header().Set("Location", "/v1/namespaces/"+name)
+	}
+	writeJSON(w, status, namespaceOf(ns.Info))
+}
+
+// putNamespace creates namespace name as spec says, or checks it against
+// spec: PUT /v1/namespaces/{namespace} and its gRPC twin, after they
+// checked name and spec.
+func (s *Server) putNamespace(ctx context.Context, name string, spec client.Spec) (client.Put, error) {
+	ns, err := client.PutNamespace(ctx, s.cfg.Cluster, name, spec, s.cfg.Shards, s.cfg.Client)
+	if errors.Is(err, client.ErrShardCountMismatch) || errors.Is(err, client.ErrSettingsMismatch) {
+		err = s.conflict(ctx, name, err)
+	}
+	if err != nil {
+		return ns, err
+	}
+	if ns.Created {
 		s.log.Info("namespace created", "namespace", name, "shards", ns.Shards, "start", ns.Start, "strict", ns.Strict,
 			"recreated", ns.Recreated, "generation", ns.Generation)
 	}
-	writeJSON(w, status, namespaceOf(ns.Info))
+	return ns, nil
 }
 
 // conflict gives a settings mismatch of namespace name a public message
@@ -312,23 +325,36 @@ func (s *Server) handleDeleteNamespace(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if name == DefaultNamespace {
-		writeError(w, public(errNamespaceConflict, "namespace %q is opened by every server at start (readiness) and cannot be deleted", name))
-		return
-	}
 	ctx, cancel := s.adminContext(r)
 	defer cancel()
+	if _, err := s.deleteNamespace(ctx, name); err != nil {
+		if errors.Is(err, errNamespaceConflict) {
+			writeError(w, err) // not Redis's failure: nothing to log
+		} else {
+			s.fail(w, r, name, err)
+		}
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// deleteNamespace retires namespace name (not the default one) and closes
+// it on this server: DELETE /v1/namespaces/{namespace} and its gRPC twin.
+// It reports whether this call deleted it.
+func (s *Server) deleteNamespace(ctx context.Context, name string) (bool, error) {
+	if name == DefaultNamespace {
+		return false, public(errNamespaceConflict, "namespace %q is opened by every server at start (readiness) and cannot be deleted", name)
+	}
 	deleted, err := client.DeleteNamespace(ctx, s.cfg.Cluster, name, s.cfg.Client)
 	if err != nil {
-		s.fail(w, r, name, err)
-		return
+		return false, err
 	}
 	s.closeNamespace(name)
 	if deleted {
 		s.log.Info("namespace deleted", "namespace", name)
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusNoContent)
+	return deleted, nil
 }
 
 func (s *Server) handleListNamespaces(w http.ResponseWriter, r *http.Request) {

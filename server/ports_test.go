@@ -53,4 +53,5 @@ var (
 	portRedisTLS      = ports.take(2) // TLS, then plain TCP for the setup
 	portOps           = ports.take(clusterPorts)
 	portGrow          = ports.take(clusterPorts + 2) // and a master added later, with its replica
+	portRPC           = ports.take(clusterPorts)     // TestRPC, then BenchmarkRPC (tests end before benchmarks start)
 )

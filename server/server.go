@@ -1,4 +1,4 @@
-// Package server is the HTTP face of shardseq: it hands out IDs of any number
+// Package server is the HTTP (and gRPC) face of shardseq: it hands out IDs of any number
 // of namespaces over one shared Redis Cluster connection and reports the
 // health of their shards.
 //
@@ -12,6 +12,8 @@
 //	GET  /metrics                     Prometheus metrics
 //	GET  /healthz                     200 while the process is up
 //	GET  /readyz                      200 while the default namespace can serve
+//	/shardseq.v1.ShardseqService/*    the same calls over gRPC, gRPC-Web and Connect
+//	/grpc.health.v1.Health/*          readiness for gRPC load balancers (rpc.go)
 //
 // Every response but the page and /metrics is JSON; errors are
 // {"error":"...","code":"..."} with a code from a small fixed set (README

@@ -64,12 +64,12 @@ func (c *ServeCommand) parse(args []string) (serveConfig, error) {
 	rf.register(fs)
 	registerShards(fs, &cfg.shards)
 	cfg.settings.register(fs)
-	fs.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one per line, each optionally followed by its scopes (ids, ids:PATTERN, read, admin; none: all): enables authentication on /v1/* (env SHARDSEQ_TOKEN_FILE)")
+	fs.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one per line, each optionally followed by its scopes (ids, ids:PATTERN, read, admin; none: all): enables authentication on /v1/* and gRPC (env SHARDSEQ_TOKEN_FILE)")
 	fs.BoolVar(&cfg.authMetrics, "auth-metrics", false, "require a token with the scope read on /metrics too (env SHARDSEQ_AUTH_METRICS)")
 	fs.BoolVar(&cfg.authUI, "auth-ui", false, "require a token with the scope read on the health page / too (env SHARDSEQ_AUTH_UI)")
 	fs.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; env SHARDSEQ_TLS_CERT)")
 	fs.StringVar(&tlsKey, "tls-key", "", "private key of --tls-cert (PEM; env SHARDSEQ_TLS_KEY)")
-	fs.StringVar(&cfg.listen, "listen", ":8080", "HTTP listen address (env SHARDSEQ_LISTEN)")
+	fs.StringVar(&cfg.listen, "listen", ":8080", "listen address of the HTTP API and gRPC (env SHARDSEQ_LISTEN)")
 	fs.IntVar(&cfg.maxNamespaces, "max-namespaces", server.DefaultMaxNamespaces, "most namespaces kept open; opening one more closes the least recently used (env SHARDSEQ_MAX_NAMESPACES)")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json, to stderr (env SHARDSEQ_LOG_FORMAT)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (env SHARDSEQ_LOG_LEVEL)")
@@ -265,9 +265,11 @@ Serves IDs over HTTP (README "HTTP API", api/openapi.yaml):
   GET  /                             shard-health page (HTML)
   GET  /metrics                      Prometheus metrics
   GET  /healthz, GET /readyz         liveness, readiness
+and the same over gRPC, gRPC-Web and Connect on the same port (README "gRPC",
+api/shardseq/v1/shardseq.proto): shardseq.v1.ShardseqService, grpc.health.v1.Health
 
 Flags (flags win over environment variables):
-  --listen ADDR             HTTP listen address (env SHARDSEQ_LISTEN; default :8080)
+  --listen ADDR             HTTP and gRPC listen address (env SHARDSEQ_LISTEN; default :8080)
   --shards N                shards per namespace (env SHARDSEQ_SHARDS; default %d)
   --max-namespaces K        namespaces kept open at most; one more closes the least recently used
                             (env SHARDSEQ_MAX_NAMESPACES; default 1000)
@@ -297,7 +299,7 @@ Client settings of every namespace it opens (see README "serve configuration"):
   --ack-timeout D           wait for them at most D, 1ms to 500ms (env SHARDSEQ_ACK_TIMEOUT; default 250ms)
 
 Security (see README "Security"):
-  --token-file F            bearer tokens, one per line: /v1/* needs one (env SHARDSEQ_TOKEN_FILE);
+  --token-file F            bearer tokens, one per line: /v1/* and gRPC need one (env SHARDSEQ_TOKEN_FILE);
                             after a token, its scopes: ids, ids:PATTERN (e.g. ids:tenant-*), read,
                             admin (implies read); a bare token has every scope
   --auth-metrics            /metrics needs a token with read too (env SHARDSEQ_AUTH_METRICS; default false)

@@ -60,3 +60,43 @@ func TestIsLab(t *testing.T) {
 		}
 	}
 }
+
+// rpcModules are the modules of the server's gRPC face (server/rpc.go,
+// api/gen): the library must not need them.
+var rpcModules = []string{"google.golang.org/protobuf", "connectrpc.com/"}
+
+// TestClientNeedsNoRPC: a program that imports client links neither
+// protobuf nor connect-go (go list -deps of client, its non-test
+// dependencies), while the server does (the control: the listing sees
+// them where they are).
+func TestClientNeedsNoRPC(t *testing.T) {
+	deps := func(pkg string) []string {
+		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+		}
+		return strings.Fields(string(out))
+	}
+	rpc := func(dep string) bool {
+		for _, m := range rpcModules {
+			if strings.HasPrefix(dep, m) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, d := range deps(module + "/client") {
+		if rpc(d) {
+			t.Errorf("client depends on %s", d)
+		}
+	}
+	found := 0
+	for _, d := range deps(module + "/server") {
+		if rpc(d) {
+			found++
+		}
+	}
+	if found == 0 {
+		t.Error("no protobuf or connect package among the server's dependencies: the check sees nothing")
+	}
+}
