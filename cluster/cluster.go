@@ -213,6 +213,7 @@ type Cluster struct {
 	// node is frozen) gives up when its context ends.
 	reloadSem     chan struct{}
 	lastGood      atomic.Value
+	readAt        atomic.Int64 // unix nanos of the last successful topology read
 	reloading     atomic.Bool
 	reloadPending atomic.Bool
 }
@@ -266,6 +267,11 @@ func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
 // Topology returns the current snapshot. It never blocks and never returns
 // nil on a Cluster returned by Dial.
 func (c *Cluster) Topology() *Topology { return c.topo.Load() }
+
+// ReadAt is when the topology was last read from the cluster. A read that
+// finds nothing changed keeps the snapshot (and its CreatedAt, which is when
+// the content last changed), so this is the age of what Topology tells.
+func (c *Cluster) ReadAt() time.Time { return time.Unix(0, c.readAt.Load()) }
 
 // ClusterClient returns the go-redis cluster client, which routes keyed
 // commands itself and follows MOVED/ASK.

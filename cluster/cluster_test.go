@@ -217,3 +217,40 @@ func replyErr(t *testing.T, msg string) error {
 	}
 	return err
 }
+
+// A killed master that lost its slots to a replica is left out of Masters
+// but listed in Down, in both reply formats, so that it can be shown down.
+func TestDeadExMasters(t *testing.T) {
+	down := deadFromNodes(nodesFixture)
+	if len(down) != 1 || down[0].Addr != "127.0.0.1:7101" || !down[0].Failed {
+		t.Errorf("CLUSTER NODES: down %+v, want 127.0.0.1:7101", down)
+	}
+	node := func(id string, port int64, role, health string) redis.Node {
+		return redis.Node{ID: id, IP: "127.0.0.1", Endpoint: "127.0.0.1", Port: port, Role: role, Health: health}
+	}
+	slots := []redis.SlotRange{{Start: 5461, End: 10922}}
+	for _, tc := range []struct {
+		name  string
+		shard redis.ClusterShard
+		want  string
+	}{
+		{"healthy", redis.ClusterShard{Slots: slots, Nodes: []redis.Node{
+			node("a", 7101, "master", "online"), node("b", 7104, "replica", "online")}}, "[]"},
+		{"master failed, not yet replaced (still a master)", redis.ClusterShard{Slots: slots, Nodes: []redis.Node{
+			node("a", 7101, "master", "fail"), node("b", 7104, "replica", "online")}}, "[]"},
+		{"Valkey: beside the promoted replica", redis.ClusterShard{Slots: slots, Nodes: []redis.Node{
+			node("a", 7101, "master", "fail"), node("b", 7104, "master", "online")}}, "[127.0.0.1:7101]"},
+		{"Redis 7: alone without slots", redis.ClusterShard{Nodes: []redis.Node{node("a", 7101, "master", "fail")}}, "[127.0.0.1:7101]"},
+		{"failed replica (a master's, not down here)", redis.ClusterShard{Slots: slots, Nodes: []redis.Node{
+			node("a", 7101, "master", "online"), node("b", 7104, "replica", "fail")}}, "[]"},
+	} {
+		shards := []redis.ClusterShard{tc.shard}
+		var addrs []string
+		for _, n := range deadFromShards(shards, mastersFromShards(shards, false), false) {
+			addrs = append(addrs, n.Addr)
+		}
+		if got := fmt.Sprint(addrs); got != tc.want && !(tc.want == "[]" && len(addrs) == 0) {
+			t.Errorf("%s: down %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}

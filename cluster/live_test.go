@@ -116,6 +116,7 @@ func TestLive(t *testing.T) {
 
 	t.Run("LazyReloadCoalesces", func(t *testing.T) {
 		before := shardsCalls(ctx, t, c, addrs)
+		readBefore := c.ReadAt()
 		for range 2000 {
 			c.LazyReload()
 		}
@@ -132,6 +133,10 @@ func TestLive(t *testing.T) {
 		}
 		if g := c.Topology().Generation; g != 1 {
 			t.Fatalf("unchanged topology bumped generation to %d", g)
+		}
+		// The read is recorded although the snapshot (and its CreatedAt) is kept.
+		if !c.ReadAt().After(readBefore) || !c.ReadAt().After(c.Topology().CreatedAt) {
+			t.Fatalf("ReadAt %v after a reload (before %v, snapshot created %v)", c.ReadAt(), readBefore, c.Topology().CreatedAt)
 		}
 	})
 
@@ -184,6 +189,9 @@ func TestLive(t *testing.T) {
 		if _, ok := top2.MasterByAddr(victim); ok {
 			t.Fatalf("dead ex-master still listed as master: %+v", top2.Masters)
 		}
+		if len(top2.Down) != 1 || top2.Down[0].Addr != victim || !top2.Down[0].Failed {
+			t.Fatalf("dead ex-master not in Down: %+v", top2.Down)
+		}
 		// Writes go through on the promoted master.
 		if err := c.Node(replica).Set(ctx, keyOn(t, top2, replica), 1, 0).Err(); err != nil {
 			t.Fatal(err)
@@ -196,6 +204,9 @@ func TestLive(t *testing.T) {
 		}
 		if m, _ := top3.MasterByAddr(replica); len(m.Replicas) != 1 || m.Replicas[0].Addr != victim || top3.Generation <= top2.Generation {
 			t.Fatalf("after rejoin: %+v gen %d", m, top3.Generation)
+		}
+		if len(top3.Down) != 0 {
+			t.Fatalf("rejoined node still down: %+v", top3.Down)
 		}
 	})
 

@@ -50,6 +50,42 @@ func mastersFromShards(shards []redis.ClusterShard, useTLS bool) []Master {
 	return out
 }
 
+// deadFromShards lists the failed master-role nodes of CLUSTER SHARDS that
+// mastersFromShards left out (Topology.Down), sorted by address.
+func deadFromShards(shards []redis.ClusterShard, masters []Master, useTLS bool) []Node {
+	kept := map[string]bool{}
+	for _, m := range masters {
+		kept[m.ID] = true
+	}
+	var out []Node
+	for _, sh := range shards {
+		for _, n := range sh.Nodes {
+			if n.Role == "master" && (n.Health == "fail" || n.Health == "failed") && !kept[n.ID] {
+				out = append(out, Node{ID: n.ID, Addr: shardNodeAddr(n, useTLS), Failed: true})
+			}
+		}
+	}
+	return sortedNodes(out)
+}
+
+// deadFromNodes lists what mastersFromNodes leaves out as dead ex-masters:
+// masters flagged failed that serve no slot.
+func deadFromNodes(text string) []Node {
+	lines, _ := ParseNodeLines(text) // mastersFromNodes parsed it without error
+	var out []Node
+	for _, n := range lines {
+		if n.Has("master") && !n.Has("handshake") && !n.Has("noaddr") && len(n.Slots) == 0 && n.failed() {
+			out = append(out, Node{ID: n.ID, Addr: n.Addr, Failed: true})
+		}
+	}
+	return sortedNodes(out)
+}
+
+func sortedNodes(ns []Node) []Node {
+	slices.SortFunc(ns, func(a, b Node) int { return strings.Compare(a.Addr, b.Addr) })
+	return ns
+}
+
 func shardNodeAddr(n redis.Node, useTLS bool) string {
 	host := n.Endpoint
 	if host == "" || host == "?" {

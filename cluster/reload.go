@@ -26,10 +26,11 @@ func (c *Cluster) Reload(ctx context.Context) (*Topology, error) {
 	if c.isClosed() {
 		return nil, ErrClosed
 	}
-	masters, err := c.load(ctx)
+	masters, down, err := c.load(ctx)
 	if err != nil {
 		return nil, err
 	}
+	c.readAt.Store(time.Now().UnixNano())
 	old := c.topo.Load()
 	gen := uint64(1)
 	if old != nil {
@@ -39,6 +40,7 @@ func (c *Cluster) Reload(ctx context.Context) (*Topology, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.Down = down
 	if old != nil && old.equalContent(t) {
 		return old, nil
 	}
@@ -166,30 +168,31 @@ func (c *Cluster) candidates() []string {
 	return append(out, failed...)
 }
 
-// load fetches the masters from the first candidate that answers.
-func (c *Cluster) load(ctx context.Context) ([]Master, error) {
+// load fetches the masters, and the dead ex-masters (Topology.Down), from
+// the first candidate that answers.
+func (c *Cluster) load(ctx context.Context) ([]Master, []Node, error) {
 	cands := c.candidates()
 	var errs []error
 	for _, addr := range cands {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		masters, err := c.loadFrom(ctx, addr)
+		masters, down, err := c.loadFrom(ctx, addr)
 		if err == nil {
 			c.lastGood.Store(addr)
-			return masters, nil
+			return masters, down, nil
 		}
 		if errors.Is(err, ErrNotCluster) {
-			return nil, err
+			return nil, nil, err
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 		if isRedisError(err) && !errors.Is(err, errNodeUnusable) {
 			// The node answered but refused (auth, ACL): another node will
 			// refuse the same way; report it rather than "unreachable".
-			return nil, fmt.Errorf("cluster: loading topology from %s: %w", addr, err)
+			return nil, nil, fmt.Errorf("cluster: loading topology from %s: %w", addr, err)
 		}
 	}
-	return nil, fmt.Errorf("%w: tried %s: %w",
+	return nil, nil, fmt.Errorf("%w: tried %s: %w",
 		ErrUnreachable, strings.Join(cands, ", "), errors.Join(errs...))
 }
 
@@ -199,47 +202,47 @@ var errNodeUnusable = errors.New("cluster: node cannot answer")
 
 // loadFrom asks one node: CLUSTER SHARDS (Redis 7+), falling back to CLUSTER
 // NODES on servers that do not know SHARDS.
-func (c *Cluster) loadFrom(ctx context.Context, addr string) ([]Master, error) {
+func (c *Cluster) loadFrom(ctx context.Context, addr string) ([]Master, []Node, error) {
 	cl := c.Node(addr)
 	shards, err := cl.ClusterShards(ctx).Result()
 	if err == nil {
 		masters := mastersFromShards(shards, c.cfg.TLSConfig != nil)
 		if len(masters) == 0 {
-			return nil, fmt.Errorf("%w: no master known", errNodeUnusable)
+			return nil, nil, fmt.Errorf("%w: no master known", errNodeUnusable)
 		}
-		return masters, nil
+		return masters, deadFromShards(shards, masters, c.cfg.TLSConfig != nil), nil
 	}
 	if !isRedisError(err) {
-		return nil, err
+		return nil, nil, err
 	}
 	switch {
 	case clusterDisabled(err):
-		return nil, notCluster(addr, err)
+		return nil, nil, notCluster(addr, err)
 	case redis.IsLoadingError(err):
-		return nil, fmt.Errorf("%w: %w", errNodeUnusable, err)
+		return nil, nil, fmt.Errorf("%w: %w", errNodeUnusable, err)
 	case unknownCommand(err):
 		// Older than Redis 7, or SHARDS renamed: fall back to NODES.
 	default:
-		return nil, err
+		return nil, nil, err
 	}
 	text, err := cl.ClusterNodes(ctx).Result()
 	if err != nil {
 		if clusterDisabled(err) {
-			return nil, notCluster(addr, err)
+			return nil, nil, notCluster(addr, err)
 		}
 		if unknownCommand(err) {
-			return nil, c.confirmNotCluster(ctx, cl, addr, err)
+			return nil, nil, c.confirmNotCluster(ctx, cl, addr, err)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	masters, err := mastersFromNodes(text)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errNodeUnusable, err)
+		return nil, nil, fmt.Errorf("%w: %w", errNodeUnusable, err)
 	}
 	if len(masters) == 0 {
-		return nil, fmt.Errorf("%w: no master known", errNodeUnusable)
+		return nil, nil, fmt.Errorf("%w: no master known", errNodeUnusable)
 	}
-	return masters, nil
+	return masters, deadFromNodes(text), nil
 }
 
 // confirmNotCluster is used when CLUSTER commands are refused outright (a

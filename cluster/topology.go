@@ -41,6 +41,12 @@ type Topology struct {
 	// last, sorted by address. A failed master serving no slot (an ex-master
 	// whose replica was promoted) is left out by Cluster's loader.
 	Masters []Master
+	// Down are the dead ex-masters left out of Masters: nodes the answering
+	// node still lists, flagged failed, that serve no slot (a replica took
+	// them over). They are not routed to; they are shown, so that a killed
+	// node is seen down until it comes back (as a replica) or is forgotten.
+	// Sorted by Addr. Cluster's loader fills it; NewTopology leaves it nil.
+	Down []Node
 	// Generation increases by one each time a reload observes a different
 	// topology (slots, nodes, roles or failure flags). Equal generations of
 	// the same Cluster mean equal content.
@@ -183,7 +189,7 @@ func (t *Topology) Addrs() []string {
 // Generation and CreatedAt. Both are normalised by NewTopology, so a plain
 // field comparison is exact.
 func (t *Topology) equalContent(o *Topology) bool {
-	return slices.EqualFunc(t.Masters, o.Masters, func(a, b Master) bool {
+	return slices.Equal(t.Down, o.Down) && slices.EqualFunc(t.Masters, o.Masters, func(a, b Master) bool {
 		return a.Node == b.Node && slices.Equal(a.Replicas, b.Replicas) && slices.Equal(a.Slots, b.Slots)
 	})
 }

@@ -92,6 +92,7 @@ type Server struct {
 	downCtx  context.Context // ended: what ID requests use while no master serves
 	pool     *pool
 	repairs  *failover.Repairs // owned: the server owns its use of the connection
+	started  time.Time         // for the health page's uptime
 }
 
 // New validates cfg, opens the default namespace (so /readyz means
@@ -102,7 +103,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, reg: failover.NewRegistry(), log: cfg.Logger,
+	s := &Server{cfg: cfg, reg: failover.NewRegistry(), log: cfg.Logger, started: time.Now(),
 		auth: newAuthenticator(cfg.Tokens, cfg.ScopedTokens), rates: newSampler(cfg.SampleEvery, cfg.SampleWindow),
 		creates: newTokenBucket(cfg.CreateRate, cfg.CreateBurst, time.Now), warned: newHeadroomWarnings(cfg.Logger)}
 	s.metrics = newMetrics(s, cfg.Client.Observer)

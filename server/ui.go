@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/shardseq/shardseq/client"
+	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/failover"
+	"github.com/shardseq/shardseq/internal/version"
 )
 
 //go:embed templates/*.html
@@ -36,14 +38,24 @@ const (
 const maxErrorShown = 240
 
 var pageTemplate = template.Must(template.New("page.html").Funcs(template.FuncMap{
-	"num":   formatNum,
-	"slots": formatSlots,
-	"rate":  formatRate,
-	"ago":   formatAgo,
-	"ms":    func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
-	"short": func(id string) string { return id[:min(8, len(id))] },
-	"secs":  func(ms int64) string { return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64) },
-	"add":   func(a, b int) int { return a + b },
+	"num":     formatNum,
+	"slots":   formatSlots,
+	"rate":    formatRate,
+	"ago":     formatAgo,
+	"dur":     formatDur,
+	"percent": formatPercent,
+	"plural": func(n int, one, many string) string {
+		if n == 1 {
+			return one
+		}
+		return many
+	},
+	"ms":       func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
+	"short":    func(id string) string { return id[:min(8, len(id))] },
+	"secs":     func(ms int64) string { return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64) },
+	"add":      func(a, b int) int { return a + b },
+	"actSlots": func() string { return actSlots },
+	"action":   formatAction,
 	"trunc": func(s string) string {
 		if len(s) <= maxErrorShown {
 			return s
@@ -74,6 +86,86 @@ type pageData struct {
 	Hidden      int  // namespaces whose tables are not shown
 	SampleEvery time.Duration
 	Window      time.Duration
+	Masters     []masterView // the cluster's masters, with what to do about each
+	DownNodes   []downView   // dead ex-masters: down, their slots taken over
+	ReadAt      time.Time    // when the topology was last read (Cluster.UpdatedAt: last changed)
+	Version     string       // internal/version
+	Uptime      time.Duration
+}
+
+// masterView is a master of the cluster table, with the action suggested
+// when it or a replica is down, or when it has no replica.
+type masterView struct {
+	masterJSON
+	Action string
+}
+
+// downView is a node the cluster still lists, flagged failed, that serves
+// no slot any more: a killed master whose replica took over.
+type downView struct {
+	Addr, ID string
+	Action   string
+}
+
+// Suggested actions, one per unhealthy state. They say what the system does
+// by itself first, then what a person can check.
+const (
+	actMasterDown  = "master down: its replica should be promoted within node-timeout; if not, check `shardseq cluster status`"
+	actNoReplica   = "master down and no replica: its slots stay unserved until it is back; restart the node, then give it a replica"
+	actReplicaDown = "replica down: the master has no standby while it is; restart the node (it rejoins as a replica)"
+	actExMaster    = "down: a replica took over its slots; restart the node (it rejoins as a replica) or remove it with CLUSTER FORGET"
+	actLonely      = "no replica: a failure of this master leaves its slots unserved; add a replica"
+	actOpen        = "breaker open: reservations on this shard's master failed; the other shards hand out IDs meanwhile and it is retried after a pause; if it stays open, check `shardseq cluster status`"
+	actHalfOpen    = "breaker half-open: trying the master again; healthy after a reservation succeeds"
+	actUnhealthy   = "its master is unreachable or the last reservation failed: the other shards hand out IDs meanwhile; if the master is down, its replica should be promoted within node-timeout; if not, check `shardseq cluster status`"
+	actSlots       = "slots missing: no master serves some slots, and writes to them fail; check `shardseq cluster status`"
+)
+
+// formatAction escapes a suggested action and sets `commands` as code.
+func formatAction(a string) template.HTML {
+	parts := strings.Split(template.HTMLEscapeString(a), "`")
+	var b strings.Builder
+	for k, p := range parts {
+		if k%2 == 1 && k < len(parts)-1 {
+			b.WriteString("<code>" + p + "</code>")
+		} else {
+			if k%2 == 1 {
+				b.WriteString("`")
+			}
+			b.WriteString(p)
+		}
+	}
+	return template.HTML(b.String())
+}
+
+// mastersOf adds the suggested actions to the cluster's masters.
+func mastersOf(c clusterJSON) []masterView {
+	out := make([]masterView, 0, len(c.Masters))
+	for _, m := range c.Masters {
+		mv := masterView{masterJSON: m}
+		replicaUp := slices.ContainsFunc(m.Replicas, func(r nodeJSON) bool { return !r.Failed })
+		switch {
+		case m.Failed && replicaUp:
+			mv.Action = actMasterDown
+		case m.Failed:
+			mv.Action = actNoReplica
+		case slices.ContainsFunc(m.Replicas, func(r nodeJSON) bool { return r.Failed }):
+			mv.Action = actReplicaDown
+		case len(m.Replicas) == 0:
+			mv.Action = actLonely
+		}
+		out = append(out, mv)
+	}
+	return out
+}
+
+// downOf is the dead ex-masters of top, as the page shows them.
+func downOf(top *cluster.Topology) []downView {
+	var out []downView
+	for _, n := range top.Down {
+		out = append(out, downView{Addr: n.Addr, ID: n.ID, Action: actExMaster})
+	}
+	return out
 }
 
 // stateN is how many shards have their breaker in State.
@@ -94,12 +186,18 @@ type nsView struct {
 	SparkMax   float64
 	HasSamples bool
 	Shards     []shardView
+	N          int     // the namespace's shard count
+	Start      int64   // its first ID
+	Strict     bool    // a reservation per ID, no order window
+	Used       float64 // fraction of the ID space below the highest ID handed out
+	UsedKnown  bool    // an ID was handed out since the namespace opened
 }
 
 type shardView struct {
 	failover.ShardStatus
 	Class  string // ok, warn, bad: the row's colour
 	Health string // healthy, unhealthy
+	Action string // what to do when unhealthy
 }
 
 const sparkW, sparkH = 160.0, 28.0
@@ -116,7 +214,10 @@ type nsSum struct {
 func (s *Server) pageData(selected string, page int) pageData {
 	d := pageData{Now: time.Now(), RefreshMs: s.cfg.PageRefresh.Milliseconds(), Selected: selected, SampleEvery: s.rates.every,
 		Window: s.rates.every * time.Duration(s.rates.keep)}
-	d.Cluster = clusterOf(s.cfg.Cluster.Topology())
+	top := s.cfg.Cluster.Topology()
+	d.Cluster, d.DownNodes, d.ReadAt = clusterOf(top), downOf(top), s.cfg.Cluster.ReadAt()
+	d.Masters = mastersOf(d.Cluster)
+	d.Version, d.Uptime = version.Get().Version, time.Since(s.started)
 	all := s.summarize(&d)
 	if selected != "" {
 		k := slices.IndexFunc(all, func(sum nsSum) bool { return sum.name == selected })
@@ -196,7 +297,7 @@ func (s *Server) summarize(d *pageData) []nsSum {
 		d.Breakers = append(d.Breakers, stateN{State: state, N: states[state]})
 	}
 	switch {
-	case d.Total > 0 && d.Healthy == d.Total && d.Cluster.Covered && d.Cluster.failed() == 0:
+	case d.Total > 0 && d.Healthy == d.Total && d.Cluster.Covered && d.Cluster.failed() == 0 && len(d.DownNodes) == 0:
 		d.Status = "ok"
 	case d.Healthy > 0:
 		d.Status = "degraded"
@@ -225,6 +326,9 @@ func (s *Server) namespaceRow(sum nsSum, shards bool) nsView {
 	nv.HasSamples = len(points) > 0
 	nv.Rate = recent(points, s.rates.every, time.Minute)
 	nv.Spark, nv.SparkMax = sparkline(points, s.rates.keep-1)
+	nv.N, nv.Start, nv.Strict = sum.e.c.ShardCount(), sum.e.c.Start(), sum.e.c.Strict()
+	_, nv.UsedKnown = sum.e.head.leftRatio()
+	nv.Used = sum.e.head.usedFraction()
 	if shards {
 		nv.Shards, nv.Healthy, nv.Total = shardViews(sum.e.c.Shards())
 	}
@@ -237,9 +341,11 @@ func shardViews(rows []failover.ShardStatus) (out []shardView, healthy, total in
 		sv := shardView{ShardStatus: st, Class: "ok", Health: "healthy"}
 		switch {
 		case !st.Healthy && st.State == "closed":
-			sv.Class, sv.Health = "warn", "unhealthy"
+			sv.Class, sv.Health, sv.Action = "warn", "unhealthy", actUnhealthy
+		case !st.Healthy && st.State == "half-open":
+			sv.Class, sv.Health, sv.Action = "bad", "unhealthy", actHalfOpen
 		case !st.Healthy:
-			sv.Class, sv.Health = "bad", "unhealthy"
+			sv.Class, sv.Health, sv.Action = "bad", "unhealthy", actOpen
 		}
 		out = append(out, sv)
 		total++
@@ -295,11 +401,26 @@ func formatSlots(rs [][2]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// formatNum writes an integer with thin thousands separators.
-func formatNum(v uint64) string {
-	s := strconv.FormatUint(v, 10)
+// formatNum writes an integer (uint64, int64 or int) with thin thousands
+// separators, so that IDs, counts and block sizes read alike.
+func formatNum(v any) string {
+	var s string
+	switch n := v.(type) {
+	case uint64:
+		s = strconv.FormatUint(n, 10)
+	case int64:
+		s = strconv.FormatInt(n, 10)
+	case int:
+		s = strconv.Itoa(n)
+	default:
+		s = fmt.Sprint(v)
+	}
+	sign := ""
+	if strings.HasPrefix(s, "-") {
+		sign, s = "-", s[1:]
+	}
 	if len(s) <= 3 {
-		return s
+		return sign + s
 	}
 	var b strings.Builder
 	pre := len(s) % 3
@@ -312,7 +433,7 @@ func formatNum(v uint64) string {
 		}
 		b.WriteString(s[k : k+3])
 	}
-	return b.String()
+	return sign + b.String()
 }
 
 func formatRate(v float64) string {
@@ -330,21 +451,61 @@ func formatRate(v float64) string {
 }
 
 func formatAgo(t time.Time) string {
-	if t.IsZero() {
-		return ""
+	if t.IsZero() || t.Unix() <= 0 {
+		return "never"
 	}
 	d := time.Since(t)
 	switch {
 	case d < time.Second:
 		return "just now"
-	case d < time.Minute:
-		return strconv.Itoa(int(d.Seconds())) + "s ago"
-	case d < time.Hour:
-		return strconv.Itoa(int(d.Minutes())) + "m ago"
 	case d < 48*time.Hour:
-		return strconv.Itoa(int(d.Hours())) + "h ago"
+		return formatDur(d.Truncate(time.Second)) + " ago"
 	}
 	return t.UTC().Format("2006-01-02 15:04Z")
+}
+
+// formatDur writes a duration for people: "250 ms", "5 s", "2.5 s",
+// "10 min", "4 min 30 s", "3 h 5 min", "2 d 3 h". Two units at most: the
+// page shows ages and windows, not timings.
+func formatDur(d time.Duration) string {
+	unit := func(v int64, u string) string { return strconv.FormatInt(v, 10) + " " + u }
+	two := func(hi int64, hu string, lo int64, lu string) string {
+		if lo == 0 {
+			return unit(hi, hu)
+		}
+		return unit(hi, hu) + " " + unit(lo, lu)
+	}
+	switch {
+	case d < 0:
+		return "-" + formatDur(-d)
+	case d < time.Second:
+		return unit(d.Milliseconds(), "ms")
+	case d < time.Minute:
+		return strconv.FormatFloat(d.Round(100*time.Millisecond).Seconds(), 'f', -1, 64) + " s"
+	case d < time.Hour:
+		s := int64(d.Round(time.Second) / time.Second)
+		return two(s/60, "min", s%60, "s")
+	case d < 48*time.Hour:
+		m := int64(d.Round(time.Minute) / time.Minute)
+		return two(m/60, "h", m%60, "min")
+	}
+	h := int64(d.Round(time.Hour) / time.Hour)
+	return two(h/24, "d", h%24, "h")
+}
+
+// formatPercent writes a fraction as a percentage with three significant
+// digits, as the CLI prints a namespace's space used (cmd/shardseq percent).
+func formatPercent(f float64) string {
+	p := 100 * f
+	switch {
+	case p <= 0:
+		return "0%"
+	case p < 1e-6:
+		return "less than 0.000001%"
+	case p >= 10:
+		return strconv.FormatFloat(p, 'f', 1, 64) + "%"
+	}
+	return strconv.FormatFloat(p, 'f', 2-int(math.Floor(math.Log10(p))), 64) + "%"
 }
 
 // handleUI serves the shard-health page, or with ?fragment=1 only its
