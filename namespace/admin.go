@@ -158,7 +158,7 @@ func Describe(ctx context.Context, r shard.Router, name string, opt shard.Option
 func openAsIs(ctx context.Context, r shard.Router, name string, opt shard.Options) (*Namespace, error) {
 	ns, err := open(ctx, r, name, Settings{NoCreate: true}, intent{asIs: true}, opt)
 	if errors.Is(err, ErrNamespaceNotFound) {
-		if names, lerr := ListNamespaces(ctx, r); lerr == nil && slices.Contains(names, name) {
+		if indexed, lerr := inIndex(ctx, r, name); lerr == nil && indexed {
 			return nil, fmt.Errorf("%w: namespace %q is in the index of namespaces but no copy of its record is left. %s",
 				ErrNamespaceLost, name, lostHint)
 		}

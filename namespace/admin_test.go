@@ -19,7 +19,7 @@ import (
 	"github.com/shardseq/shardseq/shard"
 )
 
-// Ports of this package's clusters: 7200-7219 (bus ports +10000).
+// Ports of this package's clusters: 7200-7239 (bus ports +10000).
 const portNamespaces = 7200
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"sync"
 	"time"
 
 	"github.com/shardseq/shardseq/shard"
@@ -78,17 +78,28 @@ func (ns *Namespace) create(ctx context.Context, keys []string, want Settings, i
 	// again, only repaired, whatever its record copies say.
 	indexed := false
 	if ns.opt.UnsafeDefences != shard.LegacyDefences {
-		names, err := ListNamespaces(ctx, ns.r)
-		if err != nil {
+		if indexed, err = inIndex(ctx, ns.r, ns.Name); err != nil {
 			return false, fmt.Errorf("shard: cannot tell whether namespace %q was created before: %w", ns.Name, err)
 		}
-		indexed = slices.Contains(names, ns.Name)
 	}
 	if !indexed {
-		for _, s := range ns.Shards {
-			if err := s.Create(ctx, wait); err != nil {
+		// Each slot's trace before its keys, so that no history of a
+		// master holds a key of the namespace without its trace.
+		if ns.opt.UnsafeDefences == shard.AllDefences {
+			if err := ns.writeTraces(ctx, true); err != nil {
 				return false, err
 			}
+		}
+		// The shards are independent: created all at once, a creation
+		// costs a few round trips, not a few per shard.
+		errs := make([]error, len(ns.Shards))
+		var wg sync.WaitGroup
+		for i, s := range ns.Shards {
+			wg.Go(func() { errs[i] = s.Create(ctx, wait) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return false, err
 		}
 		if ns.opt.UnsafeDefences != shard.LegacyDefences {
 			if err := ns.addToIndex(ctx); err != nil {

@@ -188,8 +188,8 @@ func TestMetaAndIndexKeysSpreadOverThirds(t *testing.T) {
 			t.Errorf("%s copies must sit on 3 distinct masters, got %d", name, len(seen))
 		}
 	}
-	// The index's keys are outside every namespace's key prefix, so the scan
-	// for a lost namespace's traces never matches them.
+	// The index's keys are outside every namespace's key prefix: a key under
+	// shardseq:{<name>: is the namespace's own.
 	for _, k := range IndexKeys() {
 		if strings.HasPrefix(k, "shardseq:{") {
 			t.Errorf("index key %s looks like a namespace key", k)

@@ -205,6 +205,11 @@ func (ns *Namespace) act(ctx context.Context, c copies, want Settings, in intent
 		// remain; a copy whose master is unreachable right now is left alone.
 		_ = ns.repairRecord(ctx, c.missing)
 	}
+	if c.ready && ns.opt.UnsafeDefences == shard.AllDefences {
+		// A namespace created before traces existed gets them now, best
+		// effort (a no-op, not even replicated, once they are there).
+		_ = ns.writeTraces(ctx, false)
+	}
 	if recreate {
 		if err := ns.recreate(ctx, c.keys, in); err != nil {
 			return err

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -16,9 +18,16 @@ var (
 	metaSrc string
 	//go:embed lua/index.lua
 	indexSrc string
+	//go:embed lua/trace.lua
+	traceSrc string
+	//go:embed lua/tracecheck.lua
+	traceCheckSrc string
 
 	metaScript  = shard.NewScript(metaSrc)
 	indexScript = shard.NewScript(indexSrc)
+	traceScript = shard.NewFlaggedScript("allow-cross-slot-keys", traceSrc)
+	// traceCheckScript reads only, and needs no node state: no prelude.
+	traceCheckScript = redis.NewScript(traceCheckSrc)
 )
 
 // metaOp is an operation of lua/meta.lua.
@@ -114,12 +123,16 @@ func parseMetaReplyFull(values []any) (*record, bool, shard.NodeState, error) {
 // indexArgs are the arguments of lua/index.lua.
 type indexArgs struct {
 	Add  bool
+	Has  bool // look Name up (one SISMEMBER) instead of listing every member
 	Name string
 }
 
 func (a indexArgs) argv() []any {
-	if a.Add {
+	switch {
+	case a.Add:
 		return []any{"add", a.Name}
+	case a.Has:
+		return []any{"has", a.Name}
 	}
 	return []any{"list", ""}
 }

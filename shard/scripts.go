@@ -29,6 +29,14 @@ var (
 // ParseNodeState).
 func NewScript(body string) *redis.Script { return redis.NewScript(preludeSrc + "\n" + body) }
 
+// NewFlaggedScript is NewScript with Redis 7 script flags (the shebang
+// `#!lua flags=...`, which must be the script's first line), e.g.
+// allow-cross-slot-keys for a script that reaches keys of several slots of
+// the master it runs on.
+func NewFlaggedScript(flags, body string) *redis.Script {
+	return redis.NewScript("#!lua flags=" + flags + "\n" + preludeSrc + "\n" + body)
+}
+
 // NodeState ends every script's reply: the identity of the master that ran
 // the script and its replicas (see node() in lua/prelude.lua).
 type NodeState struct {

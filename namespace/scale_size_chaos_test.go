@@ -1,0 +1,6 @@
+//go:build chaos
+
+package namespace_test
+
+// scaleNamespaces: the chaos tag measures creation at 10,000 namespaces.
+const scaleNamespaces = 10000

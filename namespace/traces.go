@@ -1,0 +1,199 @@
+package namespace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/shard"
+)
+
+// Traces of a namespace: what refuses to create anew a namespace whose
+// record was lost while keys of it survive (ErrNamespaceLost), in a time
+// that does not grow with the number of namespaces.
+//
+// A lost namespace's keys cannot be found from its name alone: its layout
+// was planned against the slot map of its day (PlanLayout's hash tags are
+// the first of name:N:i:k, k = 0, 1, ..., whose slot fits that map), and N
+// itself was in the lost record. So every slot that holds a counter or a
+// ceiling copy of a namespace also holds a trace: the name, in a set at a
+// key of that very slot (traceKey). A key and its slot's trace live and die
+// together: they move together on a reshard, and the trace is written and
+// confirmed by the replicas before the key is created, so every history of
+// the master that holds the key (a replica promoted, a dump) holds the
+// trace too. A creation looks the name up in the trace set of every slot,
+// one script per master: 16384 SISMEMBERs whatever the number of
+// namespaces, where a SCAN of every key used to grow with it. (A script may
+// reach keys of several slots of its master, but one command may not: one
+// EXISTS of many keys is refused.)
+
+// traceTags holds, for each slot, a hash tag of that slot: the first of
+// "0", "1", ... to land on it.
+var traceTags = sync.OnceValue(func() []string {
+	tags := make([]string, cluster.NumSlots)
+	left := cluster.NumSlots
+	for k := 0; left > 0; k++ {
+		tag := strconv.Itoa(k)
+		if s := cluster.Slot(tag); tags[s] == "" {
+			tags[s] = tag
+			left--
+		}
+	}
+	return tags
+})
+
+// traceKey is the key of the trace set of slot s: the names of the
+// namespaces with a counter or a ceiling copy on slot s.
+func traceKey(s int) string { return "shardseq:names:{" + traceTags()[s] + "}" }
+
+// noTraceCheck switches the trace check off (only the index is looked at):
+// the negative control of the tests, which shows what the check prevents.
+var noTraceCheck atomic.Bool
+
+// keys are the counter and ceiling keys of the layout.
+func (l Layout) keys() []string {
+	out := make([]string, 0, (1+CeilingCopies)*l.Shards)
+	for i := range l.Counters {
+		out = append(out, l.CounterKey(i))
+		for c := range l.Ceilings[i] {
+			out = append(out, l.CeilingKey(i, c))
+		}
+	}
+	return out
+}
+
+// writeTraces adds the namespace to the trace set of every slot its layout
+// uses, one script per master. acked: each confirmed by the master's
+// replicas (a creation, before it creates a key); otherwise best effort and
+// unconfirmed (the backfill of a namespace created before traces existed).
+func (ns *Namespace) writeTraces(ctx context.Context, acked bool) error {
+	byMaster := map[string][]any{}
+	seen := map[int]bool{}
+	for _, k := range ns.Layout.keys() {
+		s := cluster.Slot(k)
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		tk := traceKey(s)
+		m, _, err := ns.r.MasterForKey(tk)
+		if err != nil {
+			return fmt.Errorf("shard: tracing namespace %q: %w", ns.Name, err)
+		}
+		if byMaster[m.Addr] == nil {
+			byMaster[m.Addr] = []any{ns.Name}
+		}
+		byMaster[m.Addr] = append(byMaster[m.Addr], tk)
+	}
+	errs := make([]error, 0, len(byMaster))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, args := range byMaster {
+		wg.Go(func() {
+			route := args[1].(string)
+			var err error
+			if acked {
+				_, err = shard.Acked(ctx, ns.r, ns.opt, traceScript, route, ns.createWait(), args)
+			} else {
+				_, err = shard.RunScript(ctx, ns.r, traceScript, route, -1, 0, args)
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("shard: tracing namespace %q on the master of %s: %w", ns.Name, route, err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// findTrace looks the namespace up in the trace set of every slot, one
+// script per master (all at once), and says where it found it; "" when
+// nowhere. It fails closed: a slot no master serves, or a master that
+// cannot answer, is an error, never "no trace". A master whose slots
+// changed under it is asked again once, after a reload of the slot map.
+func (ns *Namespace) findTrace(ctx context.Context) (string, error) {
+	where, err := ns.findTraceOnce(ctx, ns.r.Topology())
+	if err == nil {
+		return where, nil
+	}
+	top, rerr := ns.r.Reload(ctx)
+	if rerr != nil {
+		return "", err
+	}
+	return ns.findTraceOnce(ctx, top)
+}
+
+func (ns *Namespace) findTraceOnce(ctx context.Context, top *cluster.Topology) (string, error) {
+	if top == nil {
+		return "", errors.New("no slot map")
+	}
+	if missing := top.Missing(); len(missing) > 0 {
+		return "", fmt.Errorf("slots %v are served by no master", missing)
+	}
+	type answer struct {
+		addr, key string
+		err       error
+	}
+	var answers []answer
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, m := range top.Masters {
+		if len(m.Slots) == 0 {
+			continue
+		}
+		args := []any{ns.Name}
+		for _, r := range m.Slots {
+			for s := r[0]; s <= r[1]; s++ {
+				args = append(args, traceKey(s))
+			}
+		}
+		wg.Go(func() {
+			key, err := traceCheckScript.Run(ctx, ns.r.Node(m.Addr), nil, args...).Text()
+			mu.Lock()
+			answers = append(answers, answer{m.Addr, key, err})
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	var errs []error
+	for _, a := range answers {
+		switch {
+		case a.err != nil:
+			errs = append(errs, fmt.Errorf("looking for traces on %s: %w", a.addr, a.err))
+		case a.key != "":
+			return fmt.Sprintf("keys of it exist on %s (its trace in %s)", a.addr, a.key), nil
+		}
+	}
+	return "", errors.Join(errs...)
+}
+
+// inIndex reports whether name is in the index of namespaces: in any copy,
+// each looked up with one SISMEMBER. It fails only if no copy can be read.
+func inIndex(ctx context.Context, r shard.Router, name string) (bool, error) {
+	var errs []error
+	read := 0
+	for _, k := range IndexKeys() {
+		rep, err := shard.RunScript(ctx, r, indexScript, k, -1, 0, indexArgs{Has: true, Name: name}.argv())
+		if err == nil {
+			var names []string
+			if names, _, err = parseIndexReply(rep.Values); err == nil {
+				if slices.Contains(names, name) {
+					return true, nil
+				}
+				read++
+			}
+		}
+		errs = append(errs, err)
+	}
+	if read == 0 {
+		return false, fmt.Errorf("shard: reading the index of namespaces: %w", errors.Join(errs...))
+	}
+	return false, nil
+}
