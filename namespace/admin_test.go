@@ -490,6 +490,15 @@ func testNaiveDeleteRepeats(t *testing.T, cl *cluster.Cluster) {
 		if err := node.Del(context.Background(), k).Err(); err != nil {
 			t.Fatal(err)
 		}
+		// And the trace of each key's slot: every trace is gone, or the
+		// guard against a lost record refuses the recreation.
+		tk := namespace.TraceKey(cluster.Slot(k))
+		if _, node, err = cl.MasterForKey(tk); err == nil {
+			err = node.SRem(context.Background(), tk, name).Err()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, k := range namespace.IndexKeys() {
 		_, node, err := cl.MasterForKey(k)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/shard"
 )
@@ -155,7 +157,7 @@ func (ns *Namespace) findTraceOnce(ctx context.Context, top *cluster.Topology) (
 			}
 		}
 		wg.Go(func() {
-			key, err := traceCheckScript.Run(ctx, ns.r.Node(m.Addr), nil, args...).Text()
+			key, err := evalSha(ctx, ns.r.Node(m.Addr), args)
 			mu.Lock()
 			answers = append(answers, answer{m.Addr, key, err})
 			mu.Unlock()
@@ -196,4 +198,17 @@ func inIndex(ctx context.Context, r shard.Router, name string) (bool, error) {
 		return false, fmt.Errorf("shard: reading the index of namespaces: %w", errors.Join(errs...))
 	}
 	return false, nil
+}
+
+// evalSha runs the trace check on node, loading it first if the node lacks
+// it: EVAL is not in the ACL shardseq documents (README), SCRIPT LOAD is.
+func evalSha(ctx context.Context, node *redis.Client, args []any) (string, error) {
+	key, err := traceCheckScript.EvalSha(ctx, node, nil, args...).Text()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err := traceCheckScript.Load(ctx, node).Err(); err != nil {
+			return "", err
+		}
+		key, err = traceCheckScript.EvalSha(ctx, node, nil, args...).Text()
+	}
+	return key, err
 }

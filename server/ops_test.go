@@ -418,7 +418,7 @@ func testPage(t *testing.T, cl *cluster.Cluster) {
 // by what), and the whole product runs as this user below.
 var aclRules = []string{"on", "~shardseq:*", "resetchannels", "-@all",
 	"+evalsha", "+script|load", "+wait", "+info", "+cluster|shards", "+cluster|myid", "+cluster|replicas", "+asking",
-	"+hmget", "+hset", "+exists", "+sadd", "+smembers", "+scan", "+get", "+set", "+del"}
+	"+hmget", "+hset", "+exists", "+sadd", "+smembers", "+sismember", "+scan", "+get", "+set", "+del"}
 
 func setACLUser(t *testing.T, lc *clustertest.Cluster, user, password string, rules []string) {
 	t.Helper()

@@ -161,7 +161,7 @@ func TestNextTLSACL(t *testing.T) {
 	const password = "tls-acl-password-42"
 	args := []any{"ACL", "SETUSER", "shardseq", "reset", ">" + password, "on", "~shardseq:*", "resetchannels", "-@all",
 		"+evalsha", "+script|load", "+wait", "+info", "+cluster|shards", "+cluster|myid", "+cluster|replicas", "+asking",
-		"+hmget", "+hset", "+exists", "+sadd", "+smembers", "+scan", "+get", "+set", "+del"}
+		"+hmget", "+hset", "+exists", "+sadd", "+smembers", "+sismember", "+scan", "+get", "+set", "+del"}
 	must(master.Do(ctx, args...).Err())
 	must(replica.Do(ctx, args...).Err())
 
