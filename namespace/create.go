@@ -43,6 +43,9 @@ func (ns *Namespace) create(ctx context.Context, keys []string, want Settings, i
 		return rec, created, err
 	}
 
+	if h := beforeClaim.Load(); h != nil {
+		(*h)(ns.Name)
+	}
 	// The first copy decides between concurrent creators.
 	won, created, err := claim(keys[0], metaClaim)
 	if err != nil {
@@ -86,6 +89,11 @@ func (ns *Namespace) create(ctx context.Context, keys []string, want Settings, i
 		// Each slot's trace before its keys, so that no history of a
 		// master holds a key of the namespace without its trace.
 		if ns.opt.UnsafeDefences == shard.AllDefences {
+			if won.unchecked && !noClaimedCheck.Load() {
+				if err := ns.checkClaimed(ctx, keys[0]); err != nil {
+					return false, err
+				}
+			}
 			if err := ns.writeTraces(ctx, true); err != nil {
 				return false, err
 			}
@@ -113,6 +121,46 @@ func (ns *Namespace) create(ctx context.Context, keys []string, want Settings, i
 		}
 	}
 	return created, nil
+}
+
+// checkClaimed runs the lost-record check again now that copy 0 of the
+// record is claimed, and marks copy 0 checked. The check in decideNew ran
+// before the claim: a creator paused in between (GC, SIGSTOP) may act on a
+// stale answer, while another creator made the namespace, handed out IDs,
+// and lost the record and index. Once copy 0 is claimed, no other creation
+// can start, so a check after the claim is not stale. Traces of this very
+// creation may exist only once a creator marked copy 0 checked (every
+// creator checks before it writes a trace or a key): a trace found while
+// copy 0 is still unchecked is another namespace's, and refuses.
+func (ns *Namespace) checkClaimed(ctx context.Context, key string) error {
+	trace, err := ns.traces(ctx)
+	if err != nil {
+		return fmt.Errorf("shard: cannot tell whether namespace %q is new: %w", ns.Name, err)
+	}
+	if trace != "" {
+		rec, err := readRecord(ctx, ns.r, key)
+		switch {
+		case err != nil:
+			return fmt.Errorf("shard: cannot tell whether namespace %q is new: %w", ns.Name, err)
+		case rec == nil:
+			return fmt.Errorf("namespace %q: record copy %s vanished while it was created; try again", ns.Name, key)
+		case rec.unchecked:
+			return fmt.Errorf("%w: namespace %q has no record but the one this creation just claimed, and %s: its record was lost with its masters' data, and creating it anew could repeat IDs. %s",
+				ErrNamespaceLost, ns.Name, trace, lostHint)
+		}
+		// Another creator of this record passed the check since: the
+		// trace may be its own.
+	}
+	rep, err := shard.Acked(ctx, ns.r, ns.opt, metaScript, key, ns.createWait(), ns.metaArgs(metaChecked, ns.state).argv())
+	if err != nil {
+		return fmt.Errorf("shard: marking namespace record %s checked: %w", key, err)
+	}
+	if rec, _, err := parseMetaReply(rep.Values); err != nil {
+		return err
+	} else if rec == nil || rec.unchecked {
+		return fmt.Errorf("namespace %q: record copy %s lost or rewritten while it was created; try again", ns.Name, key)
+	}
+	return nil
 }
 
 // repairRecord rewrites lost copies of a ready namespace record, with the

@@ -19,6 +19,28 @@ func SkipTraceCheck(t testing.TB) {
 	t.Cleanup(func() { noTraceCheck.Store(false) })
 }
 
+// SkipScriptTraces stops the scripts of package shard from tracing keys
+// they create after the creation (restored counters, rebuilt ceiling
+// copies) for shards opened until the test ends: a negative control.
+func SkipScriptTraces(t testing.TB) {
+	noScriptTraces.Store(true)
+	t.Cleanup(func() { noScriptTraces.Store(false) })
+}
+
+// SkipClaimedCheck skips the check a creation repeats once it claimed the
+// record, until the test ends: a negative control.
+func SkipClaimedCheck(t testing.TB) {
+	noClaimedCheck.Store(true)
+	t.Cleanup(func() { noClaimedCheck.Store(false) })
+}
+
+// BeforeClaim calls h (with the namespace's name) in every creation right
+// before it claims the record, until the test ends.
+func BeforeClaim(t testing.TB, h func(name string)) {
+	beforeClaim.Store(&h)
+	t.Cleanup(func() { beforeClaim.Store(nil) })
+}
+
 // Keys are the counter and ceiling keys of the namespace's layout.
 func (ns *Namespace) Keys() []string { return ns.Layout.keys() }
 

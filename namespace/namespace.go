@@ -97,7 +97,7 @@ func (ns *Namespace) setLayout(l Layout) {
 	ns.Shards = make([]*shard.Shard, l.Shards)
 	for i := range ns.Shards {
 		cfg := shard.Config{Router: ns.r, Options: ns.opt, Namespace: ns.Name, Index: i, Shards: l.Shards,
-			Start: ns.Start, Key: l.CounterKey(i)}
+			Start: ns.Start, Key: l.CounterKey(i), NoTraces: noScriptTraces.Load()}
 		for c := range l.Ceilings[i] {
 			cfg.CeilingKeys = append(cfg.CeilingKeys, l.CeilingKey(i, c))
 		}

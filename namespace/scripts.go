@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/shardseq/shardseq/shard"
 )
 
@@ -26,8 +24,9 @@ var (
 	metaScript  = shard.NewScript(metaSrc)
 	indexScript = shard.NewScript(indexSrc)
 	traceScript = shard.NewFlaggedScript("allow-cross-slot-keys", traceSrc)
-	// traceCheckScript reads only, and needs no node state: no prelude.
-	traceCheckScript = redis.NewScript(traceCheckSrc)
+	// traceCheckScript reads only; its prelude refuses an evicting master
+	// (a trace evicted would let a lost namespace look new).
+	traceCheckScript = shard.NewFlaggedScript("no-writes,allow-cross-slot-keys", traceCheckSrc)
 )
 
 // metaOp is an operation of lua/meta.lua.
@@ -37,7 +36,10 @@ const (
 	metaRead  metaOp = "read"
 	metaClaim metaOp = "claim"
 	metaReady metaOp = "ready"
-	metaState metaOp = "state"
+	// metaChecked marks a claimed copy as having passed the lost-record
+	// check since it was claimed (see create).
+	metaChecked metaOp = "checked"
+	metaState   metaOp = "state"
 )
 
 // metaArgs are the arguments of lua/meta.lua.
@@ -83,6 +85,9 @@ type record struct {
 	layout string
 	start  int64
 	ready  bool
+	// unchecked: claimed, and no creator has passed the lost-record check
+	// since (see create)
+	unchecked bool
 	nsState
 }
 
@@ -116,7 +121,7 @@ func parseMetaReplyFull(values []any) (*record, bool, shard.NodeState, error) {
 	if err3 != nil || err4 != nil || gen < 1 || created < 0 || (strict != "0" && strict != "1") || (deleted != "0" && deleted != "1") {
 		return nil, false, st, fmt.Errorf("%w: namespace record strict=%v gen=%v deleted=%v created=%v", ErrBadRecord, values[5], values[6], values[7], values[8])
 	}
-	return &record{shards: shards, layout: asString(values[2]), start: start, ready: asString(values[4]) == "1",
+	return &record{shards: shards, layout: asString(values[2]), start: start, ready: asString(values[4]) == "1", unchecked: asString(values[4]) == "u",
 		nsState: nsState{strict: strict == "1", gen: gen, deleted: deleted == "1", created: created}}, found == 2, st, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -34,24 +33,22 @@ import (
 // reach keys of several slots of its master, but one command may not: one
 // EXISTS of many keys is refused.)
 
-// traceTags holds, for each slot, a hash tag of that slot: the first of
-// "0", "1", ... to land on it.
-var traceTags = sync.OnceValue(func() []string {
-	tags := make([]string, cluster.NumSlots)
-	left := cluster.NumSlots
-	for k := 0; left > 0; k++ {
-		tag := strconv.Itoa(k)
-		if s := cluster.Slot(tag); tags[s] == "" {
-			tags[s] = tag
-			left--
-		}
-	}
-	return tags
-})
+// traceKey is the key of the trace set of slot s (shard.TraceKey: the
+// scripts of package shard write traces too).
+func traceKey(s int) string { return shard.TraceKey(s) }
 
-// traceKey is the key of the trace set of slot s: the names of the
-// namespaces with a counter or a ceiling copy on slot s.
-func traceKey(s int) string { return "shardseq:names:{" + traceTags()[s] + "}" }
+// noScriptTraces stops the scripts of package shard from tracing the keys
+// they create after the namespace's creation (a counter restored, a ceiling
+// copy rebuilt; shard.Config.NoTraces): the negative control of the tests.
+var noScriptTraces atomic.Bool
+
+// noClaimedCheck skips the check a creation repeats once it claimed the
+// record (checkClaimed): the negative control of the tests.
+var noClaimedCheck atomic.Bool
+
+// beforeClaim, if set, is called by a creation right before it claims the
+// record, after the first check: where the tests pause a creator.
+var beforeClaim atomic.Pointer[func(name string)]
 
 // noTraceCheck switches the trace check off (only the index is looked at):
 // the negative control of the tests, which shows what the check prevents.
@@ -202,6 +199,8 @@ func inIndex(ctx context.Context, r shard.Router, name string) (bool, error) {
 
 // evalSha runs the trace check on node, loading it first if the node lacks
 // it: EVAL is not in the ACL shardseq documents (README), SCRIPT LOAD is.
+// The prelude's refusals (an evicting master) are classified as the other
+// scripts' are.
 func evalSha(ctx context.Context, node *redis.Client, args []any) (string, error) {
 	key, err := traceCheckScript.EvalSha(ctx, node, nil, args...).Text()
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
@@ -210,5 +209,8 @@ func evalSha(ctx context.Context, node *redis.Client, args []any) (string, error
 		}
 		key, err = traceCheckScript.EvalSha(ctx, node, nil, args...).Text()
 	}
-	return key, err
+	if err != nil {
+		return "", shard.ClassifyNode(err)
+	}
+	return key, nil
 }

@@ -122,10 +122,11 @@ func (s *Shard) onCopies(ctx context.Context, a ceilingArgs) ([]ceilingReply, []
 	reps := make([]ceilingReply, len(s.CeilingKeys))
 	errs := make([]error, len(s.CeilingKeys))
 	wait := s.opt.AckTimeout.Milliseconds()
+	a.Trace = s.traceName()
 	var wg sync.WaitGroup
 	for c, key := range s.CeilingKeys {
 		wg.Go(func() {
-			ack, err := RunScript(ctx, s.r, ceilingScript, key, s.opt.waitFor(), wait, a.argv())
+			ack, err := runScript(ctx, s.r, ceilingScript, withTrace(key), s.opt.waitFor(), wait, a.argv())
 			if err != nil {
 				errs[c] = s.classify(err)
 				return
@@ -191,8 +192,8 @@ func (s *Shard) repairCeilings(ctx context.Context) (RepairResult, error) {
 			failed = append(failed, errs[c])
 			continue
 		}
-		ack, err := Acked(ctx, s.r, s.opt, ceilingScript, s.CeilingKeys[c], s.opt.AckTimeout.Milliseconds(),
-			ceilingArgs{Op: ceilRepair, Epoch: rep.Epoch, Value: value, Expect: r.ReplID}.argv())
+		ack, err := acked(ctx, s.r, s.opt, ceilingScript, withTrace(s.CeilingKeys[c]), s.opt.AckTimeout.Milliseconds(),
+			ceilingArgs{Op: ceilRepair, Epoch: rep.Epoch, Value: value, Expect: r.ReplID, Trace: s.traceName()}.argv())
 		if err == nil {
 			var got ceilingReply
 			switch got, err = parseCeilingReply(ack.Values); {

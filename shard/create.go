@@ -40,7 +40,7 @@ func (s *Shard) Create(ctx context.Context, wait int64) error {
 	// The first lease is registered at once: blocks are handed out only once
 	// the record is ready, after every ceiling copy holds it.
 	a.Create, a.Init, a.Confirmed = true, s.initSeq, min(s.initSeq+FirstLease, s.maxSeq)
-	rep, err := Acked(ctx, s.r, s.opt, reserveScript, s.Key, wait, a.argv())
+	rep, err := acked(ctx, s.r, s.opt, reserveScript, withTrace(s.Key), wait, a.argv())
 	if err != nil {
 		return fmt.Errorf("shard: creating counter %s: %w", s.Key, s.classify(err))
 	}
@@ -55,7 +55,8 @@ func (s *Shard) Create(ctx context.Context, wait int64) error {
 func (s *Shard) createCeilings(ctx context.Context, wait int64) error {
 	v := min(s.initSeq+FirstLease, s.maxSeq)
 	for _, key := range s.CeilingKeys {
-		if _, err := Acked(ctx, s.r, s.opt, ceilingScript, key, wait, ceilingArgs{Op: ceilCreate, Epoch: 1, Value: v}.argv()); err != nil {
+		a := ceilingArgs{Op: ceilCreate, Epoch: 1, Value: v, Trace: s.traceName()}
+		if _, err := acked(ctx, s.r, s.opt, ceilingScript, withTrace(key), wait, a.argv()); err != nil {
 			return fmt.Errorf("shard: creating ceiling %s: %w", key, s.classify(err))
 		}
 	}

@@ -41,6 +41,13 @@ type Reply struct {
 // namespace's) reaches Redis; errors are returned as Redis gave them (see
 // ClassifyNode).
 func RunScript(ctx context.Context, r Router, script *redis.Script, key string, want int, waitMillis int64, args []any) (Reply, error) {
+	return runScript(ctx, r, script, []string{key}, want, waitMillis, args)
+}
+
+// runScript is RunScript with the keys the script declares, all of the
+// slot of keys[0], which routes the call.
+func runScript(ctx context.Context, r Router, script *redis.Script, keys []string, want int, waitMillis int64, args []any) (Reply, error) {
+	key := keys[0]
 	master, node, err := r.MasterForKey(key)
 	if err != nil {
 		r.LazyReload()
@@ -52,7 +59,7 @@ func RunScript(ctx context.Context, r Router, script *redis.Script, key string, 
 	}
 	asking := false
 	for attempt := 0; ; attempt++ {
-		rep, err := pipelineAcked(ctx, node, script, key, want, waitMillis, asking, args)
+		rep, err := pipelineAcked(ctx, node, script, keys, want, waitMillis, asking, args)
 		rep.Node = addr
 		if err == nil {
 			return rep, nil
@@ -89,13 +96,13 @@ func RunScript(ctx context.Context, r Router, script *redis.Script, key string, 
 	}
 }
 
-func pipelineAcked(ctx context.Context, node *redis.Client, script *redis.Script, key string, want int, waitMillis int64, asking bool, args []any) (Reply, error) {
+func pipelineAcked(ctx context.Context, node *redis.Client, script *redis.Script, keys []string, want int, waitMillis int64, asking bool, args []any) (Reply, error) {
 	var eval, wait *redis.Cmd
 	_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if asking {
 			p.Do(ctx, "ASKING")
 		}
-		eval = script.EvalSha(ctx, p, []string{key}, args...)
+		eval = script.EvalSha(ctx, p, keys, args...)
 		if want > 0 {
 			wait = p.Do(ctx, "WAIT", want, waitMillis)
 		}
@@ -149,7 +156,12 @@ func isNoScript(err error) bool { return redis.HasErrorPrefix(err, "NOSCRIPT") }
 // defaults applied) and checks the acknowledgement; errors the prelude
 // raised are classified (ClassifyNode).
 func Acked(ctx context.Context, r Router, opt Options, script *redis.Script, key string, waitMillis int64, args []any) (Reply, error) {
-	rep, err := RunScript(ctx, r, script, key, opt.waitFor(), waitMillis, args)
+	return acked(ctx, r, opt, script, []string{key}, waitMillis, args)
+}
+
+// acked is Acked with the keys the script declares (see runScript).
+func acked(ctx context.Context, r Router, opt Options, script *redis.Script, keys []string, waitMillis int64, args []any) (Reply, error) {
+	rep, err := runScript(ctx, r, script, keys, opt.waitFor(), waitMillis, args)
 	if err != nil {
 		return rep, ClassifyNode(err)
 	}

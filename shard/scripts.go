@@ -82,6 +82,9 @@ type reserveArgs struct {
 	// counter (ARGV[10]; reserve.lua calls it mirrored).
 	Confirmed int64
 	LegacyGap int64 // >= 0: fence from the counter's own value (negative controls)
+	// Trace is the namespace to add to the trace set of the counter's slot
+	// (KEYS[2]) if this call creates the counter; "": none.
+	Trace string
 }
 
 func (a reserveArgs) argv() []any {
@@ -90,7 +93,7 @@ func (a reserveArgs) argv() []any {
 		create = "1"
 	}
 	return []any{a.Shards, a.Count, a.Level, a.MaxSeq, create, a.Init,
-		a.Floor, a.FloorEpoch, a.FloorFor, a.Confirmed, a.LegacyGap}
+		a.Floor, a.FloorEpoch, a.FloorFor, a.Confirmed, a.LegacyGap, a.Trace}
 }
 
 // FenceKind says whether a reservation restored the counter of a shard.
@@ -183,9 +186,12 @@ type ceilingArgs struct {
 	Epoch  int64
 	Value  int64
 	Expect string // repair: the identity of the copy's master when it was read; claim: the identity claimed for
+	// Trace is the namespace to add to the trace set of the copy's slot
+	// (KEYS[2]) if this call creates the copy; "": none.
+	Trace string
 }
 
-func (a ceilingArgs) argv() []any { return []any{string(a.Op), a.Epoch, a.Value, a.Expect} }
+func (a ceilingArgs) argv() []any { return []any{string(a.Op), a.Epoch, a.Value, a.Expect, a.Trace} }
 
 // ceilingReply is the checked reply of lua/ceiling.lua.
 type ceilingReply struct {

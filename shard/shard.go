@@ -117,13 +117,17 @@ type Config struct {
 	// masters), from the namespace's layout.
 	Key         string
 	CeilingKeys []string
+	// NoTraces: the scripts do not write the namespace into the trace set
+	// of a key they create (see traces.go). Only for the negative controls
+	// of tests; the zero value writes them (with AllDefences).
+	NoTraces bool
 }
 
 // New returns shard cfg.Index of cfg.Shards. It does no I/O.
 func New(cfg Config) *Shard {
 	opt := cfg.Options.WithDefaults()
 	return &Shard{Index: cfg.Index, Key: cfg.Key, CeilingKeys: cfg.CeilingKeys,
-		r: cfg.Router, opt: opt, name: cfg.Namespace, n: cfg.Shards,
+		r: cfg.Router, opt: opt, name: cfg.Namespace, n: cfg.Shards, noTraces: cfg.NoTraces,
 		maxSeq:  MaxSeq(cfg.Index, cfg.Shards, opt.MaxID),
 		initSeq: firstSeq(cfg.Start, cfg.Index, cfg.Shards) - 1}
 }
@@ -145,6 +149,7 @@ type Shard struct {
 	opt         Options // with defaults
 	name        string  // the namespace's, for messages
 	n           int     // N
+	noTraces    bool    // see Config.NoTraces
 	maxSeq      int64
 	initSeq     int64        // the counter's value when the namespace is created
 	highest     atomic.Int64 // highest sequence number this process reserved
@@ -312,7 +317,7 @@ func (s *Shard) reserve(ctx context.Context, count int64, level func() int64) (B
 
 func (s *Shard) args(count, level int64) reserveArgs {
 	a := reserveArgs{Shards: s.n, Count: count, Level: min(max(level, 0), s.maxSeq),
-		MaxSeq: s.maxSeq, Floor: -1, Confirmed: s.confirmed.Load(), LegacyGap: -1}
+		MaxSeq: s.maxSeq, Floor: -1, Confirmed: s.confirmed.Load(), LegacyGap: -1, Trace: s.traceName()}
 	switch s.opt.UnsafeDefences {
 	case LegacyDefences:
 		a.LegacyGap = LegacyFenceGap
@@ -325,7 +330,7 @@ func (s *Shard) args(count, level int64) reserveArgs {
 // run runs reserve.lua once and checks its reply and acknowledgement.
 func (s *Shard) run(ctx context.Context, a reserveArgs) (reserveReply, string, int, error) {
 	o := s.opt
-	ack, err := RunScript(ctx, s.r, reserveScript, s.Key, o.waitFor(), o.AckTimeout.Milliseconds(), a.argv())
+	ack, err := runScript(ctx, s.r, reserveScript, withTrace(s.Key), o.waitFor(), o.AckTimeout.Milliseconds(), a.argv())
 	if err != nil {
 		return reserveReply{}, "", 0, s.classify(err)
 	}

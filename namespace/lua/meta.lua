@@ -6,7 +6,11 @@
 --            shards, layout, start   what the IDs depend on: written once,
 --                                    never changed
 --            ready                   "1" once counters, ceilings and the
---                                    index entry exist
+--                                    index entry exist; before that "u"
+--                                    (claimed, the lost-record check not yet
+--                                    passed since), "c" (passed: traces and
+--                                    keys may be written), or "0" (claimed
+--                                    by a version without that check)
 --            strict, gen, deleted, created
 --                                    the namespace's state: strict mode,
 --                                    generation (absent: 1), tombstone flag,
@@ -16,16 +20,17 @@
 --                                    every counter and ceiling, so no state
 --                                    can make an ID repeat.
 -- ARGV     built by metaArgs.argv in scripts.go:
---   1 op      read | claim | ready | state
+--   1 op      read | claim | checked | ready | state
 --   2 shards  3 layout (JSON)  4 start (first ID)
 --   5 strict  6 gen  7 deleted  8 created   (claim of an absent copy, state)
 --
 -- claim and ready create an absent copy from the arguments (ready then marks
--- it ready at once); state changes only a copy that exists.
+-- it ready at once); checked marks a "u" copy "c"; state changes only a copy
+-- that exists.
 --
 -- Reply {found, shards, layout, start, ready, strict, gen, deleted, created,
 -- replid, connected, promotable}; found is 0 when the copy is absent (read
--- and state write nothing then), 2 when this call created it.
+-- state and checked write nothing then), 2 when this call created it.
 local me = node()
 if me.err then return me end
 local op = ARGV[1]
@@ -36,13 +41,17 @@ local function reply(f)
     cur[7] or '0', cur[8] or '0', me.replid, me.connected, me.promotable}
 end
 if not cur[1] then
-  if op == 'read' or op == 'state' then
+  if op == 'read' or op == 'state' or op == 'checked' then
     return reply(0)
   end
-  cur = {ARGV[2], ARGV[3], ARGV[4], '0', ARGV[5], ARGV[6], ARGV[7], ARGV[8]}
-  redis.call('HSET', KEYS[1], 'shards', ARGV[2], 'layout', ARGV[3], 'start', ARGV[4], 'ready', '0',
+  cur = {ARGV[2], ARGV[3], ARGV[4], 'u', ARGV[5], ARGV[6], ARGV[7], ARGV[8]}
+  redis.call('HSET', KEYS[1], 'shards', ARGV[2], 'layout', ARGV[3], 'start', ARGV[4], 'ready', 'u',
     'strict', ARGV[5], 'gen', ARGV[6], 'deleted', ARGV[7], 'created', ARGV[8])
   found = 2
+end
+if op == 'checked' and cur[4] == 'u' and cur[1] == ARGV[2] and cur[2] == ARGV[3] then
+  cur[4] = 'c'
+  redis.call('HSET', KEYS[1], 'ready', 'c')
 end
 if op == 'ready' and cur[4] ~= '1' and cur[1] == ARGV[2] and cur[2] == ARGV[3] then
   cur[4] = '1'

@@ -15,6 +15,9 @@
 --                   finds itself refused by a claim made for itself (a
 --                   restorer of the same history that died before it
 --                   restored) may adopt that epoch; any other may not
+-- KEYS[2]  the trace set of KEYS[1]'s slot: a call that writes a copy that
+--          holds no value (creates it: create, or claim, raise, repair of a
+--          copy its master lost) adds ARGV[5] to it
 -- ARGV     built by ceilingArgs.argv in scripts.go:
 --   1 op     read | claim | raise | repair | create | legacy-raise
 --   2 epoch  the caller's counter epoch (claim: the new epoch, which must be
@@ -25,6 +28,7 @@
 --            if it changed since, the copy may have rewound after the read
 --            and the value may be stale: nothing is written ("changed");
 --            claim: the counter identity the claim is for (stored as owner)
+--   5 trace  the namespace, for KEYS[2]; '' writes no trace
 --
 -- A raise never makes a copy trusted: its value may be below a ceiling
 -- confirmed before the copy rewound. Only repair (with a value computed from
@@ -42,13 +46,23 @@ local trusted = (cur[1] and cur[2] == me.replid) and 1 or 0
 local function reply(status)
   return {status, int(v), trusted, int(epoch), owner, me.replid, me.connected, me.promotable}
 end
+-- Every write goes through hset: a copy without a value is being created
+-- (or was, by a claim: the SADD is idempotent), so its slot's trace first.
+local traced = false
+local function hset(...)
+  if not cur[1] and not traced then
+    traced = true
+    trace(ARGV[5])
+  end
+  return redis.call('HSET', KEYS[1], ...)
+end
 
 if op == 'read' then
   return reply('ok')
 elseif op == 'legacy-raise' then
   if value > v then
     v = value
-    redis.call('HSET', KEYS[1], 'v', int(v))
+    hset('v', int(v))
   end
   return reply('ok')
 elseif op == 'create' then
@@ -56,7 +70,7 @@ elseif op == 'create' then
     return reply('ok')
   end
   v, epoch, trusted = value, e, 1
-  redis.call('HSET', KEYS[1], 'v', int(v), 'id', me.replid, 'epoch', int(e))
+  hset('v', int(v), 'id', me.replid, 'epoch', int(e))
   return reply('ok')
 end
 
@@ -68,19 +82,19 @@ if op == 'repair' and ARGV[4] ~= me.replid then
 end
 if e > epoch then
   epoch = e
-  redis.call('HSET', KEYS[1], 'epoch', int(epoch))
+  hset('epoch', int(epoch))
 end
 if op == 'claim' then
   owner = ARGV[4]
-  redis.call('HSET', KEYS[1], 'owner', owner)
+  hset('owner', owner)
   return reply('ok')
 end
 if value > v then
   v = value
-  redis.call('HSET', KEYS[1], 'v', int(v))
+  hset('v', int(v))
 end
 if op == 'repair' and trusted == 0 then
   trusted = 1
-  redis.call('HSET', KEYS[1], 'id', me.replid)
+  hset('id', me.replid)
 end
 return reply('ok')

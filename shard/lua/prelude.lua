@@ -54,3 +54,14 @@ end
 local function int(x)
   return string.format('%d', x)
 end
+
+-- trace adds the namespace name to KEYS[2], the trace set of the slot of
+-- KEYS[1] (see traces.go), when a script creates KEYS[1]: in the same script,
+-- so that the key and its trace replicate and persist together and no history
+-- of the master holds the key without its trace. name '' (a shard without
+-- traces) or no KEYS[2] (a script that names no trace set): nothing.
+local function trace(name)
+  if KEYS[2] and name and name ~= '' then
+    redis.call('SADD', KEYS[2], name)
+  end
+end
