@@ -17,6 +17,7 @@ import (
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
 	"github.com/shardseq/shardseq/failover"
+	"github.com/shardseq/shardseq/internal/human"
 	"github.com/shardseq/shardseq/internal/version"
 )
 
@@ -43,7 +44,7 @@ var pageTemplate = template.Must(template.New("page.html").Funcs(template.FuncMa
 	"rate":    formatRate,
 	"ago":     formatAgo,
 	"dur":     formatDur,
-	"percent": formatPercent,
+	"percent": human.Percent,
 	"plural": func(n int, one, many string) string {
 		if n == 1 {
 			return one
@@ -491,21 +492,6 @@ func formatDur(d time.Duration) string {
 	}
 	h := int64(d.Round(time.Hour) / time.Hour)
 	return two(h/24, "d", h%24, "h")
-}
-
-// formatPercent writes a fraction as a percentage with three significant
-// digits, as the CLI prints a namespace's space used (cmd/shardseq percent).
-func formatPercent(f float64) string {
-	p := 100 * f
-	switch {
-	case p <= 0:
-		return "0%"
-	case p < 1e-6:
-		return "less than 0.000001%"
-	case p >= 10:
-		return strconv.FormatFloat(p, 'f', 1, 64) + "%"
-	}
-	return strconv.FormatFloat(p, 'f', 2-int(math.Floor(math.Log10(p))), 64) + "%"
 }
 
 // handleUI serves the shard-health page, or with ?fragment=1 only its

@@ -129,15 +129,7 @@ func TestFormatDur(t *testing.T) {
 	}
 }
 
-// formatPercent prints as the CLI's percent (cmd/shardseq): three
-// significant digits.
-func TestFormatPercent(t *testing.T) {
-	for f, want := range map[float64]string{0: "0%", 1e-15: "less than 0.000001%", 0.0012345: "0.123%",
-		0.012345: "1.23%", 0.5: "50.0%", 1: "100.0%", 1.11e-7: "0.0000111%"} {
-		if got := formatPercent(f); got != want {
-			t.Errorf("formatPercent(%v) = %q, want %q", f, got, want)
-		}
-	}
+func TestFormatNum(t *testing.T) {
 	if formatNum(int64(-12000)) != "-12\u202f000" || formatNum(1000) != "1\u202f000" || formatNum(uint64(999)) != "999" {
 		t.Errorf("formatNum: %q %q", formatNum(int64(-12000)), formatNum(1000))
 	}

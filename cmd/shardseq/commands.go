@@ -8,10 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"math"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -162,21 +160,6 @@ func forPeople(msg string) string {
 		}
 	}
 	return msg
-}
-
-// percent prints a share from 0 to 1 as a percentage with three significant
-// digits (0.0123%), not in exponent form.
-func percent(f float64) string {
-	p := 100 * f
-	switch {
-	case p <= 0:
-		return "0%"
-	case p < 1e-6:
-		return "less than 0.000001%"
-	case p >= 10:
-		return strconv.FormatFloat(p, 'f', 1, 64) + "%"
-	}
-	return strconv.FormatFloat(p, 'f', 2-int(math.Floor(math.Log10(p))), 64) + "%"
 }
 
 // adviceFor is what a person can run about err: the lower packages say what

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/internal/human"
 )
 
 // NamespaceCommand creates, lists, shows and deletes namespaces, talking to
@@ -234,7 +235,7 @@ func printDescription(w io.Writer, d client.Description) {
 	fmt.Fprintf(w, "namespace:   %s\nstate:       %s\nshards:      %d\nstart:       %d\nstrict:      %v\ngeneration:  %d\ncreated:     %s\n",
 		d.Name, d.State, d.Shards, d.Start, d.Strict, d.Generation, created)
 	fmt.Fprintf(w, "reserved:    %d sequence numbers (IDs handed out, and gaps)\nhighest ID:  %d\nspace left:  %d IDs up to %d (%s used)\n",
-		u.Reserved, u.HighestID, u.SpaceLeft, u.MaxID, percent(u.Used()))
+		u.Reserved, u.HighestID, u.SpaceLeft, u.MaxID, human.Percent(u.Used()))
 	if u.Checked < u.Shards {
 		fmt.Fprintf(w, "checked:     %d of %d shards (the others' masters did not answer)\n", u.Checked, u.Shards)
 	}
