@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strconv"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shardseq/shardseq/cluster"
 )
 
@@ -40,19 +42,9 @@ func (lc *Cluster) create(ctx context.Context) error {
 	for _, n := range lc.nodes {
 		cl := lc.client(n.Addr)
 		err := poll(ctx, n.Addr+" to know all nodes", func() error {
-			text, err := cl.ClusterNodes(ctx).Result()
+			known, err := knownNodes(ctx, cl)
 			if err != nil {
 				return err
-			}
-			lines, err := cluster.ParseNodeLines(text)
-			if err != nil {
-				return err
-			}
-			known := 0
-			for _, l := range lines {
-				if !l.Has("handshake") && !l.Has("noaddr") {
-					known++
-				}
 			}
 			if known != len(lc.nodes) {
 				return fmt.Errorf("knows %d of %d nodes", known, len(lc.nodes))
@@ -129,4 +121,24 @@ func EvenSlotRanges(m int) [][2]int {
 		cursor += perNode
 	}
 	return out
+}
+
+// knownNodes counts the nodes cl's node knows past the handshake, from
+// CLUSTER NODES.
+func knownNodes(ctx context.Context, cl *redis.Client) (int, error) {
+	text, err := cl.ClusterNodes(ctx).Result()
+	if err != nil {
+		return 0, err
+	}
+	lines, err := cluster.ParseNodeLines(text)
+	if err != nil {
+		return 0, err
+	}
+	known := 0
+	for _, l := range lines {
+		if !l.Has("handshake") && !l.Has("noaddr") {
+			known++
+		}
+	}
+	return known, nil
 }

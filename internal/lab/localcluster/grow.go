@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/shardseq/shardseq/cluster"
 )
 
 // AddNode starts one more redis-server and joins it to the running cluster
@@ -104,19 +102,9 @@ func (lc *Cluster) AddNode(ctx context.Context, asReplicaOf string) (string, err
 	for _, o := range append(others, n) {
 		cl := lc.client(o.Addr)
 		err := poll(ctx, o.Addr+" to know "+n.Addr, func() error {
-			text, err := cl.ClusterNodes(ctx).Result()
+			known, err := knownNodes(ctx, cl)
 			if err != nil {
 				return err
-			}
-			lines, err := cluster.ParseNodeLines(text)
-			if err != nil {
-				return err
-			}
-			known := 0
-			for _, l := range lines {
-				if !l.Has("handshake") && !l.Has("noaddr") {
-					known++
-				}
 			}
 			if known < len(others)+1 {
 				return fmt.Errorf("knows %d of %d nodes", known, len(others)+1)
