@@ -191,6 +191,9 @@ func TestChaos_MixedFaults(t *testing.T) {
 // rewinds, double faults and a kill. CI installs valkey-server (bookworm-
 // backports); elsewhere the test is skipped when it is missing.
 func TestChaos_MixedFaultsValkey(t *testing.T) {
+	if !longRuns {
+		t.Skip("CI's budget: Valkey's rewinds run with the chaos tag (make chaos-long); make test plays Valkey through TestAvailability")
+	}
 	faults := append([]chaos.Fault{chaos.KillMaster}, chaos.Rewinds...)
 	mixedFaults(t, Opts{Partitions: true, Engine: localcluster.EngineValkey}, faults, 500_000)
 }
