@@ -78,7 +78,7 @@ vet:
 # must not share them with other packages' clusters (a CI run where they
 # did saw a quarter of the throughput and callers time out).
 test: vet test-clients
-	$(GO) test -race -count=1 -tags integration -timeout 10m $$($(GO) list ./... | grep -v '/integration$$')
+	$(GO) test -race -count=1 -tags integration -timeout 10m $$($(GO) list -tags integration ./... | grep -v '/integration$$')
 	$(GO) test -race -count=1 -tags integration -timeout 20m ./integration/
 	cd $(LAB) && $(GO) test -race -count=1 -tags integration -timeout 10m ./...
 
