@@ -25,6 +25,7 @@ const (
 	ErrorCodeBadLimit          ErrorCode = "bad_limit"
 	ErrorCodeBadNamespace      ErrorCode = "bad_namespace"
 	ErrorCodeBadParameter      ErrorCode = "bad_parameter"
+	ErrorCodeForbidden         ErrorCode = "forbidden"
 	ErrorCodeInternal          ErrorCode = "internal"
 	ErrorCodeMethodNotAllowed  ErrorCode = "method_not_allowed"
 	ErrorCodeNamespaceConflict ErrorCode = "namespace_conflict"
@@ -51,6 +52,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeBadNamespace:
 		return true
 	case ErrorCodeBadParameter:
+		return true
+	case ErrorCodeForbidden:
 		return true
 	case ErrorCodeInternal:
 		return true
@@ -219,6 +222,7 @@ type Error struct {
 	// Code - `bad_namespace` (400): the namespace does not match `^[A-Za-z0-9_.-]{1,64}$`, or `PUT` would create `.` or `..`.
 	// - `bad_count` (400): `count` is not an integer from 1 to 10000 (1 to 1000000 for a lease), in decimal digits with no sign or leading zero.
 	// - `unauthorized` (401): no valid bearer token.
+	// - `forbidden` (403): a valid bearer token without the scope the operation needs (`ids` of the namespace, `read` or `admin`).
 	// - `not_found` (404): no such route, or the namespace is not open on this server.
 	// - `namespace_not_found` (404): the namespace does not exist (`--create-namespaces explicit`).
 	// - `method_not_allowed` (405): see the `Allow` header.
@@ -241,6 +245,7 @@ type Error struct {
 // ErrorCode - `bad_namespace` (400): the namespace does not match `^[A-Za-z0-9_.-]{1,64}$`, or `PUT` would create `.` or `..`.
 // - `bad_count` (400): `count` is not an integer from 1 to 10000 (1 to 1000000 for a lease), in decimal digits with no sign or leading zero.
 // - `unauthorized` (401): no valid bearer token.
+// - `forbidden` (403): a valid bearer token without the scope the operation needs (`ids` of the namespace, `read` or `admin`).
 // - `not_found` (404): no such route, or the namespace is not open on this server.
 // - `namespace_not_found` (404): the namespace does not exist (`--create-namespaces explicit`).
 // - `method_not_allowed` (405): see the `Allow` header.
@@ -445,6 +450,7 @@ type Ready struct {
 	// Code - `bad_namespace` (400): the namespace does not match `^[A-Za-z0-9_.-]{1,64}$`, or `PUT` would create `.` or `..`.
 	// - `bad_count` (400): `count` is not an integer from 1 to 10000 (1 to 1000000 for a lease), in decimal digits with no sign or leading zero.
 	// - `unauthorized` (401): no valid bearer token.
+	// - `forbidden` (403): a valid bearer token without the scope the operation needs (`ids` of the namespace, `read` or `admin`).
 	// - `not_found` (404): no such route, or the namespace is not open on this server.
 	// - `namespace_not_found` (404): the namespace does not exist (`--create-namespaces explicit`).
 	// - `method_not_allowed` (405): see the `Allow` header.
@@ -553,6 +559,9 @@ type NewNamespacePath = string
 
 // BadRequest Every error answer. The text is for people and may change; the code is stable.
 type BadRequest = Error
+
+// Forbidden Every error answer. The text is for people and may change; the code is stable.
+type Forbidden = Error
 
 // Internal Every error answer. The text is for people and may change; the code is stable.
 type Internal = Error
@@ -1733,6 +1742,11 @@ type HealthPageResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// HealthPageResponse403Headers the declared response headers of an HTTP 403 response for HealthPage
+type HealthPageResponse403Headers struct {
+	WWWAuthenticate string
+}
+
 type HealthPageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -1740,10 +1754,14 @@ type HealthPageResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *Internal
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *HealthPageResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *HealthPageResponse403Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -1754,6 +1772,11 @@ func (r HealthPageResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r HealthPageResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r HealthPageResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -1843,6 +1866,11 @@ type MetricsResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// MetricsResponse403Headers the declared response headers of an HTTP 403 response for Metrics
+type MetricsResponse403Headers struct {
+	WWWAuthenticate string
+}
+
 type MetricsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -1850,8 +1878,12 @@ type MetricsResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *MetricsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *MetricsResponse403Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -1862,6 +1894,11 @@ func (r MetricsResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r MetricsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r MetricsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetBody returns the raw response body bytes
@@ -1960,6 +1997,11 @@ type NextIDsResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// NextIDsResponse403Headers the declared response headers of an HTTP 403 response for NextIDs
+type NextIDsResponse403Headers struct {
+	WWWAuthenticate string
+}
+
 // NextIDsResponse429Headers the declared response headers of an HTTP 429 response for NextIDs
 type NextIDsResponse429Headers struct {
 	RetryAfter int
@@ -1979,6 +2021,8 @@ type NextIDsResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
 	// JSON429 the response for an HTTP 429 `application/json` response
@@ -1989,6 +2033,8 @@ type NextIDsResponse struct {
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *NextIDsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *NextIDsResponse403Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *NextIDsResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -2008,6 +2054,11 @@ func (r NextIDsResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r NextIDsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r NextIDsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -2064,6 +2115,11 @@ type LeaseIDsResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// LeaseIDsResponse403Headers the declared response headers of an HTTP 403 response for LeaseIDs
+type LeaseIDsResponse403Headers struct {
+	WWWAuthenticate string
+}
+
 // LeaseIDsResponse503Headers the declared response headers of an HTTP 503 response for LeaseIDs
 type LeaseIDsResponse503Headers struct {
 	RetryAfter int
@@ -2078,6 +2134,8 @@ type LeaseIDsResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -2086,6 +2144,8 @@ type LeaseIDsResponse struct {
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *LeaseIDsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *LeaseIDsResponse403Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *LeaseIDsResponse503Headers
 }
@@ -2103,6 +2163,11 @@ func (r LeaseIDsResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r LeaseIDsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r LeaseIDsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -2154,6 +2219,11 @@ type ListNamespacesResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// ListNamespacesResponse403Headers the declared response headers of an HTTP 403 response for ListNamespaces
+type ListNamespacesResponse403Headers struct {
+	WWWAuthenticate string
+}
+
 // ListNamespacesResponse503Headers the declared response headers of an HTTP 503 response for ListNamespaces
 type ListNamespacesResponse503Headers struct {
 	RetryAfter int
@@ -2168,12 +2238,16 @@ type ListNamespacesResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListNamespacesResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListNamespacesResponse403Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListNamespacesResponse503Headers
 }
@@ -2191,6 +2265,11 @@ func (r ListNamespacesResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ListNamespacesResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListNamespacesResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -2237,6 +2316,11 @@ type DeleteNamespaceResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// DeleteNamespaceResponse403Headers the declared response headers of an HTTP 403 response for DeleteNamespace
+type DeleteNamespaceResponse403Headers struct {
+	WWWAuthenticate string
+}
+
 // DeleteNamespaceResponse503Headers the declared response headers of an HTTP 503 response for DeleteNamespace
 type DeleteNamespaceResponse503Headers struct {
 	RetryAfter int
@@ -2249,6 +2333,8 @@ type DeleteNamespaceResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NamespaceNotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
@@ -2259,6 +2345,8 @@ type DeleteNamespaceResponse struct {
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *DeleteNamespaceResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteNamespaceResponse403Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *DeleteNamespaceResponse503Headers
 }
@@ -2271,6 +2359,11 @@ func (r DeleteNamespaceResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r DeleteNamespaceResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeleteNamespaceResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -2327,6 +2420,11 @@ type GetNamespaceResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// GetNamespaceResponse403Headers the declared response headers of an HTTP 403 response for GetNamespace
+type GetNamespaceResponse403Headers struct {
+	WWWAuthenticate string
+}
+
 // GetNamespaceResponse503Headers the declared response headers of an HTTP 503 response for GetNamespace
 type GetNamespaceResponse503Headers struct {
 	RetryAfter int
@@ -2341,6 +2439,8 @@ type GetNamespaceResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NamespaceNotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -2349,6 +2449,8 @@ type GetNamespaceResponse struct {
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetNamespaceResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetNamespaceResponse403Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetNamespaceResponse503Headers
 }
@@ -2366,6 +2468,11 @@ func (r GetNamespaceResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r GetNamespaceResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetNamespaceResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -2422,6 +2529,11 @@ type PutNamespaceResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// PutNamespaceResponse403Headers the declared response headers of an HTTP 403 response for PutNamespace
+type PutNamespaceResponse403Headers struct {
+	WWWAuthenticate string
+}
+
 // PutNamespaceResponse503Headers the declared response headers of an HTTP 503 response for PutNamespace
 type PutNamespaceResponse503Headers struct {
 	RetryAfter int
@@ -2438,6 +2550,8 @@ type PutNamespaceResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Error
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -2448,6 +2562,8 @@ type PutNamespaceResponse struct {
 	Headers201 *PutNamespaceResponse201Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *PutNamespaceResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PutNamespaceResponse403Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PutNamespaceResponse503Headers
 }
@@ -2470,6 +2586,11 @@ func (r PutNamespaceResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r PutNamespaceResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r PutNamespaceResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -2521,6 +2642,11 @@ type ShardsResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// ShardsResponse403Headers the declared response headers of an HTTP 403 response for Shards
+type ShardsResponse403Headers struct {
+	WWWAuthenticate string
+}
+
 type ShardsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2530,12 +2656,16 @@ type ShardsResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *Internal
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ShardsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ShardsResponse403Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2551,6 +2681,11 @@ func (r ShardsResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ShardsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ShardsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -2828,6 +2963,13 @@ func ParseHealthPageResponse(rsp *http.Response) (*HealthPageResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2848,6 +2990,16 @@ func ParseHealthPageResponse(rsp *http.Response) (*HealthPageResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers HealthPageResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
 	}
 
 	return response, nil
@@ -2914,6 +3066,13 @@ func ParseMetricsResponse(rsp *http.Response) (*MetricsResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	}
 
 	switch {
@@ -2927,6 +3086,16 @@ func ParseMetricsResponse(rsp *http.Response) (*MetricsResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers MetricsResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
 	}
 
 	return response, nil
@@ -3020,6 +3189,13 @@ func ParseNextIDsResponse(rsp *http.Response) (*NextIDsResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3061,6 +3237,16 @@ func ParseNextIDsResponse(rsp *http.Response) (*NextIDsResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers NextIDsResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 429:
 		var headers NextIDsResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -3121,6 +3307,13 @@ func ParseLeaseIDsResponse(rsp *http.Response) (*LeaseIDsResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3155,6 +3348,16 @@ func ParseLeaseIDsResponse(rsp *http.Response) (*LeaseIDsResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers LeaseIDsResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 503:
 		var headers LeaseIDsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -3205,6 +3408,13 @@ func ParseListNamespacesResponse(rsp *http.Response) (*ListNamespacesResponse, e
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3232,6 +3442,16 @@ func ParseListNamespacesResponse(rsp *http.Response) (*ListNamespacesResponse, e
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListNamespacesResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListNamespacesResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -3278,6 +3498,13 @@ func ParseDeleteNamespaceResponse(rsp *http.Response) (*DeleteNamespaceResponse,
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NamespaceNotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3319,6 +3546,16 @@ func ParseDeleteNamespaceResponse(rsp *http.Response) (*DeleteNamespaceResponse,
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteNamespaceResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 503:
 		var headers DeleteNamespaceResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -3369,6 +3606,13 @@ func ParseGetNamespaceResponse(rsp *http.Response) (*GetNamespaceResponse, error
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NamespaceNotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3403,6 +3647,16 @@ func ParseGetNamespaceResponse(rsp *http.Response) (*GetNamespaceResponse, error
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetNamespaceResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetNamespaceResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -3460,6 +3714,13 @@ func ParsePutNamespaceResponse(rsp *http.Response) (*PutNamespaceResponse, error
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3504,6 +3765,16 @@ func ParsePutNamespaceResponse(rsp *http.Response) (*PutNamespaceResponse, error
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PutNamespaceResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 503:
 		var headers PutNamespaceResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -3554,6 +3825,13 @@ func ParseShardsResponse(rsp *http.Response) (*ShardsResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3581,6 +3859,16 @@ func ParseShardsResponse(rsp *http.Response) (*ShardsResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ShardsResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
 	}
 
 	return response, nil
