@@ -121,6 +121,19 @@ func (s *Server) authorizeRPC(h http.Header, sc scope, ns string) error {
 	return s.auth.authorizeHeader(h.Get("Authorization"), sc, ns)
 }
 
+// namespaceRPC is what every namespace call does first: the token's scope,
+// a server still open, and the time an open may take.
+func (s *Server) namespaceRPC(ctx context.Context, h http.Header, sc scope, ns string) (context.Context, context.CancelFunc, error) {
+	if err := s.authorizeRPC(h, sc, ns); err != nil {
+		return nil, nil, err
+	}
+	if s.pool.isClosed() {
+		return nil, nil, ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpenTimeout)
+	return ctx, cancel, nil
+}
+
 // rpcRecover turns a panic in an RPC into a logged Internal, as recoverer
 // does for HTTP.
 func (s *Server) rpcRecover(ctx context.Context, spec connect.Spec, _ http.Header, v any) error {
@@ -295,13 +308,10 @@ func (r rpcService) PutNamespace(ctx context.Context, req *connect.Request[shard
 	if err != nil {
 		return nil, rpcError(err)
 	}
-	if err := r.s.authorizeRPC(req.Header(), scopeAdmin, name); err != nil {
+	ctx, cancel, err := r.s.namespaceRPC(ctx, req.Header(), scopeAdmin, name)
+	if err != nil {
 		return nil, rpcError(err)
 	}
-	if r.s.pool.isClosed() {
-		return nil, rpcError(ErrClosed)
-	}
-	ctx, cancel := context.WithTimeout(ctx, r.s.cfg.OpenTimeout)
 	defer cancel()
 	ns, err := r.s.putNamespace(ctx, name, spec)
 	if err != nil {
@@ -316,13 +326,10 @@ func (r rpcService) GetNamespace(ctx context.Context, req *connect.Request[shard
 	if err != nil {
 		return nil, rpcError(err)
 	}
-	if err := r.s.authorizeRPC(req.Header(), scopeRead, name); err != nil {
+	ctx, cancel, err := r.s.namespaceRPC(ctx, req.Header(), scopeRead, name)
+	if err != nil {
 		return nil, rpcError(err)
 	}
-	if r.s.pool.isClosed() {
-		return nil, rpcError(ErrClosed)
-	}
-	ctx, cancel := context.WithTimeout(ctx, r.s.cfg.OpenTimeout)
 	defer cancel()
 	d, err := client.DescribeNamespace(ctx, r.s.cfg.Cluster, name, r.s.cfg.Client)
 	if err != nil {
@@ -340,13 +347,10 @@ func (r rpcService) DeleteNamespace(ctx context.Context, req *connect.Request[sh
 	if err != nil {
 		return nil, rpcError(err)
 	}
-	if err := r.s.authorizeRPC(req.Header(), scopeAdmin, name); err != nil {
+	ctx, cancel, err := r.s.namespaceRPC(ctx, req.Header(), scopeAdmin, name)
+	if err != nil {
 		return nil, rpcError(err)
 	}
-	if r.s.pool.isClosed() {
-		return nil, rpcError(ErrClosed)
-	}
-	ctx, cancel := context.WithTimeout(ctx, r.s.cfg.OpenTimeout)
 	defer cancel()
 	deleted, err := r.s.deleteNamespace(ctx, name)
 	if errors.Is(err, errNamespaceConflict) {
@@ -363,13 +367,10 @@ func (r rpcService) ListNamespaces(ctx context.Context, req *connect.Request[sha
 	if err != nil {
 		return nil, rpcError(err)
 	}
-	if err := r.s.authorizeRPC(req.Header(), scopeRead, ""); err != nil {
+	ctx, cancel, err := r.s.namespaceRPC(ctx, req.Header(), scopeRead, "")
+	if err != nil {
 		return nil, rpcError(err)
 	}
-	if r.s.pool.isClosed() {
-		return nil, rpcError(ErrClosed)
-	}
-	ctx, cancel := context.WithTimeout(ctx, r.s.cfg.OpenTimeout)
 	defer cancel()
 	page, err := client.ListNamespaces(ctx, r.s.cfg.Cluster, cursor, limit)
 	if err != nil {
