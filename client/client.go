@@ -42,10 +42,13 @@ type Client struct {
 	sparing    bool       // a reservation of spares is running
 	recovering bool       // a fallback's recovery loop is running
 	lastHi     []int64    // per shard: the end of the last block this client reserved there
+	floor      int64      // sequence number every block starts above (Config.After)
 	base       time.Time  // origin of clock()
 	wg         sync.WaitGroup
 	closed     atomic.Bool
 	econ       economy
+	coloc      colocationWatch
+	unwatch    func() // stops the topology watch of coloc
 }
 
 // New validates cfg, connects to the cluster (unless cfg.Cluster is given),
@@ -89,8 +92,14 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.ordered() {
 		c.order.settled = ns.Level(ctx)
 	}
+	// A block of sequence numbers above After/N holds only IDs above After
+	// (ID = seq*N + shard, shard < N).
+	c.floor = cfg.After / int64(len(ns.Shards))
+	c.order.settled = max(c.order.settled, c.floor)
 	c.set = failover.NewSet(ns, c.reg, c.cl, cfg.Breaker, c.log, cfg.Observer)
 	c.lastHi = make([]int64, len(ns.Shards))
+	c.checkColocation(c.cl.Topology())
+	c.unwatch = c.cl.WatchTopology(c.checkColocation)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -236,14 +245,40 @@ func (c *Client) reserve(ctx context.Context, count int64) (shard.Block, error) 
 	}
 	b, err := c.set.Reserve(ctx, count, -1, c.level)
 	if err == nil {
-		c.set.Issued(b.Shard, uint64(b.Len()))
-		c.econ.issued.Add(b.Len())
 		c.mu.Lock()
 		c.order.add(b.Sent, b.Hi, c.cfg)
 		c.noteBlockLocked(b)
+		closed := c.closed.Load()
+		if closed {
+			// Closed while the reservation was out: Reserved, read after
+			// Close, may have missed this block, so it is a gap.
+			c.econ.gaps[gapClosed].Add(b.Len())
+		}
 		c.mu.Unlock()
+		if closed {
+			return shard.Block{}, ErrClosed
+		}
+		c.set.Issued(b.Shard, uint64(b.Len()))
+		c.econ.issued.Add(b.Len())
 	}
 	return b, err
+}
+
+// Reserved is the highest ID of any block this client reserved (0: none):
+// every ID it handed out, or will, is at or below it. Read after Close, it
+// is what Config.After of the next client of the namespace in this process
+// should be.
+func (c *Client) Reserved() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var hi int64
+	n := len(c.lastHi)
+	for i, seq := range c.lastHi {
+		if seq > 0 {
+			hi = max(hi, shard.ID(seq, i, n))
+		}
+	}
+	return hi
 }
 
 // level is the sequence number a reservation sent now must start above; the
@@ -304,6 +339,7 @@ func (c *Client) Close() error {
 		c.retirer.Stop()
 	}
 	c.mu.Unlock()
+	c.unwatch()
 	c.cancel()
 	c.wg.Wait()
 	c.set.Close()
@@ -316,7 +352,9 @@ func (c *Client) Close() error {
 		c.next = nil
 	}
 	for _, sp := range c.spares {
-		c.econ.gaps[gapClosed].Add(sp.n)
+		// A spare put back after an outage handed out part of it: that
+		// part is issued (and out of order), only the rest is a gap.
+		c.retireLocked(sp, gapClosed)
 	}
 	c.spares = nil
 	c.mu.Unlock()
@@ -343,8 +381,11 @@ func (c *Client) Economy() Economy {
 		taken := seg.taken()
 		e.Issued += taken
 		if seg.fallback {
-			e.OutOfOrder += taken
+			e.OutOfOrder += taken - seg.counted // a spare used before counted that much already
 		}
+	}
+	for _, sp := range c.spares {
+		e.Issued += sp.taken() // what spares put back after an outage handed out
 	}
 	c.mu.Unlock()
 	return e

@@ -44,8 +44,13 @@ const (
 	// when no reservation can succeed: with Redis's default
 	// cluster-require-full-coverage yes, every master refuses writes between
 	// one master's FAIL flag and its replica's promotion (about a second),
-	// and the spares carry callers through it with twice that margin.
-	DefaultHoldFor = 4 * time.Second
+	// and after it the new master's writes are not confirmed until the
+	// demoted one has resynced, while the shards levelled above a restored
+	// counter each need a ceiling raise there: callers of Valkey 8 at its
+	// defaults rode spares for up to 4.2 s through a master frozen past
+	// node-timeout, and with 4 s most such runs failed callers. 8 s covers
+	// that with a margin even when restocking is due (below 6 s).
+	DefaultHoldFor = 8 * time.Second
 	// DefaultBlockSize, DefaultMinBlockSize and DefaultMaxBlockSize are
 	// BlockSize, MinBlockSize and MaxBlockSize when they are 0. A new
 	// client starts small and may shrink to one ID: a quiet namespace spends
@@ -125,6 +130,16 @@ type Config struct {
 	// CreateStrict stores strict mode with a namespace this client creates
 	// (see Strict). An existing namespace keeps its stored mode.
 	CreateStrict bool
+	// After makes every ID this client hands out greater than After, spares
+	// included: its blocks start above it as above the level it reads from
+	// Redis when it opens the namespace. A process that closes a
+	// namespace's client and opens another passes the highest ID the first
+	// one reserved (Client.Reserved): the level read from Redis leaves out
+	// shards that cannot be checked at that moment (a master down or
+	// unable to get writes acknowledged), and their IDs may be the highest
+	// handed out. `serve` does it when a namespace closes (idle, evicted,
+	// deleted) and opens again. 0 (default): no bound.
+	After int64
 
 	// Strict reserves every ID with its own acknowledged round trip (B=1):
 	// no ID is ever held in this process. Default false (segment mode). A
@@ -143,10 +158,11 @@ type Config struct {
 	// reservation can succeed: a cluster-wide CLUSTERDOWN, every master
 	// unreachable. IDs handed out from a spare are unique but may be below
 	// IDs handed out before (OutOfOrder counts them); once a reservation
-	// succeeds again the client returns to fresh blocks and drops the rest
-	// of the spare (a gap). Spares cost their size in ID space once, when
-	// they are reserved, and again as a gap at Close. Default
-	// DefaultHoldFor; -1 holds none (an outage is an error at once).
+	// succeeds again the client returns to fresh blocks and puts the rest
+	// of the spare back for the next outage. Spares cost their size in ID
+	// space when they are reserved; what is left of them at Close is a
+	// gap. Default DefaultHoldFor; -1 holds none (an outage is an error at
+	// once).
 	HoldFor time.Duration
 	// BlockTarget is how long a block should last at the current rate.
 	// Default: with ordering, OrderWindow / (4 N), at most 0.2 x
@@ -272,6 +288,8 @@ func (c Config) Validate() error {
 		return bad("Shards", c.Shards, "want 1 to %d (0: the stored N, or %d for a new namespace)", MaxShards, DefaultShards)
 	case c.CreateShards != 0 && !shard.ValidShards(c.CreateShards):
 		return bad("CreateShards", c.CreateShards, "want 1 to %d (0: %d)", MaxShards, DefaultShards)
+	case c.After < 0:
+		return bad("After", c.After, "want 0 (none) or a positive ID")
 	case c.Start < 0 || c.Start > MaxStart(c.MaxID):
 		return bad("Start", c.Start, "want 0 (default 1) or a positive ID up to %d (half of MaxID)", MaxStart(c.MaxID))
 	case c.MinBlockSize < 1:

@@ -30,6 +30,7 @@ func TestConfigValidate(t *testing.T) {
 		{"Namespace", func(c *Config) { c.Namespace = "a{b}" }},
 		{"Shards", func(c *Config) { c.Shards = -1 }},
 		{"Shards", func(c *Config) { c.Shards = 5000 }},
+		{"After", func(c *Config) { c.After = -1 }},
 		{"MinBlockSize", func(c *Config) { c.MinBlockSize = -5 }},
 		{"MaxBlockSize", func(c *Config) { c.MinBlockSize, c.MaxBlockSize = 500, 200 }},
 		{"BlockSize", func(c *Config) { c.BlockSize = 1 << 30 }},

@@ -43,6 +43,13 @@ var (
 	// ErrNamespaceLost: the namespace's record is gone but traces of it are
 	// left; it is not created anew, which could repeat IDs.
 	ErrNamespaceLost = namespace.ErrNamespaceLost
+	// ErrCreating: another process's creation of the namespace is
+	// unfinished and may still write keys for a few seconds (it stalled or
+	// crashed); the namespace is used only after that. Try again.
+	ErrCreating = namespace.ErrCreating
+	// ErrCreationLate: this process stalled past its creation's deadline;
+	// the write was refused. Open the namespace again.
+	ErrCreationLate = shard.ErrCreationLate
 	// ErrUnsafeRedis: a master is configured so that IDs could repeat (an
 	// eviction policy that deletes keys, CLUSTER REPLICAS refused); the
 	// error says what to change.
@@ -53,6 +60,12 @@ var (
 
 	// ErrNoHealthyShard: every shard failed; nothing was handed out.
 	ErrNoHealthyShard = failover.ErrNoHealthyShard
+	// ErrStalled: this process was stopped (SIGSTOP, a paused VM, a starved
+	// CPU) past the call's deadline; nothing was handed out, and no master
+	// is held at fault. It comes with context.DeadlineExceeded (the
+	// caller's deadline passed during the stop) or with ErrNoHealthyShard
+	// (reservations were stopped again and again). Try again.
+	ErrStalled = failover.ErrStalled
 	// ErrShardTimeout: a shard did not answer within
 	// Breaker.AttemptTimeout (a frozen master, a vanished host).
 	ErrShardTimeout = failover.ErrShardTimeout

@@ -64,7 +64,9 @@ func (c *Client) advance(ctx context.Context, old *segment) error {
 				c.mu.Unlock()
 				return ErrClosed // the refill was cancelled by Close
 			}
-			if errors.Is(err, failover.ErrNoHealthyShard) && c.fallbackLocked(old) {
+			// Not after stalls: this process, not Redis, failed the refill,
+			// and a spare would serve the callers after the stop out of order.
+			if errors.Is(err, failover.ErrNoHealthyShard) && !errors.Is(err, failover.ErrStalled) && c.fallbackLocked(old) {
 				c.mu.Unlock()
 				return nil
 			}
@@ -166,7 +168,7 @@ func (c *Client) prefetchUsefulLocked() bool {
 	if !c.cfg.ordered() || c.rate <= 0 || cur == nil || cur.fallback {
 		return true
 	}
-	left := max(cur.n-cur.taken(), 0)
+	left := cur.left()
 	return float64(left+1)/c.rate < 0.8*c.cfg.retireAfter().Seconds()
 }
 

@@ -104,6 +104,9 @@ func laneHint() int {
 // past the lane's end, so no ID is taken after close counted what was left.
 const closedPos = 1 << 62
 
+// left is how many IDs of the segment were not handed out yet.
+func (s *segment) left() int64 { return max(s.n-s.taken(), 0) }
+
 // close stops the segment handing out IDs and returns how many it handed out.
 func (s *segment) close() (used int64) {
 	for j := range s.lane {

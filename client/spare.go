@@ -5,9 +5,13 @@ package client
 import (
 	"cmp"
 	"context"
-	"github.com/shardseq/shardseq/shard"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
+
+	"github.com/shardseq/shardseq/internal/stall"
+	"github.com/shardseq/shardseq/shard"
 )
 
 // fallbackPatience, plus the acknowledgement timeout, is how long a caller
@@ -27,23 +31,35 @@ const recoverEvery = 50 * time.Millisecond
 // stuck on a master that fails, and the spare is handed out meanwhile. A
 // caller that cannot wait (the server hands out only what is buffered while
 // no master answers its probes) gets the spare too.
+//
+// A wait that ends late because this process was stopped meanwhile (see
+// package stall) is no sign of a stuck master: the patience starts again,
+// and a context that expired during the stop ends its call without a spare
+// (a spare made current then would serve the callers after the stop out of
+// order).
 func (c *Client) waitRefill(ctx context.Context, done <-chan struct{}, spare bool, old *segment) error {
-	var patience <-chan time.Time
-	if spare {
-		t := time.NewTimer(fallbackPatience + cmp.Or(c.cfg.AckTimeout, DefaultAckTimeout))
-		defer t.Stop()
-		patience = t.C
+	wait := fallbackPatience + cmp.Or(c.cfg.AckTimeout, DefaultAckTimeout)
+	patience := time.NewTimer(wait)
+	defer patience.Stop()
+	armed := time.Now()
+	if !spare {
+		patience.Stop()
 	}
 	for {
 		select {
 		case <-done:
 			return nil
-		case <-patience:
-			patience = nil
-			if c.tryFallback(old) {
+		case <-patience.C:
+			if stall.At(armed.Add(wait)) {
+				patience.Reset(wait)
+				armed = time.Now()
+			} else if c.tryFallback(old) {
 				return nil
 			}
 		case <-ctx.Done():
+			if dl, ok := ctx.Deadline(); ok && errors.Is(ctx.Err(), context.DeadlineExceeded) && stall.At(dl) {
+				return fmt.Errorf("%w: %w", ErrStalled, ctx.Err())
+			}
 			if c.tryFallback(old) {
 				return nil
 			}
@@ -72,7 +88,7 @@ func (c *Client) tryFallback(old *segment) bool {
 func (c *Client) setAsideLocked(old *segment) {
 	switch {
 	case old == nil:
-	case old.fallback && old.done.Load() != allDone && !c.closed.Load():
+	case old.fallback && old.left() > 0 && !c.closed.Load():
 		c.countOutOfOrderLocked(old, old.taken())
 		c.spares = append(c.spares, old)
 	default:
@@ -88,14 +104,7 @@ func (c *Client) fallbackLocked(old *segment) bool {
 	if len(c.spares) == 0 || c.closed.Load() {
 		return false
 	}
-	// The largest first: spares stocked before the rate was known are
-	// small, and each switch to a spare retires the last one.
-	k := 0
-	for i, sp := range c.spares {
-		if sp.n > c.spares[k].n {
-			k = i
-		}
-	}
+	k := c.fullestSpareLocked()
 	sp := c.spares[k]
 	c.spares = slices.Delete(c.spares, k, k+1)
 	c.setAsideLocked(old)
@@ -160,10 +169,7 @@ func (c *Client) stockSparesLocked() {
 	if c.cfg.HoldFor < 0 || c.sparing || c.closed.Load() || c.cfg.Strict || c.rate <= 0 {
 		return
 	}
-	var held int64
-	for _, sp := range c.spares {
-		held += sp.n
-	}
+	held := c.spareLeftLocked()
 	// Never more than was handed out so far: a rate measured on a burst of
 	// a few IDs (a block used up in a millisecond) would otherwise set aside
 	// thousands for a namespace that has handed out six.
@@ -183,12 +189,12 @@ func (c *Client) stockSparesLocked() {
 
 // reserveSpares reserves one spare block of per IDs on every shard it can.
 // Spares stay out of the ordering state: they are handed out only when
-// ordering is given up anyway.
+// ordering is given up anyway. They start above Config.After all the same.
 func (c *Client) reserveSpares(per int64) {
 	defer c.wg.Done()
 	for i := range c.lastHi {
 		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-		b, err := c.set.Reserve(ctx, per, i, nil)
+		b, err := c.set.Reserve(ctx, per, i, c.spareLevel)
 		cancel()
 		c.mu.Lock()
 		if err == nil {
@@ -212,3 +218,51 @@ func (c *Client) reserveSpares(per int64) {
 	c.sparing = false
 	c.mu.Unlock()
 }
+
+// fullestSpareLocked is the index of the spare with the most IDs left,
+// handed out first: spares stocked before the rate was known are small, one
+// put back after an outage may be nearly used up, and each switch to the
+// next spare costs callers a wait for a refill. Caller holds mu; there is a
+// spare.
+func (c *Client) fullestSpareLocked() int {
+	k := 0
+	for i, sp := range c.spares {
+		if sp.left() > c.spares[k].left() {
+			k = i
+		}
+	}
+	return k
+}
+
+// spareLeftLocked is how many IDs the spares hold: what is left of each,
+// not its size (a spare put back after an outage may be nearly used up, and
+// counting its size would leave the next outage without a restock). Caller
+// holds mu.
+func (c *Client) spareLeftLocked() int64 {
+	var left int64
+	for _, sp := range c.spares {
+		left += sp.left()
+	}
+	return left
+}
+
+// SpareCover is how long the spare blocks held now, with the rest of a
+// spare in use, would carry the callers through an outage of every shard
+// at the rate IDs are handed out: about Config.HoldFor once stocked, less
+// after an outage until reservations succeed again and restock them. It is
+// 0 while the rate is not known yet, in strict mode and with HoldFor -1.
+func (c *Client) SpareCover() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rate <= 0 {
+		return 0
+	}
+	left := c.spareLeftLocked()
+	if cur := c.cur.Load(); cur != nil && cur.fallback {
+		left += cur.left()
+	}
+	return time.Duration(float64(left) / c.rate * float64(time.Second))
+}
+
+// spareLevel is the level spares start above: Config.After's, fixed.
+func (c *Client) spareLevel() int64 { return c.floor }

@@ -231,6 +231,10 @@ func once(t *testing.T, name string, args ...string) string {
 	return p.errs[0]
 }
 
+// pauseGap is how long the slow clients are stopped (SIGSTOP), past their
+// leases' time (0.4 s).
+const pauseGap = 1500 * time.Millisecond
+
 // check holds one client's record to the lease rules: every ID from a
 // lease it had received, asked for before that lease's deadline; order
 // within the window; after each pause, IDs from leases received after it
@@ -306,6 +310,13 @@ func (p *proc) check(t *testing.T, all map[int64]string) {
 		}
 		old := 0 // IDs after the pause from leases received before it
 		for _, r := range p.ids[g:] {
+			// The driver writes an ID's line after taking it: one taken just
+			// before SIGSTOP is read after SIGCONT. It was asked for before
+			// the pause (1.5 s), so within half of that of the last line
+			// read before SIGCONT.
+			if g > 0 && r.start < p.ids[g-1].start+pauseGap.Microseconds()/2 {
+				continue
+			}
 			if l, ok := leaseOf(r.id); ok && l.arrived < g {
 				old++
 			}
@@ -476,9 +487,13 @@ func TestConformance(t *testing.T) {
 	if err := os.WriteFile(tokens, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// No spares (--hold-for 0): while a master fails over, a spare hands out
+	// IDs below ones already answered, by design and counted
+	// (shardseq_ids_out_of_order_total, TestOrder_OneServerFaults); this
+	// suite holds the clients to the order rule without exceptions.
 	srv := &serve{t: t, bin: bin, args: []string{"serve", "--redis", strings.Join(c.Addrs(), ","),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", portServe), "--shards", "6", "--log-level", "warn",
-		"--token-file", tokens, "--create-namespaces", "explicit"}}
+		"--token-file", tokens, "--create-namespaces", "explicit", "--hold-for", "0"}}
 	srv.start()
 	for _, r := range []struct {
 		method, path string
@@ -540,7 +555,7 @@ func TestConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(1500 * time.Millisecond) // the pause itself, not a synchronisation
+	time.Sleep(pauseGap) // the pause itself, not a synchronisation
 	for _, p := range slow {
 		p.mu.Lock()
 		p.pauses = append(p.pauses, len(p.ids))

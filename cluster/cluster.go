@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shardseq/shardseq/internal/stall"
 )
 
 // Sentinel errors. Match them with errors.Is; the returned errors wrap them
@@ -196,8 +198,9 @@ type Cluster struct {
 	cc   *redis.ClusterClient
 	topo atomic.Pointer[Topology]
 
-	ctx    context.Context // cancelled by Close; bounds background reloads
-	cancel context.CancelFunc
+	ctx     context.Context // cancelled by Close; bounds background reloads
+	cancel  context.CancelFunc
+	unwatch func() // stops this connection's use of the stall heartbeat
 
 	mu     sync.Mutex               // guards nodes, closed and wg.Add
 	nodes  map[string]*redis.Client // addr -> client
@@ -205,6 +208,7 @@ type Cluster struct {
 	wg     sync.WaitGroup // background goroutines
 
 	mon    monitor      // probes of every master
+	watch  topoWatchers // called when a reload publishes a new topology
 	faults masterFaults // what writes learned of masters between probes
 
 	// reloadSem serialises reloads so generations stay monotonic: a
@@ -233,7 +237,11 @@ func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
 	cfg = cfg.withDefaults()
 	c := &Cluster{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*redis.Client), reloadSem: make(chan struct{}, 1)}
 	c.mon.subs, c.mon.seen = map[int]func(ProbeRound){}, map[string]string{}
+	c.watch.subs = map[int]func(*Topology){}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	// The heartbeat that tells a stopped process's timeouts from Redis's,
+	// while any connection is open.
+	c.unwatch = stall.Watch()
 	c.cc = redis.NewClusterClient(&redis.ClusterOptions{
 		Addrs:        cfg.Addrs,
 		Username:     cfg.Username,
@@ -358,6 +366,7 @@ func (c *Cluster) Close() error {
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
+	c.unwatch()
 	c.mu.Lock()
 	nodes := c.nodes
 	c.nodes = map[string]*redis.Client{}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shardseq/shardseq/internal/stall"
 )
 
 // MasterState is what the last probe of one master found. Health is a
@@ -72,18 +74,24 @@ func (c *Cluster) MasterState(addr string) (MasterState, bool) {
 }
 
 // Serving reports whether the last probe found at least one master able to
-// serve. Before the first round, and with probing disabled, it is true.
+// serve. Before the first round, with probing disabled, and when this
+// process was stopped since the last round (what it found may be over; the
+// next round runs at once), it is true.
 func (c *Cluster) Serving() bool {
 	p := c.mon.states.Load()
 	if p == nil || len(*p) == 0 {
 		return true
 	}
+	var last time.Time
 	for _, s := range *p {
 		if s.OK {
 			return true
 		}
+		if s.At.After(last) {
+			last = s.At
+		}
 	}
-	return false
+	return stall.Since(last)
 }
 
 // ProbeRounds is the number of probe rounds run so far.
@@ -129,6 +137,7 @@ func (c *Cluster) probeRound(timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(c.ctx, timeout)
 	defer cancel()
 	out := make(map[string]MasterState, len(top.Masters))
+	prev := c.mon.states.Load()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, m := range top.Masters {
@@ -136,7 +145,16 @@ func (c *Cluster) probeRound(timeout time.Duration) {
 			continue
 		}
 		wg.Go(func() {
-			s := c.probe(ctx, m)
+			s, stalled := c.probe(ctx, m)
+			if stalled && prev != nil {
+				// This process was stopped when the probe's deadline
+				// passed: it saw nothing of its master (the answer may have
+				// waited in the socket), which keeps its last state; the
+				// ticker's pending tick probes again at once.
+				if p, ok := (*prev)[m.Addr]; ok {
+					s = p
+				}
+			}
 			mu.Lock()
 			out[m.Addr] = s
 			mu.Unlock()
@@ -168,9 +186,10 @@ func (c *Cluster) probeRound(timeout time.Duration) {
 	}
 }
 
-// probe asks one master for its replication state.
-func (c *Cluster) probe(ctx context.Context, m Master) MasterState {
-	s := MasterState{Addr: m.Addr, ID: m.ID, At: time.Now()}
+// probe asks one master for its replication state; stalled reports a
+// probe that timed out while this process was stopped (package stall).
+func (c *Cluster) probe(ctx context.Context, m Master) (s MasterState, stalled bool) {
+	s = MasterState{Addr: m.Addr, ID: m.ID, At: time.Now()}
 	info, err := c.Node(m.Addr).Info(ctx, "replication", "server").Result()
 	s.Latency = time.Since(s.At)
 	if err != nil {
@@ -178,8 +197,11 @@ func (c *Cluster) probe(ctx context.Context, m Master) MasterState {
 		if errors.Is(err, context.DeadlineExceeded) {
 			s.Err = "no answer within the probe timeout"
 		}
+		if dl, _ := ctx.Deadline(); stall.Timeout(err) && stall.At(dl) {
+			return s, true
+		}
 		c.LazyReload() // a replica may have been promoted in its place
-		return s
+		return s, false
 	}
 	kv := map[string]string{}
 	for line := range strings.Lines(info) {
@@ -194,8 +216,8 @@ func (c *Cluster) probe(ctx context.Context, m Master) MasterState {
 	if role := kv["role"]; role != "master" {
 		s.Err = "not a master any more (role " + role + ")"
 		c.LazyReload() // a promotion moved its slots
-		return s
+		return s, false
 	}
 	s.OK = true
-	return s
+	return s, false
 }

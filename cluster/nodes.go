@@ -195,7 +195,12 @@ func mastersFromNodes(text string) ([]Master, error) {
 			continue
 		}
 		if i, ok := idx[n.MasterID]; ok {
-			out[i].Replicas = append(out[i].Replicas, Node{ID: n.ID, Addr: n.Addr, Failed: n.failed()})
+			// A replica only suspected (fail?, or a link down as seen from
+			// here) can still be promoted, so writes wait for it, as
+			// CLUSTER SHARDS (health "online") and the scripts' count of
+			// promotable replicas have it; only the cluster's verdict, fail,
+			// leaves it out.
+			out[i].Replicas = append(out[i].Replicas, Node{ID: n.ID, Addr: n.Addr, Failed: n.Has("fail")})
 		}
 	}
 	return out, nil

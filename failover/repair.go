@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -24,7 +25,7 @@ type RepairConfig struct {
 	Options shard.Options
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Parallel is how many namespaces are repaired at once. Default 4.
+	// Parallel is how many namespaces are repaired at once. Default 8.
 	Parallel int
 	// Settle is how long changes are collected before a sweep starts, so
 	// that a failover's several changes cost one sweep. Default 200ms.
@@ -33,6 +34,15 @@ type RepairConfig struct {
 	// another process's sweep not done) waits before it tries again.
 	// Default 5s.
 	Retry time.Duration
+	// Batch is how many names of the index a sweep reads at once (one page,
+	// sorted by name); after each batch it records how far it got, so a
+	// sweep whose process died is continued from there, not from the first
+	// name. Default 256.
+	Batch int
+	// ClaimTTL is how long a sweep's claim lives unless renewed (after each
+	// batch): how long the sweep of a process that died holds the others
+	// back. Default 30s.
+	ClaimTTL time.Duration
 }
 
 // Repairs are the repairs StartRepairs started for a cluster connection.
@@ -51,6 +61,7 @@ type Repairs struct {
 // SweepReport says what one sweep did.
 type SweepReport struct {
 	Masters    []string // addresses whose history changed
+	Resumed    string   // the name a sweep continued after ("": from the first)
 	Namespaces int
 	Shards     int // shards checked
 	Restored   int // counters restored
@@ -80,13 +91,19 @@ func StartRepairs(cl *cluster.Cluster, cfg RepairConfig) *Repairs {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Parallel <= 0 {
-		cfg.Parallel = 4
+		cfg.Parallel = 8
 	}
 	if cfg.Settle <= 0 {
 		cfg.Settle = 200 * time.Millisecond
 	}
 	if cfg.Retry <= 0 {
 		cfg.Retry = 5 * time.Second
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 256
+	}
+	if cfg.ClaimTTL <= 0 {
+		cfg.ClaimTTL = 30 * time.Second
 	}
 	r := &Repairs{cl: cl, cfg: cfg, log: cfg.Logger, ch: make(chan []cluster.Change, 64),
 		stop: make(chan struct{}), done: make(chan struct{})}
@@ -179,13 +196,18 @@ func (r *Repairs) loop() {
 // expires if that process dies), "done" after.
 func claimKey(addr, identity string) string { return "shardseq:repair:{" + addr + "}:" + identity }
 
+// progressKey holds the last name of the index (in sorted order) up to
+// which every namespace was repaired for the change of the master at addr
+// to identity: where a sweep continues when the process that ran it died.
+func progressKey(addr, identity string) string { return claimKey(addr, identity) + ":after" }
+
 // claim decides who sweeps change c: mine when this process took the claim
 // (or the claim cannot be read: better twice than never), done when another
 // process finished it; neither while another process is on it.
 func (r *Repairs) claim(ctx context.Context, c cluster.Change, owner string) (mine, done bool) {
 	cc := r.cl.ClusterClient()
 	key := claimKey(c.Addr, c.Identity)
-	ok, err := cc.SetNX(ctx, key, "running:"+owner, 30*time.Second).Result()
+	ok, err := cc.SetNX(ctx, key, "running:"+owner, r.cfg.ClaimTTL).Result()
 	if err != nil || ok {
 		return true, false
 	}
@@ -202,25 +224,35 @@ func randomOwner() string {
 	return hex.EncodeToString(b[:])
 }
 
-// repairAll repairs the namespaces names for the masters changed says
-// changed, cfg.Parallel at a time, adding what it did to rep. It reports
-// whether a repair failed in a way worth trying again.
-func (r *Repairs) repairAll(ctx context.Context, names []string, changed func(addr string) bool, rep *SweepReport) (failed bool) {
+// repairAll repairs the namespaces names for the masters changed(name) says
+// changed (nil: none, skipped), cfg.Parallel at a time, adding what it did
+// to rep and the names whose records it found to found (for the index). It
+// returns the names whose repair failed in a way worth trying again, with
+// their errors; other failures are counted and logged.
+func (r *Repairs) repairAll(ctx context.Context, names []string, changed func(name string) func(addr string) bool, rep *SweepReport, found map[string]bool) map[string]error {
 	var mu sync.Mutex
+	retry := map[string]error{}
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range r.cfg.Parallel {
 		wg.Go(func() {
 			for name := range work {
-				res, err := namespace.RepairNamespace(ctx, r.cl, name, changed, r.cfg.Options)
+				res, err := namespace.RepairNamespaceUnindexed(ctx, r.cl, name, changed(name), r.cfg.Options)
 				mu.Lock()
-				rep.Namespaces++
+				if res.Found {
+					found[name] = true
+				}
 				rep.Shards += res.Shards
 				rep.Restored += res.Restored
 				rep.Copies += res.Copies
-				if err != nil && !errors.Is(err, namespace.ErrNamespaceNotFound) {
+				switch {
+				case err == nil || errors.Is(err, namespace.ErrNamespaceNotFound):
+					rep.Namespaces++
+				case Retryable(err) || ctx.Err() != nil:
+					retry[name] = err
+				default:
+					rep.Namespaces++
 					rep.Errors++
-					failed = failed || Retryable(err)
 					r.log.Warn("repair: namespace not fully repaired", "namespace", name, "err", err)
 				}
 				mu.Unlock()
@@ -228,6 +260,9 @@ func (r *Repairs) repairAll(ctx context.Context, names []string, changed func(ad
 		})
 	}
 	for _, n := range names {
+		if changed(n) == nil {
+			continue // every change covering it was swept past it already
+		}
 		select {
 		case work <- n:
 		case <-ctx.Done():
@@ -235,7 +270,75 @@ func (r *Repairs) repairAll(ctx context.Context, names []string, changed func(ad
 	}
 	close(work)
 	wg.Wait()
-	return failed
+	return retry
+}
+
+// repairBatch repairs one batch of names, trying again (after 0.5, 1, 2 s)
+// those whose repair failed in a way worth trying again: right after a
+// restart a master's replica may still be resyncing and refuse the
+// acknowledgement, and a batch retried in place spares the sweep from
+// starting over. The names whose records were found are then re-added to
+// every copy of the index, one script per copy for the whole batch (tried
+// again the same way). It reports whether the batch is repaired.
+func (r *Repairs) repairBatch(ctx context.Context, names []string, changed func(name string) func(addr string) bool, rep *SweepReport) bool {
+	found := map[string]bool{}
+	retry := r.repairAll(ctx, names, changed, rep, found)
+	// The names found are re-added whatever happens to the others: one
+	// namespace that keeps failing (a lost ceiling waits for an operator)
+	// must not keep its whole batch out of an index copy lost in a restart.
+	added := map[string]bool{}
+	var indexErr error
+	addFound := func() {
+		var todo []string
+		for name := range found {
+			if !added[name] {
+				todo = append(todo, name)
+			}
+		}
+		if indexErr = nil; len(todo) == 0 {
+			return
+		}
+		slices.Sort(todo)
+		if indexErr = namespace.AddToIndex(ctx, r.cl, todo, r.cfg.Options); indexErr == nil {
+			for _, name := range todo {
+				added[name] = true
+			}
+		}
+	}
+	for wait := 500 * time.Millisecond; ; wait *= 2 {
+		addFound()
+		indexDone := indexErr == nil || !(Retryable(indexErr) || ctx.Err() != nil)
+		if len(retry) == 0 && indexDone {
+			break
+		}
+		if wait > 2*time.Second {
+			break
+		}
+		r.log.Debug("repair: batch tried again", "namespaces", len(retry), "index_err", indexErr, "after", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return false
+		}
+		if len(retry) > 0 {
+			retry = r.repairAll(ctx, slices.Sorted(maps.Keys(retry)), changed, rep, found)
+		}
+	}
+	for name, err := range retry {
+		rep.Namespaces++
+		rep.Errors++
+		r.log.Warn("repair: namespace not fully repaired", "namespace", name, "err", err)
+	}
+	if indexErr != nil {
+		// Counted like a namespace's error: one worth trying again fails
+		// the batch (its progress is not recorded), another does not.
+		rep.Errors++
+		r.log.Warn("repair: names not re-added to the index", "namespaces", len(found), "err", indexErr)
+		if Retryable(indexErr) || ctx.Err() != nil {
+			return false
+		}
+	}
+	return len(retry) == 0 && ctx.Err() == nil
 }
 
 // sweep repairs every indexed namespace for the changed masters it claims,
@@ -271,21 +374,69 @@ func (r *Repairs) sweep(pending map[string]cluster.Change) map[string]cluster.Ch
 		rep.Masters = append(rep.Masters, addr)
 	}
 	slices.Sort(rep.Masters)
-	names, err := namespace.ListNamespaces(ctx, r.cl)
-	if err != nil {
-		r.log.Warn("repair: cannot read the index of namespaces", "masters", rep.Masters, "err", err)
-		for a, c := range mine {
-			left[a] = c
+	// Where an earlier sweep of each change got to (its process may have
+	// died): names up to there need nothing more for that change.
+	cc := r.cl.ClusterClient()
+	after := map[string]string{}
+	cursor := ""
+	first := true
+	for addr, c := range mine {
+		v, err := cc.Get(ctx, progressKey(addr, c.Identity)).Result()
+		if err != nil {
+			v = "" // none, or unreadable: from the first name
 		}
-		return left
+		after[addr] = v
+		if first || v < cursor {
+			cursor = v
+		}
+		first = false
 	}
-	failed := r.repairAll(ctx, names, func(addr string) bool { _, ok := mine[addr]; return ok }, &rep)
+	rep.Resumed = cursor
+	changed := func(name string) func(addr string) bool {
+		need := false
+		for addr := range mine {
+			need = need || name > after[addr]
+		}
+		if !need {
+			return nil
+		}
+		return func(addr string) bool { _, ok := mine[addr]; return ok && name > after[addr] }
+	}
+	failed := false
+	for {
+		// One page of the index at a time: a sweep holds a batch of names,
+		// not the whole index, and records its progress after each.
+		names, err := namespace.PageNames(ctx, r.cl, cursor, r.cfg.Batch)
+		if err != nil {
+			r.log.Warn("repair: cannot read the index of namespaces", "masters", rep.Masters, "err", err)
+			failed = true
+			break
+		}
+		if len(names) == 0 {
+			break
+		}
+		if !r.repairBatch(ctx, names, changed, &rep) {
+			failed = true // progress stays where the last complete batch left it
+		}
+		cursor = names[len(names)-1]
+		if !failed {
+			for addr, c := range mine {
+				if cursor > after[addr] {
+					_ = cc.Set(ctx, progressKey(addr, c.Identity), cursor, 24*time.Hour).Err()
+					after[addr] = cursor
+				}
+			}
+		}
+		r.renew(ctx, mine, owner)
+		if ctx.Err() != nil || len(names) < r.cfg.Batch {
+			break
+		}
+	}
 	rep.Took = time.Since(start)
 	r.last.Store(&rep)
 	r.sweeps.Add(1)
-	r.log.Info("repair sweep", "masters", rep.Masters, "namespaces", rep.Namespaces, "shards", rep.Shards,
+	r.log.Info("repair sweep", "masters", rep.Masters, "resumed_after", rep.Resumed, "namespaces", rep.Namespaces, "shards", rep.Shards,
 		"restored", rep.Restored, "copies", rep.Copies, "errors", rep.Errors, "took", rep.Took.Round(time.Millisecond))
-	cc := r.cl.ClusterClient()
 	for addr, c := range mine {
 		key := claimKey(addr, c.Identity)
 		if failed || ctx.Err() != nil {
@@ -296,4 +447,18 @@ func (r *Repairs) sweep(pending map[string]cluster.Change) map[string]cluster.Ch
 		_ = cc.Set(context.Background(), key, "done", 24*time.Hour).Err()
 	}
 	return left
+}
+
+// renew extends the claims of a sweep under way that are still its own: a
+// sweep may outlast ClaimTTL, and another process must not take over a live
+// one (it would redo the work, not break it). A claim lost meanwhile is left
+// to its new owner.
+func (r *Repairs) renew(ctx context.Context, mine map[string]cluster.Change, owner string) {
+	cc := r.cl.ClusterClient()
+	for addr, c := range mine {
+		key := claimKey(addr, c.Identity)
+		if v, err := cc.Get(ctx, key).Result(); err == nil && v == "running:"+owner {
+			_ = cc.SetXX(ctx, key, v, r.cfg.ClaimTTL).Err()
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/internal/stall"
 	"github.com/shardseq/shardseq/namespace"
 	"github.com/shardseq/shardseq/shard"
 )
@@ -25,6 +26,16 @@ var ErrNoHealthyShard = errors.New("failover: no healthy shard")
 // ErrShardTimeout: a shard did not answer within AttemptTimeout (a frozen
 // master, or packets to a vanished host going nowhere).
 var ErrShardTimeout = errors.New("failover: shard did not answer in time")
+
+// ErrStalled marks a wait that timed out only because this process did not
+// run when its deadline passed (SIGSTOP, a frozen container, a starved CPU;
+// package stall): it says nothing of the shard or its master, so it counts
+// against neither, and Reserve tries again.
+var ErrStalled = errors.New("this process was stopped when the deadline passed (not a fault of Redis)")
+
+// stallRetries is how many times Reserve starts over after a stall; a
+// process stopped again and again fails like one that cannot reach Redis.
+const stallRetries = 2
 
 // DefaultAttemptTimeout is BreakerConfig.AttemptTimeout when it is 0.
 const DefaultAttemptTimeout = 750 * time.Millisecond
@@ -128,10 +139,11 @@ func Retryable(err error) bool {
 // says something about a master rather than one shard, and which master: a
 // write that timed out or could not reach it, replicas that did not confirm
 // (WAIT fell short), or a node that refuses writes for now (CLUSTERDOWN,
-// TRYAGAIN, LOADING, READONLY, MASTERDOWN). Every shard on that master
+// LOADING, READONLY, MASTERDOWN). Every shard on that master
 // would fail the same way. What belongs to one shard (a fence, a lost
 // ceiling, a regressed counter, bad data) is not a master's fault, nor is
-// the caller's own cancellation.
+// the caller's own cancellation, nor TRYAGAIN (a slot split by a migration:
+// the shard's, reported as shard.ErrRedirect).
 func MasterFault(err error) (addr string, ok bool) {
 	var ne *shard.NodeError
 	switch {
@@ -140,16 +152,23 @@ func MasterFault(err error) (addr string, ok bool) {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, cluster.ErrClosed),
 		errors.Is(err, shard.ErrFenced), errors.Is(err, shard.ErrCeilingLost), errors.Is(err, shard.ErrCounterRegressed),
 		errors.Is(err, shard.ErrBadRecord), errors.Is(err, shard.ErrExhausted), errors.Is(err, shard.ErrUnsafeRedis),
-		errors.Is(err, shard.ErrShardCountMismatch), errors.Is(err, shard.ErrRedirect):
+		errors.Is(err, shard.ErrShardCountMismatch), errors.Is(err, shard.ErrRedirect), errors.Is(err, ErrStalled):
 		return "", false
 	}
 	return ne.Addr, true
 }
 
+// expired reports whether ctx is over, or its deadline passed although its
+// timer has not fired yet (it fires late in a process that was stopped).
+func expired(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ctx.Err() != nil || ok && !time.Now().Before(dl)
+}
+
 // excluded says whether err must not count against a shard's breaker: the
 // caller gave up, or the shard's configuration (not its health) is wrong.
 func excluded(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrStalled) ||
 		errors.Is(err, shard.ErrShardCountMismatch) || errors.Is(err, gobreaker.ErrTooManyRequests)
 }
 
@@ -291,8 +310,20 @@ func (s *Set) master(m *member) (addr, why string) {
 // concerns the master (MasterFault) is recorded on the connection, so that
 // every shard of that master, in every namespace, is skipped without a call
 // until a trial succeeds; shards whose breaker is open are skipped too. The
-// whole call takes at most ReserveTimeout.
+// whole call takes at most ReserveTimeout, unless this process stalls
+// during it: then what timed out is not held against any master and the
+// call starts over (at most stallRetries times).
 func (s *Set) Reserve(parent context.Context, count int64, prefer int, level func() int64) (shard.Block, error) {
+	for try := 0; ; try++ {
+		b, err := s.reserveOnce(parent, count, prefer, level)
+		if !errors.Is(err, ErrStalled) || try == stallRetries || expired(parent) {
+			return b, err
+		}
+		s.log.Info("reservation tried again: this process stalled during it", "namespace", s.ns.Name, "err", err)
+	}
+}
+
+func (s *Set) reserveOnce(parent context.Context, count int64, prefer int, level func() int64) (shard.Block, error) {
 	ctx, cancel := context.WithTimeout(parent, s.cfg.ReserveTimeout)
 	defer cancel()
 	if level == nil {
@@ -332,6 +363,11 @@ func (s *Set) Reserve(parent context.Context, count int64, prefer int, level fun
 				s.cl.ReportOK(b.Node)
 			}
 			return b, nil
+		}
+		if errors.Is(err, ErrStalled) {
+			// The deadline passed while this process was stopped: this
+			// failure, and those of the shards after it, say nothing.
+			return shard.Block{}, fmt.Errorf("%w in namespace %q: shard %d: %w", ErrNoHealthyShard, s.ns.Name, m.sh.Index, err)
 		}
 		if perMaster {
 			if bad, ok := MasterFault(err); ok {
@@ -379,6 +415,12 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64, level func(
 		actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
 		defer cancel()
 		b, err := m.sh.ReserveAbove(actx, count, level)
+		if dl, _ := actx.Deadline(); stall.Timeout(err) && stall.At(dl) {
+			// The deadline passed while this process was stopped: the
+			// answer may have waited in the socket. (An answer, even a late
+			// one, is still Redis's word.)
+			return b, fmt.Errorf("%w: %w", ErrStalled, err)
+		}
 		if err != nil && actx.Err() != nil && ctx.Err() == nil {
 			// The attempt's deadline, not the caller's: a fault of this
 			// shard's master, or of a ceiling copy's (NodeError says which).
@@ -398,11 +440,14 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64, level func(
 		s.log.Warn("shard fenced", "namespace", s.ns.Name, "shard", m.sh.Index, "fence_events", f,
 			"node", b.Node, "detail", "the counter's history changed (a promotion, a restart, older data): it continues above its ceiling")
 	}
-	if s.obs != nil && count > 0 && !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
+	// What a stall timed out is not the shard's: neither its metrics nor
+	// its health row hear of it.
+	skipped := errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) || errors.Is(err, ErrStalled)
+	if s.obs != nil && count > 0 && !skipped {
 		s.obs.Reserved(s.ns.Name, m.sh.Index, count, lat, err)
 	}
 	if err != nil {
-		if errors.Is(err, gobreaker.ErrTooManyRequests) || errors.Is(err, gobreaker.ErrOpenState) {
+		if skipped {
 			return b, err
 		}
 		m.failures.Add(1)

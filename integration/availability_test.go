@@ -32,8 +32,12 @@ const outOfOrderMetric = "shardseq_ids_out_of_order_total"
 // library callers (segment mode, one client each, opened before the faults), through kill -9 of a master, a 2 s
 // cluster-wide CLUSTERDOWN, a master frozen past node-timeout, a frozen and
 // a lagging replica, a replica cut from its master (needs iptables) and a
-// master restarted empty. No ID twice, no failed call (library and HTTP
-// counted apart, per fault), and no inversion at W = 1 s on one server
+// master restarted empty. Each fault ends once the cluster is healthy and
+// the callers recovered (chaos.Config.Settle): their spares cover 5/8 of
+// HoldFor again (restocking tops up below 3/4), and every shard's confirmed
+// ceiling is above every counter (raised after the level jump of a
+// restore). A fault that starts before is a double fault. No ID twice, no failed call (library and HTTP counted
+// apart, per fault), and no inversion at W = 1 s on one server
 // beyond what it counts in shardseq_ids_out_of_order_total. The
 // redis/full-coverage-yes case runs two server processes; the Valkey cases
 // skip the lagging and the cut replica. 30-40 s a case (~3 min in all);
@@ -120,6 +124,7 @@ func availability(t *testing.T, ac availabilityCase) {
 		ServerOrder:   &orders, // at client.DefaultOrderWindow (1 s)
 		Errors:        &errs,
 		Costs:         &costs,
+		Settle:        client.DefaultHoldFor * 5 / 8, // each fault a single fault: callers recovered from the last (spares restocked, ceilings raised)
 		Client:        client.Config{Logger: quiet()},
 		Logf:          t.Logf,
 	})

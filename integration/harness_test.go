@@ -5,6 +5,8 @@
 package integration
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -82,4 +84,50 @@ func rawRedis(t testing.TB, c *clustertest.Cluster) *redis.ClusterClient {
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
 	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
+}
+
+// waitCeilingsAhead waits for the steady state a failover test starts
+// from: every shard's registered ceiling ahead of its counter (keys, by shard
+// index) by more than a failover takes at the load's rate (10 s of it,
+// measured over a second). A namespace younger than that rides on its first
+// lease (shard.FirstLease, 4096) and a young process has few spares (capped
+// by what it handed out), which a fast load uses up within a failover (the
+// shards then step aside until the master is back; nothing repeats).
+func waitCeilingsAhead(t *testing.T, c *clustertest.Cluster, keys map[int]string) {
+	t.Helper()
+	rdb := rawRedis(t, c)
+	seqs := func() (map[int][2]int64, error) {
+		out := map[int][2]int64{}
+		for i, key := range keys {
+			v, err := rdb.HMGet(context.Background(), key, "seq", "mirrored").Result()
+			if err != nil {
+				return nil, err
+			}
+			var pair [2]int64
+			for j, x := range v {
+				s, _ := x.(string)
+				pair[j], _ = strconv.ParseInt(s, 10, 64)
+			}
+			out[i] = pair
+		}
+		return out, nil
+	}
+	clustertest.Eventually(t, 30*time.Second, func() error {
+		before, err := seqs()
+		if err != nil {
+			return err
+		}
+		time.Sleep(time.Second) // the interval the rate is measured over, not a synchronisation
+		after, err := seqs()
+		if err != nil {
+			return err
+		}
+		for i, a := range after {
+			rate := a[0] - before[i][0]
+			if rate <= 0 || a[1]-a[0] < 10*rate {
+				return fmt.Errorf("shard %d: ceiling %d, counter %d, %d a second: less than 10 s ahead", i, a[1], a[0], rate)
+			}
+		}
+		return nil
+	})
 }

@@ -106,6 +106,11 @@ func TestHTTP_KillMasterShardHealth(t *testing.T) {
 	if shards[0].Node != victim {
 		t.Fatalf("/v1/shards says shard 0 is on %s, the cluster says %s", shards[0].Node, victim)
 	}
+	keys := map[int]string{}
+	for i, st := range shards {
+		keys[i] = st.Key
+	}
+	waitCeilingsAhead(t, c, keys)
 	c.Kill(victim)
 	clustertest.Eventually(t, 15*time.Second, func() error {
 		s, err := getShards(base, ns)

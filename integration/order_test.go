@@ -107,11 +107,22 @@ func TestOrder_OneServerSteady(t *testing.T) {
 	c := startCluster(t, Opts{})
 	s := startOrderServer(t, c, client.Config{})
 	// Warm-up: the namespace's first blocks and the spares every client
-	// sets aside once (HoldFor of traffic) are a start-up cost, not the
-	// steady state this test measures.
+	// sets aside once (HoldFor of traffic, reserved as the traffic so far
+	// allows) are a start-up cost, not the steady state this test measures:
+	// at least 3 s, and until the spares cover 3/4 of HoldFor.
 	warm := make(chan struct{})
 	waitWarm := orderLoad(t, func(int) string { return s.url }, "steady", 16, checker.New(), warm)
 	<-runFor(3 * time.Second)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		cover, ok := metricSum(t, s.url, "shardseq_spare_cover_seconds")
+		if ok && cover >= (client.DefaultHoldFor*3/4).Seconds() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("spares cover %.1fs after 30 s of load (exported: %v); want %v", cover, ok, client.DefaultHoldFor*3/4)
+		}
+		<-runFor(100 * time.Millisecond) // polling the metric
+	}
 	close(warm)
 	waitWarm()
 	ck := checker.New().WithShards(12).WithOrder(orderWindow)

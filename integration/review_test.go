@@ -60,9 +60,9 @@ func hasArg(want string) func([]any) bool {
 }
 
 // isRestore matches reserve.lua called with a floor claimed for an identity:
-// EVALSHA sha 1 key then 11 arguments, the 9th the identity.
+// EVALSHA sha 2 key tracekey then 14 arguments, the 9th the identity.
 func isRestore(args []any) bool {
-	return len(args) == 15 && fmt.Sprint(args[12]) != ""
+	return len(args) == 19 && fmt.Sprint(args[13]) != ""
 }
 
 func newGatedRouter(t *testing.T, c *clustertest.Cluster, gates ...*gate) *gatedRouter {

@@ -19,7 +19,7 @@ import (
 	"github.com/shardseq/shardseq/shard"
 )
 
-// Ports of this package's clusters: 7200-7219 (bus ports +10000).
+// Ports of this package's clusters: 7200-7239 (bus ports +10000).
 const portNamespaces = 7200
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -83,6 +83,21 @@ func distinct(t *testing.T, lists ...[]int64) {
 			seen[id] = true
 		}
 	}
+}
+
+// countRepeats is how many IDs of after are in before.
+func countRepeats(before, after []int64) int {
+	seen := make(map[int64]bool, len(before))
+	for _, id := range before {
+		seen[id] = true
+	}
+	n := 0
+	for _, id := range after {
+		if seen[id] {
+			n++
+		}
+	}
+	return n
 }
 
 func ctx10(t *testing.T) context.Context {
@@ -239,6 +254,13 @@ func testList(t *testing.T, cl *cluster.Cluster) {
 	if _, err := namespace.Delete(ctx10(t), cl, "list-07", shard.Options{}); err != nil {
 		t.Fatal(err)
 	}
+	// list-11's record is lost (every copy), list-12 keeps one copy of three.
+	for _, k := range namespace.MetaKeys("list-11") {
+		del(t, cl, k)
+	}
+	for _, k := range namespace.MetaKeys("list-12")[1:] {
+		del(t, cl, k)
+	}
 	var got []string
 	cursor, pages := "", 0
 	for {
@@ -257,9 +279,18 @@ func testList(t *testing.T, cl *cluster.Cluster) {
 				if in.Name == "list-07" {
 					state = namespace.StateDeleted
 				}
-				if in.State != state || in.Shards != 1 || in.Start != 1 {
+				switch {
+				case in.Name == "list-11":
+					if in.State != namespace.StateLost || in.Shards != 0 {
+						t.Errorf("listed %+v, want lost", in)
+					}
+				case in.State != state || in.Shards != 1 || in.Start != 1:
 					t.Errorf("listed %+v", in)
 				}
+			}
+			// A page reads records with pipelined HMGETs: what Read says.
+			if read := namespace.Read(ctx10(t), cl, in.Name); read != in {
+				t.Errorf("listed %+v, Read says %+v", in, read)
 			}
 		}
 		if !slices.IsSortedFunc(page.Namespaces, func(a, b namespace.Info) int { return strings.Compare(a.Name, b.Name) }) {
@@ -490,28 +521,28 @@ func testNaiveDeleteRepeats(t *testing.T, cl *cluster.Cluster) {
 		if err := node.Del(context.Background(), k).Err(); err != nil {
 			t.Fatal(err)
 		}
+		// And the trace of each key's slot: every trace is gone, or the
+		// guard against a lost record refuses the recreation.
+		tk := namespace.TraceKey(cluster.Slot(k))
+		if _, node, err = cl.MasterForKey(tk); err == nil {
+			err = node.SRem(context.Background(), tk, name).Err()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, k := range namespace.IndexKeys() {
 		_, node, err := cl.MasterForKey(k)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := node.SRem(context.Background(), k, name).Err(); err != nil {
+		if err := node.ZRem(context.Background(), k, name).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	again := newClient(t, cl, client.Config{Namespace: name, Shards: 2})
 	after := take(t, again, 2000)
-	seen := map[int64]bool{}
-	for _, id := range before {
-		seen[id] = true
-	}
-	repeats := 0
-	for _, id := range after {
-		if seen[id] {
-			repeats++
-		}
-	}
+	repeats := countRepeats(before, after)
 	if repeats == 0 {
 		t.Fatal("removing the keys repeated no ID: this control proves nothing")
 	}

@@ -2,9 +2,12 @@ package namespace
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shardseq/shardseq/shard"
@@ -24,15 +27,28 @@ func (ns *Namespace) createWait() int64 {
 // record, written first, is adopted, unless want (or in) asked explicitly
 // for a setting it does not have. It reports whether this call wrote the first
 // copy (created the namespace).
-func (ns *Namespace) create(ctx context.Context, keys []string, want Settings, in intent) (bool, error) {
+func (ns *Namespace) create(ctx context.Context, keys []string, want Settings, in intent) (_ bool, err error) {
 	// A layout with an empty or repeated key would put two shards on one
 	// counter; once written it is the namespace's for good.
 	if err := ns.Layout.Validate(ns.Layout.Shards); err != nil {
 		return false, fmt.Errorf("namespace %q: refusing to write its planned layout: %w", ns.Name, err)
 	}
 	wait := ns.createWait()
+	token := ns.creationToken()
+	keysSent := false
+	defer func() {
+		// A creation that failed before it sent any key write withdraws
+		// its registration, so that a retry need not wait for it. After a
+		// key write was sent it stays: the write may still land (a frozen
+		// master), and the registration is what keeps it harmless.
+		if err != nil && !keysSent && token != "" && ctx.Err() == nil {
+			for _, k := range keys {
+				_, _ = shard.RunScript(ctx, ns.r, metaScript, k, -1, 0, ns.creationArgs(metaDone, token).argv())
+			}
+		}
+	}()
 	claim := func(key string, op metaOp) (*record, bool, error) {
-		rep, err := shard.Acked(ctx, ns.r, ns.opt, metaScript, key, wait, ns.metaArgs(op, ns.state).argv())
+		rep, err := shard.Acked(ctx, ns.r, ns.opt, metaScript, key, wait, ns.creationArgs(op, token).argv())
 		if err != nil {
 			return nil, false, fmt.Errorf("shard: writing namespace record %s: %w", key, err)
 		}
@@ -43,6 +59,9 @@ func (ns *Namespace) create(ctx context.Context, keys []string, want Settings, i
 		return rec, created, err
 	}
 
+	if h := beforeClaim.Load(); h != nil {
+		(*h)(ns.Name)
+	}
 	// The first copy decides between concurrent creators.
 	won, created, err := claim(keys[0], metaClaim)
 	if err != nil {
@@ -76,32 +95,214 @@ func (ns *Namespace) create(ctx context.Context, keys []string, want Settings, i
 	// A name in the index was created completely once (the index is
 	// written only after every counter and ceiling): it is never created
 	// again, only repaired, whatever its record copies say.
-	indexed := false
-	if ns.opt.UnsafeDefences != shard.LegacyDefences {
-		names, err := ListNamespaces(ctx, ns.r)
-		if err != nil {
+	// A copy 0 found ready was finished by another creator (this one read
+	// the copies before): its keys may have been used and lost since, so
+	// none is created again at its first value.
+	indexed := won.ready
+	if !indexed && ns.opt.UnsafeDefences != shard.LegacyDefences {
+		if indexed, err = inIndex(ctx, ns.r, ns.Name); err != nil {
 			return false, fmt.Errorf("shard: cannot tell whether namespace %q was created before: %w", ns.Name, err)
 		}
-		indexed = slices.Contains(names, ns.Name)
 	}
 	if !indexed {
-		for _, s := range ns.Shards {
-			if err := s.Create(ctx, wait); err != nil {
+		// Each slot's trace before its keys, so that no history of a
+		// master holds a key of the namespace without its trace.
+		if ns.opt.UnsafeDefences == shard.AllDefences {
+			if won.unchecked && !noClaimedCheck.Load() {
+				if err := ns.checkClaimed(ctx, keys); err != nil {
+					return false, err
+				}
+			}
+			if err := ns.writeTraces(ctx, true); err != nil {
 				return false, err
 			}
 		}
+		// The shards are independent: created all at once, a creation
+		// costs a few round trips, not a few per shard.
+		errs := make([]error, len(ns.Shards))
+		keysSent = true
+		var wg sync.WaitGroup
+		for i, s := range ns.Shards {
+			wg.Go(func() { errs[i] = s.Create(ctx, wait, won.deadline) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return false, err
+		}
 		if ns.opt.UnsafeDefences != shard.LegacyDefences {
-			if err := ns.addToIndex(ctx); err != nil {
+			if err := ns.addToIndex(ctx, false); err != nil {
 				return false, err
 			}
+		}
+	}
+	return created, ns.markReady(ctx, keys, token)
+}
+
+// The creation-freshness guard (issue 19, item 3; see lua/meta.lua): a
+// creator writes keys only until creationTTL after it claimed copy 0 of the
+// record (by that master's clock), and no creator marks the record ready
+// until every other creator registered on it is past its deadline plus
+// creationMargin, the clock skew allowed between masters. Variables, so
+// that tests can shorten them.
+var (
+	creationTTL    atomic.Int64 // time.Duration
+	creationMargin atomic.Int64 // time.Duration
+	// noFreshness switches the guard off: the negative control of its test.
+	noFreshness atomic.Bool
+)
+
+func init() {
+	creationTTL.Store(int64(10 * time.Second))
+	creationMargin.Store(int64(2 * time.Second))
+}
+
+// creationToken identifies this creation in the record's registrations; ""
+// without the guard.
+func (ns *Namespace) creationToken() string {
+	if ns.opt.UnsafeDefences != shard.AllDefences || noFreshness.Load() {
+		return ""
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// creationArgs are metaArgs for the creation with token.
+func (ns *Namespace) creationArgs(op metaOp, token string) metaArgs {
+	a := ns.metaArgs(op, ns.state)
+	if token != "" {
+		a.Token, a.TTL, a.Margin = token, time.Duration(creationTTL.Load()), time.Duration(creationMargin.Load())
+	}
+	return a
+}
+
+// markReady marks every copy of the record ready once this creation wrote
+// all it will write, and no other creator may still write keys (one that
+// stalled, crashed or runs concurrently): it withdraws its own registration
+// from every copy and waits, within ctx, until no copy holds another
+// creator's that is still within its deadline plus the margin; only then
+// does it mark the copies ready (each checks again in its script). Every
+// copy is looked at before any is marked: a copy 0 lost and claimed anew
+// holds only the registrations made since, and once one copy is ready the
+// namespace is used.
+func (ns *Namespace) markReady(ctx context.Context, keys []string, token string) error {
+	for token != "" {
+		var wait time.Duration
+		for _, k := range keys {
+			rep, err := shard.RunScript(ctx, ns.r, metaScript, k, -1, 0, ns.creationArgs(metaDone, token).argv())
+			var rec *record
+			if err == nil {
+				rec, _, err = parseMetaReply(rep.Values)
+			}
+			if err != nil {
+				return fmt.Errorf("shard: reading namespace record %s: %w", k, shard.ClassifyNode(err))
+			}
+			if rec != nil {
+				wait = max(wait, rec.wait)
+			}
+		}
+		if wait == 0 {
+			break
+		}
+		if err := ns.waitCreators(ctx, wait); err != nil {
+			return err
 		}
 	}
 	for _, k := range keys {
-		if _, _, err := claim(k, metaReady); err != nil {
-			return false, err
+		for {
+			rep, err := shard.Acked(ctx, ns.r, ns.opt, metaScript, k, ns.createWait(), ns.creationArgs(metaReady, token).argv())
+			if err != nil {
+				return fmt.Errorf("shard: writing namespace record %s: %w", k, err)
+			}
+			rec, _, err := parseMetaReply(rep.Values)
+			if err != nil {
+				return err
+			}
+			if rec == nil || rec.wait == 0 {
+				break
+			}
+			if err := ns.waitCreators(ctx, rec.wait); err != nil {
+				return err
+			}
 		}
 	}
-	return created, nil
+	return nil
+}
+
+// waitCreators waits up to wait (at most 250 ms at a time: a creator that
+// finishes withdraws its registration) while another creation of the
+// namespace may still write keys.
+func (ns *Namespace) waitCreators(ctx context.Context, wait time.Duration) error {
+	t := time.NewTimer(min(wait, 250*time.Millisecond))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("%w: namespace %q: another process's creation of it may write keys for %v more; try again: %w",
+			ErrCreating, ns.Name, wait, ctx.Err())
+	case <-t.C:
+		return nil
+	}
+}
+
+// checkClaimed runs the lost-record check again now that copy 0 of the
+// record (keys[0]) is claimed, and marks every copy checked. The check in
+// decideNew ran before the claim: a creator paused in between (GC, SIGSTOP)
+// may act on a stale answer, while another creator made the namespace,
+// handed out IDs, and lost the record and index. Once copy 0 is claimed, no
+// other creation can start, so a check after the claim is not stale. Traces
+// of this very creation may exist only once a creator marked a copy checked
+// (every creator checks before it writes a trace or a key): a trace found
+// while no copy is checked is another namespace's, and refuses. Checking
+// every copy, not only copy 0, is what lets a creation that stopped half-way
+// be finished after copy 0 was lost with its master's data: the copies that
+// remain say that a creator of this record passed the check.
+func (ns *Namespace) checkClaimed(ctx context.Context, keys []string) error {
+	trace, err := ns.traces(ctx)
+	if err != nil {
+		return fmt.Errorf("shard: cannot tell whether namespace %q is new: %w", ns.Name, err)
+	}
+	if trace != "" {
+		passed := false
+		for i, key := range keys {
+			rec, err := readRecord(ctx, ns.r, key)
+			switch {
+			case err != nil:
+				return fmt.Errorf("shard: cannot tell whether namespace %q is new: %w", ns.Name, err)
+			case rec == nil && i == 0:
+				return fmt.Errorf("namespace %q: record copy %s vanished while it was created; try again", ns.Name, key)
+			case rec != nil && !rec.unchecked && !rec.ready && rec.layout == ns.Layout.encode() && rec.shards == ns.Layout.Shards:
+				// Another creator of this record passed the check
+				// since: the trace may be its own. (A ready copy is
+				// not enough: that namespace may have been used and
+				// lost its keys since; the next open repairs it.)
+				passed = true
+			}
+		}
+		if !passed {
+			return fmt.Errorf("%w: namespace %q has no record but the one this creation just claimed, and %s: its record was lost with its masters' data, and creating it anew could repeat IDs. %s",
+				ErrNamespaceLost, ns.Name, trace, lostHint)
+		}
+	}
+	rep, err := shard.Acked(ctx, ns.r, ns.opt, metaScript, keys[0], ns.createWait(), ns.metaArgs(metaChecked, ns.state).argv())
+	if err != nil {
+		return fmt.Errorf("shard: marking namespace record %s checked: %w", keys[0], err)
+	}
+	if rec, _, err := parseMetaReply(rep.Values); err != nil {
+		return err
+	} else if rec == nil || rec.unchecked {
+		return fmt.Errorf("namespace %q: record copy %s lost or rewritten while it was created; try again", ns.Name, keys[0])
+	}
+	// Best effort, the copies at once (they sit on different masters): a
+	// copy left unchecked only makes a later finish of this creation, after
+	// copy 0 is lost, refuse (fail closed).
+	var wg sync.WaitGroup
+	for _, key := range keys[1:] {
+		wg.Go(func() {
+			_, _ = shard.Acked(ctx, ns.r, ns.opt, metaScript, key, ns.createWait(), ns.metaArgs(metaChecked, ns.state).argv())
+		})
+	}
+	wg.Wait()
+	return nil
 }
 
 // repairRecord rewrites lost copies of a ready namespace record, with the
@@ -120,17 +321,20 @@ func (ns *Namespace) repairRecord(ctx context.Context, keys []string) error {
 }
 
 // addToIndex adds the namespace to every copy of the index; one confirmed
-// copy is enough (the others are repaired later).
-func (ns *Namespace) addToIndex(ctx context.Context) error {
+// copy is enough for a creation (the others are repaired later, by
+// RepairNamespace), all is what a repair needs.
+func (ns *Namespace) addToIndex(ctx context.Context, all bool) error {
 	var errs []error
 	ok := false
-	for _, k := range IndexKeys() {
-		_, err := shard.Acked(ctx, ns.r, ns.opt, indexScript, k, ns.createWait(), indexArgs{Add: true, Name: ns.Name}.argv())
+	for c := range metaCopies {
+		_, err := shard.AckedKeys(ctx, ns.r, ns.opt, indexScript, indexCopyKeys(c), ns.createWait(), indexArgs{Op: indexAdd, Name: ns.Name}.argv())
 		ok = ok || err == nil
 		errs = append(errs, err)
 	}
-	if !ok {
-		return fmt.Errorf("shard: adding namespace %q to the index: %w", ns.Name, errors.Join(errs...))
+	if !ok || all {
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("shard: adding namespace %q to the index: %w", ns.Name, err)
+		}
 	}
 	return nil
 }

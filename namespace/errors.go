@@ -29,6 +29,11 @@ var (
 	// the masters serving slots (none serves any, or a search for a hash
 	// tag gave up). Nothing is written.
 	ErrCannotPlace = errors.New("shard: cannot place the namespace's keys")
+	// ErrCreating: another process's creation of the namespace is
+	// unfinished and may still write keys (it stalled or crashed within its
+	// deadline, seconds): the namespace is not used until that deadline has
+	// passed. Try again.
+	ErrCreating = errors.New("shard: namespace being created by another process")
 )
 
 // Errors of package shard that this package returns about a namespace as a

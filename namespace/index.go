@@ -4,30 +4,61 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/redis/go-redis/v9"
+	"slices"
+	"sync"
 
 	"github.com/shardseq/shardseq/shard"
 )
 
 // ListNamespaces returns the names in the index of namespaces: the union of
-// its copies. It fails only if no copy can be read.
+// its copies. It fails only if no copy can be read. It reads every name:
+// List and the repair sweeps page through the index instead (PageNames).
 func ListNamespaces(ctx context.Context, r shard.Router) ([]string, error) {
-	seen := map[string]bool{}
-	var errs []error
-	read := 0
-	for _, k := range IndexKeys() {
-		rep, err := shard.RunScript(ctx, r, indexScript, k, -1, 0, indexArgs{}.argv())
-		if err == nil {
-			var names []string
-			if names, _, err = parseIndexReply(rep.Values); err == nil {
-				read++
-				for _, n := range names {
-					seen[n] = true
-				}
+	return readIndex(ctx, r, indexArgs{Op: indexList})
+}
+
+// PageNames returns at most limit names of the index after cursor ("": from
+// the first), sorted: the first of the union of the copies, each read with
+// one ZRANGE BYLEX of limit names, so a page costs the same whatever the
+// number of namespaces. It fails only if no copy can be read.
+func PageNames(ctx context.Context, r shard.Router, cursor string, limit int) ([]string, error) {
+	names, err := readIndex(ctx, r, indexArgs{Op: indexPage, Name: cursor, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	if len(names) > limit {
+		names = names[:limit]
+	}
+	return names, nil
+}
+
+// readIndex runs lua/index.lua on every copy at once (one round trip, not
+// three) and returns the union of their names, unsorted.
+func readIndex(ctx context.Context, r shard.Router, a indexArgs) ([]string, error) {
+	lists := make([][]string, metaCopies)
+	errs := make([]error, metaCopies)
+	var wg sync.WaitGroup
+	for c := range metaCopies {
+		wg.Go(func() {
+			rep, err := shard.RunScriptKeys(ctx, r, indexScript, indexCopyKeys(c), -1, 0, a.argv())
+			if err == nil {
+				lists[c], _, err = parseIndexReply(rep.Values)
 			}
+			errs[c] = err
+		})
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	read := 0
+	for c, names := range lists {
+		if errs[c] != nil {
+			continue
 		}
-		errs = append(errs, err)
+		read++
+		for _, n := range names {
+			seen[n] = true
+		}
 	}
 	if read == 0 {
 		return nil, fmt.Errorf("shard: reading the index of namespaces: %w", errors.Join(errs...))
@@ -40,54 +71,21 @@ func ListNamespaces(ctx context.Context, r shard.Router) ([]string, error) {
 }
 
 // traces describes what is left of a namespace that has no record: its name
-// in the index, or keys under its hash-tag prefix on any master (a full SCAN
-// of each master, done only when a namespace is about to be created). It
-// returns "" when there is none.
+// in the index, or a trace of a counter or a ceiling copy of it (see
+// traces.go). It returns "" when there is none. It costs the same whatever
+// the number of namespaces.
 func (ns *Namespace) traces(ctx context.Context) (string, error) {
-	names, err := ListNamespaces(ctx, ns.r)
+	indexed, err := inIndex(ctx, ns.r, ns.Name)
 	if err != nil {
 		return "", err
 	}
-	for _, n := range names {
-		if n == ns.Name {
-			return "it is in the index of namespaces", nil
-		}
+	if indexed {
+		return "it is in the index of namespaces", nil
 	}
-	top := ns.r.Topology()
-	if top == nil {
-		return "", errors.New("no topology")
+	if noTraceCheck.Load() {
+		return "", nil
 	}
-	pattern := "shardseq:{" + ns.Name + ":*" // a namespace cannot hold ':' or glob characters
-	for _, m := range top.Masters {
-		if len(m.Slots) == 0 {
-			continue
-		}
-		key, err := scanFirst(ctx, ns.r.Node(m.Addr), pattern)
-		if err != nil {
-			return "", fmt.Errorf("scanning %s: %w", m.Addr, err)
-		}
-		if key != "" {
-			return fmt.Sprintf("key %s of it exists on %s", key, m.Addr), nil
-		}
-	}
-	return "", nil
-}
-
-func scanFirst(ctx context.Context, node *redis.Client, pattern string) (string, error) {
-	var cursor uint64
-	for {
-		keys, next, err := node.Scan(ctx, cursor, pattern, 1000).Result()
-		if err != nil {
-			return "", err
-		}
-		if len(keys) > 0 {
-			return keys[0], nil
-		}
-		if next == 0 {
-			return "", nil
-		}
-		cursor = next
-	}
+	return ns.findTrace(ctx)
 }
 
 // anyRecord reports whether a copy of the namespace's record exists now.

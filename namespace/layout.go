@@ -105,16 +105,35 @@ func MetaKeys(ns string) []string {
 	return keys
 }
 
-// IndexKeys are the keys of the copies of the index of namespaces, on the
-// thirds of the slot space like the namespace records.
+// IndexKeys are the keys of the copies of the index of namespaces (sorted
+// sets, see lua/index.lua), on the thirds of the slot space like the
+// namespace records.
 func IndexKeys() []string {
 	keys := make([]string, metaCopies)
 	for c := range keys {
-		target := (2*c + 1) * cluster.NumSlots / (2 * metaCopies)
-		tag := mustSearchTag("index:"+strconv.Itoa(c)+":", func(s int) bool { return abs(s-target) <= cluster.NumSlots/(8*metaCopies) })
-		keys[c] = "shardseq:index:{" + tag + "}"
+		keys[c] = indexCopyKeys(c)[0]
 	}
 	return keys
+}
+
+// LegacyIndexKeys are the keys of the copies of the index as versions before
+// the sorted index kept them (sets), merged into IndexKeys by lua/index.lua.
+func LegacyIndexKeys() []string {
+	keys := make([]string, metaCopies)
+	for c := range keys {
+		keys[c] = indexCopyKeys(c)[1]
+	}
+	return keys
+}
+
+// indexCopyKeys are the keys lua/index.lua declares for copy c of the
+// index: the sorted set, the legacy set, and the size of the legacy set last
+// merged; one hash tag, so one slot.
+func indexCopyKeys(c int) []string {
+	target := (2*c + 1) * cluster.NumSlots / (2 * metaCopies)
+	tag := mustSearchTag("index:"+strconv.Itoa(c)+":", func(s int) bool { return abs(s-target) <= cluster.NumSlots/(8*metaCopies) })
+	legacy := "shardseq:index:{" + tag + "}"
+	return []string{legacy + ":sorted", legacy, legacy + ":merged"}
 }
 
 // PlanLayout places the N counters of a namespace and their ceilings. Shard
@@ -296,4 +315,90 @@ func abs(x int) int {
 		return -x
 	}
 	return x
+}
+
+// Colocation is one shard whose keys do not sit on distinct masters: keys
+// never move, but their slots do (`redis-cli --cluster reshard`), and the
+// argument of docs/CORRECTNESS.md assumes a counter and its ceiling copies
+// fail apart.
+type Colocation struct {
+	Shard  int
+	Master string   // address of the master that holds two or more of its keys
+	Keys   []string // those keys: the counter first if it is one of them, then the copies in order
+	Slots  []int    // their slots, in the order of Keys
+	// Move are the slots to move off Master (to masters holding none of the
+	// shard's other keys) to set it right: the ceiling copies' when the
+	// counter is among Keys, else all copies but the first.
+	Move []int
+}
+
+// Colocated lists the shards of l whose counter and ceiling copies share a
+// master in top, by shard. It reports only what enough masters could avoid,
+// as PlanLayout does: a copy on its counter's master when two or more masters
+// serve slots, two copies on one master when three or more do. A key whose
+// slot no master serves is left out (the topology says so already).
+func (l Layout) Colocated(top *cluster.Topology) []Colocation {
+	if top == nil {
+		return nil
+	}
+	serving := 0
+	for _, m := range top.Masters {
+		if len(m.Slots) > 0 {
+			serving++
+		}
+	}
+	if serving < 2 {
+		return nil
+	}
+	var out []Colocation
+	for i := 0; i < l.Shards && i < len(l.Counters) && i < len(l.Ceilings); i++ {
+		keys := []string{l.CounterKey(i)}
+		for c := range l.Ceilings[i] {
+			keys = append(keys, l.CeilingKey(i, c))
+		}
+		byMaster := map[string][]int{} // master ID -> indexes into keys
+		var order []string
+		for k, key := range keys {
+			m, ok := top.MasterForSlot(cluster.Slot(key))
+			if !ok {
+				continue
+			}
+			if _, seen := byMaster[m.ID]; !seen {
+				order = append(order, m.ID)
+			}
+			byMaster[m.ID] = append(byMaster[m.ID], k)
+		}
+		for _, id := range order {
+			ks := byMaster[id]
+			if len(ks) < 2 || (ks[0] != 0 && serving < 3) {
+				continue
+			}
+			m, _ := top.MasterForSlot(cluster.Slot(keys[ks[0]]))
+			co := Colocation{Shard: i, Master: nodeName(m.Node)}
+			for n, k := range ks {
+				slot := cluster.Slot(keys[k])
+				co.Keys = append(co.Keys, keys[k])
+				co.Slots = append(co.Slots, slot)
+				if n > 0 {
+					co.Move = append(co.Move, slot)
+				}
+			}
+			out = append(out, co)
+		}
+	}
+	return out
+}
+
+// String says what is wrong and what to move, for logs and the health page.
+func (c Colocation) String() string {
+	var parts []string
+	for k, key := range c.Keys {
+		parts = append(parts, fmt.Sprintf("%s (slot %d)", key, c.Slots[k]))
+	}
+	moves := make([]string, len(c.Move))
+	for k, s := range c.Move {
+		moves[k] = strconv.Itoa(s)
+	}
+	return fmt.Sprintf("shard %d: %s share master %s; move slot %s to masters holding none of the shard's other keys",
+		c.Shard, strings.Join(parts, " and "), c.Master, strings.Join(moves, " and "))
 }

@@ -188,8 +188,8 @@ func TestMetaAndIndexKeysSpreadOverThirds(t *testing.T) {
 			t.Errorf("%s copies must sit on 3 distinct masters, got %d", name, len(seen))
 		}
 	}
-	// The index's keys are outside every namespace's key prefix, so the scan
-	// for a lost namespace's traces never matches them.
+	// The index's keys are outside every namespace's key prefix: a key under
+	// shardseq:{<name>: is the namespace's own.
 	for _, k := range IndexKeys() {
 		if strings.HasPrefix(k, "shardseq:{") {
 			t.Errorf("index key %s looks like a namespace key", k)
@@ -246,5 +246,88 @@ func TestValidNamespace(t *testing.T) {
 		if got := ValidNamespace(ns); got != want {
 			t.Errorf("ValidNamespace(%q) = %v, want %v", ns, got, want)
 		}
+	}
+}
+
+// moveSlot is top with slot served by master to instead (as a reshard of one
+// slot leaves it).
+func moveSlot(t testing.TB, top *cluster.Topology, slot, to int) *cluster.Topology {
+	t.Helper()
+	masters := make([]cluster.Master, len(top.Masters))
+	for k, m := range top.Masters {
+		m.Slots = nil
+		for _, r := range top.Masters[k].Slots {
+			switch {
+			case slot < r[0] || slot > r[1]:
+				m.Slots = append(m.Slots, r)
+			default:
+				if r[0] < slot {
+					m.Slots = append(m.Slots, [2]int{r[0], slot - 1})
+				}
+				if slot < r[1] {
+					m.Slots = append(m.Slots, [2]int{slot + 1, r[1]})
+				}
+			}
+		}
+		if k == to {
+			m.Slots = append(m.Slots, [2]int{slot, slot})
+		}
+		masters[k] = m
+	}
+	out, err := cluster.NewTopology(masters, top.Generation+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// masterIndex is the index in top.Masters of the master serving key.
+func masterIndex(top *cluster.Topology, key string) int {
+	m, _ := top.MasterForSlot(cluster.Slot(key))
+	return slices.IndexFunc(top.Masters, func(o cluster.Master) bool { return o.ID == m.ID })
+}
+
+// Issue 19, item 2: a reshard can put a ceiling copy on its counter's master,
+// or both copies on one master. Colocated names the shard, the master, the
+// keys and the slots to move; a layout as planned reports nothing; on two
+// masters the copies share one by design and only a copy on its counter's
+// master is reported.
+func TestColocated(t *testing.T) {
+	top := evenTopology(t, 3)
+	l := plan(t, "orders", 3, top)
+	if got := l.Colocated(top); len(got) != 0 {
+		t.Fatalf("layout as planned: %v, want none", got)
+	}
+	// Copy 0 of shard 1 onto shard 1's counter's master.
+	slot := cluster.Slot(l.CeilingKey(1, 0))
+	moved := moveSlot(t, top, slot, masterIndex(top, l.CounterKey(1)))
+	got := l.Colocated(moved)
+	if len(got) != 1 {
+		t.Fatalf("copy on its counter's master: %v, want one colocation", got)
+	}
+	c := got[0]
+	m, _ := moved.MasterForSlot(cluster.Slot(l.CounterKey(1)))
+	if c.Shard != 1 || c.Master != m.Addr || !slices.Equal(c.Keys, []string{l.CounterKey(1), l.CeilingKey(1, 0)}) ||
+		!slices.Equal(c.Move, []int{slot}) || !strings.Contains(c.String(), fmt.Sprintf("move slot %d ", slot)) {
+		t.Errorf("colocation %+v (%s): want shard 1, master %s, counter and copy 0, move slot %d", c, c, m.Addr, slot)
+	}
+	// Copy 1 of shard 2 onto the master of its copy 0.
+	slot = cluster.Slot(l.CeilingKey(2, 1))
+	moved = moveSlot(t, top, slot, masterIndex(top, l.CeilingKey(2, 0)))
+	if got := l.Colocated(moved); len(got) != 1 || got[0].Shard != 2 || !slices.Equal(got[0].Move, []int{slot}) {
+		t.Errorf("two copies on one master: %v, want shard 2, move slot %d", got, slot)
+	}
+
+	two := evenTopology(t, 2)
+	l2 := plan(t, "orders", 2, two)
+	if got := l2.Colocated(two); len(got) != 0 {
+		t.Errorf("two masters, as planned (copies share one by design): %v, want none", got)
+	}
+	slot = cluster.Slot(l2.CeilingKey(0, 0))
+	if got := l2.Colocated(moveSlot(t, two, slot, masterIndex(two, l2.CounterKey(0)))); len(got) != 1 || got[0].Shard != 0 {
+		t.Errorf("two masters, a copy on its counter's: %v, want shard 0", got)
+	}
+	if got := l.Colocated(evenTopology(t, 1)); len(got) != 0 {
+		t.Errorf("one master: %v, want none (nothing can be apart)", got)
 	}
 }

@@ -87,6 +87,10 @@ type Namespace struct {
 	r         shard.Router
 	opt       shard.Options // with defaults
 	state     nsState
+	// recordErr is why the Open could not rewrite a lost copy of the
+	// record (best effort there); RepairNamespace reports it, so that a
+	// sweep that could not finish the record is retried.
+	recordErr error
 }
 
 // setLayout makes the namespace's shards for layout l (and ns.Start): each
@@ -97,7 +101,11 @@ func (ns *Namespace) setLayout(l Layout) {
 	ns.Shards = make([]*shard.Shard, l.Shards)
 	for i := range ns.Shards {
 		cfg := shard.Config{Router: ns.r, Options: ns.opt, Namespace: ns.Name, Index: i, Shards: l.Shards,
-			Start: ns.Start, Key: l.CounterKey(i)}
+			Start: ns.Start, Key: l.CounterKey(i), NoTraces: noScriptTraces.Load(),
+			NoRetrace: noRetrace.Load()}
+		if h := beforeCreate.Load(); h != nil {
+			cfg.BeforeCreate = *h
+		}
 		for c := range l.Ceilings[i] {
 			cfg.CeilingKeys = append(cfg.CeilingKeys, l.CeilingKey(i, c))
 		}
@@ -115,7 +123,9 @@ func (ns *Namespace) setLayout(l Layout) {
 // may be one nobody could hand out (a restore written but never confirmed),
 // and starting every shard above it would take them all past their ceilings,
 // where raising needs that very master. Ordering is then only as good as the
-// other shards' levels, which the shards' levelling keeps close.
+// other shards' levels, which the shards' levelling keeps close; a process
+// that opens a namespace again also starts above what it reserved before
+// (client.Config.After), since the shard left out may hold its last IDs.
 func (ns *Namespace) Level(ctx context.Context) int64 {
 	var level int64
 	ns.checkShards(ctx, func(_ *shard.Shard, b shard.Block) { level = max(level, b.Hi) })

@@ -94,27 +94,38 @@ func readCopies(ctx context.Context, r shard.Router, name string) (copies, error
 	c.recs = make([]*record, len(c.keys))
 	for k, key := range c.keys {
 		rec, err := readRecord(ctx, r, key)
-		switch {
-		case err != nil:
-			c.errs = append(c.errs, fmt.Errorf("namespace record %s: %w", key, err))
-		case rec == nil:
-			c.missing = append(c.missing, key)
-		default:
-			if !rec.ready {
-				c.missing = append(c.missing, key)
-			}
-			if c.found != nil && (rec.shards != c.found.shards || rec.layout != c.found.layout || rec.start != c.found.start) {
-				return c, fmt.Errorf("%w: copies of the record of namespace %q disagree (%d shards vs %d); fix or delete %v by hand", ErrBadRecord, name, rec.shards, c.found.shards, c.keys)
-			}
-			if c.found == nil || rec.newer(c.state) {
-				c.state = rec.nsState
-			}
-			c.found = rec
-			c.ready = c.ready || rec.ready
-			c.recs[k] = rec
+		if err := c.add(k, rec, err, name); err != nil {
+			return c, err
 		}
 	}
 	return c, nil
+}
+
+// add records copy k of name's record: rec (nil: absent) or the error that
+// kept it from being read. It fails when the copy disagrees with another on
+// what decides the IDs.
+func (c *copies) add(k int, rec *record, err error, name string) error {
+	key := c.keys[k]
+	switch {
+	case err != nil:
+		c.errs = append(c.errs, fmt.Errorf("namespace record %s: %w", key, err))
+	case rec == nil:
+		c.missing = append(c.missing, key)
+	default:
+		if !rec.ready {
+			c.missing = append(c.missing, key)
+		}
+		if c.found != nil && (rec.shards != c.found.shards || rec.layout != c.found.layout || rec.start != c.found.start) {
+			return fmt.Errorf("%w: copies of the record of namespace %q disagree (%d shards vs %d); fix or delete %v by hand", ErrBadRecord, name, rec.shards, c.found.shards, c.keys)
+		}
+		if c.found == nil || rec.newer(c.state) {
+			c.state = rec.nsState
+		}
+		c.found = rec
+		c.ready = c.ready || rec.ready
+		c.recs[k] = rec
+	}
+	return nil
 }
 
 // decide sets the namespace's start, state and layout from the copies (or
@@ -203,7 +214,12 @@ func (ns *Namespace) act(ctx context.Context, c copies, want Settings, in intent
 		// otherwise, once the ready ones are lost, send a later Open down
 		// the creation path. The namespace is usable from the copies that
 		// remain; a copy whose master is unreachable right now is left alone.
-		_ = ns.repairRecord(ctx, c.missing)
+		ns.recordErr = ns.repairRecord(ctx, c.missing)
+	}
+	if c.ready && ns.opt.UnsafeDefences == shard.AllDefences {
+		// A namespace created before traces existed gets them now, best
+		// effort (a no-op, not even replicated, once they are there).
+		_ = ns.writeTraces(ctx, false)
 	}
 	if recreate {
 		if err := ns.recreate(ctx, c.keys, in); err != nil {

@@ -7,7 +7,7 @@ import (
 
 func TestParseMetaReply(t *testing.T) {
 	row := func(found int64, shards, layout, start, ready string) []any {
-		return []any{found, shards, layout, start, ready, "0", "1", "0", "0", "abc", int64(0), int64(0)}
+		return []any{found, shards, layout, start, ready, "0", "1", "0", "0", int64(0), int64(0), "abc", int64(0), int64(0)}
 	}
 	if rec, _, err := parseMetaReply(row(0, "", "", "", "0")); err != nil || rec != nil {
 		t.Fatalf("absent copy: %v %v", rec, err)
@@ -51,7 +51,7 @@ func TestStateNewer(t *testing.T) {
 // The argument lists must have exactly the length the scripts' headers
 // document: a mismatch would shift every later argument.
 func TestArgvLengths(t *testing.T) {
-	if n := len(metaArgs{}.argv()); n != 8 {
-		t.Errorf("meta.lua takes 8 arguments, argv builds %d", n)
+	if n := len(metaArgs{}.argv()); n != 11 {
+		t.Errorf("meta.lua takes 11 arguments, argv builds %d", n)
 	}
 }

@@ -118,6 +118,9 @@ func errorOf(err error) apiError {
 		if re := (*RetryError)(nil); errors.As(err, &re) {
 			e.msg, e.retryAfter = re.Msg, max(int(math.Ceil(re.RetryAfter.Seconds())), retryShort)
 		}
+	case errors.Is(err, client.ErrCreating), errors.Is(err, client.ErrCreationLate):
+		e = apiError{http.StatusServiceUnavailable, codeUnavailable,
+			"another creation of the namespace is unfinished and may still write for a few seconds; retry", retryShort}
 	case errors.Is(err, ErrNoMasterServing):
 		e = apiError{http.StatusServiceUnavailable, codeUnavailable,
 			"no Redis master answered its last probe: nothing can be reserved now", retryShort}
@@ -125,6 +128,8 @@ func errorOf(err error) apiError {
 		e = apiError{http.StatusServiceUnavailable, codeUnavailable, errNotReady.Error(), retryShort}
 	case errors.Is(err, ErrClosed), errors.Is(err, client.ErrClosed), errors.Is(err, cluster.ErrClosed), errors.Is(err, redis.ErrClosed):
 		e = apiError{http.StatusServiceUnavailable, codeUnavailable, "the server is shutting down", retryShort}
+	case errors.Is(err, client.ErrStalled):
+		e = apiError{http.StatusServiceUnavailable, codeUnavailable, "timed out: this server was stopped (paused) while it waited for Redis", retryShort}
 	case errors.Is(err, client.ErrNoHealthyShard):
 		e = apiError{http.StatusServiceUnavailable, codeUnavailable,
 			"no shard of the namespace can serve now: their masters are down or not replicating", retryShort}

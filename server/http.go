@@ -256,6 +256,38 @@ type shardsResponse struct {
 	Healthy    int                    `json:"healthy"`
 	Total      int                    `json:"total"`
 	Cluster    clusterJSON            `json:"cluster"`
+	Colocated  []colocJSON            `json:"colocated"`
+}
+
+// colocJSON is a shard of an open namespace whose keys share a master
+// (client.Client.Colocated), in /v1/shards and on the health page, with
+// what to do about it (colocAction).
+type colocJSON struct {
+	Namespace string   `json:"namespace"`
+	Shard     int      `json:"shard"`
+	Master    string   `json:"master"`
+	Keys      []string `json:"keys"`
+	Slots     []int    `json:"slots"`
+	Move      []int    `json:"move"` // the slots to move off Master
+	Action    string   `json:"action"`
+}
+
+// colocated lists the shards of the open namespaces among names whose keys
+// share a master, by namespace then shard; empty, never nil, so the JSON
+// has [] rather than null.
+func (s *Server) colocated(names []string) []colocJSON {
+	out := []colocJSON{}
+	for _, name := range names {
+		c := s.lookup(name)
+		if c == nil {
+			continue // closed meanwhile
+		}
+		for _, co := range c.Colocated() {
+			out = append(out, colocJSON{Namespace: name, Shard: co.Shard, Master: co.Master,
+				Keys: co.Keys, Slots: co.Slots, Move: co.Move, Action: colocAction(name, co)})
+		}
+	}
+	return out
 }
 
 // clusterJSON is the cluster in the body of GET /v1/shards and on the
@@ -336,6 +368,7 @@ func (s *Server) handleShards(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp.Cluster = clusterOf(s.cfg.Cluster.Topology())
+	resp.Colocated = s.colocated(names)
 	writeJSON(w, http.StatusOK, resp)
 }
 

@@ -238,13 +238,19 @@ var (
 	descSkipped = prometheus.NewDesc("shardseq_id_space_skipped_total",
 		"ID space the namespace's client skipped, by reason: retired (left in blocks the order window retired), closed (held when the namespace closed), levelled (a block started at the namespace's level), fenced (a counter restored above its ceiling). Compare with shardseq_ids_issued_total.",
 		[]string{"namespace", "reason"}, nil)
+	descColocated = prometheus.NewDesc("shardseq_shard_keys_colocated",
+		"1 when two of the shard's keys (its counter and its two ceiling copies) sit on one master, as a reshard can leave them: a rewind of that master can then lose the ceiling the copies keep. Move the slots the health page and the log name. 0 otherwise.",
+		[]string{"namespace", "shard"}, nil)
+	descSpareCover = prometheus.NewDesc("shardseq_spare_cover_seconds",
+		"How long the spare blocks the server holds for the namespace would carry its callers through an outage of every shard, at the rate IDs are handed out: about --hold-for once stocked, less after an outage until reservations succeed again. 0 while the rate is not known.",
+		[]string{"namespace"}, nil)
 	descOutOfOrder = prometheus.NewDesc("shardseq_ids_out_of_order_total",
 		"IDs handed out from spare blocks while no reservation could succeed: unique, but possibly below IDs handed out before (outside the order window's promise).",
 		[]string{"namespace"}, nil)
 )
 
 func (c *shardCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descIssued, descBreaker, descHealthy, descFences, descBlock, descSpaceLeft, descSkipped, descOutOfOrder} {
+	for _, d := range []*prometheus.Desc{descIssued, descBreaker, descHealthy, descFences, descBlock, descSpaceLeft, descSkipped, descOutOfOrder, descSpareCover, descColocated} {
 		ch <- d
 	}
 }
@@ -258,8 +264,13 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 		if left, ok := e.head.leftRatio(); ok {
 			ch <- prometheus.MustNewConstMetric(descSpaceLeft, prometheus.GaugeValue, left, name)
 		}
+		colocated := map[int]bool{}
+		for _, co := range e.c.Colocated() {
+			colocated[co.Shard] = true
+		}
 		for _, st := range e.c.Shards() {
 			sh := strconv.Itoa(st.Index)
+			ch <- prometheus.MustNewConstMetric(descColocated, prometheus.GaugeValue, boolValue(colocated[st.Index]), name, sh)
 			for _, state := range breakerStates {
 				ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, boolValue(st.State == state), name, sh, state)
 			}
@@ -276,6 +287,7 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(r.n), name, r.reason)
 		}
 		ch <- prometheus.MustNewConstMetric(descOutOfOrder, prometheus.CounterValue, float64(econ.OutOfOrder), name)
+		ch <- prometheus.MustNewConstMetric(descSpareCover, prometheus.GaugeValue, e.c.SpareCover().Seconds(), name)
 	}
 }
 

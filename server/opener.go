@@ -49,6 +49,8 @@ func (s *Server) openClient(ctx context.Context, name string) (*client.Client, e
 func (s *Server) clientConfig(name string) client.Config {
 	cc := s.cfg.namespaceConfig(name)
 	cc.Registry = s.reg
+	// Above every ID a closed client of it reserved (reopen.go).
+	cc.After = max(cc.After, s.highs.above(name))
 	cc.Logger = s.log
 	cc.Observer = s.metrics // it passes every event on to the template's Observer
 	return cc

@@ -59,7 +59,7 @@ type pool struct {
 	maxID       int64 // the namespaces' MaxID, for their headroom
 	serving     func() bool
 	open        func(ctx context.Context, name string) (*client.Client, error)
-	closed      func(name, reason string, gaps int64) // after a namespace closed
+	closed      func(name, reason string, gaps, reserved int64) // after a namespace closed; reserved: client.Client.Reserved
 	log         *slog.Logger
 
 	mu      sync.RWMutex // guards ns, opening and shut; never held across Redis I/O
@@ -326,7 +326,7 @@ func (p *pool) evict(e *nsEntry, reason string) bool {
 		p.log.Warn("closing namespace", "namespace", e.name, "err", err)
 	}
 	gaps := e.c.Discarded() - before
-	p.closed(e.name, reason, gaps)
+	p.closed(e.name, reason, gaps, e.c.Reserved()) // before a reopen can start: it waits for gone
 	p.mu.Lock()
 	delete(p.ns, e.name)
 	close(e.gone)

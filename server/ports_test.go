@@ -31,9 +31,9 @@ func (p *portSpan) take(n int) int {
 	panic(fmt.Sprintf("server tests: no %d ports left in the package's range", n))
 }
 
-// The package's ranges: 7400-7449, and 7700-7719 of the range it shares
-// with cmd/shardseq (ARCHITECTURE.md, "Ports in tests").
-var ports = newPortSpan([2]int{7400, 7449}, [2]int{7700, 7719})
+// The package's ranges: 7400-7449, 7700-7719 of the range it shares with
+// cmd/shardseq, and 7450-7469 (ARCHITECTURE.md, "Ports in tests").
+var ports = newPortSpan([2]int{7400, 7449}, [2]int{7700, 7719}, [2]int{7450, 7469})
 
 // clusterPorts is what a cluster of 3 masters with a replica each takes.
 const clusterPorts = 6
@@ -54,4 +54,6 @@ var (
 	portOps           = ports.take(clusterPorts)
 	portGrow          = ports.take(clusterPorts + 2) // and a master added later, with its replica
 	portRPC           = ports.take(clusterPorts)     // TestRPC, then BenchmarkRPC (tests end before benchmarks start)
+	portColocated     = ports.take(clusterPorts)
+	portReopen        = ports.take(clusterPorts)
 )

@@ -88,6 +88,7 @@ type Server struct {
 	rates    *sampler
 	creates  *tokenBucket
 	warned   *headroomWarnings
+	highs    *closedHighs    // the highest ID reserved by each namespace's closed clients
 	bg       sync.WaitGroup  // the sampler loop
 	downCtx  context.Context // ended: what ID requests use while no master serves
 	pool     *pool
@@ -105,7 +106,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, reg: failover.NewRegistry(), log: cfg.Logger, started: time.Now(),
 		auth: newAuthenticator(cfg.Tokens, cfg.ScopedTokens), rates: newSampler(cfg.SampleEvery, cfg.SampleWindow),
-		creates: newTokenBucket(cfg.CreateRate, cfg.CreateBurst, time.Now), warned: newHeadroomWarnings(cfg.Logger)}
+		creates: newTokenBucket(cfg.CreateRate, cfg.CreateBurst, time.Now), warned: newHeadroomWarnings(cfg.Logger),
+		highs: newClosedHighs(maxRemembered)}
 	s.metrics = newMetrics(s, cfg.Client.Observer)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	down, cancelDown := context.WithCancel(context.Background())
@@ -202,7 +204,8 @@ func (s *Server) lookup(name string) *client.Client {
 func (s *Server) closeNamespace(name string) bool { return s.pool.closeName(name) }
 
 // namespaceClosed is told by the pool of every namespace it closed.
-func (s *Server) namespaceClosed(name, reason string, gaps int64) {
+func (s *Server) namespaceClosed(name, reason string, gaps, reserved int64) {
+	s.highs.closed(name, reserved)
 	s.reg.Remove(name)
 	s.metrics.closedNamespace(reason, gaps)
 }

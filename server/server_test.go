@@ -591,6 +591,8 @@ func TestErrorOf(t *testing.T) {
 		{"go-redis closed", redis.ErrClosed, 503, codeUnavailable, retryShort, "shutting down"},
 		{"no healthy shard, joined errors with addresses", fmt.Errorf("%w: %w", client.ErrNoHealthyShard, everyShard), 503, codeUnavailable, retryShort, "no shard"},
 		{"deadline", fmt.Errorf("next: %w", context.DeadlineExceeded), 503, codeUnavailable, retryShort, "timed out"},
+		{"stalled past the deadline", fmt.Errorf("%w: %w", client.ErrStalled, context.DeadlineExceeded), 503, codeUnavailable, retryShort, "this server was stopped"},
+		{"stalled reservations", fmt.Errorf("%w: %w", client.ErrNoHealthyShard, client.ErrStalled), 503, codeUnavailable, retryShort, "this server was stopped"},
 		{"cancelled", context.Canceled, 503, codeUnavailable, retryShort, "cancelled"},
 		{"unreachable", fmt.Errorf("x: %w: %w", cluster.ErrUnreachable, refused), 503, codeUnavailable, retryShort, "Redis Cluster"},
 		{"no master", cluster.ErrNoMaster, 503, codeUnavailable, retryShort, "Redis Cluster"},

@@ -89,6 +89,8 @@ type pageData struct {
 	Window      time.Duration
 	Masters     []masterView // the cluster's masters, with what to do about each
 	DownNodes   []downView   // dead ex-masters: down, their slots taken over
+	Colocated   []colocJSON  // shards whose keys share a master, at most maxColocShown
+	ColocMore   int          // colocated shards not shown
 	ReadAt      time.Time    // when the topology was last read (Cluster.UpdatedAt: last changed)
 	Version     string       // internal/version
 	Uptime      time.Duration
@@ -169,6 +171,29 @@ func downOf(top *cluster.Topology) []downView {
 	return out
 }
 
+// maxColocShown bounds the rows of shards whose keys share a master: a
+// reshard can affect many shards of many namespaces at once.
+const maxColocShown = 8
+
+// colocatedOf lists the open namespaces' shards whose keys share a master,
+// at most maxColocShown of them, and how many more there are.
+func (s *Server) colocatedOf() (shown []colocJSON, more int) {
+	all := s.colocated(s.Namespaces())
+	if len(all) > maxColocShown {
+		return all[:maxColocShown], len(all) - maxColocShown
+	}
+	return all, 0
+}
+
+// colocAction is what to do about one shard whose keys share a master: the
+// page's text and the action of /v1/shards (and so of shardseq status).
+func colocAction(name string, co client.Colocation) string {
+	return fmt.Sprintf("namespace %s, %s (then every key of the shard is on its own master again). "+
+		"IDs are still handed out, but a rewind of this master can now lose the ceiling its copies keep. "+
+		"Move a slot with `CLUSTER SETSLOT <slot> IMPORTING`/`MIGRATING`, `MIGRATE` and `CLUSTER SETSLOT <slot> NODE`, "+
+		"or undo the reshard with `redis-cli --cluster reshard`; see docs/CORRECTNESS.md", name, co)
+}
+
 // stateN is how many shards have their breaker in State.
 type stateN struct {
 	State string
@@ -218,6 +243,7 @@ func (s *Server) pageData(selected string, page int) pageData {
 	top := s.cfg.Cluster.Topology()
 	d.Cluster, d.DownNodes, d.ReadAt = clusterOf(top), downOf(top), s.cfg.Cluster.ReadAt()
 	d.Masters = mastersOf(d.Cluster)
+	d.Colocated, d.ColocMore = s.colocatedOf()
 	d.Version, d.Uptime = version.Get().Version, time.Since(s.started)
 	all := s.summarize(&d)
 	if selected != "" {
@@ -298,7 +324,7 @@ func (s *Server) summarize(d *pageData) []nsSum {
 		d.Breakers = append(d.Breakers, stateN{State: state, N: states[state]})
 	}
 	switch {
-	case d.Total > 0 && d.Healthy == d.Total && d.Cluster.Covered && d.Cluster.failed() == 0 && len(d.DownNodes) == 0:
+	case d.Total > 0 && d.Healthy == d.Total && d.Cluster.Covered && d.Cluster.failed() == 0 && len(d.DownNodes) == 0 && len(d.Colocated) == 0:
 		d.Status = "ok"
 	case d.Healthy > 0:
 		d.Status = "degraded"

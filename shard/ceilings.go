@@ -5,7 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
+)
+
+// Test hooks (export_test.go): noTouch is ceilingArgs.NoTouch for every
+// call and noStillSame skips the check after a raise (negative controls);
+// beforeRaise, if set, runs between a reservation and the raise that covers
+// it (a stall there).
+var (
+	noTouch, noStillSame atomic.Bool
+	beforeRaise          atomic.Pointer[func()]
 )
 
 // The ceiling copies of a shard: claimed by a restore, raised ahead of
@@ -90,15 +100,21 @@ func (s *Shard) raise(ctx context.Context, to, epoch int64, counter string) erro
 	if len(stale) > 0 {
 		err := fmt.Errorf("%w: ceiling copies of %s belong to epoch %d, this counter has %d: another history claimed them",
 			ErrFenced, s.Key, stale[0].Epoch, epoch)
-		newest, own := int64(0), counter != ""
+		newest, own, owner := int64(0), counter != "", ""
 		for _, r := range stale {
 			newest = max(newest, r.Epoch)
 			own = own && r.Owner == counter
+			if r.Owner != counter {
+				owner = r.Owner
+			}
 		}
 		if own {
 			return &ownClaimError{epoch: newest, err: err}
 		}
-		return err
+		if counter == "" {
+			return err
+		}
+		return &otherClaimError{epoch: newest, owner: owner, err: err}
 	}
 	for cur := s.confirmed.Load(); to > cur && !s.confirmed.CompareAndSwap(cur, to); cur = s.confirmed.Load() {
 	}
@@ -122,10 +138,12 @@ func (s *Shard) onCopies(ctx context.Context, a ceilingArgs) ([]ceilingReply, []
 	reps := make([]ceilingReply, len(s.CeilingKeys))
 	errs := make([]error, len(s.CeilingKeys))
 	wait := s.opt.AckTimeout.Milliseconds()
+	a.Trace, a.NoRetrace = s.traceName(), s.noRetrace
+	a.NoTouch = noTouch.Load()
 	var wg sync.WaitGroup
 	for c, key := range s.CeilingKeys {
 		wg.Go(func() {
-			ack, err := RunScript(ctx, s.r, ceilingScript, key, s.opt.waitFor(), wait, a.argv())
+			ack, err := runScript(ctx, s.r, ceilingScript, withTrace(key), s.opt.waitFor(), wait, a.argv())
 			if err != nil {
 				errs[c] = s.classify(err)
 				return
@@ -191,8 +209,8 @@ func (s *Shard) repairCeilings(ctx context.Context) (RepairResult, error) {
 			failed = append(failed, errs[c])
 			continue
 		}
-		ack, err := Acked(ctx, s.r, s.opt, ceilingScript, s.CeilingKeys[c], s.opt.AckTimeout.Milliseconds(),
-			ceilingArgs{Op: ceilRepair, Epoch: rep.Epoch, Value: value, Expect: r.ReplID}.argv())
+		ack, err := acked(ctx, s.r, s.opt, ceilingScript, withTrace(s.CeilingKeys[c]), s.opt.AckTimeout.Milliseconds(),
+			ceilingArgs{Op: ceilRepair, Epoch: rep.Epoch, Value: value, Expect: r.ReplID, Trace: s.traceName(), NoRetrace: s.noRetrace}.argv())
 		if err == nil {
 			var got ceilingReply
 			switch got, err = parseCeilingReply(ack.Values); {

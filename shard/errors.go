@@ -33,6 +33,12 @@ var (
 	ErrUnsafeRedis = errors.New("shard: unsafe Redis configuration")
 	// ErrBadRecord: a value stored in Redis is not what shardseq writes.
 	ErrBadRecord = errors.New("shard: unexpected data in Redis")
+	// ErrCreationLate: a creation's write reached its master after the
+	// creation's deadline (the creator stalled); nothing was written. Other
+	// processes may have finished the creation and used the namespace
+	// since, so a key found absent then may have been lost, not never
+	// written: writing it at its first value could repeat IDs.
+	ErrCreationLate = errors.New("shard: creation past its deadline")
 	// ErrRedirect: the key moved; the caller should reload the topology.
 	ErrRedirect = errors.New("shard: key moved")
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -23,6 +24,13 @@ type Router interface {
 // up; a slot migrating back and forth must not loop forever.
 const maxRedirects = 3
 
+// tryAgainFor bounds how long one call waits out TRYAGAIN: the keys a
+// script declares (a key and its slot's trace set) are split between the
+// two masters of a slot being migrated, which ends when the migrator moves
+// the rest of the slot's keys (redis-cli moves --cluster-pipeline keys per
+// MIGRATE, milliseconds apart). Not a fault of either master.
+const tryAgainFor = 250 * time.Millisecond
+
 // Reply is the outcome of a script followed by WAIT on the same connection.
 type Reply struct {
 	Values []any  // the script's reply; it ends with the node state
@@ -41,6 +49,19 @@ type Reply struct {
 // namespace's) reaches Redis; errors are returned as Redis gave them (see
 // ClassifyNode).
 func RunScript(ctx context.Context, r Router, script *redis.Script, key string, want int, waitMillis int64, args []any) (Reply, error) {
+	return runScript(ctx, r, script, []string{key}, want, waitMillis, args)
+}
+
+// RunScriptKeys is RunScript for a script that declares several keys, all
+// of the slot of keys[0], which routes the call.
+func RunScriptKeys(ctx context.Context, r Router, script *redis.Script, keys []string, want int, waitMillis int64, args []any) (Reply, error) {
+	return runScript(ctx, r, script, keys, want, waitMillis, args)
+}
+
+// runScript is RunScript with the keys the script declares, all of the
+// slot of keys[0], which routes the call.
+func runScript(ctx context.Context, r Router, script *redis.Script, keys []string, want int, waitMillis int64, args []any) (Reply, error) {
+	key := keys[0]
 	master, node, err := r.MasterForKey(key)
 	if err != nil {
 		r.LazyReload()
@@ -51,11 +72,26 @@ func RunScript(ctx context.Context, r Router, script *redis.Script, key string, 
 		want = liveReplicas(master)
 	}
 	asking := false
+	var waited time.Duration
 	for attempt := 0; ; attempt++ {
-		rep, err := pipelineAcked(ctx, node, script, key, want, waitMillis, asking, args)
+		rep, err := pipelineAcked(ctx, node, script, keys, want, waitMillis, asking, args)
 		rep.Node = addr
 		if err == nil {
 			return rep, nil
+		}
+		if redis.IsTryAgainError(err) {
+			// The script did not run. Ask the slot's owner again shortly
+			// (it redirects anew); redirects are counted afresh.
+			d := min(5*time.Millisecond<<min(waited/(10*time.Millisecond), 4), tryAgainFor-waited)
+			if d <= 0 || !sleep(ctx, d) {
+				return rep, fmt.Errorf("%w: %s: its slot is split by a migration (waited %v): %v", ErrRedirect, key, waited, err)
+			}
+			waited += d
+			if m, n, merr := r.MasterForKey(key); merr == nil {
+				addr, node, asking = m.Addr, n, false
+			}
+			attempt = -1
+			continue
 		}
 		if isNoScript(err) {
 			if lerr := script.Load(ctx, node).Err(); lerr != nil {
@@ -89,13 +125,25 @@ func RunScript(ctx context.Context, r Router, script *redis.Script, key string, 
 	}
 }
 
-func pipelineAcked(ctx context.Context, node *redis.Client, script *redis.Script, key string, want int, waitMillis int64, asking bool, args []any) (Reply, error) {
+// sleep waits d, or less if ctx ends first; it reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func pipelineAcked(ctx context.Context, node *redis.Client, script *redis.Script, keys []string, want int, waitMillis int64, asking bool, args []any) (Reply, error) {
 	var eval, wait *redis.Cmd
 	_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if asking {
 			p.Do(ctx, "ASKING")
 		}
-		eval = script.EvalSha(ctx, p, []string{key}, args...)
+		eval = script.EvalSha(ctx, p, keys, args...)
 		if want > 0 {
 			wait = p.Do(ctx, "WAIT", want, waitMillis)
 		}
@@ -149,7 +197,18 @@ func isNoScript(err error) bool { return redis.HasErrorPrefix(err, "NOSCRIPT") }
 // defaults applied) and checks the acknowledgement; errors the prelude
 // raised are classified (ClassifyNode).
 func Acked(ctx context.Context, r Router, opt Options, script *redis.Script, key string, waitMillis int64, args []any) (Reply, error) {
-	rep, err := RunScript(ctx, r, script, key, opt.waitFor(), waitMillis, args)
+	return acked(ctx, r, opt, script, []string{key}, waitMillis, args)
+}
+
+// AckedKeys is Acked for a script that declares several keys, all of the
+// slot of keys[0].
+func AckedKeys(ctx context.Context, r Router, opt Options, script *redis.Script, keys []string, waitMillis int64, args []any) (Reply, error) {
+	return acked(ctx, r, opt, script, keys, waitMillis, args)
+}
+
+// acked is Acked with the keys the script declares (see runScript).
+func acked(ctx context.Context, r Router, opt Options, script *redis.Script, keys []string, waitMillis int64, args []any) (Reply, error) {
+	rep, err := runScript(ctx, r, script, keys, opt.waitFor(), waitMillis, args)
 	if err != nil {
 		return rep, ClassifyNode(err)
 	}

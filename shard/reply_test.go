@@ -106,11 +106,11 @@ func TestParseCeilingReply(t *testing.T) {
 // The argument lists must have exactly the length the scripts' headers
 // document: a mismatch would shift every later argument.
 func TestArgvLengths(t *testing.T) {
-	if n := len(reserveArgs{}.argv()); n != 11 {
-		t.Errorf("reserve.lua takes 11 arguments, argv builds %d", n)
+	if n := len(reserveArgs{}.argv()); n != 14 {
+		t.Errorf("reserve.lua takes 14 arguments, argv builds %d", n)
 	}
-	if n := len(ceilingArgs{}.argv()); n != 4 {
-		t.Errorf("ceiling.lua takes 4 arguments, argv builds %d", n)
+	if n := len(ceilingArgs{}.argv()); n != 8 {
+		t.Errorf("ceiling.lua takes 8 arguments, argv builds %d", n)
 	}
 }
 

@@ -29,6 +29,14 @@ var (
 // ParseNodeState).
 func NewScript(body string) *redis.Script { return redis.NewScript(preludeSrc + "\n" + body) }
 
+// NewFlaggedScript is NewScript with Redis 7 script flags (the shebang
+// `#!lua flags=...`, which must be the script's first line), e.g.
+// allow-cross-slot-keys for a script that reaches keys of several slots of
+// the master it runs on.
+func NewFlaggedScript(flags, body string) *redis.Script {
+	return redis.NewScript("#!lua flags=" + flags + "\n" + preludeSrc + "\n" + body)
+}
+
 // NodeState ends every script's reply: the identity of the master that ran
 // the script and its replicas (see node() in lua/prelude.lua).
 type NodeState struct {
@@ -74,6 +82,15 @@ type reserveArgs struct {
 	// counter (ARGV[10]; reserve.lua calls it mirrored).
 	Confirmed int64
 	LegacyGap int64 // >= 0: fence from the counter's own value (negative controls)
+	// Trace is the namespace to add to the trace set of the counter's slot
+	// (KEYS[2]) if this call creates the counter; "": none.
+	Trace string
+	// Deadline: with Create, the creation's deadline (unix ms; 0: none).
+	Deadline int64
+	// NoRetrace: an existing counter whose slot's trace set lacks Trace is
+	// not traced again (negative controls only; see retrace in
+	// lua/prelude.lua).
+	NoRetrace bool
 }
 
 func (a reserveArgs) argv() []any {
@@ -82,7 +99,15 @@ func (a reserveArgs) argv() []any {
 		create = "1"
 	}
 	return []any{a.Shards, a.Count, a.Level, a.MaxSeq, create, a.Init,
-		a.Floor, a.FloorEpoch, a.FloorFor, a.Confirmed, a.LegacyGap}
+		a.Floor, a.FloorEpoch, a.FloorFor, a.Confirmed, a.LegacyGap, a.Trace, a.Deadline, flag(!a.NoRetrace)}
+}
+
+// flag is a script's boolean argument: "1" or "".
+func flag(on bool) string {
+	if on {
+		return "1"
+	}
+	return ""
 }
 
 // FenceKind says whether a reservation restored the counter of a shard.
@@ -175,9 +200,22 @@ type ceilingArgs struct {
 	Epoch  int64
 	Value  int64
 	Expect string // repair: the identity of the copy's master when it was read; claim: the identity claimed for
+	// Trace is the namespace to add to the trace set of the copy's slot
+	// (KEYS[2]) if this call creates the copy; "": none.
+	Trace string
+	// Deadline: create only, the creation's deadline (unix ms; 0: none).
+	Deadline int64
+	// NoTouch lets a raise or repair that changed nothing write nothing, so
+	// its WAIT proves nothing: the negative control of the rewrite.
+	NoTouch bool
+	// NoRetrace: an existing copy whose slot's trace set lacks Trace is not
+	// traced again (negative controls only).
+	NoRetrace bool
 }
 
-func (a ceilingArgs) argv() []any { return []any{string(a.Op), a.Epoch, a.Value, a.Expect} }
+func (a ceilingArgs) argv() []any {
+	return []any{string(a.Op), a.Epoch, a.Value, a.Expect, a.Trace, a.Deadline, flag(!a.NoTouch), flag(!a.NoRetrace)}
+}
 
 // ceilingReply is the checked reply of lua/ceiling.lua.
 type ceilingReply struct {

@@ -117,13 +117,25 @@ type Config struct {
 	// masters), from the namespace's layout.
 	Key         string
 	CeilingKeys []string
+	// NoTraces: the scripts do not write the namespace into the trace set
+	// of a key they create (see traces.go). Only for the negative controls
+	// of tests; the zero value writes them (with AllDefences).
+	NoTraces bool
+	// NoRetrace: the scripts do not trace again a key they find without its
+	// trace (a key migrated apart from its slot's trace set, which was then
+	// lost; see traces.go). Only for the negative controls of tests.
+	NoRetrace bool
+	// BeforeCreate, if set, is called by Create before it writes the
+	// counter and before each ceiling copy, with the key. Only for tests (a
+	// creator paused between its reads and a write).
+	BeforeCreate func(key string)
 }
 
 // New returns shard cfg.Index of cfg.Shards. It does no I/O.
 func New(cfg Config) *Shard {
 	opt := cfg.Options.WithDefaults()
 	return &Shard{Index: cfg.Index, Key: cfg.Key, CeilingKeys: cfg.CeilingKeys,
-		r: cfg.Router, opt: opt, name: cfg.Namespace, n: cfg.Shards,
+		r: cfg.Router, opt: opt, name: cfg.Namespace, n: cfg.Shards, noTraces: cfg.NoTraces, noRetrace: cfg.NoRetrace, beforeCreate: cfg.BeforeCreate,
 		maxSeq:  MaxSeq(cfg.Index, cfg.Shards, opt.MaxID),
 		initSeq: firstSeq(cfg.Start, cfg.Index, cfg.Shards) - 1}
 }
@@ -138,21 +150,24 @@ func (s *Shard) Bounds() (initSeq, maxSeq int64) { return s.initSeq, s.maxSeq }
 
 // Shard is one shard of a namespace.
 type Shard struct {
-	Index       int
-	Key         string   // counter key
-	CeilingKeys []string // the ceiling copies, on other masters
-	r           Router
-	opt         Options // with defaults
-	name        string  // the namespace's, for messages
-	n           int     // N
-	maxSeq      int64
-	initSeq     int64        // the counter's value when the namespace is created
-	highest     atomic.Int64 // highest sequence number this process reserved
-	confirmed   atomic.Int64 // highest ceiling this process confirmed on every copy
-	raising     atomic.Bool  // a raise ahead of need is running
-	repairing   sync.Mutex   // one ceiling repair of this shard at a time
-	growth      growth
-	FenceCount  atomic.Int64
+	Index        int
+	Key          string   // counter key
+	CeilingKeys  []string // the ceiling copies, on other masters
+	r            Router
+	opt          Options // with defaults
+	name         string  // the namespace's, for messages
+	n            int     // N
+	noTraces     bool    // see Config.NoTraces
+	noRetrace    bool    // see Config.NoRetrace
+	beforeCreate func(key string)
+	maxSeq       int64
+	initSeq      int64        // the counter's value when the namespace is created
+	highest      atomic.Int64 // highest sequence number this process reserved
+	confirmed    atomic.Int64 // highest ceiling this process confirmed on every copy
+	raising      atomic.Bool  // a raise ahead of need is running
+	repairing    sync.Mutex   // one ceiling repair of this shard at a time
+	growth       growth
+	FenceCount   atomic.Int64
 }
 
 // Reserve reserves the next count sequence numbers of the shard, none at or
@@ -170,6 +185,17 @@ func (s *Shard) Reserve(ctx context.Context, count, level int64) (Block, error) 
 // attempt is sent (a restore makes more than one), so that the level is as
 // of the reservation that counts; the block's Sent is that moment.
 func (s *Shard) ReserveAbove(ctx context.Context, count int64, level func() int64) (Block, error) {
+	b, err := s.reserveAbove(ctx, count, level)
+	if errors.Is(err, errReclaimed) {
+		// The counter now continues above the other history's claim: the
+		// discarded block's range may have been handed out by that history,
+		// a new one starts above its floor.
+		b, err = s.reserveAbove(ctx, count, level)
+	}
+	return b, err
+}
+
+func (s *Shard) reserveAbove(ctx context.Context, count int64, level func() int64) (Block, error) {
 	o := s.opt
 	before := s.highest.Load()
 	b, rep, err := s.reserve(ctx, count, level)
@@ -193,6 +219,9 @@ func (s *Shard) ReserveAbove(ctx context.Context, count int64, level func() int6
 	lease := s.lease(count)
 	switch {
 	case b.Hi > rep.Confirmed:
+		if h := beforeRaise.Load(); h != nil {
+			(*h)()
+		}
 		epoch, err := s.raiseFor(ctx, ceilingFor(b.Hi, lease, s.maxSeq), rep)
 		if err != nil {
 			return Block{}, fmt.Errorf("shard %d: ceiling not raised past %d (registered %d), block discarded: %w", s.Index, b.Hi, rep.Confirmed, err)
@@ -204,7 +233,7 @@ func (s *Shard) ReserveAbove(ctx context.Context, count int64, level func() int6
 		// the copies then rewound to before that claim, the raise was
 		// accepted all the same. The counter itself tells: the block stands
 		// only if its history is still the one that reserved it.
-		if err := s.stillSame(ctx, rep); err != nil {
+		if err := s.stillSame(ctx, rep); err != nil && !noStillSame.Load() {
 			return Block{}, fmt.Errorf("shard %d: block %d..%d discarded: %w", s.Index, b.Lo, b.Hi, err)
 		}
 	case b.Hi > rep.Confirmed-lease/2 && s.raising.CompareAndSwap(false, true):
@@ -239,7 +268,11 @@ func (s *Shard) stillSame(ctx context.Context, rep reserveReply) error {
 func (s *Shard) raiseFor(ctx context.Context, to int64, rep reserveReply) (int64, error) {
 	err := s.raise(ctx, to, rep.Epoch, rep.ReplID)
 	var own *ownClaimError
-	if !errors.As(err, &own) {
+	var other *otherClaimError
+	switch {
+	case errors.As(err, &other):
+		return rep.Epoch, s.reclaim(ctx, rep, other)
+	case !errors.As(err, &own):
 		return rep.Epoch, err
 	}
 	a := s.args(0, 0)
@@ -253,6 +286,63 @@ func (s *Shard) raiseFor(ctx context.Context, to int64, rep reserveReply) (int64
 	}
 	return now.Epoch, s.raise(ctx, to, now.Epoch, rep.ReplID)
 }
+
+// reclaim is the way out for a history whose raise was refused by a claim
+// made for another identity (other): it restores its own counter as if its
+// history had changed. The claim may be a zombie's (an old master restarted
+// behind a blocked bus port, or the loser of two concurrent TAKEOVERs),
+// whose own restore never completed: the live counter still has its
+// history and would never fence again, and every raise would stay refused
+// until its master's identity changed. A claim says nothing about whether
+// its restore completed, and needs not: this is the restore of Invariant I
+// (claimFloor claims every copy above every copy's epoch for this history,
+// the floor is the highest trusted copy, the counter continues at or above
+// it, written only while its node still has this identity and confirmed by
+// its replicas), so whatever the other history handed out is below the
+// floor. The block that met the refusal was reserved below the floor, maybe
+// in a range the other history handed out: it is discarded (errReclaimed),
+// never raised for. A genuinely older history (a stale master that still
+// gets its writes confirmed) may also come this way; it too restarts above
+// everything confirmed, and only costs the live one a restore.
+func (s *Shard) reclaim(ctx context.Context, rep reserveReply, other *otherClaimError) error {
+	if s.opt.UnsafeDefences != AllDefences || noReclaim.Load() {
+		return other
+	}
+	floor, epoch, err := s.claimFloor(ctx, rep)
+	if err != nil {
+		return fmt.Errorf("%w (restoring above it: %w)", other, err)
+	}
+	a := s.args(0, 0)
+	a.Floor, a.FloorEpoch, a.FloorFor = floor, epoch, rep.ReplID
+	now, _, _, err := s.run(ctx, a)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w (restoring above it: %w)", other, err)
+	case now.NeedsFence || now.ReplID != rep.ReplID || now.Epoch < epoch:
+		return fmt.Errorf("%w (its counter %s moved to history %s epoch %d while it was restored)", other, s.Key, now.ReplID, now.Epoch)
+	}
+	s.FenceCount.Add(1)
+	return fmt.Errorf("%w: shard %d restored its counter %s at epoch %d above the claim of epoch %d for %s",
+		errReclaimed, s.Index, s.Key, epoch, other.epoch, other.owner)
+}
+
+// errReclaimed: the block was discarded because its counter was just
+// restored above another history's claim; a new reservation succeeds.
+var errReclaimed = fmt.Errorf("%w; block discarded after its counter was restored above the claim", ErrFenced)
+
+// noReclaim switches reclaim off: the negative control of its test.
+var noReclaim atomic.Bool
+
+// otherClaimError: a copy refused a raise because a claim for another
+// history gave it a newer epoch.
+type otherClaimError struct {
+	epoch int64
+	owner string
+	err   error
+}
+
+func (e *otherClaimError) Error() string { return e.err.Error() }
+func (e *otherClaimError) Unwrap() error { return e.err }
 
 // ownClaimError: every copy that refused a raise was claimed for the
 // raising history itself, with a newer epoch.
@@ -312,7 +402,7 @@ func (s *Shard) reserve(ctx context.Context, count int64, level func() int64) (B
 
 func (s *Shard) args(count, level int64) reserveArgs {
 	a := reserveArgs{Shards: s.n, Count: count, Level: min(max(level, 0), s.maxSeq),
-		MaxSeq: s.maxSeq, Floor: -1, Confirmed: s.confirmed.Load(), LegacyGap: -1}
+		MaxSeq: s.maxSeq, Floor: -1, Confirmed: s.confirmed.Load(), LegacyGap: -1, Trace: s.traceName(), NoRetrace: s.noRetrace}
 	switch s.opt.UnsafeDefences {
 	case LegacyDefences:
 		a.LegacyGap = LegacyFenceGap
@@ -325,7 +415,7 @@ func (s *Shard) args(count, level int64) reserveArgs {
 // run runs reserve.lua once and checks its reply and acknowledgement.
 func (s *Shard) run(ctx context.Context, a reserveArgs) (reserveReply, string, int, error) {
 	o := s.opt
-	ack, err := RunScript(ctx, s.r, reserveScript, s.Key, o.waitFor(), o.AckTimeout.Milliseconds(), a.argv())
+	ack, err := runScript(ctx, s.r, reserveScript, withTrace(s.Key), o.waitFor(), o.AckTimeout.Milliseconds(), a.argv())
 	if err != nil {
 		return reserveReply{}, "", 0, s.classify(err)
 	}
@@ -354,6 +444,9 @@ func (s *Shard) classify(err error) error {
 		}
 		return fmt.Errorf("%w: namespace %q has %s shards in Redis (counter %s) but this client is configured with %d; use %s shards, or a new namespace",
 			ErrShardCountMismatch, s.name, stored, s.Key, s.n, stored)
+	case strings.HasPrefix(msg, "SHARDSEQ_LATE"):
+		return fmt.Errorf("%w: %s of namespace %q not written (this process stalled past the creation's deadline); open the namespace again",
+			ErrCreationLate, strings.TrimSpace(strings.TrimPrefix(msg, "SHARDSEQ_LATE")), s.name)
 	case strings.HasPrefix(msg, "SHARDSEQ_EXHAUSTED"):
 		return fmt.Errorf("%w: shard %d of %q reached MaxID %d", ErrExhausted, s.Index, s.name, s.opt.MaxID)
 	case strings.HasPrefix(msg, "WRONGTYPE"):

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shardseq/shardseq/cluster"
+	"github.com/shardseq/shardseq/internal/lab/clustertest"
 	"github.com/shardseq/shardseq/internal/lab/tlstest"
 )
 
@@ -159,9 +160,10 @@ func TestNextTLSACL(t *testing.T) {
 		return strings.Contains(info, "master_link_status:up") && strings.Contains(ci1, "cluster_state:ok") && strings.Contains(ci2, "cluster_state:ok")
 	})
 	const password = "tls-acl-password-42"
-	args := []any{"ACL", "SETUSER", "shardseq", "reset", ">" + password, "on", "~shardseq:*", "resetchannels", "-@all",
-		"+evalsha", "+script|load", "+wait", "+info", "+cluster|shards", "+cluster|myid", "+cluster|replicas", "+asking",
-		"+hmget", "+hset", "+exists", "+sadd", "+smembers", "+scan", "+get", "+set", "+del"}
+	args := []any{"ACL", "SETUSER", "shardseq", "reset", ">" + password}
+	for _, r := range clustertest.ACLRules {
+		args = append(args, r)
+	}
 	must(master.Do(ctx, args...).Err())
 	must(replica.Do(ctx, args...).Err())
 

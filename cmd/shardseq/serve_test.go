@@ -212,7 +212,8 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("status: exit %d %s", code, stderr)
 	}
 	for _, want := range []string{"cluster: 3 masters, all slots served", "shards: 12 of 12 healthy in 2 namespaces",
-		"NAMESPACE  SHARD  NODE", "orders     5      127.0.0.1:772"} {
+		"NAMESPACE  SHARD  NODE", "orders     5      127.0.0.1:772",
+		"colocated: none (every shard's keys on distinct masters)\nshards: "} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("status output lacks %q:\n%s", want, stdout)
 		}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -46,6 +47,21 @@ type statusResponse struct {
 			} `json:"replicas"`
 		} `json:"masters"`
 	} `json:"cluster"`
+	// Colocated is nil when the server does not report it (older than
+	// this field), empty when no shard's keys share a master.
+	Colocated []statusColocation `json:"colocated"`
+}
+
+// statusColocation is a shard whose keys share a master, as /v1/shards
+// reports it.
+type statusColocation struct {
+	Namespace string   `json:"namespace"`
+	Shard     int      `json:"shard"`
+	Master    string   `json:"master"`
+	Keys      []string `json:"keys"`
+	Slots     []int    `json:"slots"`
+	Move      []int    `json:"move"`
+	Action    string   `json:"action"` // the server's wording, the health page's
 }
 
 // Run fetches and prints the table.
@@ -161,7 +177,7 @@ func printStatus(w io.Writer, st statusResponse, ns string, wide bool) {
 	for _, m := range st.Cluster.Masters {
 		var reps []string
 		for _, r := range m.Replicas {
-			reps = append(reps, r.Addr+" "+okOr(!r.Failed, "FAILED"))
+			reps = append(reps, oneLine(r.Addr, 0)+" "+okOr(!r.Failed, "FAILED"))
 		}
 		if len(reps) == 0 {
 			reps = append(reps, "NO REPLICA")
@@ -170,9 +186,10 @@ func printStatus(w io.Writer, st statusResponse, ns string, wide bool) {
 		for _, r := range m.Slots {
 			slots = append(slots, fmt.Sprintf("%d-%d", r[0], r[1]))
 		}
-		fmt.Fprintf(tw, "  master %s\t%s\tslots %s\treplicas %s\n", m.Addr, okOr(!m.Failed, "FAILED"), strings.Join(slots, ","), strings.Join(reps, ", "))
+		fmt.Fprintf(tw, "  master %s\t%s\tslots %s\treplicas %s\n", oneLine(m.Addr, 0), okOr(!m.Failed, "FAILED"), strings.Join(slots, ","), strings.Join(reps, ", "))
 	}
 	_ = tw.Flush()
+	printColocated(w, st.Colocated)
 	switch {
 	case ns != "":
 		fmt.Fprintf(w, "shards: %d of %d healthy in namespace %s (%d open on the server)\n\n", st.Healthy, st.Total, ns, st.Namespaces)
@@ -188,7 +205,7 @@ func printStatus(w io.Writer, st statusResponse, ns string, wide bool) {
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAMESPACE\tSHARD\tNODE\tBREAKER\tHEALTH\tRESERVATIONS\tFAILURES\tIDS ISSUED\tFENCES\tBLOCK\tLATENCY\tLAST ERROR")
 	for _, s := range st.Shards {
-		node := s.Node
+		node := oneLine(s.Node, 0)
 		if node == "" {
 			node = "?"
 		}
@@ -199,10 +216,49 @@ func printStatus(w io.Writer, st statusResponse, ns string, wide bool) {
 				lastErr += " (" + time.Since(s.LastErrorAt).Round(time.Second).String() + " ago)"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.1fms\t%s\n", s.Namespace, s.Index, node, s.State,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.1fms\t%s\n", oneLine(s.Namespace, 0), s.Index, node, oneLine(s.State, 0),
 			okOr(s.Healthy, "UNHEALTHY"), s.Reservations, s.Failures, s.IDsIssued, s.FenceEvents, s.BlockSize, s.LatencyMs, lastErr)
 	}
 	_ = tw.Flush()
+}
+
+// printColocated writes the shards whose keys share a master (nothing when
+// the server does not report them), one aligned row each, then what the
+// server says to do about each, whole: it is the instruction.
+func printColocated(w io.Writer, cs []statusColocation) {
+	switch {
+	case cs == nil:
+		return
+	case len(cs) == 0:
+		fmt.Fprintln(w, "colocated: none (every shard's keys on distinct masters)")
+		return
+	case len(cs) == 1:
+		fmt.Fprintln(w, "colocated: 1 shard with keys on one master (IDs still handed out; move the slots named)")
+	default:
+		fmt.Fprintf(w, "colocated: %d shards with keys on one master (IDs still handed out; move the slots named)\n", len(cs))
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, c := range cs {
+		var keys, move []string
+		for k, key := range c.Keys {
+			key = oneLine(key, 0)
+			if k < len(c.Slots) {
+				key += fmt.Sprintf(" (slot %d)", c.Slots[k])
+			}
+			keys = append(keys, key)
+		}
+		for _, s := range c.Move {
+			move = append(move, strconv.Itoa(s))
+		}
+		fmt.Fprintf(tw, "  %s\tshard %d\tmaster %s\tkeys %s\tmove slot %s\n", oneLine(c.Namespace, 0), c.Shard, oneLine(c.Master, 0),
+			strings.Join(keys, ", "), strings.Join(move, ","))
+	}
+	_ = tw.Flush()
+	for _, c := range cs {
+		if c.Action != "" {
+			fmt.Fprintf(w, "  to do: %s\n", oneLine(c.Action, 0))
+		}
+	}
 }
 
 func okOr(ok bool, bad string) string {
@@ -212,8 +268,8 @@ func okOr(ok bool, bad string) string {
 	return bad
 }
 
-// oneLine keeps an error message on one line of at most n runes (any
-// length when n is 0): the table must stay aligned whatever a server sends.
+// oneLine keeps a server's text on one line of at most n runes (any length
+// when n is 0): the tables must stay aligned whatever a server sends.
 func oneLine(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
 		if r < ' ' || r == 0x7f {
@@ -232,7 +288,9 @@ func (c *StatusCommand) Usage() {
 	fmt.Fprint(c.Main.Stdout, `Usage: shardseq status [--server URL] [--token-file F] [--namespace ns]
 
 Prints the cluster and the shard table of a running server (GET /v1/shards):
-each shard's node, breaker state, health, counters and last error.
+the masters, the shards whose keys share a master (after a reshard) with the
+slots to move, and each shard's node, breaker state, health, counters and
+last error.
 
 Flags (flags win over environment variables):
   --server URL        server base URL, or host:port for http (env SHARDSEQ_SERVER; default http://localhost:8080)

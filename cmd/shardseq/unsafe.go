@@ -7,6 +7,7 @@ import (
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/failover"
+	"github.com/shardseq/shardseq/internal/stall"
 )
 
 // unsafeDefences reads SHARDSEQ_UNSAFE_DEFENCES, a deliberately undocumented
@@ -19,6 +20,9 @@ import (
 func unsafeDefences(log *slog.Logger) (client.Config, error) {
 	picker, err := unsafePicker(log)
 	if err != nil {
+		return client.Config{}, err
+	}
+	if err := unsafeStalls(log); err != nil {
 		return client.Config{}, err
 	}
 	v := os.Getenv("SHARDSEQ_UNSAFE_DEFENCES")
@@ -50,5 +54,22 @@ func unsafePicker(log *slog.Logger) (failover.Picker, error) {
 		return failover.PickSequential, nil
 	default:
 		return 0, fmt.Errorf("SHARDSEQ_UNSAFE_PICKER=%q: want sequential, or unset it (it exists only for tests)", v)
+	}
+}
+
+// unsafeStalls reads SHARDSEQ_UNSAFE_STALLS, the negative control of stall
+// detection: "ignore" takes every timeout at face value, so a reservation or
+// probe that timed out while the process was stopped counts against its
+// master (and callers get spare IDs, out of order, after the stop).
+func unsafeStalls(log *slog.Logger) error {
+	switch v := os.Getenv("SHARDSEQ_UNSAFE_STALLS"); v {
+	case "":
+		return nil
+	case "ignore":
+		log.Error("SHARDSEQ_UNSAFE_STALLS=ignore: timeouts that passed while this process was stopped count against Redis; it exists only for negative-control tests")
+		stall.Disable()
+		return nil
+	default:
+		return fmt.Errorf("SHARDSEQ_UNSAFE_STALLS=%q: want ignore, or unset it (it exists only for tests)", v)
 	}
 }

@@ -217,6 +217,28 @@ type Cluster struct {
 	UpdatedAt  time.Time `json:"updated_at"`
 }
 
+// Colocation A shard two or more of whose keys (its counter, its ceiling copies) sit on one master.
+type Colocation struct {
+	// Action What the operator does about it, as the health page says it.
+	Action string `json:"action"`
+
+	// Keys The keys on that master, the counter first if it is one of them.
+	Keys []string `json:"keys"`
+
+	// Master host:port of the master that holds the keys (its node ID when it has no address).
+	Master string `json:"master"`
+
+	// Move The slots to move off the master, to masters holding none of the shard's other keys.
+	Move []Slot `json:"move"`
+
+	// Namespace Examples: orders
+	Namespace Namespace `json:"namespace"`
+	Shard     int       `json:"shard"`
+
+	// Slots The slots of `keys`, in their order.
+	Slots []Slot `json:"slots"`
+}
+
 // Error Every error answer. The text is for people and may change; the code is stable.
 type Error struct {
 	// Code - `bad_namespace` (400): the namespace does not match `^[A-Za-z0-9_.-]{1,64}$`, or `PUT` would create `.` or `..`.
@@ -521,6 +543,13 @@ type ShardState string
 type Shards struct {
 	Cluster Cluster `json:"cluster"`
 
+	// Colocated The shards listed whose keys share a master (empty when none), as
+	// a reshard can leave them: keys never move but slots do. IDs are
+	// still handed out, but a rewind of that master can lose the
+	// ceiling the shard's copies keep. The same shards as the metric
+	// `shardseq_shard_keys_colocated` and the health page.
+	Colocated []Colocation `json:"colocated"`
+
 	// Healthy Healthy shards among those listed.
 	Healthy int `json:"healthy"`
 
@@ -531,6 +560,9 @@ type Shards struct {
 	// Total Shards listed.
 	Total int `json:"total"`
 }
+
+// Slot defines model for Slot.
+type Slot = int32
 
 // Usage How much of the ID space is used, counted on the shards whose
 // counters could be checked now. Fences and restores after failovers

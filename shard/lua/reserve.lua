@@ -6,6 +6,10 @@
 --            epoch     fence epoch of that history (see ceiling.lua)
 --            shards    N of the namespace (the shard-count guard)
 --            mirrored  highest ceiling registered as confirmed on every copy
+-- KEYS[2]  the trace set of KEYS[1]'s slot: a call that creates the counter
+--          (a creation, or the restore of a missing counter) adds ARGV[12],
+--          and so does any call that finds the counter and not its trace
+--          (ARGV[14])
 -- ARGV     built by reserveArgs.argv in scripts.go, the only place that does:
 --   1 shards     N
 --   2 count      block size B, or 0 to only check (and register) the counter
@@ -22,12 +26,19 @@
 --  10 ceiling    a ceiling this client confirmed on every copy, to register
 --  11 legacy     -1, or the old fence gap: on a history change the counter
 --                jumps from its own value (unsafe; negative controls only)
+--  12 trace      the namespace, for KEYS[2]; '' writes no trace
+--  13 deadline   with create: the creation's deadline (unix ms by the clock
+--                of the master of its record's first copy; absent or 0:
+--                none); after it by this master's clock nothing is written
+--  14 retrace    '1': an existing counter whose name KEYS[2] lacks is traced
+--                again (retrace in prelude.lua), also when the reply is
+--                "fence"; '' (negative controls only): it is not
 --
 -- Reply {status, hi, fence, epoch, mirrored, replid, connected, promotable}:
 --   status "ok":    the block is hi-count+1..hi (nothing when count is 0);
 --                   fence is 0, or 1 (this call restored a changed history),
 --                   or 2 (this call restored a missing counter)
---   status "fence": nothing written; the counter is missing (hi -1) or was
+--   status "fence": nothing written (but a trace, see ARGV[14]); the counter is missing (hi -1) or was
 --                   advanced by another history (hi is its untrusted seq);
 --                   the caller restores it from its ceiling copies
 local me = node()
@@ -35,7 +46,12 @@ if me.err then return me end
 local a = {shards = ARGV[1], count = tonumber(ARGV[2]), level = tonumber(ARGV[3]),
   maxseq = tonumber(ARGV[4]), create = ARGV[5] == '1', initseq = tonumber(ARGV[6]),
   floor = tonumber(ARGV[7]), fepoch = tonumber(ARGV[8]), ffor = ARGV[9],
-  ceiling = tonumber(ARGV[10]), legacy = tonumber(ARGV[11])}
+  ceiling = tonumber(ARGV[10]), legacy = tonumber(ARGV[11]), trace = ARGV[12],
+  deadline = tonumber(ARGV[13] or '0')}
+if a.create and late(a.deadline, me.now) then
+  return redis.error_reply('SHARDSEQ_LATE ' .. KEYS[1])
+end
+retrace(a.trace, ARGV[14])
 
 local cur = redis.call('HMGET', KEYS[1], 'seq', 'node', 'epoch', 'shards', 'mirrored')
 local seq, epoch, mirrored = tonumber(cur[1]), tonumber(cur[3] or '0'), tonumber(cur[5] or '0')
@@ -50,6 +66,7 @@ end
 
 if not cur[1] and a.create then
   seq, epoch, mirrored = a.initseq, 1, 0
+  trace(a.trace)
   redis.call('HSET', KEYS[1], 'seq', int(seq), 'node', me.replid, 'epoch', 1, 'shards', a.shards, 'mirrored', 0)
 elseif not cur[1] or cur[2] ~= me.replid then
   if a.floor >= 0 and a.ffor == me.replid then
@@ -59,6 +76,10 @@ elseif not cur[1] or cur[2] ~= me.replid then
     seq = math.max(seq or 0, a.floor)
     epoch = math.max(epoch, a.fepoch)
     mirrored = a.floor
+    if not cur[1] then
+      -- A missing counter rebuilt: its master lost the trace with it.
+      trace(a.trace)
+    end
     redis.call('HSET', KEYS[1], 'seq', int(seq), 'node', me.replid, 'epoch', int(epoch), 'shards', a.shards, 'mirrored', int(mirrored))
   elseif cur[1] and a.legacy >= 0 then
     fence = 1

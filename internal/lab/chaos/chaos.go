@@ -6,6 +6,7 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/shardseq/shardseq/client"
 	"github.com/shardseq/shardseq/internal/lab/checker"
@@ -186,6 +190,14 @@ type Config struct {
 	// of different processes (library callers, each server) are ordered
 	// only within the window measured across servers (docs/CORRECTNESS.md).
 	OrderWindow time.Duration
+	// Settle, when set, ends each fault only once every library caller's
+	// client and every server of HTTP hold spares that would carry their
+	// callers through this long an outage again (client.SpareCover,
+	// shardseq_spare_cover_seconds), at most settleTimeout after the
+	// cluster is healthy: the next fault is then a single fault, not the
+	// tail of this one (callers riding the rest of their spares). What it
+	// took is in the fault's line.
+	Settle time.Duration
 	// Costs, when set, receives what each fault cost.
 	Costs *[]FaultCost
 	// Client is the template for every library client (block sizes, ack);
@@ -244,6 +256,11 @@ func Run(ctx context.Context, cfg Config) (checker.Report, error) {
 		}
 		cfg.Callers = 0
 	}
+	if cfg.Settle > 0 && (cfg.RestartEvery > 0 || cfg.Callers == 0) {
+		// A client that lives RestartEvery never holds HoldFor's spares;
+		// the ceilings are read through the library callers' shard keys.
+		return checker.Report{}, errors.New("chaos: Settle needs library callers (Callers > 0) that keep their clients (RestartEvery -1)")
+	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.MaxDuration)
 	defer cancel()
 
@@ -266,11 +283,12 @@ func Run(ctx context.Context, cfg Config) (checker.Report, error) {
 	var pr progress
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	libs := make([]atomic.Pointer[client.Client], cfg.Callers) // each caller's client now, for Settle
 	for i := 0; i < cfg.Callers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cfg.libraryCaller(ctx, stop, ck.Recorder(), &pr, i < cfg.StrictCallers, i)
+			cfg.libraryCaller(ctx, stop, ck.Recorder(), &pr, i < cfg.StrictCallers, i, &libs[i])
 		}()
 	}
 	var perServer []*checker.Checker
@@ -306,8 +324,16 @@ func Run(ctx context.Context, cfg Config) (checker.Report, error) {
 	if cfg.Warmup > 0 && len(cfg.Faults) > 0 {
 		_ = hold(ctx, cfg.Warmup) // steady load before the first fault
 	}
+	if cfg.Settle > 0 && len(cfg.Faults) > 0 {
+		// The first fault too meets callers with their spares stocked.
+		if what, err := cfg.settle(ctx, libs, counters); err != nil {
+			runErr = fmt.Errorf("chaos: before the first fault: %w", err)
+		} else {
+			cfg.Logf("warm-up: %s", what)
+		}
+	}
 	for i, f := range cfg.Faults {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || runErr != nil {
 			break
 		}
 		t0 := time.Now()
@@ -323,6 +349,14 @@ func Run(ctx context.Context, cfg Config) (checker.Report, error) {
 		if err != nil {
 			runErr = fmt.Errorf("chaos: after fault %d (%s): %w", i+1, f, err)
 			break
+		}
+		if cfg.Settle > 0 {
+			settled, err := cfg.settle(ctx, libs, counters)
+			if err != nil {
+				runErr = fmt.Errorf("chaos: after fault %d (%s): %w", i+1, f, err)
+				break
+			}
+			what += "; " + settled
 		}
 		cost := FaultCost{Fault: f, Target: what, Seconds: time.Since(t0).Seconds(),
 			IDs: pr.acked.Load() - acked0, LibraryErrors: pr.libFailed.Load() - lib0, HTTPErrors: pr.httpFailed.Load() - http0}
@@ -382,9 +416,10 @@ func (cfg Config) clientConfig(strict bool) client.Config {
 // libraryCaller takes IDs until stop, opening a new client every
 // RestartEvery as a restarted process would; a client is closed without
 // handing out what it still holds.
-func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *checker.Recorder, pr *progress, strict bool, seed int) {
+func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *checker.Recorder, pr *progress, strict bool, seed int, shown *atomic.Pointer[client.Client]) {
 	var c *client.Client
 	defer func() {
+		shown.Store(nil)
 		if c != nil {
 			_ = c.Close()
 		}
@@ -403,6 +438,7 @@ func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *
 		}
 		if c == nil || (cfg.RestartEvery > 0 && time.Since(opened) > cfg.RestartEvery) {
 			if c != nil {
+				shown.Store(nil)
 				_ = c.Close()
 				c = nil
 			}
@@ -413,6 +449,9 @@ func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *
 				continue
 			}
 			c, opened = nc, time.Now()
+			if !strict { // strict mode holds no spares
+				shown.Store(c)
+			}
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		t0 := time.Now()
@@ -438,6 +477,102 @@ func (cfg Config) libraryCaller(ctx context.Context, stop <-chan struct{}, rec *
 		rec.Ack(time.Since(t0), id)
 		pr.acked.Add(1)
 	}
+}
+
+// settleTimeout bounds Config.Settle's wait after a fault.
+const settleTimeout = 30 * time.Second
+
+// settle waits until the callers have recovered from the last fault: every
+// library caller's client (strict ones hold no spares) and every server
+// hold spares covering cfg.Settle of an outage, and every shard's confirmed
+// ceiling (the counter's mirrored field) is above every counter of the
+// namespace, so that no shard's next block, levelled above the highest
+// counter after a restore's jump, needs a raise (which fails while any
+// copy's master does). It polls, at most settleTimeout, and says what it
+// took; past that the next fault would be a double fault: an error.
+func (cfg Config) settle(ctx context.Context, libs []atomic.Pointer[client.Client], counters *counterReader) (string, error) {
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		why := ""
+		for i := range libs {
+			if c := libs[i].Load(); c != nil && why == "" {
+				if cover := c.SpareCover(); cover < cfg.Settle {
+					why = fmt.Sprintf("library caller %d: spares cover %v", i, cover.Round(time.Millisecond))
+				}
+			}
+		}
+		for _, base := range cfg.HTTP {
+			if why != "" {
+				break
+			}
+			if cover, err := spareCover(ctx, hc, base, cfg.Namespace); err != nil {
+				why = err.Error()
+			} else if cover < cfg.Settle {
+				why = fmt.Sprintf("%s: spares cover %v", base, cover.Round(time.Millisecond))
+			}
+		}
+		if why == "" {
+			why = counters.ceilingsAhead(ctx)
+		}
+		if why == "" {
+			return fmt.Sprintf("callers recovered (spares cover %v, every ceiling above every counter) after %v",
+				cfg.Settle, time.Since(t0).Round(time.Millisecond)), nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("callers did not recover within %v: %s", settleTimeout, why)
+		case <-tick.C:
+		}
+	}
+}
+
+// spareCover reads shardseq_spare_cover_seconds of namespace ns from a
+// server's /metrics.
+func spareCover(ctx context.Context, hc *http.Client, base, ns string) (time.Duration, error) {
+	body, err := call(ctx, hc, http.MethodGet, strings.TrimRight(base, "/")+"/metrics")
+	if err != nil {
+		return 0, err
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("%s/metrics: %w", base, err)
+	}
+	for _, m := range families["shardseq_spare_cover_seconds"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "namespace" && l.GetValue() == ns {
+				return time.Duration(m.GetGauge().GetValue() * float64(time.Second)), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("%s/metrics: no shardseq_spare_cover_seconds for %q", base, ns)
+}
+
+// call sends a request without a body and returns the body of a 200 answer
+// (at most 4 MiB); any other status is an error carrying the body.
+func call(ctx context.Context, hc *http.Client, method, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<22))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return body, nil
 }
 
 // httpCaller takes IDs from one server until stop; order, when set, also
@@ -472,21 +607,9 @@ func (cfg Config) httpCaller(ctx context.Context, stop <-chan struct{}, rec, ord
 // postIDs asks a server for IDs and parses {"namespace":..,"ids":[...]}
 // without trusting it: anything else is an error, never an ID.
 func postIDs(ctx context.Context, hc *http.Client, url string) ([]int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	body, err := call(ctx, hc, http.MethodPost, url)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<22))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
 	}
 	return ParseIDs(body)
 }

@@ -2,8 +2,10 @@ package chaos
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/shardseq/shardseq/cluster"
@@ -45,6 +47,38 @@ func (r *counterReader) sum(ctx context.Context) int64 {
 		total += v
 	}
 	return total
+}
+
+// ceilingsAhead says which shard's confirmed ceiling (mirrored) is not
+// above the highest counter of the namespace ("" when none, or when the
+// reader cannot tell: nil).
+func (r *counterReader) ceilingsAhead(ctx context.Context) string {
+	if r == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	seqs := make([]int64, len(r.keys))
+	ceilings := make([]int64, len(r.keys))
+	var top int64
+	for i, k := range r.keys {
+		v, err := r.cl.ClusterClient().HMGet(ctx, k, "seq", "mirrored").Result()
+		if err != nil {
+			return fmt.Sprintf("counter %s: %v", k, err)
+		}
+		for j, p := range []*int64{&seqs[i], &ceilings[i]} {
+			if str, ok := v[j].(string); ok {
+				*p, _ = strconv.ParseInt(str, 10, 64)
+			}
+		}
+		top = max(top, seqs[i])
+	}
+	for i, k := range r.keys {
+		if ceilings[i] <= top {
+			return fmt.Sprintf("shard %d (%s): confirmed ceiling %d not above the highest counter %d", i, k, ceilings[i], top)
+		}
+	}
+	return ""
 }
 
 func (r *counterReader) Close() {

@@ -209,6 +209,13 @@ func (c *Cluster) Partition(node string, from ...string) {
 	c.check("Partition "+node, c.lc.Partition(node, from...))
 }
 
+// PartitionBus cuts node's cluster bus off from each of from, both ways,
+// data ports left open; the cluster must be started with Config.Partitions.
+func (c *Cluster) PartitionBus(node string, from ...string) {
+	c.tb.Helper()
+	c.check("PartitionBus "+node, c.lc.PartitionBus(node, from...))
+}
+
 // Heal removes every partition.
 func (c *Cluster) Heal() { c.tb.Helper(); c.check("Heal", c.lc.Heal()) }
 
@@ -269,4 +276,14 @@ func (c *Cluster) AddNode(asReplicaOf string) string {
 	addr, err := c.lc.AddNode(ctx, asReplicaOf)
 	c.check("AddNode", err)
 	return addr
+}
+
+// MigrateSlot moves slot and its keys to the master at to, as an operator's
+// reshard does (localcluster.Cluster.MigrateSlot), and returns once every
+// node agrees.
+func (c *Cluster) MigrateSlot(slot int, to string) {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c.check("MigrateSlot", c.lc.MigrateSlot(ctx, slot, to))
 }

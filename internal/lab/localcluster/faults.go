@@ -369,7 +369,41 @@ func (lc *Cluster) Partition(node string, from ...string) error {
 	return lc.net.cut(a, hosts...)
 }
 
-// Heal removes every cut Partition made.
+// PartitionBus cuts node's cluster bus off from each node of from, both
+// ways (its connections to their bus ports and theirs to its own), while
+// every data port stays open: the nodes stop hearing of each other, but
+// clients and replication links still reach them. That is a master restarted
+// behind a firewall that blocks only the bus: until node-timeout passes
+// without news of the other masters it still believes its old role and
+// serves (see Redis's clusterUpdateState). Heal undoes it; it needs
+// Config.Partitions.
+func (lc *Cluster) PartitionBus(node string, from ...string) error {
+	if lc.net == nil {
+		return errors.New("cluster: PartitionBus needs a cluster started with Config.Partitions by this process")
+	}
+	a, ok := lc.NodeByAddr(node)
+	if !ok {
+		return fmt.Errorf("cluster: no node %s", node)
+	}
+	for _, f := range from {
+		b, ok := lc.NodeByAddr(f)
+		if !ok {
+			return fmt.Errorf("cluster: no node %s", f)
+		}
+		if b.Host == a.Host {
+			return fmt.Errorf("cluster: %s and %s share an address: nothing to cut", node, f)
+		}
+		if err := lc.net.cutPort(a.Host, b.Host, b.Port+10000); err != nil {
+			return err
+		}
+		if err := lc.net.cutPort(b.Host, a.Host, a.Port+10000); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Heal removes every cut Partition, PartitionBus and CutReplication made.
 func (lc *Cluster) Heal() error {
 	if lc.net == nil {
 		return nil
