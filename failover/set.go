@@ -377,12 +377,12 @@ func (s *Set) reserveOnce(parent context.Context, count int64, prefer int, level
 		}
 		// Our own time limit running out (a write stuck on a frozen master)
 		// is this shard's failure, not the caller's: it ends the search.
-		outOfTime := ctx.Err() != nil && parent.Err() == nil && errors.Is(err, context.DeadlineExceeded)
-		if (!Retryable(err) && !outOfTime) || parent.Err() != nil {
+		outOfTime := expired(ctx) && !expired(parent) && errors.Is(err, context.DeadlineExceeded)
+		if (!Retryable(err) && !outOfTime) || expired(parent) {
 			return shard.Block{}, err
 		}
 		errs = append(errs, fmt.Errorf("shard %d: %w", m.sh.Index, err))
-		if ctx.Err() != nil {
+		if expired(ctx) {
 			errs = append(errs, fmt.Errorf("no shard served within %v", s.cfg.ReserveTimeout))
 			break
 		}
@@ -412,20 +412,30 @@ func (s *Set) masterProbeDown(m *member) string {
 func (s *Set) reserveOn(ctx context.Context, m *member, count int64, level func() int64) (shard.Block, error) {
 	t0 := time.Now()
 	b, err := m.cb.Execute(func() (shard.Block, error) {
-		actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
+		own := time.Now().Add(s.cfg.AttemptTimeout)
+		actx, cancel := context.WithDeadline(ctx, own)
 		defer cancel()
 		b, err := m.sh.ReserveAbove(actx, count, level)
-		if dl, _ := actx.Deadline(); stall.Timeout(err) && stall.At(dl) {
+		dl, _ := actx.Deadline()
+		switch {
+		case err == nil || !expired(actx):
+		case stall.Timeout(err) && stall.At(dl):
 			// The deadline passed while this process was stopped: the
 			// answer may have waited in the socket. (An answer, even a late
 			// one, is still Redis's word.)
 			return b, fmt.Errorf("%w: %w", ErrStalled, err)
-		}
-		if err != nil && actx.Err() != nil && ctx.Err() == nil {
-			// The attempt's deadline, not the caller's: a fault of this
-			// shard's master, or of a ceiling copy's (NodeError says which).
-			// The context error is not wrapped: Retryable must not take it
-			// for the caller's.
+		case dl.Before(own):
+			// The caller's deadline (or the call's ReserveTimeout) cut the
+			// attempt short of its own: the master was not shown to be at
+			// fault. go-redis reports that deadline as the socket's "i/o
+			// timeout"; wrapped in the context's error, neither MasterFault
+			// nor the breaker counts it.
+			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+		default:
+			// The attempt's own deadline: a fault of this shard's master,
+			// or of a ceiling copy's (NodeError says which). The context
+			// error is not wrapped: Retryable must not take it for the
+			// caller's.
 			werr := fmt.Errorf("%w (%v): %v", ErrShardTimeout, s.cfg.AttemptTimeout, err)
 			if ne := (*shard.NodeError)(nil); errors.As(err, &ne) {
 				werr = &shard.NodeError{Addr: ne.Addr, Err: werr}
@@ -451,7 +461,7 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64, level func(
 			return b, err
 		}
 		m.failures.Add(1)
-		if !errors.Is(err, context.Canceled) {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) { // the caller's, not the shard's
 			msg := err.Error()
 			s.reg.Update(s.ns.Name, m.sh.Index, func(r *ShardStatus) {
 				r.LastError, r.LastErrorAt, r.Healthy = msg, time.Now(), false
