@@ -42,17 +42,8 @@ func TestRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	// A mode that cannot open its namespace ends the run; on a loaded
-	// machine (-race, every package's clusters at once in make test) that
-	// happened once from Redis read timeouts on every master: try twice.
-	var rep *Report
-	var err error
-	for attempt := 1; attempt <= 2; attempt++ {
-		if rep, err = Run(ctx, Config{Launch: true, Port: portTest, Dir: t.TempDir(), Duration: time.Second, Shards: 6, Concurrency: 4}); err == nil {
-			break
-		}
-		t.Logf("attempt %d: %v", attempt, err)
-	}
+	rep, err := Run(ctx, Config{Launch: true, Port: portTest, Dir: t.TempDir(), Duration: time.Second, Shards: 6, Concurrency: 4,
+		Progress: tLogWriter{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +66,15 @@ func TestRun(t *testing.T) {
 		t.Fatalf("table:\n%s", b.String())
 	}
 	t.Logf("\n%s", b.String())
+}
+
+// tLogWriter sends the run's progress lines to the test log, shown when it
+// fails (or with -v).
+type tLogWriter struct{ t *testing.T }
+
+func (w tLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 // TestRunGenerators measures an in-process generator with no cluster.
