@@ -34,6 +34,37 @@ func TestCallerDeadlineIsNotAMasterFault(t *testing.T) {
 	lc := clustertest.Start(t, localcluster.Config{Masters: 3, Replicas: 1, BasePort: portDeadline, Logf: t.Logf})
 	t.Run("every master frozen a moment", func(t *testing.T) { testDeadlinesOnFrozenMasters(t, lc) })
 	t.Run("one master frozen", func(t *testing.T) { testDeadlinesOnOneFrozenMaster(t, lc) })
+	t.Run("cancelled callers", func(t *testing.T) { testCancelledCallers(t, lc) })
+}
+
+// testCancelledCallers: callers that cancel (an HTTP client that hung up)
+// get context.Canceled, and their calls hold no master at fault and count
+// against no breaker.
+func testCancelledCallers(t *testing.T, lc *clustertest.Cluster) {
+	cl := lc.Dial(cluster.Config{})
+	ctx := context.Background()
+	c, err := client.New(ctx, client.Config{Cluster: cl, Namespace: "deadline-cancelled", Shards: 6, Strict: true, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	for range 12 {
+		if _, err := c.Next(cctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("a cancelled caller got %v, want context.Canceled", err)
+		}
+	}
+	for _, m := range lc.Masters() {
+		if why := cl.MasterFault(m); why != "" {
+			t.Errorf("master %s held at fault after cancelled callers: %s", m, why)
+		}
+	}
+	for _, st := range c.Shards() {
+		if !st.Healthy || st.State != "closed" || st.Failures != 0 {
+			t.Errorf("shard %d after cancelled callers: healthy %v, breaker %s, %d failures, last error %q", st.Index, st.Healthy, st.State, st.Failures, st.LastError)
+		}
+	}
 }
 
 func testDeadlinesOnFrozenMasters(t *testing.T, lc *clustertest.Cluster) {

@@ -193,7 +193,7 @@ type member struct {
 	issued       atomic.Uint64
 	blockSize    atomic.Int64
 	latencyNanos atomic.Int64
-	trying       atomic.Bool // a trial after a master probe recovered is running
+	trying       atomic.Bool // a trial (a reservation of nothing, in the background) is running
 	shownNode    atomic.Pointer[string]
 	shownHealthy atomic.Bool  // what the registry row says, to skip writes that change nothing
 	shownAt      atomic.Int64 // unix nanos of the last row write on success
@@ -357,7 +357,8 @@ func (s *Set) reserveOnce(parent context.Context, count int64, prefer int, level
 			errs = append(errs, fmt.Errorf("shard %d: %s", m.sh.Index, why))
 			continue
 		}
-		b, err := s.reserveOn(ctx, m, count, level)
+		caller, _ := parent.Deadline()
+		b, err := s.reserveOn(ctx, caller, m, count, level)
 		if err == nil {
 			if perMaster {
 				s.cl.ReportOK(b.Node)
@@ -409,8 +410,9 @@ func (s *Set) masterProbeDown(m *member) string {
 	return ""
 }
 
-func (s *Set) reserveOn(ctx context.Context, m *member, count int64, level func() int64) (shard.Block, error) {
+func (s *Set) reserveOn(ctx context.Context, caller time.Time, m *member, count int64, level func() int64) (shard.Block, error) {
 	t0 := time.Now()
+	cutShort := false
 	b, err := m.cb.Execute(func() (shard.Block, error) {
 		own := time.Now().Add(s.cfg.AttemptTimeout)
 		actx, cancel := context.WithDeadline(ctx, own)
@@ -418,24 +420,27 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64, level func(
 		b, err := m.sh.ReserveAbove(actx, count, level)
 		dl, _ := actx.Deadline()
 		switch {
-		case err == nil || !expired(actx):
-		case stall.Timeout(err) && stall.At(dl):
+		case err == nil || !stall.Timeout(err) || !expired(actx):
+			// An answer, or a failure that is not this attempt's deadline
+			// (a caller's cancellation passes as it is).
+		case stall.At(dl):
 			// The deadline passed while this process was stopped: the
 			// answer may have waited in the socket. (An answer, even a late
 			// one, is still Redis's word.)
 			return b, fmt.Errorf("%w: %w", ErrStalled, err)
-		case dl.Before(own):
-			// The caller's deadline (or the call's ReserveTimeout) cut the
-			// attempt short of its own: the master was not shown to be at
-			// fault. go-redis reports that deadline as the socket's "i/o
-			// timeout"; wrapped in the context's error, neither MasterFault
-			// nor the breaker counts it.
+		case !caller.IsZero() && !dl.Before(caller) && dl.Before(own):
+			// The caller's own deadline cut the attempt short of its limit:
+			// the master was not shown to be at fault. go-redis reports
+			// that deadline as the socket's "i/o timeout"; wrapped in the
+			// context's error, neither MasterFault nor the breaker counts
+			// it. A trial finds out in the background.
+			cutShort = true
 			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 		default:
-			// The attempt's own deadline: a fault of this shard's master,
-			// or of a ceiling copy's (NodeError says which). The context
-			// error is not wrapped: Retryable must not take it for the
-			// caller's.
+			// The attempt's own deadline, or the call's ReserveTimeout: a
+			// fault of this shard's master, or of a ceiling copy's
+			// (NodeError says which). The context error is not wrapped:
+			// Retryable must not take it for the caller's.
 			werr := fmt.Errorf("%w (%v): %v", ErrShardTimeout, s.cfg.AttemptTimeout, err)
 			if ne := (*shard.NodeError)(nil); errors.As(err, &ne) {
 				werr = &shard.NodeError{Addr: ne.Addr, Err: werr}
@@ -444,6 +449,9 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64, level func(
 		}
 		return b, err
 	})
+	if cutShort {
+		s.trial(m, true)
+	}
 	lat := time.Since(t0)
 	if f := m.sh.FenceCount.Load(); f != m.fencesLogged.Load() {
 		m.fencesLogged.Store(f)
@@ -460,8 +468,8 @@ func (s *Set) reserveOn(ctx context.Context, m *member, count int64, level func(
 		if skipped {
 			return b, err
 		}
-		m.failures.Add(1)
-		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) { // the caller's, not the shard's
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) { // else the caller's, not the shard's
+			m.failures.Add(1)
 			msg := err.Error()
 			s.reg.Update(s.ns.Name, m.sh.Index, func(r *ShardStatus) {
 				r.LastError, r.LastErrorAt, r.Healthy = msg, time.Now(), false
@@ -524,21 +532,35 @@ func (s *Set) onProbe(cluster.ProbeRound) {
 				m.shownHealthy.Store(false)
 			}
 		case m.cb.State() != gobreaker.StateClosed || m.downErr.Load() != nil:
-			if m.trying.CompareAndSwap(false, true) {
-				go func() {
-					defer m.trying.Store(false)
-					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-					defer cancel()
-					if _, err := s.reserveOn(ctx, m, 0, func() int64 { return 0 }); err == nil {
-						m.downErr.Store(nil)
-						s.reg.Update(s.ns.Name, m.sh.Index, func(r *ShardStatus) {
-							r.Healthy = m.cb.State() == gobreaker.StateClosed
-						})
-					}
-				}()
-			}
+			s.trial(m, false)
 		}
 	}
+}
+
+// trial reserves nothing on m in the background, with the attempt's own
+// deadline, one at a time per shard: its outcome is evidence about the
+// shard, and with masterFault about its master too (an attempt that a
+// caller's deadline cut short was none). A success clears a down mark.
+func (s *Set) trial(m *member, masterFault bool) {
+	if s.closed.Load() || !m.trying.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer m.trying.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := s.reserveOn(ctx, time.Time{}, m, 0, func() int64 { return 0 })
+		if err == nil {
+			m.downErr.Store(nil)
+			s.reg.Update(s.ns.Name, m.sh.Index, func(r *ShardStatus) {
+				r.Healthy = m.cb.State() == gobreaker.StateClosed
+			})
+			return
+		}
+		if bad, ok := MasterFault(err); ok && masterFault && s.cfg.Picker == PickPerMaster {
+			s.cl.ReportFault(bad, err.Error(), s.cfg.OpenFor)
+		}
+	}()
 }
 
 // Issued records n IDs of shard i handed to callers.
