@@ -193,7 +193,8 @@ type member struct {
 	issued       atomic.Uint64
 	blockSize    atomic.Int64
 	latencyNanos atomic.Int64
-	trying       atomic.Bool // a trial (a reservation of nothing, in the background) is running
+	trying       atomic.Bool  // a trial (a reservation of nothing, in the background) is running
+	cutTrialAt   atomic.Int64 // unix nanos of the last trial for a caller cut short
 	shownNode    atomic.Pointer[string]
 	shownHealthy atomic.Bool  // what the registry row says, to skip writes that change nothing
 	shownAt      atomic.Int64 // unix nanos of the last row write on success
@@ -470,6 +471,9 @@ func (s *Set) reserveOn(ctx context.Context, caller time.Time, m *member, count 
 		}
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) { // else the caller's, not the shard's
 			m.failures.Add(1)
+			if s.closed.Load() {
+				return b, err // a late trial: the namespace's rows are gone
+			}
 			msg := err.Error()
 			s.reg.Update(s.ns.Name, m.sh.Index, func(r *ShardStatus) {
 				r.LastError, r.LastErrorAt, r.Healthy = msg, time.Now(), false
@@ -484,6 +488,9 @@ func (s *Set) reserveOn(ctx context.Context, caller time.Time, m *member, count 
 		m.blockSize.Store(count)
 	}
 	m.latencyNanos.Store(int64(lat))
+	if s.closed.Load() {
+		return b, nil // a late trial: the namespace's rows are gone
+	}
 	// The registry row changes only when something an operator sees changes
 	// (node, health, a fence); the counters live in atomics and are merged in
 	// by Status. A write per reservation would cost strict mode a third of
@@ -538,27 +545,40 @@ func (s *Set) onProbe(cluster.ProbeRound) {
 }
 
 // trial reserves nothing on m in the background, with the attempt's own
-// deadline, one at a time per shard: its outcome is evidence about the
-// shard, and with masterFault about its master too (an attempt that a
-// caller's deadline cut short was none). A success clears a down mark.
-func (s *Set) trial(m *member, masterFault bool) {
+// deadline, one at a time per shard. After the master's probe recovered
+// (cut false) it is the shard's way back: a success clears its down mark.
+// For a caller whose deadline cut an attempt short (cut true, at most once
+// per OpenFor per shard, so that callers timing out under overload do not
+// add load) it finishes what that attempt could not: it reports the master
+// as the attempt would have (ReportFault or ReportOK).
+func (s *Set) trial(m *member, cut bool) {
+	if cut {
+		now, last := time.Now().UnixNano(), m.cutTrialAt.Load()
+		if now-last < int64(s.cfg.OpenFor) || !m.cutTrialAt.CompareAndSwap(last, now) {
+			return
+		}
+	}
 	if s.closed.Load() || !m.trying.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
 		defer m.trying.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.AttemptTimeout+time.Second) // the attempt's own deadline governs
 		defer cancel()
-		_, err := s.reserveOn(ctx, time.Time{}, m, 0, func() int64 { return 0 })
-		if err == nil {
+		b, err := s.reserveOn(ctx, time.Time{}, m, 0, func() int64 { return 0 })
+		switch {
+		case s.closed.Load():
+		case cut && s.cfg.Picker == PickPerMaster:
+			if err == nil {
+				s.cl.ReportOK(b.Node)
+			} else if bad, ok := MasterFault(err); ok {
+				s.cl.ReportFault(bad, err.Error(), s.cfg.OpenFor)
+			}
+		case !cut && err == nil:
 			m.downErr.Store(nil)
 			s.reg.Update(s.ns.Name, m.sh.Index, func(r *ShardStatus) {
 				r.Healthy = m.cb.State() == gobreaker.StateClosed
 			})
-			return
-		}
-		if bad, ok := MasterFault(err); ok && masterFault && s.cfg.Picker == PickPerMaster {
-			s.cl.ReportFault(bad, err.Error(), s.cfg.OpenFor)
 		}
 	}()
 }
