@@ -207,9 +207,9 @@ type Cluster struct {
 	closed bool
 	wg     sync.WaitGroup // background goroutines
 
-	mon    monitor      // probes of every master
-	watch  topoWatchers // called when a reload publishes a new topology
-	faults masterFaults // what writes learned of masters between probes
+	mon    monitor              // probes of every master
+	watch  listeners[*Topology] // called when a reload publishes a new topology
+	faults masterFaults         // what writes learned of masters between probes
 
 	// reloadSem serialises reloads so generations stay monotonic: a
 	// one-slot semaphore rather than a mutex, so that a caller waiting for
@@ -236,8 +236,7 @@ func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
 	cfg, _ = cfg.Resolve() // Validate resolved it without error
 	cfg = cfg.withDefaults()
 	c := &Cluster{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*redis.Client), reloadSem: make(chan struct{}, 1)}
-	c.mon.subs, c.mon.seen = map[int]func(ProbeRound){}, map[string]string{}
-	c.watch.subs = map[int]func(*Topology){}
+	c.mon.seen = map[string]string{}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	// The heartbeat that tells a stopped process's timeouts from Redis's,
 	// while any connection is open.

@@ -3,8 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,12 +48,11 @@ type ProbeRound struct {
 
 // monitor probes every master of the topology once per interval.
 type monitor struct {
-	states  atomic.Pointer[map[string]MasterState]
-	mu      sync.Mutex // guards subs and seen
-	subs    map[int]func(ProbeRound)
-	nextSub int
-	seen    map[string]string // addr -> last identity
-	rounds  atomic.Uint64
+	states atomic.Pointer[map[string]MasterState]
+	subs   listeners[ProbeRound]
+	mu     sync.Mutex        // guards seen
+	seen   map[string]string // addr -> last identity
+	rounds atomic.Uint64
 }
 
 // Masters returns the last probe of every master, by address. It is empty
@@ -100,17 +97,7 @@ func (c *Cluster) ProbeRounds() uint64 { return c.mon.rounds.Load() }
 // Subscribe calls fn after every probe round, on the prober's goroutine:
 // keep it short and never block in it. The returned function unsubscribes.
 func (c *Cluster) Subscribe(fn func(ProbeRound)) (unsubscribe func()) {
-	m := &c.mon
-	m.mu.Lock()
-	id := m.nextSub
-	m.nextSub++
-	m.subs[id] = fn
-	m.mu.Unlock()
-	return func() {
-		m.mu.Lock()
-		delete(m.subs, id)
-		m.mu.Unlock()
-	}
+	return c.mon.subs.add(fn)
 }
 
 func (c *Cluster) probeLoop(every, timeout time.Duration) {
@@ -176,14 +163,10 @@ func (c *Cluster) probeRound(timeout time.Duration) {
 			mon.seen[addr] = s.Identity
 		}
 	}
-	subs := slices.Collect(maps.Values(mon.subs))
 	mon.mu.Unlock()
 	mon.states.Store(&out)
 	mon.rounds.Add(1)
-	round := ProbeRound{Masters: out, Changes: changes}
-	for _, fn := range subs {
-		fn(round)
-	}
+	mon.subs.call(ProbeRound{Masters: out, Changes: changes})
 }
 
 // probe asks one master for its replication state; stalled reports a

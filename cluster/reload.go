@@ -7,10 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -52,24 +49,8 @@ func (c *Cluster) Reload(ctx context.Context) (*Topology, error) {
 		c.log.Info("cluster: topology changed", "generation", t.Generation, "masters", len(t.Masters), "covered", t.Covered())
 		c.dropGoneNodes(t)
 	}
-	c.watch.publish(t) // under reloadSem, so watchers see generations in order
+	c.watch.call(t) // under reloadSem, so watchers see generations in order
 	return t, nil
-}
-
-// topoWatchers are the functions WatchTopology registered.
-type topoWatchers struct {
-	mu   sync.Mutex
-	subs map[int]func(*Topology)
-	next int
-}
-
-func (w *topoWatchers) publish(t *Topology) {
-	w.mu.Lock()
-	fns := slices.Collect(maps.Values(w.subs))
-	w.mu.Unlock()
-	for _, fn := range fns {
-		fn(t)
-	}
 }
 
 // WatchTopology calls fn with every new topology a reload publishes (slots,
@@ -77,17 +58,7 @@ func (w *topoWatchers) publish(t *Topology) {
 // reloading goroutine: keep it short and never block in it. A reshard shows
 // up here. The returned function unsubscribes.
 func (c *Cluster) WatchTopology(fn func(*Topology)) (unsubscribe func()) {
-	w := &c.watch
-	w.mu.Lock()
-	id := w.next
-	w.next++
-	w.subs[id] = fn
-	w.mu.Unlock()
-	return func() {
-		w.mu.Lock()
-		delete(w.subs, id)
-		w.mu.Unlock()
-	}
+	return c.watch.add(fn)
 }
 
 // LazyReload asks for an asynchronous reload and returns at once. Calls are
