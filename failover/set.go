@@ -338,6 +338,7 @@ func (s *Set) reserveOnce(parent context.Context, count int64, prefer int, level
 	perMaster := s.cfg.Picker == PickPerMaster
 	var errs []error
 	var failed []string // masters a write failed on in this call
+	caller, _ := parent.Deadline()
 	for k := 0; k < n; k++ {
 		m := s.members[(start+k)%n]
 		if m.cb.State() == gobreaker.StateOpen {
@@ -358,24 +359,17 @@ func (s *Set) reserveOnce(parent context.Context, count int64, prefer int, level
 			errs = append(errs, fmt.Errorf("shard %d: %s", m.sh.Index, why))
 			continue
 		}
-		caller, _ := parent.Deadline()
 		b, err := s.reserveOn(ctx, caller, m, count, level)
+		if bad := s.report(b, err); bad != "" {
+			failed = append(failed, bad)
+		}
 		if err == nil {
-			if perMaster {
-				s.cl.ReportOK(b.Node)
-			}
 			return b, nil
 		}
 		if errors.Is(err, ErrStalled) {
 			// The deadline passed while this process was stopped: this
 			// failure, and those of the shards after it, say nothing.
 			return shard.Block{}, fmt.Errorf("%w in namespace %q: shard %d: %w", ErrNoHealthyShard, s.ns.Name, m.sh.Index, err)
-		}
-		if perMaster {
-			if bad, ok := MasterFault(err); ok {
-				s.cl.ReportFault(bad, err.Error(), s.cfg.OpenFor)
-				failed = append(failed, bad)
-			}
 		}
 		// Our own time limit running out (a write stuck on a frozen master)
 		// is this shard's failure, not the caller's: it ends the search.
@@ -393,6 +387,25 @@ func (s *Set) reserveOnce(parent context.Context, count int64, prefer int, level
 		errs = append(errs, errors.New("every breaker is open"))
 	}
 	return shard.Block{}, fmt.Errorf("%w in namespace %q: %w", ErrNoHealthyShard, s.ns.Name, errors.Join(errs...))
+}
+
+// report tells the connection what an attempt learned of its master, with
+// PickPerMaster: a success clears a fault (ReportOK); a failure that
+// concerns the master (MasterFault) holds it for OpenFor, and report
+// returns that master.
+func (s *Set) report(b shard.Block, err error) (faulty string) {
+	if s.cfg.Picker != PickPerMaster {
+		return ""
+	}
+	if err == nil {
+		s.cl.ReportOK(b.Node)
+		return ""
+	}
+	if bad, ok := MasterFault(err); ok {
+		s.cl.ReportFault(bad, err.Error(), s.cfg.OpenFor)
+		return bad
+	}
+	return ""
 }
 
 // masterProbeDown is PickSequential's view: the master's last probe only.
@@ -568,12 +581,8 @@ func (s *Set) trial(m *member, cut bool) {
 		b, err := s.reserveOn(ctx, time.Time{}, m, 0, func() int64 { return 0 })
 		switch {
 		case s.closed.Load():
-		case cut && s.cfg.Picker == PickPerMaster:
-			if err == nil {
-				s.cl.ReportOK(b.Node)
-			} else if bad, ok := MasterFault(err); ok {
-				s.cl.ReportFault(bad, err.Error(), s.cfg.OpenFor)
-			}
+		case cut:
+			s.report(b, err)
 		case !cut && err == nil:
 			m.downErr.Store(nil)
 			s.reg.Update(s.ns.Name, m.sh.Index, func(r *ShardStatus) {
